@@ -1,0 +1,138 @@
+"""The ``kbt`` command line.
+
+Subcommands:
+
+* ``kbt lqr``: LQR gain and closed-loop eigenvalues for a cart-pole;
+* ``kbt run``: run a controller in the closed loop and report its success rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import numpy as np
+
+from sim.cartpole import INTEGRATORS, SYSTEMS, CartPoleParams
+
+__all__ = ["main", "build_parser"]
+
+METHODS = ("lqr",)
+
+
+# ---------------------------------------------------------------- helpers
+def _add_system_args(p, default="target"):
+    p.add_argument("--system", choices=sorted(SYSTEMS), default=None,
+                   help=f"preset cart-pole (default {default}); or give --m-c/--m-p/--l-p")
+    p.add_argument("--m-c", type=float, help="cart mass (kg), > 0")
+    p.add_argument("--m-p", type=float, help="pole mass (kg), > 0")
+    p.add_argument("--l-p", type=float, help="pivot to the pole's centre of mass (m), > 0")
+    p.add_argument("--integrator", choices=INTEGRATORS, default="euler")
+    p.set_defaults(_default_system=default)
+
+
+def _system_from_args(args):
+    """(name, CartPoleParams) from --system or --m-c/--m-p/--l-p."""
+    custom = {k: getattr(args, k) for k in ("m_c", "m_p", "l_p") if getattr(args, k) is not None}
+    if custom and args.system:
+        raise ValueError("--system: give either --system or --m-c/--m-p/--l-p, not both")
+    if custom:
+        base = SYSTEMS[args._default_system]
+        params = base.with_(integrator=args.integrator, **custom)
+        name = "custom(" + ",".join(f"{k}={v:g}" for k, v in sorted(custom.items())) + ")"
+        return name, params
+    name = args.system or args._default_system
+    return name, SYSTEMS[name].with_(integrator=args.integrator)
+
+
+def _write_json(path, payload):
+    with open(path, "w") as f:
+        json.dump(payload, f, indent=2, default=_json_default)
+        f.write("\n")
+
+
+def _json_default(o):
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+# ---------------------------------------------------------------- commands
+def cmd_lqr(args):
+    from controller.lqr import lqr_gain
+
+    name, params = _system_from_args(args)
+    K, E = lqr_gain(params, R=args.r)
+    print(f"system {name}: m_c={params.m_c:g} m_p={params.m_p:g} l_p={params.l_p:g}")
+    print("K = [" + ", ".join(f"{k:.4f}" for k in K) + "]   (u = -K x)")
+    print("closed-loop eigenvalues: " + ", ".join(f"{e.real:.4f}{e.imag:+.4f}j" for e in E))
+    return 0
+
+
+def _make_controller(args, params):
+    from controller.lqr import LQRController
+
+    if args.method == "lqr":
+        design = SYSTEMS[args.design_for] if args.design_for else params
+        return LQRController(design)
+    raise ValueError(f"--method: expected one of {', '.join(METHODS)} but found {args.method!r}")
+
+
+def cmd_run(args):
+    from sim.loop import evaluate_success
+
+    name, params = _system_from_args(args)
+    controller = _make_controller(args, params)
+    ev = evaluate_success(controller, params, n_episodes=args.episodes, seed=args.seed)
+    design = args.design_for or name
+    label = f"{args.method} (designed for {design})" if args.method == "lqr" else args.method
+    print(f"{label} on {name}: success {ev.success_rate:.3f} over {ev.n_episodes} episodes "
+          f"(mean length {ev.lengths.mean():.1f} steps, saturated {100 * ev.saturation_fraction:.2f} % of steps, "
+          f"{ev.seconds:.3f} s)")
+    if args.json:
+        _write_json(args.json, {
+            "method": args.method, "system": name, "design_for": design,
+            "params": {k: getattr(params, k) for k in ("m_c", "m_p", "l_p", "g", "tau", "integrator", "u_max")},
+            "episodes": ev.n_episodes, "seed": args.seed, "success_rate": ev.success_rate,
+            "mean_length": float(ev.lengths.mean()), "saturation_fraction": ev.saturation_fraction,
+            "seconds": ev.seconds,
+        })
+    return 0
+
+
+# ---------------------------------------------------------------- parser
+def build_parser():
+    parser = argparse.ArgumentParser(prog="kbt", description="Kalman Bayesian Transformer cart-pole controller")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("lqr", help="LQR gain and closed-loop eigenvalues")
+    _add_system_args(p)
+    p.add_argument("--r", type=float, default=None, help="force weight R (default 0.1)")
+    p.set_defaults(func=cmd_lqr)
+
+    p = sub.add_parser("run", help="run a controller in the closed loop")
+    _add_system_args(p)
+    p.add_argument("--method", choices=METHODS, default="lqr")
+    p.add_argument("--design-for", choices=sorted(SYSTEMS), default=None,
+                   help="lqr only: the system the gain is designed for (default: the system it runs on)")
+    p.add_argument("--episodes", type=int, default=100, help="evaluation episodes (default 100)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", metavar="PATH", help="write the result as JSON")
+    p.set_defaults(func=cmd_run)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ValueError as e:
+        parser.exit(2, f"kbt {args.command}: error: {e}\n")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

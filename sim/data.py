@@ -1,0 +1,59 @@
+"""I.i.d. expert-labelled data for pre-training and fine-tuning (SPEC section 1).
+
+States are drawn uniformly from a box (default |x|, |x_dot| <= 0.5,
+|theta|, |theta_dot| <= 0.1) and labelled with the expert's force; optional
+Gaussian noise of variance ``sigma_data`` (N^2) is added to the label.
+Labels are not clipped here: the action tokenizer maps them onto its bins.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sim.checks import as_float_array, check_int, check_positive, check_rng
+
+__all__ = ["DEFAULT_BOX", "sample_states", "sample_dataset"]
+
+#: Half-widths of the sampling box for [x, x_dot, theta, theta_dot].
+DEFAULT_BOX = np.array([0.5, 0.5, 0.1, 0.1])
+
+
+def sample_states(n, rng, box=None):
+    """``n`` states uniform in ``[-box, box]``, shape (n, 4)."""
+    n = check_int("n", n, low=0)
+    rng = check_rng(rng)
+    box = DEFAULT_BOX if box is None else as_float_array("box", box, (4,))
+    if np.any(box <= 0):
+        raise ValueError(f"box: expected four half-widths > 0 but found {box.tolist()}")
+    return rng.uniform(-box, box, size=(n, 4))
+
+
+def sample_dataset(expert, n, seed, *, box=None, sigma_data=0.0):
+    """I.i.d. pairs (state, expert force).
+
+    Parameters
+    ----------
+    expert : object with ``act(states) -> forces``
+        E.g. ``controller.lqr.LQRController(TARGET)``.
+    n : int
+        Number of samples.
+    seed : int or numpy.random.Generator
+    box : array_like, shape (4,), optional
+        Half-widths of the state box.
+    sigma_data : float
+        Variance (N^2) of Gaussian noise added to the expert force, >= 0.
+
+    Returns
+    -------
+    states : ndarray, shape (n, 4)
+    forces : ndarray, shape (n,)
+    """
+    if not callable(getattr(expert, "act", None)):
+        raise ValueError(f"expert: expected an object with act(states) but found {type(expert).__name__}")
+    sigma_data = check_positive("sigma_data", sigma_data, allow_zero=True)
+    rng = check_rng(seed)
+    states = sample_states(n, rng, box)
+    forces = np.asarray(expert.act(states), dtype=float).reshape(states.shape[0])
+    if sigma_data > 0:
+        forces = forces + rng.normal(0.0, np.sqrt(sigma_data), size=forces.shape)
+    return states, forces

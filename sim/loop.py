@@ -1,0 +1,184 @@
+"""Fixed-timestep closed loop and batched success evaluation.
+
+The controller interface (duck-typed, see ``Controller``):
+
+* ``act(states) -> forces``: ``(N, 4) -> (N,)``, required;
+* ``observe(state, expert_force)``: one learning update, learning controllers only;
+* ``predict(states) -> (mean, variance)``: predictive force moments, optional.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from sim import cartpole
+from sim.cartpole import CartPoleParams
+from sim.checks import as_float_array, check_int, check_rng
+
+__all__ = ["Controller", "ClosedLoop", "TickRecord", "Evaluation", "evaluate_success"]
+
+
+@runtime_checkable
+class Controller(Protocol):
+    """What the loop needs from a controller: a batched ``act``."""
+
+    def act(self, states: np.ndarray) -> np.ndarray:  # pragma: no cover - protocol
+        ...
+
+
+def _check_controller(controller):
+    if not callable(getattr(controller, "act", None)):
+        raise ValueError(f"controller: expected an object with act(states) but found {type(controller).__name__}")
+    return controller
+
+
+def _check_params(params):
+    if not isinstance(params, CartPoleParams):
+        raise ValueError(f"params: expected CartPoleParams but found {type(params).__name__}")
+    return params
+
+
+@dataclass
+class TickRecord:
+    """What one control period did."""
+
+    t: float               # time at the start of the period (s)
+    state: np.ndarray      # state the action was computed from, (4,)
+    force: float           # force the controller asked for (N)
+    applied: float         # force after saturation (N)
+    saturated: bool
+    terminated: bool       # the state after the step is outside the bounds
+
+
+class ClosedLoop:
+    """One plant and one controller stepped at a fixed period ``params.tau``.
+
+    Parameters
+    ----------
+    controller : object with ``act``
+    params : CartPoleParams
+    state : array_like, shape (4,)
+        Initial state.
+    realtime : bool
+        Pace ``tick`` to wall-clock time (for the live view); evaluation leaves
+        it off and runs as fast as possible.
+    """
+
+    def __init__(self, controller, params: CartPoleParams, state, *, realtime=False):
+        self.controller = _check_controller(controller)
+        self.params = _check_params(params)
+        self.reset(state)
+        self.realtime = bool(realtime)
+        self._next_deadline = None
+
+    def reset(self, state):
+        """Put the plant at ``state`` and the clock at zero."""
+        self.state = as_float_array("state", state, (4,)).copy()
+        self.t = 0.0
+        self.steps = 0
+        self.saturations = 0
+        self._next_deadline = None
+
+    def tick(self) -> TickRecord:
+        """Act on the current state, saturate, advance one period."""
+        if self.realtime:
+            self._wait_for_period()
+        force = float(np.asarray(self.controller.act(self.state[None, :])).reshape(-1)[0])
+        applied, saturated = cartpole.saturate(self.params, force)
+        record = TickRecord(self.t, self.state.copy(), force, float(applied), bool(saturated), False)
+        if np.isfinite(applied):
+            self.state = cartpole.advance(self.params, self.state, applied)
+        record.terminated = bool(cartpole.terminated(self.state)) or not np.all(np.isfinite(self.state))
+        self.t += self.params.tau
+        self.steps += 1
+        self.saturations += int(saturated)
+        return record
+
+    def run(self, n_steps, *, stop_on_termination=True):
+        """Tick up to ``n_steps`` times; returns the list of records."""
+        n_steps = check_int("n_steps", n_steps, low=0)
+        records = []
+        for _ in range(n_steps):
+            records.append(self.tick())
+            if stop_on_termination and records[-1].terminated:
+                break
+        return records
+
+    def _wait_for_period(self):
+        now = time.perf_counter()
+        if self._next_deadline is None:
+            self._next_deadline = now
+        delay = self._next_deadline - now
+        if delay > 0:
+            time.sleep(delay)
+        # Fixed period; if we fell far behind, re-anchor instead of bursting.
+        self._next_deadline = max(self._next_deadline + self.params.tau, time.perf_counter() - self.params.tau)
+
+
+@dataclass
+class Evaluation:
+    """Result of ``evaluate_success``."""
+
+    success_rate: float
+    lengths: np.ndarray            # steps survived per episode (EPISODE_STEPS = success)
+    saturation_fraction: float     # fraction of all steps with a clipped force
+    seconds: float                 # wall time of the evaluation
+    initial_states: np.ndarray = field(repr=False, default=None)
+
+    @property
+    def n_episodes(self):
+        return len(self.lengths)
+
+
+def evaluate_success(controller, params: CartPoleParams, n_episodes=100, seed=0, max_steps=cartpole.EPISODE_STEPS):
+    """Success rate of ``controller`` on the plant ``params``.
+
+    All episodes run together: each period, one ``act`` call on the states of
+    the live episodes and one vectorised plant step. Initial states are
+    Gymnasium's reset distribution from ``numpy.random.default_rng(seed)``, so
+    the same seed gives every method the same episodes. An episode fails when
+    the state leaves |x| <= 2.4, |theta| <= 12 deg (or the controller returns a
+    non-finite force); it succeeds when it survives ``max_steps`` periods.
+
+    Returns
+    -------
+    Evaluation
+    """
+    _check_controller(controller)
+    _check_params(params)
+    n = check_int("n_episodes", n_episodes, low=1)
+    max_steps = check_int("max_steps", max_steps, low=1)
+    rng = check_rng(seed)
+    start = time.perf_counter()
+    s0 = cartpole.reset(rng, n)
+    state = s0.copy()
+    alive = np.ones(n, dtype=bool)
+    lengths = np.full(n, max_steps, dtype=np.int64)
+    saturated_steps = 0
+    total_steps = 0
+    for k in range(max_steps):
+        idx = np.flatnonzero(alive)
+        if idx.size == 0:
+            break
+        force = np.asarray(controller.act(state[idx]), dtype=float).reshape(idx.size)
+        applied, saturated = cartpole.saturate(params, force)
+        nxt = cartpole.advance(params, state[idx], applied)
+        state[idx] = nxt
+        saturated_steps += int(np.count_nonzero(saturated))
+        total_steps += idx.size
+        failed = cartpole.terminated(nxt) | ~np.isfinite(nxt).all(axis=1) | ~np.isfinite(force)
+        dead = idx[failed]
+        lengths[dead] = k + 1
+        alive[dead] = False
+    seconds = time.perf_counter() - start
+    return Evaluation(
+        success_rate=float(np.mean(alive)),
+        lengths=lengths,
+        saturation_fraction=saturated_steps / max(total_steps, 1),
+        seconds=seconds,
+        initial_states=s0,
+    )
