@@ -3,7 +3,8 @@
 Subcommands:
 
 * ``kbt lqr``: LQR gain and closed-loop eigenvalues for a cart-pole;
-* ``kbt run``: run a controller in the closed loop and report its success rate.
+* ``kbt run``: run a controller in the closed loop and report its success rate;
+* ``kbt pretrain``: pre-train the decision transformer on SOURCE LQR data.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ import sys
 
 import numpy as np
 
-from sim.cartpole import INTEGRATORS, SYSTEMS, CartPoleParams
+from controller.tokenizer import TARGET_STYLES
+from controller.transformer import TransformerConfig
+from sim.cartpole import INTEGRATORS, SYSTEMS
 
 __all__ = ["main", "build_parser"]
 
-METHODS = ("lqr",)
+METHODS = ("lqr", "pretrained")
 
 
 # ---------------------------------------------------------------- helpers
@@ -78,6 +81,10 @@ def _make_controller(args, params):
     if args.method == "lqr":
         design = SYSTEMS[args.design_for] if args.design_for else params
         return LQRController(design)
+    if args.method == "pretrained":
+        from controller.model import load_pretrained
+
+        return load_pretrained(args.weights)
     raise ValueError(f"--method: expected one of {', '.join(METHODS)} but found {args.method!r}")
 
 
@@ -103,6 +110,28 @@ def cmd_run(args):
     return 0
 
 
+def cmd_pretrain(args):
+    import shlex
+
+    from controller.pretrain import pretrain
+    from controller.transformer import TransformerConfig
+    from sim.cartpole import SOURCE, TARGET
+    from sim.loop import evaluate_success
+
+    cfg = TransformerConfig(n_bins=args.bins, target=args.target)
+    policy, history = pretrain(cfg, seed=args.seed, steps=args.steps, batch=args.batch, lr=args.lr)
+    policy.meta["command"] = "kbt " + " ".join(shlex.quote(a) for a in args.argv)
+    for name, system in (("source", SOURCE), ("target", TARGET)):
+        policy.meta[f"success_{name}"] = evaluate_success(policy, system, 100, seed=0).success_rate
+    policy.save(args.out)
+    m = policy.meta
+    print(f"held-out force RMSE on SOURCE data: {m['val_rmse']:.4f} N (final loss {m['final_loss']:.4f}, "
+          f"{m['train_seconds']:.1f} s)")
+    print(f"success over 100 episodes (seed 0): SOURCE {m['success_source']:.2f}, TARGET {m['success_target']:.2f}")
+    print(f"wrote {args.out}")
+    return 0
+
+
 # ---------------------------------------------------------------- parser
 def build_parser():
     parser = argparse.ArgumentParser(prog="kbt", description="Kalman Bayesian Transformer cart-pole controller")
@@ -121,13 +150,26 @@ def build_parser():
     p.add_argument("--episodes", type=int, default=100, help="evaluation episodes (default 100)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", metavar="PATH", help="write the result as JSON")
+    p.add_argument("--weights", metavar="PATH", help="transformer weights (default: the shipped pre-trained file)")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("pretrain", help="pre-train the decision transformer on SOURCE LQR data")
+    p.add_argument("--out", required=True, metavar="PATH", help="where to write the .npz")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=4000, help="Adam steps (default 4000)")
+    p.add_argument("--batch", type=int, default=256, help="samples per step (default 256)")
+    p.add_argument("--lr", type=float, default=3e-3, help="initial learning rate (default 3e-3)")
+    p.add_argument("--bins", type=int, default=TransformerConfig.n_bins, help="action bins")
+    p.add_argument("--target", choices=TARGET_STYLES, default=TransformerConfig.target, help="training target style")
+    p.set_defaults(func=cmd_pretrain)
     return parser
 
 
 def main(argv=None):
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    args.argv = argv
     try:
         return args.func(args)
     except ValueError as e:

@@ -42,3 +42,30 @@ def test_bad_arguments_exit_2_with_message(argv, words, capsys):
         main(argv)
     assert e.value.code == 2
     assert words in capsys.readouterr().err
+
+
+def test_pretrain_command_writes_loadable_weights(tmp_path, capsys):
+    from controller.model import TransformerPolicy
+
+    out = tmp_path / "w.npz"
+    assert main(["pretrain", "--out", str(out), "--seed", "3", "--steps", "20", "--batch", "16"]) == 0
+    text = capsys.readouterr().out
+    assert "held-out force RMSE on SOURCE data" in text
+    pol = TransformerPolicy.load(str(out))
+    assert pol.meta["command"] == f"kbt pretrain --out {out} --seed 3 --steps 20 --batch 16"
+    assert pol.meta["seed"] == 3
+
+
+def test_run_pretrained_on_source_and_target(capsys):
+    main(["run", "--method", "pretrained", "--system", "source", "--episodes", "20"])
+    assert "pretrained on source: success 1.000" in capsys.readouterr().out
+    main(["run", "--method", "pretrained", "--system", "target", "--episodes", "20"])
+    assert "pretrained on target: success 0.000" in capsys.readouterr().out
+
+
+def test_run_with_corrupt_weights_is_a_clear_error(tmp_path, capsys):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"garbage")
+    with pytest.raises(SystemExit) as e:
+        main(["run", "--method", "pretrained", "--weights", str(bad)])
+    assert e.value.code == 2 and "corrupt" in capsys.readouterr().err

@@ -1,0 +1,315 @@
+"""Decision transformer in NumPy: forward pass and hand-written backward pass.
+
+Architecture (SPEC section 2), read top to bottom in ``forward``:
+
+* tokens: each of the 4 normalised state variables is a token
+  ``s_i * E_val[i] + E_pos[i]``; a learned action-query token ``E_query`` is
+  appended, so the sequence is ``[N, 5, d]``;
+* ``n_layers`` pre-LayerNorm encoder blocks, each
+  ``x = x + MHA(LN(x))``, ``x = x + FFN(LN(x))`` with ReLU;
+* T_1: the final LayerNorm of the query token, ``h = H_dec`` in R^d;
+* T_2: ``p = softmax(W_O^T [h; 1])`` over the action bins (``W_O`` is
+  ``(d + 1, n_bins)``, its last row the bias).
+
+Every function here is pure: parameters come in a dict keyed exactly like the
+saved ``.npz`` (``layer0.attn.wq`` ...), activations are returned in a cache
+that the matching ``*_backward`` function consumes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from controller.tokenizer import ActionTokenizer
+
+__all__ = [
+    "TransformerConfig", "init_params", "param_shapes", "forward", "backward",
+    "soft_cross_entropy", "loss_and_grad", "softmax",
+]
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    """Sizes and fixed settings of the decision transformer."""
+
+    d_model: int = 16
+    n_heads: int = 2
+    d_ff: int = 8
+    n_layers: int = 2
+    n_state: int = 4
+    ln_eps: float = 1e-5
+    #: states are divided by these fixed scales before embedding
+    state_scale: tuple = (0.5, 0.5, 0.1, 0.1)
+    #: action tokenizer settings (see controller.tokenizer)
+    n_bins: int = 11
+    u_max: float = 30.0
+    target: str = "twohot"
+    sigma: float = 3.0
+    decode: str = "mean"
+
+    def __post_init__(self):
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model: expected a multiple of n_heads={self.n_heads} but found {self.d_model}")
+        object.__setattr__(self, "state_scale", tuple(float(v) for v in self.state_scale))
+        if len(self.state_scale) != self.n_state or min(self.state_scale) <= 0:
+            raise ValueError(f"state_scale: expected {self.n_state} positive scales but found {self.state_scale}")
+
+    @property
+    def d_head(self):
+        return self.d_model // self.n_heads
+
+    def tokenizer(self):
+        return ActionTokenizer(self.n_bins, self.u_max, self.target, self.sigma, self.decode)
+
+    def to_dict(self):
+        return asdict(self)
+
+
+def param_shapes(cfg: TransformerConfig):
+    """Name -> shape of every parameter, in the order they are saved."""
+    d, f, n = cfg.d_model, cfg.d_ff, cfg.n_state
+    shapes = {"embed.value": (n, d), "embed.pos": (n, d), "embed.query": (d,)}
+    for layer in range(cfg.n_layers):
+        p = f"layer{layer}."
+        shapes.update({
+            p + "ln1.g": (d,), p + "ln1.b": (d,),
+            p + "attn.wq": (d, d), p + "attn.bq": (d,),
+            p + "attn.wk": (d, d), p + "attn.bk": (d,),
+            p + "attn.wv": (d, d), p + "attn.bv": (d,),
+            p + "attn.wo": (d, d), p + "attn.bo": (d,),
+            p + "ln2.g": (d,), p + "ln2.b": (d,),
+            p + "ffn.w1": (d, f), p + "ffn.b1": (f,),
+            p + "ffn.w2": (f, d), p + "ffn.b2": (d,),
+        })
+    shapes.update({"ln_f.g": (d,), "ln_f.b": (d,), "head.w": (d + 1, cfg.n_bins)})
+    return shapes
+
+
+def init_params(cfg: TransformerConfig, rng):
+    """Random initial parameters: N(0, 1/fan_in) matrices, zero biases, unit LayerNorm gains."""
+    params = {}
+    for name, shape in param_shapes(cfg).items():
+        leaf = name.rsplit(".", 1)[1]
+        if leaf == "g":
+            params[name] = np.ones(shape)
+        elif leaf.startswith("b"):
+            params[name] = np.zeros(shape)
+        elif name.startswith("embed."):
+            params[name] = rng.normal(0.0, 1.0, shape)
+        elif name == "head.w":
+            params[name] = np.vstack([rng.normal(0.0, 0.1 / math.sqrt(shape[0] - 1), (shape[0] - 1, shape[1])),
+                                      np.zeros((1, shape[1]))])
+        else:
+            params[name] = rng.normal(0.0, 1.0 / math.sqrt(shape[0]), shape)
+    return params
+
+
+# ---------------------------------------------------------------- pieces
+def softmax(x, axis=-1):
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def layer_norm(x, g, b, eps):
+    # [..., d] -> [..., d]
+    mu = x.mean(axis=-1, keepdims=True)
+    xc = x - mu
+    rstd = 1.0 / np.sqrt((xc * xc).mean(axis=-1, keepdims=True) + eps)
+    xhat = xc * rstd
+    return xhat * g + b, (xhat, rstd)
+
+
+def layer_norm_backward(dy, g, cache):
+    # dy [..., d] -> dx [..., d], dg [d], db [d]
+    xhat, rstd = cache
+    d = xhat.shape[-1]
+    dxhat = dy * g
+    dx = rstd * (dxhat - dxhat.mean(axis=-1, keepdims=True) - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True))
+    return dx, (dy * xhat).reshape(-1, d).sum(axis=0), dy.reshape(-1, d).sum(axis=0)
+
+
+def _split_heads(x, n_heads):
+    # [N, T, d] -> [N, H, T, d/H]
+    N, T, d = x.shape
+    return x.reshape(N, T, n_heads, d // n_heads).transpose(0, 2, 1, 3)
+
+
+def _merge_heads(x):
+    # [N, H, T, dh] -> [N, T, H*dh]
+    N, H, T, dh = x.shape
+    return x.transpose(0, 2, 1, 3).reshape(N, T, H * dh)
+
+
+def _linear(x, w, b):
+    # [N, T, i] @ [i, o] + [o] -> [N, T, o]
+    return x @ w + b
+
+
+def _linear_backward(dy, x, w):
+    # returns dx, dw, db for y = x w + b
+    i, o = w.shape
+    return dy @ w.T, x.reshape(-1, i).T @ dy.reshape(-1, o), dy.reshape(-1, o).sum(axis=0)
+
+
+def attention(a, P, p, n_heads):
+    """Multi-head self-attention on the LayerNormed input ``a`` [N, T, d]."""
+    q = _split_heads(_linear(a, P[p + "wq"], P[p + "bq"]), n_heads)   # [N, H, T, dh]
+    k = _split_heads(_linear(a, P[p + "wk"], P[p + "bk"]), n_heads)
+    v = _split_heads(_linear(a, P[p + "wv"], P[p + "bv"]), n_heads)
+    scale = 1.0 / math.sqrt(q.shape[-1])
+    att = softmax((q @ k.transpose(0, 1, 3, 2)) * scale)              # [N, H, T, T]
+    o = _merge_heads(att @ v)                                          # [N, T, d]
+    return _linear(o, P[p + "wo"], P[p + "bo"]), (a, q, k, v, att, o, scale)
+
+
+def attention_backward(dy, P, p, cache, grads):
+    a, q, k, v, att, o, scale = cache
+    do, grads[p + "wo"], grads[p + "bo"] = _linear_backward(dy, o, P[p + "wo"])
+    do = _split_heads(do, q.shape[1])                                  # [N, H, T, dh]
+    datt = do @ v.transpose(0, 1, 3, 2)                                # [N, H, T, T]
+    dv = att.transpose(0, 1, 3, 2) @ do
+    # softmax backward: dS = P * (dP - sum_j dP_j P_j)
+    ds = att * (datt - (datt * att).sum(axis=-1, keepdims=True)) * scale
+    dq = ds @ k
+    dk = ds.transpose(0, 1, 3, 2) @ q
+    da = 0.0
+    for name, dx in (("q", dq), ("k", dk), ("v", dv)):
+        dai, grads[p + "w" + name], grads[p + "b" + name] = _linear_backward(_merge_heads(dx), a, P[p + "w" + name])
+        da = da + dai
+    return da
+
+
+def ffn(c, P, p):
+    # [N, T, d] -> [N, T, d]
+    z = _linear(c, P[p + "w1"], P[p + "b1"])
+    r = np.maximum(z, 0.0)
+    return _linear(r, P[p + "w2"], P[p + "b2"]), (c, z, r)
+
+
+def ffn_backward(dy, P, p, cache, grads):
+    c, z, r = cache
+    dr, grads[p + "w2"], grads[p + "b2"] = _linear_backward(dy, r, P[p + "w2"])
+    dz = dr * (z > 0)
+    dc, grads[p + "w1"], grads[p + "b1"] = _linear_backward(dz, c, P[p + "w1"])
+    return dc
+
+
+def block(x, P, layer, cfg):
+    """One pre-LN encoder block: [N, T, d] -> [N, T, d]."""
+    p = f"layer{layer}."
+    a, ln1 = layer_norm(x, P[p + "ln1.g"], P[p + "ln1.b"], cfg.ln_eps)
+    y, att = attention(a, P, p + "attn.", cfg.n_heads)
+    x1 = x + y
+    c, ln2 = layer_norm(x1, P[p + "ln2.g"], P[p + "ln2.b"], cfg.ln_eps)
+    f, ff = ffn(c, P, p + "ffn.")
+    return x1 + f, (ln1, att, ln2, ff)
+
+
+def block_backward(dx2, P, layer, cache, grads):
+    p = f"layer{layer}."
+    ln1, att, ln2, ff = cache
+    dc = ffn_backward(dx2, P, p + "ffn.", ff, grads)
+    dx1, grads[p + "ln2.g"], grads[p + "ln2.b"] = layer_norm_backward(dc, P[p + "ln2.g"], ln2)
+    dx1 = dx1 + dx2
+    da = attention_backward(dx1, P, p + "attn.", att, grads)
+    dx, grads[p + "ln1.g"], grads[p + "ln1.b"] = layer_norm_backward(da, P[p + "ln1.g"], ln1)
+    return dx + dx1
+
+
+def embed(states, P, cfg):
+    """States [N, 4] -> tokens [N, 5, d]."""
+    s = states / np.asarray(cfg.state_scale)                           # [N, 4]
+    tokens = s[:, :, None] * P["embed.value"] + P["embed.pos"]         # [N, 4, d]
+    query = np.broadcast_to(P["embed.query"], (s.shape[0], 1, cfg.d_model))
+    return np.concatenate([tokens, query], axis=1), s
+
+
+# ---------------------------------------------------------------- model
+def features(P, cfg, states, return_cache=False):
+    """T_1: states [N, 4] -> H_dec [N, d] (the final LayerNorm of the query token)."""
+    x, s = embed(states, P, cfg)
+    caches = []
+    for layer in range(cfg.n_layers):
+        x, c = block(x, P, layer, cfg)
+        caches.append(c)
+    h, lnf = layer_norm(x[:, -1, :], P["ln_f.g"], P["ln_f.b"], cfg.ln_eps)
+    if return_cache:
+        return h, (s, x.shape, caches, lnf)
+    return h
+
+
+def head_logits(h, W_O):
+    """T_2 before the softmax: [N, d] -> [N, n_bins], ``u = W_O^T [h; 1]``."""
+    return h @ W_O[:-1] + W_O[-1]
+
+
+def forward(P, cfg, states):
+    """Logits [N, n_bins] for states [N, 4]."""
+    return head_logits(features(P, cfg, states), P["head.w"])
+
+
+def soft_cross_entropy(logits, targets):
+    """Mean over rows of ``-sum_k y_k log softmax(logits)_k`` and its gradient."""
+    z = logits - logits.max(axis=-1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+    n = logits.shape[0]
+    loss = -(targets * logp).sum() / n
+    # d/dlogits = (softmax - y) / n, valid because each target row sums to 1
+    return loss, (np.exp(logp) - targets) / n
+
+
+def backward(P, cfg, dlogits, h, cache):
+    """Gradients of every parameter given d(loss)/d(logits) [N, n_bins]."""
+    s, xshape, caches, lnf = cache
+    W = P["head.w"]
+    grads = {"head.w": np.vstack([h.T @ dlogits, dlogits.sum(axis=0, keepdims=True)])}
+    dh = dlogits @ W[:-1].T                                            # [N, d]
+    dq, grads["ln_f.g"], grads["ln_f.b"] = layer_norm_backward(dh, P["ln_f.g"], lnf)
+    dx = np.zeros(xshape)
+    dx[:, -1, :] = dq
+    for layer in reversed(range(cfg.n_layers)):
+        dx = block_backward(dx, P, layer, caches[layer], grads)
+    grads["embed.query"] = dx[:, -1, :].sum(axis=0)
+    dtok = dx[:, :-1, :]                                               # [N, 4, d]
+    grads["embed.value"] = np.einsum("ni,nid->id", s, dtok)
+    grads["embed.pos"] = dtok.sum(axis=0)
+    return grads
+
+
+def loss_and_grad(P, cfg, states, targets):
+    """Soft cross-entropy of the model on (states, target distributions) and its gradient dict."""
+    h, cache = features(P, cfg, states, return_cache=True)
+    loss, dlogits = soft_cross_entropy(head_logits(h, P["head.w"]), targets)
+    return loss, backward(P, cfg, dlogits, h, cache)
+
+
+@dataclass
+class Adam:
+    """Adam (Kingma & Ba) over a parameter dict, updated in place."""
+
+    lr: float = 3e-3
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    t: int = 0
+    m: dict = field(default_factory=dict)
+    v: dict = field(default_factory=dict)
+
+    def step(self, params, grads, lr=None):
+        lr = self.lr if lr is None else lr
+        self.t += 1
+        c1 = 1.0 - self.beta1**self.t
+        c2 = 1.0 - self.beta2**self.t
+        for name, g in grads.items():
+            if name not in self.m:
+                self.m[name] = np.zeros_like(g)
+                self.v[name] = np.zeros_like(g)
+            m, v = self.m[name], self.v[name]
+            m *= self.beta1
+            m += (1.0 - self.beta1) * g
+            v *= self.beta2
+            v += (1.0 - self.beta2) * g * g
+            params[name] -= lr * (m / c1) / (np.sqrt(v / c2) + self.eps)
