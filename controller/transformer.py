@@ -46,9 +46,15 @@ class TransformerConfig:
     #: action tokenizer settings (see controller.tokenizer)
     n_bins: int = 11
     u_max: float = 30.0
-    target: str = "twohot"
-    sigma: float = 3.0
+    target: str = "gaussian"
+    sigma: float = 6.0
     decode: str = "mean"
+    #: apply a final LayerNorm to the query token (H_dec = LN(x)); off: H_dec = x.
+    #: Off by default: the LayerNorm hides the state from a linear head (docs/features.md)
+    final_ln: bool = False
+    #: action-query token: 'constant' (E_query) or 'state' (E_query + s W_state, the
+    #: whole normalised state embedded linearly, as in Decision Transformer's state token)
+    query: str = "state"
 
     def __post_init__(self):
         if self.d_model % self.n_heads:
@@ -56,6 +62,8 @@ class TransformerConfig:
         object.__setattr__(self, "state_scale", tuple(float(v) for v in self.state_scale))
         if len(self.state_scale) != self.n_state or min(self.state_scale) <= 0:
             raise ValueError(f"state_scale: expected {self.n_state} positive scales but found {self.state_scale}")
+        if self.query not in ("constant", "state"):
+            raise ValueError(f"query: expected 'constant' or 'state' but found {self.query!r}")
 
     @property
     def d_head(self):
@@ -72,6 +80,8 @@ def param_shapes(cfg: TransformerConfig):
     """Name -> shape of every parameter, in the order they are saved."""
     d, f, n = cfg.d_model, cfg.d_ff, cfg.n_state
     shapes = {"embed.value": (n, d), "embed.pos": (n, d), "embed.query": (d,)}
+    if cfg.query == "state":
+        shapes["embed.query_state"] = (n, d)
     for layer in range(cfg.n_layers):
         p = f"layer{layer}."
         shapes.update({
@@ -97,6 +107,8 @@ def init_params(cfg: TransformerConfig, rng):
             params[name] = np.ones(shape)
         elif leaf.startswith("b"):
             params[name] = np.zeros(shape)
+        elif name == "embed.query_state":
+            params[name] = rng.normal(0.0, 1.0 / math.sqrt(shape[0]), shape)
         elif name.startswith("embed."):
             params[name] = rng.normal(0.0, 1.0, shape)
         elif name == "head.w":
@@ -223,7 +235,10 @@ def embed(states, P, cfg):
     """States [N, 4] -> tokens [N, 5, d]."""
     s = states / np.asarray(cfg.state_scale)                           # [N, 4]
     tokens = s[:, :, None] * P["embed.value"] + P["embed.pos"]         # [N, 4, d]
-    query = np.broadcast_to(P["embed.query"], (s.shape[0], 1, cfg.d_model))
+    if cfg.query == "state":
+        query = (P["embed.query"] + s @ P["embed.query_state"])[:, None, :]  # [N, 1, d]
+    else:
+        query = np.broadcast_to(P["embed.query"], (s.shape[0], 1, cfg.d_model))
     return np.concatenate([tokens, query], axis=1), s
 
 
@@ -235,7 +250,10 @@ def features(P, cfg, states, return_cache=False):
     for layer in range(cfg.n_layers):
         x, c = block(x, P, layer, cfg)
         caches.append(c)
-    h, lnf = layer_norm(x[:, -1, :], P["ln_f.g"], P["ln_f.b"], cfg.ln_eps)
+    if cfg.final_ln:
+        h, lnf = layer_norm(x[:, -1, :], P["ln_f.g"], P["ln_f.b"], cfg.ln_eps)
+    else:
+        h, lnf = x[:, -1, :], None
     if return_cache:
         return h, (s, x.shape, caches, lnf)
     return h
@@ -267,12 +285,18 @@ def backward(P, cfg, dlogits, h, cache):
     W = P["head.w"]
     grads = {"head.w": np.vstack([h.T @ dlogits, dlogits.sum(axis=0, keepdims=True)])}
     dh = dlogits @ W[:-1].T                                            # [N, d]
-    dq, grads["ln_f.g"], grads["ln_f.b"] = layer_norm_backward(dh, P["ln_f.g"], lnf)
+    if cfg.final_ln:
+        dq, grads["ln_f.g"], grads["ln_f.b"] = layer_norm_backward(dh, P["ln_f.g"], lnf)
+    else:
+        dq = dh
+        grads["ln_f.g"], grads["ln_f.b"] = np.zeros_like(P["ln_f.g"]), np.zeros_like(P["ln_f.b"])
     dx = np.zeros(xshape)
     dx[:, -1, :] = dq
     for layer in reversed(range(cfg.n_layers)):
         dx = block_backward(dx, P, layer, caches[layer], grads)
     grads["embed.query"] = dx[:, -1, :].sum(axis=0)
+    if cfg.query == "state":
+        grads["embed.query_state"] = s.T @ dx[:, -1, :]
     dtok = dx[:, :-1, :]                                               # [N, 4, d]
     grads["embed.value"] = np.einsum("ni,nid->id", s, dtok)
     grads["embed.pos"] = dtok.sum(axis=0)

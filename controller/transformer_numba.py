@@ -45,7 +45,7 @@ def _affine(a, w, b, out):
 
 
 @jit
-def _features_one(s, scale, ev, ep, eq, ln1g, ln1b, wq, bq, wk, bk, wv, bv, wo, bo,
+def _features_one(s, scale, ev, ep, eq, eqs, final_ln, ln1g, ln1b, wq, bq, wk, bk, wv, bv, wo, bo,
                   ln2g, ln2b, w1, b1, w2, b2, lnfg, lnfb, eps, n_heads,
                   x, a, q, k, v, o, y, z, att, h):
     """T_1 for one state: writes H_dec into ``h`` [d]."""
@@ -59,7 +59,10 @@ def _features_one(s, scale, ev, ep, eq, ln1g, ln1b, wq, bq, wk, bk, wv, bv, wo, 
         for j in range(d):
             x[i, j] = si * ev[i, j] + ep[i, j]
     for j in range(d):
-        x[n_state, j] = eq[j]
+        acc = eq[j]
+        for i in range(n_state):
+            acc += s[i] / scale[i] * eqs[i, j]   # query = E_query + s W_state (zeros if constant)
+        x[n_state, j] = acc
     for layer in range(wq.shape[0]):
         for t in range(T):
             _layer_norm_row(x[t], ln1g[layer], ln1b[layer], eps, a[t])
@@ -102,7 +105,11 @@ def _features_one(s, scale, ev, ep, eq, ln1g, ln1b, wq, bq, wk, bk, wv, bv, wo, 
         for t in range(T):
             for j in range(d):
                 x[t, j] += y[t, j]
-    _layer_norm_row(x[T - 1], lnfg, lnfb, eps, h)
+    if final_ln:
+        _layer_norm_row(x[T - 1], lnfg, lnfb, eps, h)
+    else:
+        for j in range(d):
+            h[j] = x[T - 1, j]
 
 
 @jit
@@ -152,6 +159,7 @@ class FastInference:
 
         self._weights = (
             np.asarray(cfg.state_scale), P["embed.value"], P["embed.pos"], P["embed.query"],
+            P.get("embed.query_state", np.zeros((cfg.n_state, cfg.d_model))), bool(cfg.final_ln),
             stack("ln1.g"), stack("ln1.b"), stack("attn.wq"), stack("attn.bq"), stack("attn.wk"),
             stack("attn.bk"), stack("attn.wv"), stack("attn.bv"), stack("attn.wo"), stack("attn.bo"),
             stack("ln2.g"), stack("ln2.b"), stack("ffn.w1"), stack("ffn.b1"), stack("ffn.w2"),

@@ -15,13 +15,15 @@ import sys
 
 import numpy as np
 
+from controller.kalman_head import HeadConfig
 from controller.tokenizer import TARGET_STYLES
 from controller.transformer import TransformerConfig
 from sim.cartpole import INTEGRATORS, SYSTEMS
 
 __all__ = ["main", "build_parser"]
 
-METHODS = ("lqr", "pretrained")
+METHODS = ("lqr", "pretrained", "kbt")
+LEARNERS = ("kbt",)
 
 
 # ---------------------------------------------------------------- helpers
@@ -85,7 +87,62 @@ def _make_controller(args, params):
         from controller.model import load_pretrained
 
         return load_pretrained(args.weights)
+    if args.method == "kbt":
+        from controller.kalman_head import HeadConfig
+        from controller.kbt import KBTController
+        from controller.model import load_pretrained
+
+        head = HeadConfig(n_layers=args.head_layers, prior_var=tuple(args.prior_var), obs_noise=args.obs_noise,
+                          update=args.update)
+        return KBTController(load_pretrained(args.weights), head, sigma_data=args.sigma_data)
     raise ValueError(f"--method: expected one of {', '.join(METHODS)} but found {args.method!r}")
+
+
+def _checkpoints(samples):
+    marks = {samples}
+    for m in (10, 25, 50, 100, 200, 400, 800, 1600):
+        if m < samples:
+            marks.add(m)
+    return sorted(marks)
+
+
+def _learn(args, controller, params, name):
+    """Stream i.i.d. expert-labelled samples of ``params`` into a learning
+    controller; evaluate the success rate at checkpoints. Returns the rows."""
+    import time
+
+    from controller.lqr import LQRController
+    from sim.data import sample_dataset
+    from sim.loop import evaluate_success
+
+    from sim.progress import Progress
+
+    samples = args.samples
+    if samples < 1:
+        raise ValueError(f"--samples: expected an integer >= 1 but found {samples}")
+    states, forces = sample_dataset(LQRController(params), samples, seed=args.seed + 1, sigma_data=args.sigma_data)
+    marks = _checkpoints(samples)
+    rows, latencies = [], []
+    ev = evaluate_success(controller, params, n_episodes=args.episodes, seed=args.seed)
+    rows.append({"samples": 0, "success_rate": ev.success_rate})
+    print(f"{'samples':>8} {'success':>8} {'pred std (N)':>13} {'update p50 (us)':>16} {'p99 (us)':>9}")
+    print(f"{0:>8} {ev.success_rate:>8.2f}")
+    with Progress(samples, f"{args.method} learning", enabled=args.progress) as bar:
+        for i in range(samples):
+            t0 = time.perf_counter()
+            controller.observe(states[i], forces[i])
+            latencies.append(time.perf_counter() - t0)
+            bar.update(1)
+            if i + 1 in marks:
+                ev = evaluate_success(controller, params, n_episodes=args.episodes, seed=args.seed)
+                std = float(np.sqrt(np.mean(controller.predict(states[: min(200, samples)])[1])))
+                lat = np.asarray(latencies) * 1e6
+                row = {"samples": i + 1, "success_rate": ev.success_rate, "pred_std": std,
+                       "update_p50_us": float(np.percentile(lat, 50)), "update_p99_us": float(np.percentile(lat, 99))}
+                rows.append(row)
+                print(f"{i + 1:>8} {ev.success_rate:>8.2f} {std:>13.3f} {row['update_p50_us']:>16.0f} "
+                      f"{row['update_p99_us']:>9.0f}", flush=True)
+    return rows, ev
 
 
 def cmd_run(args):
@@ -93,7 +150,11 @@ def cmd_run(args):
 
     name, params = _system_from_args(args)
     controller = _make_controller(args, params)
-    ev = evaluate_success(controller, params, n_episodes=args.episodes, seed=args.seed)
+    rows = None
+    if args.method in LEARNERS:
+        rows, ev = _learn(args, controller, params, name)
+    else:
+        ev = evaluate_success(controller, params, n_episodes=args.episodes, seed=args.seed)
     design = args.design_for or name
     label = f"{args.method} (designed for {design})" if args.method == "lqr" else args.method
     print(f"{label} on {name}: success {ev.success_rate:.3f} over {ev.n_episodes} episodes "
@@ -105,7 +166,7 @@ def cmd_run(args):
             "params": {k: getattr(params, k) for k in ("m_c", "m_p", "l_p", "g", "tau", "integrator", "u_max")},
             "episodes": ev.n_episodes, "seed": args.seed, "success_rate": ev.success_rate,
             "mean_length": float(ev.lengths.mean()), "saturation_fraction": ev.saturation_fraction,
-            "seconds": ev.seconds,
+            "seconds": ev.seconds, "samples": args.samples if rows else 0, "checkpoints": rows,
         })
     return 0
 
@@ -151,6 +212,15 @@ def build_parser():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", metavar="PATH", help="write the result as JSON")
     p.add_argument("--weights", metavar="PATH", help="transformer weights (default: the shipped pre-trained file)")
+    g = p.add_argument_group("learning methods (kbt)")
+    g.add_argument("--samples", type=int, default=400, help="expert-labelled samples streamed in (default 400)")
+    g.add_argument("--sigma-data", type=float, default=0.0, help="variance (N^2) of the label noise (default 0)")
+    g.add_argument("--head-layers", type=int, default=HeadConfig.n_layers, help="Bayesian head layers L")
+    g.add_argument("--prior-var", type=float, nargs="+", default=list(HeadConfig.prior_var),
+                   help="prior weight variance per head layer")
+    g.add_argument("--obs-noise", type=float, default=HeadConfig.obs_noise, help="measurement noise R (kalman update)")
+    g.add_argument("--update", choices=("kalman", "paper"), default=HeadConfig.update, help="output update")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("pretrain", help="pre-train the decision transformer on SOURCE LQR data")

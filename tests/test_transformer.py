@@ -15,7 +15,10 @@ def _perturbed(cfg, seed):
     return {k: v + 0.1 * rng.normal(size=v.shape) for k, v in P.items()}, rng
 
 
-@pytest.mark.parametrize("cfg", [TransformerConfig(), TransformerConfig(n_layers=1, n_bins=7, d_model=8, d_ff=4)])
+@pytest.mark.parametrize("cfg", [
+    TransformerConfig(), TransformerConfig(n_layers=1, n_bins=7, d_model=8, d_ff=4),
+    TransformerConfig(query="state", final_ln=False), TransformerConfig(query="state", final_ln=True),
+])
 def test_gradients_match_finite_differences_for_every_parameter(cfg):
     P, rng = _perturbed(cfg, 0)
     states = rng.uniform(-1, 1, (6, 4)) * np.array(cfg.state_scale)
@@ -65,8 +68,9 @@ def test_batched_forward_equals_single_state_forward():
         assert pol.act(s[i]) == pytest.approx(batch[i], abs=1e-12), f"state {i}"
 
 
-def test_numba_inference_matches_numpy():
-    pol = TransformerPolicy(seed=4)
+@pytest.mark.parametrize("cfg", [TransformerConfig(), TransformerConfig(query="state", final_ln=False)])
+def test_numba_inference_matches_numpy(cfg):
+    pol = TransformerPolicy(cfg, seed=4)
     fast = FastInference(pol)
     s = np.random.default_rng(2).normal(size=(20, 4)) * 0.3
     h, p, f = pol.features(s), pol.probs(s), pol.act(s)
@@ -108,6 +112,8 @@ def test_pretraining_is_deterministic():
 def test_config_validation():
     with pytest.raises(ValueError, match="d_model"):
         TransformerConfig(d_model=15, n_heads=2)
+    with pytest.raises(ValueError, match="query"):
+        TransformerConfig(query="tokens")
     with pytest.raises(ValueError, match="state_scale"):
         TransformerConfig(state_scale=(1, 1, 1))
     with pytest.raises(ValueError, match="states"):

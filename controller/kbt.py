@@ -1,0 +1,122 @@
+"""The KBT controller: frozen pre-trained T_1 features + the Kalman Bayesian head.
+
+``act(states)`` decodes the head's predictive mean ``mu_p`` into a force;
+``observe(state, expert_force)`` is one closed-form update (memory: that one
+sample); ``predict(states)`` returns the mean force and its total variance,
+also split into aleatoric and epistemic parts by ``predict_split``:
+
+    aleatoric  = sum_k p_k a_k^2 - (sum_k p_k a_k)^2     (spread of the categorical)
+    epistemic  = a^T Sigma_p a                           (weight uncertainty)
+
+where ``a`` are the bin centres (SPEC section 3).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from controller.kalman_head import HeadConfig, KalmanHead
+from controller.model import TransformerPolicy
+from sim.checks import as_float_array, check_positive
+
+__all__ = ["KBTController", "data_covariance", "feature_standardiser"]
+
+
+def feature_standardiser(policy, n=4096, seed=0, whiten=False):
+    """Mean and std of T_1's features over the pre-training state box (fixed seed).
+
+    The head sees ``h' = (h - mean) / std``; with
+    ``W'[:d] = diag(std) W_O[:d]`` and ``W'[d] = W_O[d] + mean^T W_O[:d]`` the
+    logits are unchanged, so the prior still reproduces the pre-trained head,
+    and a prior variance means the same for every feature (docs/feature-scaling.md).
+    """
+    from sim.data import sample_states
+
+    H = policy.features(sample_states(n, np.random.default_rng(seed)))
+    mean = H.mean(axis=0)
+    if whiten:
+        # h' = T (h - mean) with T = Lambda^-1/2 U^T (PCA whitening)
+        lam, U = np.linalg.eigh(np.cov(H.T))
+        return mean, (U / np.sqrt(np.maximum(lam, 1e-12 * lam.max()))).T
+    return mean, np.diag(1.0 / np.maximum(H.std(axis=0), 1e-12))
+
+
+def data_covariance(tokenizer, force, sigma_data):
+    """Sigma_data on the bin scale: ``diag(q) - q q^T`` with ``q`` the bin masses
+    of ``N(force, sigma_data)`` (zero when ``sigma_data == 0``)."""
+    if sigma_data <= 0:
+        return None
+    q = tokenizer.gaussian_masses(np.atleast_1d(force), sigma_data)[0]
+    return np.diag(q) - np.outer(q, q)
+
+
+class KBTController:
+    """Pre-trained transformer features + Kalman Bayesian head.
+
+    Parameters
+    ----------
+    policy : TransformerPolicy
+        Supplies T_1 (frozen) and the pre-trained head W_O (the prior's mean).
+    head_config : HeadConfig, optional
+    sigma_data : float
+        Variance (N^2) of the label noise the data are believed to carry, >= 0.
+    """
+
+    name = "kbt"
+
+    def __init__(self, policy: TransformerPolicy, head_config: HeadConfig | None = None, sigma_data=0.0,
+                 standardise=True):
+        if not isinstance(policy, TransformerPolicy):
+            raise ValueError(f"policy: expected a TransformerPolicy but found {type(policy).__name__}")
+        self.policy = policy
+        self.tokenizer = policy.tokenizer
+        self.head_config = HeadConfig() if head_config is None else head_config
+        if self.head_config.output != "softmax":
+            raise ValueError("head_config.output: the controller needs output='softmax'")
+        self.sigma_data = check_positive("sigma_data", sigma_data, allow_zero=True)
+        W_O = policy.head_weights
+        d = W_O.shape[0] - 1
+        if standardise:
+            self.h_mean, self.h_T = feature_standardiser(policy, whiten=standardise == "whiten")
+            # logits = W_O^T [h; 1] = W'^T [T (h - mean); 1] with W'[:d] = T^-T W_O[:d]
+            W_top = np.linalg.solve(self.h_T.T, W_O[:d])
+            W_O = np.vstack([W_top, W_O[d:] + self.h_mean @ W_O[:d]])
+        else:
+            self.h_mean, self.h_T = np.zeros(d), np.eye(d)
+        self.head = KalmanHead.from_pretrained(W_O, self.head_config)
+
+    def features(self, states):
+        """Standardised T_1 features (N, d) fed to the head."""
+        return (self.policy.features(states) - self.h_mean) @ self.h_T.T
+
+    @property
+    def n_updates(self):
+        return self.head.n_updates
+
+    def act(self, states):
+        single = np.ndim(states) == 1
+        p, _ = self.head.predict(self.features(states))
+        f = self.tokenizer.decode(p)
+        return f[0] if single else f
+
+    def predict_split(self, states):
+        """Mean force, aleatoric and epistemic variance per state, each (N,)."""
+        p, Sp = self.head.predict(self.features(states))
+        a = self.tokenizer.centres
+        mean = p @ a
+        aleatoric = np.maximum(p @ a**2 - mean**2, 0.0)
+        epistemic = np.maximum(np.einsum("k,nkj,j->n", a, Sp, a), 0.0)
+        return mean, aleatoric, epistemic
+
+    def predict(self, states):
+        """(mean force, total predictive variance) per state."""
+        mean, ale, epi = self.predict_split(states)
+        return mean, ale + epi
+
+    def observe(self, state, expert_force):
+        """One closed-form update from (state, expert force)."""
+        s = as_float_array("state", state, (4,))
+        f = as_float_array("expert_force", expert_force, ())
+        h = self.features(s)[0]
+        y = self.tokenizer.encode(f)[0]
+        self.head.update(h, y, data_covariance(self.tokenizer, f, self.sigma_data))
