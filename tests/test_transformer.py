@@ -92,11 +92,13 @@ def test_adam_reduces_loss_on_a_fixed_batch():
     s = rng.uniform(-1, 1, (64, 4)) * np.array(cfg.state_scale)
     y = cfg.tokenizer().encode(rng.uniform(-20, 20, 64))
     opt = tf.Adam(lr=1e-2)
+    # cross-entropy minus the targets' entropy = KL(y || p) >= 0, zero at a perfect fit
+    entropy = -np.sum(y * np.log(np.where(y > 0, y, 1.0))) / len(y)
     first, _ = tf.loss_and_grad(P, cfg, s, y)
     for _ in range(200):
         loss, g = tf.loss_and_grad(P, cfg, s, y)
         opt.step(P, g)
-    assert loss < 0.5 * first
+    assert loss - entropy < 0.3 * (first - entropy)
 
 
 def test_pretraining_is_deterministic():
