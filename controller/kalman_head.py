@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from controller import kalman_numba as kn
 from controller import moments as mo
 from controller.model import _read_npz, atomic_savez
 from sim.checks import as_float_array, check_choice, check_int, check_positive
@@ -76,6 +77,8 @@ class HeadConfig:
     free_units: str = "zero"
     #: seed of the random free units
     seed: int = 0
+    #: 'numba' (kernels, where the configuration has one) or 'numpy' (the reference)
+    backend: str = "numba"
 
     def __post_init__(self):
         check_int("n_layers", self.n_layers, low=1, high=8)
@@ -95,6 +98,7 @@ class HeadConfig:
         check_choice("dtype", self.dtype, ("float64", "float32"))
         check_choice("free_units", self.free_units, ("zero", "random"))
         check_int("seed", self.seed, low=0)
+        check_choice("backend", self.backend, ("numba", "numpy"))
 
     def layer_prior_var(self, i):
         return self.prior_var[min(i, len(self.prior_var) - 1)]
@@ -136,6 +140,15 @@ class KalmanHead:
         self.n_out = layers[-1].M.shape[1]
         self.dtype = np.dtype(config.dtype)
         self.n_updates = 0
+        self._ws = None
+        if config.backend == "numba" and kn.eligible(config):
+            self._ws = kn.Workspace(layers[0].M.shape[0], self.n_out, self.dtype)
+            self._zero_cov = np.zeros((self.n_out, self.n_out), self.dtype)
+
+    @property
+    def uses_numba(self):
+        """True when updates run in the Numba kernel."""
+        return self._ws is not None
 
     # ------------------------------------------------------------ prior
     @classmethod
@@ -248,8 +261,27 @@ class KalmanHead:
         """
         H, Y, C = self._check_sample(h, y, data_cov)
         for b in range(H.shape[0]):
-            self._update_one(H[b], Y[b], C[b])
-            self.n_updates += 1
+            self.update_unchecked(H[b], Y[b], C[b] if data_cov is not None else None)
+
+    def update_unchecked(self, h, y, data_cov=None):
+        """``update`` for one sample from a trusted caller: no validation (the hot path).
+
+        ``h`` (d,), ``y`` (n_out,) and ``data_cov`` (n_out, n_out) or None must
+        already be finite arrays of the head's dtype.
+        """
+        if self._ws is not None:
+            self._update_fast(h, y, self._zero_cov if data_cov is None else data_cov, data_cov is not None)
+        else:
+            self._update_one(h, y, np.zeros((self.n_out, self.n_out), self.dtype) if data_cov is None else data_cov)
+        self.n_updates += 1
+
+    def _update_fast(self, h, y, C, has_C):
+        """The Numba kernel for the default configuration (no checks)."""
+        w, layer, cfg = self._ws, self.layers[0], self.config
+        ok = kn.update_l1(layer.M, layer.S, h, y, C, has_C, self.dtype.type(cfg.obs_noise),
+                          self.dtype.type(cfg.jitter), w.zt, w.g, w.q, w.p, w.A, w.G, w.tmp, w.v)
+        if not ok:  # innovation covariance lost definiteness: the reference grows the jitter
+            self._update_one(h, y, C)
 
     def _check_sample(self, h, y, data_cov):
         H = _features(h, self.d_in)
@@ -379,7 +411,7 @@ class KalmanHead:
         return head
 
     def copy(self):
-        head = KalmanHead(self.config, [_Layer(l.M.copy(), l.S.copy()) for l in self.layers], self.d_in)
+        head = KalmanHead(self.config, [_Layer(m.M.copy(), m.S.copy()) for m in self.layers], self.d_in)
         head.n_updates = self.n_updates
         return head
 

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from controller import kalman_numba as kn
 from controller.kalman_head import HeadConfig, KalmanHead
+from controller.transformer_numba import FastInference
 from controller.model import TransformerPolicy
 from sim.checks import as_float_array, check_positive
 
@@ -84,16 +86,45 @@ class KBTController:
         else:
             self.h_mean, self.h_T = np.zeros(d), np.eye(d)
         self.head = KalmanHead.from_pretrained(W_O, self.head_config)
+        self._fast = FastInference(policy) if self.head_config.backend == "numba" else None
+        self._h64 = np.zeros(d)                           # features are computed in float64
+        self._h = np.zeros(d, dtype=self.head.dtype)      # ... and handed to the head in its dtype
+
+    def _features_one(self, state):
+        """Standardised features of one state (Numba path when available)."""
+        h = self._fast.features_one(state) if self._fast is not None else self.policy.features(state)[0]
+        np.dot(self.h_T, h - self.h_mean, out=self._h64)
+        self._h[:] = self._h64
+        return self._h
 
     def features(self, states):
         """Standardised T_1 features (N, d) fed to the head."""
         return (self.policy.features(states) - self.h_mean) @ self.h_T.T
+
+    def warm_up(self):
+        """Compile the Numba kernels (on a throwaway copy) so the first real
+        update is not charged the JIT time."""
+        if self._fast is None:
+            return
+        saved = self.head
+        self.head = saved.copy()
+        try:
+            self.observe(np.zeros(4), 0.0)
+            self.act(np.zeros(4))
+        finally:
+            self.head = saved
 
     @property
     def n_updates(self):
         return self.head.n_updates
 
     def act(self, states):
+        """Forces for states (N, 4) -> (N,), or one state (4,) -> float."""
+        if np.ndim(states) == 1 and self.head.uses_numba:
+            s = as_float_array("states", states, (4,))
+            w = self.head._ws
+            kn.probs_l1(self.head.layers[0].M, self._features_one(s), w.zt, w.p)
+            return float(self.tokenizer.decode(w.p))
         single = np.ndim(states) == 1
         p, _ = self.head.predict(self.features(states))
         f = self.tokenizer.decode(p)
@@ -117,6 +148,6 @@ class KBTController:
         """One closed-form update from (state, expert force)."""
         s = as_float_array("state", state, (4,))
         f = as_float_array("expert_force", expert_force, ())
-        h = self.features(s)[0]
-        y = self.tokenizer.encode(f)[0]
-        self.head.update(h, y, data_covariance(self.tokenizer, f, self.sigma_data))
+        y = self.tokenizer.encode(f)[0].astype(self.head.dtype)
+        C = data_covariance(self.tokenizer, f, self.sigma_data)
+        self.head.update_unchecked(self._features_one(s), y, None if C is None else C.astype(self.head.dtype))

@@ -106,7 +106,7 @@ def _checkpoints(samples):
     return sorted(marks)
 
 
-def _learn(args, controller, params, name):
+def _learn(args, controller, params, data_seed, verbose=True):
     """Stream i.i.d. expert-labelled samples of ``params`` into a learning
     controller; evaluate the success rate at checkpoints. Returns the rows."""
     import time
@@ -120,14 +120,17 @@ def _learn(args, controller, params, name):
     samples = args.samples
     if samples < 1:
         raise ValueError(f"--samples: expected an integer >= 1 but found {samples}")
-    states, forces = sample_dataset(LQRController(params), samples, seed=args.seed + 1, sigma_data=args.sigma_data)
+    states, forces = sample_dataset(LQRController(params), samples, seed=data_seed, sigma_data=args.sigma_data)
     marks = _checkpoints(samples)
     rows, latencies = [], []
+    if hasattr(controller, "warm_up"):
+        controller.warm_up()
     ev = evaluate_success(controller, params, n_episodes=args.episodes, seed=args.seed)
     rows.append({"samples": 0, "success_rate": ev.success_rate})
-    print(f"{'samples':>8} {'success':>8} {'pred std (N)':>13} {'update p50 (us)':>16} {'p99 (us)':>9}")
-    print(f"{0:>8} {ev.success_rate:>8.2f}")
-    with Progress(samples, f"{args.method} learning", enabled=args.progress) as bar:
+    say = print if verbose else (lambda *a, **k: None)
+    say(f"{'samples':>8} {'success':>8} {'pred std (N)':>13} {'update p50 (us)':>16} {'p99 (us)':>9}")
+    say(f"{0:>8} {ev.success_rate:>8.2f}")
+    with Progress(samples, f"{args.method} learning", enabled=args.progress and verbose) as bar:
         for i in range(samples):
             t0 = time.perf_counter()
             controller.observe(states[i], forces[i])
@@ -140,9 +143,35 @@ def _learn(args, controller, params, name):
                 row = {"samples": i + 1, "success_rate": ev.success_rate, "pred_std": std,
                        "update_p50_us": float(np.percentile(lat, 50)), "update_p99_us": float(np.percentile(lat, 99))}
                 rows.append(row)
-                print(f"{i + 1:>8} {ev.success_rate:>8.2f} {std:>13.3f} {row['update_p50_us']:>16.0f} "
-                      f"{row['update_p99_us']:>9.0f}", flush=True)
+                say(f"{i + 1:>8} {ev.success_rate:>8.2f} {std:>13.3f} {row['update_p50_us']:>16.0f} "
+                    f"{row['update_p99_us']:>9.0f}", flush=True)
     return rows, ev
+
+
+def _run_trials(args, params, name):
+    """Several learning trials (data seeds seed+1 .. seed+trials); mean success per checkpoint."""
+    from sim.progress import Progress
+
+    per_trial = []
+    with Progress(args.trials, f"{args.method} trials", enabled=args.progress) as bar:
+        for t in range(args.trials):
+            rows, _ = _learn(args, _make_controller(args, params), params, data_seed=args.seed + 1 + t, verbose=False)
+            per_trial.append(rows)
+            bar.update(1)
+    marks = [r["samples"] for r in per_trial[0]]
+    succ = np.array([[r["success_rate"] for r in rows] for rows in per_trial])      # [trials, checkpoints]
+    p50 = np.array([[r.get("update_p50_us", np.nan) for r in rows[1:]] for rows in per_trial])
+    print(f"{args.method} on {name}, {args.trials} trials x {args.samples} samples, {args.episodes} episodes each")
+    print(f"{'samples':>8} {'mean success':>13} {'min':>6} {'max':>6}")
+    for j, m in enumerate(marks):
+        print(f"{m:>8} {succ[:, j].mean():>13.3f} {succ[:, j].min():>6.2f} {succ[:, j].max():>6.2f}")
+    print(f"update latency p50 (median over trials): {np.nanmedian(p50[:, -1]):.0f} us")
+    if args.json:
+        _write_json(args.json, {"method": args.method, "system": name, "episodes": args.episodes, "seed": args.seed,
+                                "trials": args.trials, "samples": args.samples, "checkpoints": marks,
+                                "success_rate": succ[:, -1].mean(), "success_per_trial": succ,
+                                "per_trial": per_trial})
+    return 0
 
 
 def cmd_run(args):
@@ -151,8 +180,10 @@ def cmd_run(args):
     name, params = _system_from_args(args)
     controller = _make_controller(args, params)
     rows = None
+    if args.method in LEARNERS and args.trials > 1:
+        return _run_trials(args, params, name)
     if args.method in LEARNERS:
-        rows, ev = _learn(args, controller, params, name)
+        rows, ev = _learn(args, controller, params, data_seed=args.seed + 1)
     else:
         ev = evaluate_success(controller, params, n_episodes=args.episodes, seed=args.seed)
     design = args.design_for or name
@@ -214,6 +245,7 @@ def build_parser():
     p.add_argument("--weights", metavar="PATH", help="transformer weights (default: the shipped pre-trained file)")
     g = p.add_argument_group("learning methods (kbt)")
     g.add_argument("--samples", type=int, default=400, help="expert-labelled samples streamed in (default 400)")
+    g.add_argument("--trials", type=int, default=1, help="independent trials (data seeds); prints the mean")
     g.add_argument("--sigma-data", type=float, default=0.0, help="variance (N^2) of the label noise (default 0)")
     g.add_argument("--head-layers", type=int, default=HeadConfig.n_layers, help="Bayesian head layers L")
     g.add_argument("--prior-var", type=float, nargs="+", default=list(HeadConfig.prior_var),
