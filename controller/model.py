@@ -24,6 +24,8 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "TransformerPolicy", "PRETRAINED_PATH", "
 
 FORMAT = "kbt-transformer"
 FORMAT_VERSION = 1
+#: config keys absent from early version-1 files, and the behaviour those files had
+_LEGACY_CONFIG = {"final_ln": True, "query": "constant", "target": "twohot", "sigma": 3.0}
 
 
 def _pretrained_path():
@@ -105,7 +107,11 @@ class TransformerPolicy:
         if version != FORMAT_VERSION:
             raise ValueError(f"{path}: format version {version} is not supported (expected {FORMAT_VERSION})")
         try:
-            config = TransformerConfig(**json.loads(str(data["__config__"])))
+            cfg = json.loads(str(data["__config__"]))
+            # settings added after the first files were written, with the values those files used
+            for key, legacy in _LEGACY_CONFIG.items():
+                cfg.setdefault(key, legacy)
+            config = TransformerConfig(**cfg)
             meta = json.loads(str(data.get("__meta__", "{}")))
         except (KeyError, TypeError, json.JSONDecodeError) as e:
             raise ValueError(f"{path}: unreadable config ({e})") from None

@@ -210,7 +210,8 @@ def cmd_pretrain(args):
     from sim.cartpole import SOURCE, TARGET
     from sim.loop import evaluate_success
 
-    cfg = TransformerConfig(n_bins=args.bins, target=args.target)
+    cfg = TransformerConfig(n_bins=args.bins, target=args.target, sigma=args.sigma, query=args.query,
+                            final_ln=args.final_ln)
     policy, history = pretrain(cfg, seed=args.seed, steps=args.steps, batch=args.batch, lr=args.lr)
     policy.meta["command"] = "kbt " + " ".join(shlex.quote(a) for a in args.argv)
     for name, system in (("source", SOURCE), ("target", TARGET)):
@@ -263,6 +264,11 @@ def build_parser():
     p.add_argument("--lr", type=float, default=3e-3, help="initial learning rate (default 3e-3)")
     p.add_argument("--bins", type=int, default=TransformerConfig.n_bins, help="action bins")
     p.add_argument("--target", choices=TARGET_STYLES, default=TransformerConfig.target, help="training target style")
+    p.add_argument("--sigma", type=float, default=TransformerConfig.sigma, help="std (N) of the gaussian target")
+    p.add_argument("--query", choices=("state", "constant"), default=TransformerConfig.query,
+                   help="action-query token: embeds the whole state, or a constant vector")
+    p.add_argument("--final-ln", action=argparse.BooleanOptionalAction, default=TransformerConfig.final_ln,
+                   help="final LayerNorm on H_dec")
     p.set_defaults(func=cmd_pretrain)
     return parser
 

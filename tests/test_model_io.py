@@ -70,3 +70,20 @@ def test_shipped_weights_load_with_provenance():
     assert pol.meta["command"].startswith("kbt pretrain")
     assert "seed" in pol.meta and "val_rmse" in pol.meta
     assert set(pol.params) == set(tf.param_shapes(pol.config))
+
+
+def test_early_version_1_files_load_with_their_behaviour(tmp_path):
+    """Files written before `query`, `final_ln` existed keep the architecture they had."""
+    old = TransformerPolicy(TransformerConfig(query="constant", final_ln=True, target="twohot", sigma=3.0), seed=1)
+    old.save(tmp_path / "a.npz")
+    with np.load(tmp_path / "a.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    cfg = json.loads(str(arrays["__config__"]))
+    for key in ("query", "final_ln", "target", "sigma"):
+        del cfg[key]
+    arrays["__config__"] = np.array(json.dumps(cfg))
+    np.savez(tmp_path / "b.npz", **arrays)
+    back = TransformerPolicy.load(str(tmp_path / "b.npz"))
+    assert back.config == old.config
+    s = np.random.default_rng(0).normal(size=(3, 4)) * 0.1
+    np.testing.assert_array_equal(back.act(s), old.act(s))
