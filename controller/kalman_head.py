@@ -140,6 +140,7 @@ class KalmanHead:
         self.n_out = layers[-1].M.shape[1]
         self.dtype = np.dtype(config.dtype)
         self.n_updates = 0
+        self.extra = {}
         self._ws = None
         if config.backend == "numba" and kn.eligible(config):
             self._ws = kn.Workspace(layers[0].M.shape[0], self.n_out, self.dtype)
@@ -369,11 +370,13 @@ class KalmanHead:
             out[f"layer{i}.S"] = layer.S
         return out
 
-    def save(self, path):
-        """Atomic, versioned ``.npz`` of the posterior so a device can resume."""
-        arrays = {"__format__": np.array(STATE_FORMAT), "__version__": np.array(STATE_VERSION),
+    def save(self, path, extra=None):
+        """Atomic, versioned ``.npz`` of the posterior so a device can resume.
+        ``extra`` arrays (keys ``__name__``) are stored alongside and come back in ``.extra``."""
+        arrays = dict(extra or {})
+        arrays.update({"__format__": np.array(STATE_FORMAT), "__version__": np.array(STATE_VERSION),
                   "__config__": np.array(json.dumps(self.config.to_dict())),
-                  "__d_in__": np.array(self.d_in), "__n_updates__": np.array(self.n_updates)}
+                  "__d_in__": np.array(self.d_in), "__n_updates__": np.array(self.n_updates)})
         arrays.update(self.state_arrays())
         atomic_savez(path, arrays)
 
@@ -406,8 +409,16 @@ class KalmanHead:
             i += 1
         if len(layers) != config.n_layers:
             raise ValueError(f"{path}: expected {config.n_layers} layers but found {len(layers)}")
+        for i, layer in enumerate(layers):
+            ref = cls.from_pretrained(np.zeros((d_in + 1, layers[-1].M.shape[1])), config).layers[i]
+            if layer.M.shape != ref.M.shape or layer.S.shape != ref.S.shape:
+                raise ValueError(f"{path}: layer {i} has shapes {layer.M.shape}, {layer.S.shape}; "
+                                 f"expected {ref.M.shape}, {ref.S.shape}")
         head = cls(config, layers, d_in)
         head.n_updates = int(data.get("__n_updates__", 0))
+        head.extra = {k: v for k, v in data.items()
+                      if k.startswith("__") and k not in ("__format__", "__version__", "__config__",
+                                                          "__d_in__", "__n_updates__")}
         return head
 
     def copy(self):

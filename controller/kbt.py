@@ -144,6 +144,40 @@ class KBTController:
         mean, ale, epi = self.predict_split(states)
         return mean, ale + epi
 
+    def preprocess(self, states, forces):
+        """Algorithm 1 for this single-step transformer: (states, forces) -> (H, Y).
+
+        Each (state, force) pair is one i.i.d. training instance: ``H`` are the
+        standardised T_1 features (N, d), ``Y`` the target distributions
+        (N, n_bins) the head is updated towards.
+        """
+        S = as_float_array("states", states, (None, 4))
+        F = as_float_array("forces", forces, (S.shape[0],))
+        return self.features(S), self.tokenizer.encode(F)
+
+    def fingerprint(self):
+        """Hash of what the head's state depends on: W_O and the feature standardisation."""
+        import hashlib
+
+        digest = hashlib.sha256()
+        for arr in (self.policy.head_weights, self.h_mean, self.h_T):
+            digest.update(np.ascontiguousarray(arr, dtype=np.float64).tobytes())
+        return digest.hexdigest()[:16]
+
+    def save_state(self, path):
+        """Atomically save the head's posterior (resume after a power loss)."""
+        self.head.save(path, extra={"__fingerprint__": np.array(self.fingerprint())})
+
+    def load_state(self, path):
+        """Resume from ``save_state``; a corrupt file, another head configuration
+        or another pre-trained model is a ValueError and leaves this controller unchanged."""
+        head = KalmanHead.load(path, expect_config=self.head_config)
+        saved = head.extra.get("__fingerprint__")
+        if saved is None or str(saved) != self.fingerprint():
+            raise ValueError(f"{path}: the saved head belongs to another pre-trained model "
+                             f"(fingerprint {saved}, expected {self.fingerprint()})")
+        self.head = head
+
     def observe(self, state, expert_force):
         """One closed-form update from (state, expert force)."""
         s = as_float_array("state", state, (4,))

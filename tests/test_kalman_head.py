@@ -154,3 +154,38 @@ def test_paper_update_mode_runs_and_kalman_mode_stays_bounded(update):
     assert np.all(np.isfinite(M))
     if update == "kalman":
         assert np.abs(M).max() < 1e3
+
+
+def test_controller_state_resume_and_fingerprint(tmp_path):
+    pol = load_pretrained()
+    a = KBTController(pol)
+    rng = np.random.default_rng(1)
+    samples = [(rng.uniform(-0.1, 0.1, 4), rng.uniform(-20, 20)) for _ in range(20)]
+    for s, f in samples[:10]:
+        a.observe(s, f)
+    a.save_state(tmp_path / "s.npz")
+    b = KBTController(pol)
+    b.load_state(str(tmp_path / "s.npz"))
+    for s, f in samples[10:]:            # power loss after 10 samples: the resumed run is identical
+        a.observe(s, f)
+        b.observe(s, f)
+    np.testing.assert_array_equal(a.head.layers[0].M, b.head.layers[0].M)
+    assert b.n_updates == 20
+    other = pol.copy()
+    other.params["head.w"] = other.params["head.w"] + 0.01
+    c = KBTController(other)
+    before = c.head.layers[0].M.copy()
+    with pytest.raises(ValueError, match="another pre-trained model"):
+        c.load_state(str(tmp_path / "s.npz"))
+    np.testing.assert_array_equal(c.head.layers[0].M, before)
+
+
+def test_preprocess_is_algorithm_1():
+    c = KBTController(load_pretrained())
+    S = np.random.default_rng(0).uniform(-0.1, 0.1, (5, 4))
+    F = np.linspace(-20, 20, 5)
+    H, Y = c.preprocess(S, F)
+    np.testing.assert_allclose(H, c.features(S))
+    np.testing.assert_allclose(Y.sum(axis=1), 1.0)
+    with pytest.raises(ValueError, match="forces"):
+        c.preprocess(S, F[:3])
