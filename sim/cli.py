@@ -237,7 +237,8 @@ def build_parser():
 
     p = sub.add_parser("run", help="run a controller in the closed loop")
     _add_system_args(p)
-    p.add_argument("--method", choices=METHODS, default="lqr")
+    p.add_argument("--method", choices=METHODS, default="kbt",
+                   help="controller (default kbt: the pre-trained transformer adapting online)")
     p.add_argument("--design-for", choices=sorted(SYSTEMS), default=None,
                    help="lqr only: the system the gain is designed for (default: the system it runs on)")
     p.add_argument("--episodes", type=int, default=100, help="evaluation episodes (default 100)")

@@ -23,12 +23,12 @@ def test_run_lqr_writes_json(tmp_path, capsys):
 
 
 def test_run_source_gain_on_target_fails(capsys):
-    main(["run", "--design-for", "source", "--system", "target", "--episodes", "20"])
+    main(["run", "--method", "lqr", "--design-for", "source", "--system", "target", "--episodes", "20"])
     assert "success 0.000" in capsys.readouterr().out
 
 
 def test_custom_system(capsys):
-    main(["run", "--m-c", "1", "--m-p", "0.5", "--l-p", "2", "--episodes", "10"])
+    main(["run", "--method", "lqr", "--m-c", "1", "--m-p", "0.5", "--l-p", "2", "--episodes", "10"])
     assert "custom(" in capsys.readouterr().out
 
 
@@ -69,3 +69,34 @@ def test_run_with_corrupt_weights_is_a_clear_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["run", "--method", "pretrained", "--weights", str(bad)])
     assert e.value.code == 2 and "corrupt" in capsys.readouterr().err
+
+
+def test_run_kbt_prints_checkpoints_and_writes_json(tmp_path, capsys):
+    path = tmp_path / "kbt.json"
+    assert main(["run", "--samples", "30", "--episodes", "10", "--no-progress", "--json", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "update p50 (us)" in out and "kbt on target" in out
+    data = json.loads(path.read_text())
+    assert data["method"] == "kbt" and data["samples"] == 30
+    assert [r["samples"] for r in data["checkpoints"]] == [0, 10, 25, 30]
+    assert all(0.0 <= r["success_rate"] <= 1.0 for r in data["checkpoints"])
+
+
+def test_run_kbt_trials_mean(tmp_path, capsys):
+    path = tmp_path / "t.json"
+    assert main(["run", "--samples", "10", "--episodes", "5", "--trials", "2", "--no-progress",
+                 "--json", str(path)]) == 0
+    assert "mean success" in capsys.readouterr().out
+    data = json.loads(path.read_text())
+    assert len(data["success_per_trial"]) == 2
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["run", "--samples", "0"], "--samples"),
+    (["run", "--prior-var", "-1"], "prior_var"),
+    (["run", "--sigma-data", "-2"], "sigma_data"),
+])
+def test_kbt_bad_arguments(argv, words, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv + ["--no-progress"])
+    assert e.value.code == 2 and words in capsys.readouterr().err
