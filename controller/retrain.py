@@ -1,0 +1,84 @@
+"""Warm-started retraining: the paper's baseline.
+
+The whole transformer starts from the pre-trained weights; a FIFO memory keeps
+the last ``capacity`` samples; whenever a sample arrives, ``epochs`` epochs of
+Adam run over the memory (minibatches of ``batch`` samples, the memory shuffled
+each epoch by a seeded generator). The optimiser's moments persist across
+arrivals (one continuing training run), which is what "warm-started" means here.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+
+from controller import transformer as tf
+from controller.model import TransformerPolicy
+from controller.transformer import Adam
+from sim.checks import as_float_array, check_int, check_positive
+
+__all__ = ["RetrainController", "CAPACITIES"]
+
+#: memory capacities of the paper's Figure 3
+CAPACITIES = (10, 20, 25, 50, 75, 100)
+
+
+class RetrainController:
+    """Warm-started retraining of the whole transformer on a FIFO memory.
+
+    Parameters
+    ----------
+    policy : TransformerPolicy
+        Pre-trained weights (copied; the original is not modified).
+    capacity : int
+        Memory size C (samples).
+    epochs : int
+        Passes over the memory per arriving sample (paper: 100).
+    lr : float
+        Adam learning rate.
+    batch : int
+        Minibatch size (the memory is split into ceil(C / batch) steps per epoch).
+    seed : int
+        Seeds the shuffling.
+    """
+
+    def __init__(self, policy: TransformerPolicy, capacity=10, epochs=100, lr=1e-3, batch=32, seed=0):
+        if not isinstance(policy, TransformerPolicy):
+            raise ValueError(f"policy: expected a TransformerPolicy but found {type(policy).__name__}")
+        self.policy = policy.copy()
+        self.capacity = check_int("capacity", capacity, low=1)
+        self.epochs = check_int("epochs", epochs, low=1)
+        self.lr = check_positive("lr", lr)
+        self.batch = check_int("batch", batch, low=1)
+        self.rng = np.random.default_rng(check_int("seed", seed, low=0))
+        self.tokenizer = self.policy.tokenizer
+        self.memory_states = deque(maxlen=self.capacity)
+        self.memory_targets = deque(maxlen=self.capacity)
+        self.opt = Adam(lr=self.lr)
+        self.n_updates = 0
+        self.name = f"retrain-{self.capacity}"
+
+    def act(self, states):
+        return self.policy.act(states)
+
+    def predict(self, states):
+        return self.policy.predict(states)
+
+    def observe(self, state, expert_force):
+        """Store the sample (dropping the oldest beyond capacity) and retrain."""
+        s = as_float_array("state", state, (4,))
+        f = as_float_array("expert_force", expert_force, ())
+        self.memory_states.append(s.copy())
+        self.memory_targets.append(self.tokenizer.encode(f)[0])
+        S = np.array(self.memory_states)
+        Y = np.array(self.memory_targets)
+        P, cfg = self.policy.params, self.policy.config
+        n = len(S)
+        for _ in range(self.epochs):
+            order = self.rng.permutation(n)
+            for start in range(0, n, self.batch):
+                idx = order[start:start + self.batch]
+                _, grads = tf.loss_and_grad(P, cfg, S[idx], Y[idx])
+                self.opt.step(P, grads)
+        self.n_updates += 1
