@@ -22,8 +22,8 @@ from sim.cartpole import INTEGRATORS, SYSTEMS
 
 __all__ = ["main", "build_parser"]
 
-METHODS = ("lqr", "pretrained", "kbt")
-LEARNERS = ("kbt",)
+METHODS = ("lqr", "pretrained", "kbt", "retrain")
+LEARNERS = ("kbt", "retrain")
 
 
 # ---------------------------------------------------------------- helpers
@@ -95,6 +95,12 @@ def _make_controller(args, params):
         head = HeadConfig(n_layers=args.head_layers, prior_var=tuple(args.prior_var), obs_noise=args.obs_noise,
                           update=args.update)
         return KBTController(load_pretrained(args.weights), head, sigma_data=args.sigma_data)
+    if args.method == "retrain":
+        from controller.model import load_pretrained
+        from controller.retrain import RetrainController
+
+        return RetrainController(load_pretrained(args.weights), capacity=args.capacity, epochs=args.epochs,
+                                 lr=args.lr, seed=args.seed)
     raise ValueError(f"--method: expected one of {', '.join(METHODS)} but found {args.method!r}")
 
 
@@ -254,6 +260,10 @@ def build_parser():
                    help="prior weight variance per head layer")
     g.add_argument("--obs-noise", type=float, default=HeadConfig.obs_noise, help="measurement noise R (kalman update)")
     g.add_argument("--update", choices=("kalman", "paper"), default=HeadConfig.update, help="output update")
+    g = p.add_argument_group("warm-started retraining (retrain)")
+    g.add_argument("--capacity", type=int, default=10, help="FIFO memory capacity (default 10)")
+    g.add_argument("--epochs", type=int, default=100, help="epochs over the memory per sample (default 100)")
+    g.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
     p.set_defaults(func=cmd_run)
 

@@ -100,3 +100,9 @@ def test_kbt_bad_arguments(argv, words, capsys):
     with pytest.raises(SystemExit) as e:
         main(argv + ["--no-progress"])
     assert e.value.code == 2 and words in capsys.readouterr().err
+
+
+def test_run_retrain(capsys):
+    assert main(["run", "--method", "retrain", "--capacity", "5", "--epochs", "2", "--samples", "10",
+                 "--episodes", "5", "--no-progress"]) == 0
+    assert "retrain on target" in capsys.readouterr().out
