@@ -130,9 +130,21 @@ class KBTController:
         f = self.tokenizer.decode(p)
         return f[0] if single else f
 
+    def probs(self, states):
+        """Predictive bin probabilities mu_p (N, n_bins) of the Bayesian head."""
+        return self.head.predict(self.features(np.atleast_2d(states)))[0]
+
     def predict_split(self, states):
         """Mean force, aleatoric and epistemic variance per state, each (N,)."""
-        p, Sp = self.head.predict(self.features(states))
+        return self.predict_split_features(self.features(states))
+
+    def predict_split_features(self, H):
+        """``predict_split`` from standardised features H (N, d), e.g. precomputed.
+
+        mean = a^T mu_p, aleatoric = a^2^T mu_p - mean^2 (the categorical's own
+        spread), epistemic = a^T Sigma_p a (the spread of mu_p under the weight posterior).
+        """
+        p, Sp = self.head.predict(H)
         a = self.tokenizer.centres
         mean = p @ a
         aleatoric = np.maximum(p @ a**2 - mean**2, 0.0)

@@ -62,6 +62,9 @@ class RetrainController:
     def act(self, states):
         return self.policy.act(states)
 
+    def probs(self, states):
+        return self.policy.probs(states)
+
     def predict(self, states):
         return self.policy.predict(states)
 
