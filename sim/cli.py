@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 import numpy as np
@@ -208,6 +209,45 @@ def cmd_run(args):
     return 0
 
 
+def cmd_experiment(args):
+    from controller.kalman_head import HeadConfig
+    from sim import experiments as ex
+    from sim import report
+    from sim.methods import MethodSettings
+
+    jobs = args.jobs or (os.cpu_count() or 1)
+    if args.name in ("fig3", "fig4"):
+        kw = {k: v for k, v in (("trials", args.trials), ("samples", args.samples), ("seed", args.seed),
+                                ("episodes", args.episodes)) if v is not None}
+        if args.methods:
+            kw["methods"] = tuple(args.methods)
+        kw["settings"] = MethodSettings(epochs=args.epochs, lr=args.lr)
+        spec = ex.LearningSpec.quick(**kw) if args.quick else ex.LearningSpec(**kw)
+        results = ex.run_learning(spec, jobs=jobs, progress=args.progress)
+        results["command"] = "kbt " + " ".join(args.argv)
+        table = report.write_learning(results, args.out)
+        at = report.summary_marks(results)
+        print(f"mean success at checkpoints over {spec.trials} trials; median learning time per sample")
+        print(f"{'method':>12} " + " ".join(f"{'@' + str(n):>7}" for n in at) + f" {'ms/sample':>10}")
+        for m, row in table.items():
+            cells = " ".join(f"{row[f'success_{n}']:>7.2f}" for n in at)
+            print(f"{m:>12} {cells} {row['ms_per_sample']:>10.3f}")
+        for ref, v in results["references"].items():
+            print(f"{ref:>12} success {v:.2f} (reference)")
+    else:  # fig5
+        kw = {k: v for k, v in (("samples", args.samples), ("seed", args.seed)) if v is not None}
+        if args.sigma_data:
+            kw["sigma_data"] = tuple(args.sigma_data)
+        spec = ex.VarianceSpec.quick(**kw) if args.quick else ex.VarianceSpec(**kw)
+        results = ex.run_variance(spec, jobs=jobs, progress=args.progress)
+        results["command"] = "kbt " + " ".join(args.argv)
+        settled = report.write_variance(results, args.out)
+        for s, v in settled.items():
+            print(f"Sigma_data = {s:>4}: settled predicted variance {v:8.2f} N^2")
+    print(f"wrote {args.out}/results.json, results.csv and plots")
+    return 0
+
+
 def cmd_pretrain(args):
     import shlex
 
@@ -267,6 +307,25 @@ def build_parser():
     p.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
     p.set_defaults(func=cmd_run)
 
+    p = sub.add_parser("experiment", help="reproduce a figure of the paper (JSON, CSV, PNG)")
+    p.add_argument("name", choices=("fig3", "fig4", "fig5"),
+                   help="fig3/fig4: success and time per sample vs samples (one run makes both); "
+                        "fig5: predicted variance vs samples for several Sigma_data")
+    p.add_argument("--out", default=None, metavar="DIR", help="output directory (default results/NAME)")
+    p.add_argument("--quick", action="store_true", help="CI size (under 3 minutes)")
+    p.add_argument("--trials", type=int, default=None, help="fig3/4: trials (default 10)")
+    p.add_argument("--samples", type=int, default=None, help="samples per trial (fig3/4: 400, fig5: 20000)")
+    p.add_argument("--episodes", type=int, default=None, help="fig3/4: evaluation episodes per checkpoint")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--jobs", type=int, default=None, help="processes (default: all cores)")
+    p.add_argument("--methods", nargs="+", default=None, metavar="M",
+                   help="fig3/4: learning methods, e.g. kbt retrain-10 retrain-100")
+    p.add_argument("--epochs", type=int, default=100, help="retraining epochs per sample")
+    p.add_argument("--lr", type=float, default=1e-3, help="retraining learning rate")
+    p.add_argument("--sigma-data", type=float, nargs="+", default=None, help="fig5: label-noise variances (N^2)")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
+    p.set_defaults(func=cmd_experiment)
+
     p = sub.add_parser("pretrain", help="pre-train the decision transformer on SOURCE LQR data")
     p.add_argument("--out", required=True, metavar="PATH", help="where to write the .npz")
     p.add_argument("--seed", type=int, default=0)
@@ -289,6 +348,8 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     args.argv = argv
+    if getattr(args, "command", None) == "experiment" and args.out is None:
+        args.out = os.path.join("results", args.name)
     try:
         return args.func(args)
     except ValueError as e:

@@ -1,0 +1,220 @@
+"""The paper's experiments as functions that return tidy results.
+
+* ``learning`` (Figures 3 and 4): success rate, held-out RMSE/NLL and the wall
+  time of each learning step versus samples seen, for KBT and warm-started
+  retraining at several memory capacities; the pre-trained transformer and the
+  TARGET LQR expert as reference lines.
+* ``variance`` (Figure 5): KBT's predicted force variance versus samples seen
+  for several label-noise variances Sigma_data.
+
+Every (method, trial) pair is one job with its own seeds, so results do not
+depend on how many processes run them (``jobs``). Writing files and plotting
+live in ``sim/report.py``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from multiprocessing import get_context
+
+import numpy as np
+
+from controller.kalman_head import HeadConfig
+from controller.lqr import LQRController
+from sim.cartpole import TARGET
+from sim.checks import check_int
+from sim.data import sample_dataset
+from sim.methods import MethodSettings, is_learner, make_controller
+from sim.progress import Progress
+from sim.stream import checkpoints_every, learning_trial
+
+__all__ = ["LearningSpec", "VarianceSpec", "run_learning", "run_variance", "moving_average"]
+
+HELDOUT = 1000          # held-out TARGET samples for RMSE / NLL / calibration
+VARIANCE_PROBES = 200   # held-out states at which Figure 5's predicted variance is averaged
+
+
+def _data_seed(seed, trial):
+    """Seed of trial ``trial``'s sample stream (independent of the method)."""
+    return 1000 * seed + trial + 1
+
+
+def _heldout_seed(seed):
+    return 1000 * seed + 999
+
+
+@dataclass(frozen=True)
+class LearningSpec:
+    methods: tuple = ("kbt", "retrain-10", "retrain-20", "retrain-25", "retrain-50", "retrain-75", "retrain-100")
+    trials: int = 10
+    samples: int = 400
+    every: int = 20                 # checkpoint spacing (samples)
+    episodes: int = 100             # evaluation episodes per checkpoint
+    seed: int = 0
+    settings: MethodSettings = MethodSettings()
+
+    @classmethod
+    def quick(cls, **kw):
+        """CI size: two trials of 40 samples, KBT vs retraining at C = 10 and 100."""
+        base = dict(methods=("kbt", "retrain-10", "retrain-100"), trials=2, samples=40, every=20, episodes=20)
+        base.update(kw)
+        return cls(**base)
+
+    def validate(self):
+        for m in self.methods:
+            if not is_learner(m):
+                raise ValueError(f"methods: {m!r} does not learn; the references are added automatically")
+        check_int("trials", self.trials, low=1)
+        check_int("samples", self.samples, low=1)
+        check_int("every", self.every, low=1)
+        check_int("episodes", self.episodes, low=1)
+        check_int("seed", self.seed, low=0)
+        return self
+
+
+def _learning_job(args):
+    spec, method, trial = args
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    states, forces = sample_dataset(LQRController(TARGET), spec.samples, seed=_data_seed(spec.seed, trial))
+    heldout = sample_dataset(LQRController(TARGET), HELDOUT, seed=_heldout_seed(spec.seed))
+    controller = make_controller(method, TARGET, spec.settings, seed=trial)
+    if hasattr(controller, "warm_up"):
+        controller.warm_up()
+    res = learning_trial(controller, TARGET, states, forces, checkpoints_every(spec.every, spec.samples),
+                         episodes=spec.episodes, eval_seed=spec.seed, heldout=heldout,
+                         tokenizer=controller.tokenizer)
+    return method, trial, res
+
+
+def _reference(spec, method):
+    controller = make_controller(method, TARGET, spec.settings)
+    from sim.loop import evaluate_success
+
+    return evaluate_success(controller, TARGET, n_episodes=spec.episodes, seed=spec.seed).success_rate
+
+
+def _pool_map(fn, jobs, n_jobs, label, progress):
+    """Run ``fn`` over ``jobs`` in ``n_jobs`` processes; results in job order."""
+    out = [None] * len(jobs)
+    with Progress(len(jobs), label, enabled=progress) as bar:
+        if n_jobs == 1:
+            for i, job in enumerate(jobs):
+                out[i] = fn(job)
+                bar.update(1)
+        else:
+            with get_context("spawn").Pool(n_jobs) as pool:
+                for i, r in pool.imap_unordered(_indexed, [(fn, i, j) for i, j in enumerate(jobs)]):
+                    out[i] = r
+                    bar.update(1)
+    return out
+
+
+def _indexed(args):
+    fn, i, job = args
+    return i, fn(job)
+
+
+def run_learning(spec: LearningSpec, jobs=1, progress=True):
+    """Figures 3 and 4. Returns a dict (JSON-ready) with per-trial series."""
+    spec.validate()
+    jobs = check_int("jobs", jobs, low=1)
+    # heaviest jobs first so the pool's tail is short
+    order = sorted(spec.methods, key=lambda m: -int(m.split("-")[1]) if "-" in m else 0)
+    work = [(spec, m, t) for m in order for t in range(spec.trials)]
+    results = _pool_map(_learning_job, work, jobs, "learning trials", progress)
+    marks = checkpoints_every(spec.every, spec.samples)
+    out = {"experiment": "learning", "seed": spec.seed, "trials": spec.trials, "samples": spec.samples,
+           "episodes": spec.episodes, "checkpoints": marks, "methods": {}, "references": {}}
+    for m in spec.methods:
+        runs = sorted((r for r in results if r[0] == m), key=lambda r: r[1])
+        out["methods"][m] = {
+            "success_rate": [r[2].series("success_rate").tolist() for r in runs],
+            "rmse": [r[2].series("rmse").tolist() for r in runs],
+            "nll": [r[2].series("nll").tolist() for r in runs],
+            "ece": [r[2].series("ece").tolist() for r in runs],
+            "pred_var": [r[2].series("pred_var").tolist() for r in runs],
+            "learn_seconds": [r[2].learn_seconds.tolist() for r in runs],
+        }
+    for ref in ("pretrained", "lqr"):
+        out["references"][ref] = _reference(spec, ref)
+    return out
+
+
+# ------------------------------------------------------------------ Figure 5
+@dataclass(frozen=True)
+class VarianceSpec:
+    sigma_data: tuple = (0.0, 10.0, 20.0, 50.0)
+    samples: int = 20000
+    window: int = 500               # moving-average window (samples)
+    record_every: int = 10          # predicted variance recorded every this many samples
+    seed: int = 0
+    head: HeadConfig = HeadConfig()
+
+    @classmethod
+    def quick(cls, **kw):
+        base = dict(samples=2000, window=100, record_every=10)
+        base.update(kw)
+        return cls(**base)
+
+    def validate(self):
+        for s in self.sigma_data:
+            if not np.isfinite(s) or s < 0:
+                raise ValueError(f"sigma_data: expected variances >= 0 but found {s}")
+        check_int("samples", self.samples, low=1)
+        check_int("window", self.window, low=1)
+        check_int("record_every", self.record_every, low=1)
+        check_int("seed", self.seed, low=0)
+        return self
+
+
+def _variance_job(args):
+    spec, sigma_data = args
+    expert = LQRController(TARGET)
+    states, forces = sample_dataset(expert, spec.samples, seed=_data_seed(spec.seed, 0), sigma_data=sigma_data)
+    probe, _ = sample_dataset(expert, VARIANCE_PROBES, seed=_heldout_seed(spec.seed))
+    c = make_controller("kbt", TARGET, MethodSettings(head=spec.head, sigma_data=sigma_data))
+    c.warm_up()
+    H = c.features(probe)                      # T_1 is frozen: the probes' features never change
+    steps, total, aleatoric, epistemic = [], [], [], []
+
+    def record(i):
+        # mean over the probe states of the force variance under the head's predictive
+        _, ale, epi = c.predict_split_features(H)
+        ale, epi = ale.mean(), epi.mean()
+        steps.append(i)
+        aleatoric.append(float(ale))
+        epistemic.append(float(epi))
+        total.append(float(ale + epi))
+
+    for i in range(spec.samples):
+        if i % spec.record_every == 0:
+            record(i)
+        c.observe(states[i], forces[i])
+    record(spec.samples)
+    return sigma_data, {"samples": steps, "pred_var": total, "aleatoric": aleatoric, "epistemic": epistemic}
+
+
+def moving_average(x, window):
+    """Trailing moving average; the first ``window - 1`` values average what exists."""
+    x = np.asarray(x, dtype=float)
+    c = np.cumsum(np.insert(x, 0, 0.0))
+    n = np.arange(1, len(x) + 1)
+    lo = np.maximum(n - window, 0)
+    return (c[n] - c[lo]) / (n - lo)
+
+
+def run_variance(spec: VarianceSpec, jobs=1, progress=True):
+    """Figure 5. Returns a dict (JSON-ready)."""
+    spec.validate()
+    jobs = check_int("jobs", jobs, low=1)
+    results = _pool_map(_variance_job, [(spec, s) for s in spec.sigma_data], jobs, "variance runs", progress)
+    out = {"experiment": "variance", "seed": spec.seed, "samples": spec.samples, "window": spec.window,
+           "record_every": spec.record_every, "runs": {}}
+    win = max(1, spec.window // spec.record_every)
+    for s, r in results:
+        r["pred_var_ma"] = moving_average(r["pred_var"], win).tolist()
+        tail = np.asarray(r["pred_var"])[-max(1, len(r["pred_var"]) // 5):]
+        r["settled"] = float(np.mean(tail))          # mean over the last fifth of the run
+        out["runs"][f"{s:g}"] = r
+    return out

@@ -1,0 +1,74 @@
+"""Controllers by name, as the command line and the experiments spell them.
+
+``lqr``, ``pretrained``, ``kbt``, ``retrain-C`` (warm-started retraining with a
+FIFO memory of C samples, e.g. ``retrain-10``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from controller.kalman_head import HeadConfig
+from sim.cartpole import CartPoleParams
+
+__all__ = ["MethodSettings", "make_controller", "is_learner", "parse_method"]
+
+BASE_METHODS = ("lqr", "pretrained", "kbt", "retrain")
+
+
+@dataclass(frozen=True)
+class MethodSettings:
+    """Everything a controller factory may need besides the method's name."""
+
+    weights: str | None = None              # transformer weights (None: the shipped file)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    sigma_data: float = 0.0                 # label-noise variance the KBT head assumes (N^2)
+    epochs: int = 100                       # retraining: epochs over the memory per sample
+    lr: float = 1e-3                        # retraining: Adam learning rate
+    batch: int = 32                         # retraining: minibatch
+    lqr_design: CartPoleParams | None = None  # lqr: the plant the gain is designed for
+
+
+def parse_method(method):
+    """``"retrain-25"`` -> ``("retrain", 25)``; ``"kbt"`` -> ``("kbt", None)``."""
+    if not isinstance(method, str):
+        raise ValueError(f"method: expected a string but found {type(method).__name__}")
+    base, _, arg = method.partition("-")
+    if base not in BASE_METHODS:
+        raise ValueError(f"method: expected one of lqr, pretrained, kbt, retrain-C but found {method!r}")
+    if base == "retrain":
+        if not arg.isdigit() or int(arg) < 1:
+            raise ValueError(f"method: expected retrain-C with an integer capacity C >= 1 but found {method!r}")
+        return base, int(arg)
+    if arg:
+        raise ValueError(f"method: {base!r} takes no argument but found {method!r}")
+    return base, None
+
+
+def is_learner(method):
+    return parse_method(method)[0] in ("kbt", "retrain")
+
+
+def make_controller(method, params: CartPoleParams, settings: MethodSettings | None = None, seed=0):
+    """A fresh controller for ``method`` on the plant ``params``.
+
+    The LQR expert is designed for ``settings.lqr_design`` (default: ``params``);
+    learning controllers start from the pre-trained transformer.
+    """
+    from controller.lqr import LQRController
+    from controller.model import load_pretrained
+
+    s = MethodSettings() if settings is None else settings
+    base, capacity = parse_method(method)
+    if base == "lqr":
+        return LQRController(s.lqr_design or params)
+    policy = load_pretrained(s.weights)
+    if base == "pretrained":
+        return policy
+    if base == "kbt":
+        from controller.kbt import KBTController
+
+        return KBTController(policy, s.head, sigma_data=s.sigma_data)
+    from controller.retrain import RetrainController
+
+    return RetrainController(policy, capacity=capacity, epochs=s.epochs, lr=s.lr, batch=s.batch, seed=seed)

@@ -1,0 +1,106 @@
+"""One learning trial: stream expert-labelled samples into a controller and
+measure it at checkpoints.
+
+The same function serves ``kbt run`` and every ``kbt experiment``, so a figure
+and the command line never disagree on what "success after n samples" means.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from controller.calibration import calibration_report
+from sim.cartpole import CartPoleParams
+from sim.checks import check_int
+from sim.loop import evaluate_success
+
+__all__ = ["Checkpoint", "TrialResult", "checkpoints_every", "learning_trial"]
+
+
+def checkpoints_every(step, samples):
+    """[0, step, 2 step, ..., samples] (``samples`` always included)."""
+    step = check_int("step", step, low=1)
+    samples = check_int("samples", samples, low=1)
+    return sorted(set(range(0, samples, step)) | {samples})
+
+
+@dataclass
+class Checkpoint:
+    samples: int
+    success_rate: float
+    metrics: dict                      # calibration_report on the held-out data (when given)
+
+
+@dataclass
+class TrialResult:
+    checkpoints: list = field(default_factory=list)   # [Checkpoint]
+    learn_seconds: np.ndarray | None = None           # (samples,) wall time of each observe()
+    rejected: int = 0                                 # updates the controller refused (ValueError)
+
+    def series(self, key):
+        """One figure per checkpoint: ``"success_rate"`` or a metric name."""
+        if key == "success_rate":
+            return np.array([c.success_rate for c in self.checkpoints])
+        return np.array([c.metrics.get(key, np.nan) for c in self.checkpoints])
+
+
+def learning_trial(controller, params: CartPoleParams, states, forces, checkpoints, *, episodes=100, eval_seed=0,
+                   heldout=None, tokenizer=None, on_checkpoint=None, on_sample=None):
+    """Stream ``(states[i], forces[i])`` into ``controller.observe`` in order.
+
+    Parameters
+    ----------
+    controller
+        Has ``act``; learning controllers also ``observe``; ``probs`` and
+        ``predict`` are used for the held-out metrics when present.
+    checkpoints : list of int
+        Sample counts after which to measure (0 = before any sample).
+    episodes, eval_seed
+        Success rate over ``episodes`` seeded episodes of ``params``.
+    heldout : (states, forces), optional
+        Held-out expert data for RMSE, NLL, ECE, coverage, mean predicted variance.
+    on_checkpoint : callable(Checkpoint), optional
+    on_sample : callable(i, seconds), optional
+        Called after every update (progress bars).
+
+    Returns
+    -------
+    TrialResult
+        ``learn_seconds[i]`` is the wall time of the i-th ``observe`` alone.
+    """
+    n = max(checkpoints)
+    if n > len(states):
+        raise ValueError(f"checkpoints: the last checkpoint {n} exceeds the {len(states)} samples")
+    marks = set(checkpoints)
+    result = TrialResult(learn_seconds=np.zeros(n))
+
+    def measure(i):
+        ev = evaluate_success(controller, params, n_episodes=episodes, seed=eval_seed)
+        metrics = {}
+        if heldout is not None and hasattr(controller, "predict"):
+            hs, hf = heldout
+            if hasattr(controller, "probs") and tokenizer is not None:
+                metrics = calibration_report(controller, hs, hf, tokenizer)
+            metrics["pred_var"] = float(np.mean(controller.predict(hs)[1]))
+        cp = Checkpoint(i, ev.success_rate, metrics)
+        result.checkpoints.append(cp)
+        if on_checkpoint is not None:
+            on_checkpoint(cp)
+
+    if 0 in marks:
+        measure(0)
+    for i in range(n):
+        t0 = time.perf_counter()
+        try:
+            controller.observe(states[i], forces[i])
+        except ValueError:
+            result.rejected += 1
+        result.learn_seconds[i] = time.perf_counter() - t0
+        if on_sample is not None:
+            on_sample(i, result.learn_seconds[i])
+        if i + 1 in marks:
+            measure(i + 1)
+    return result

@@ -1,0 +1,90 @@
+"""Methods by name, learning trials and the experiment runners (tiny sizes)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from controller.lqr import LQRController
+from sim import experiments as ex
+from sim import report
+from sim.cartpole import TARGET
+from sim.data import sample_dataset
+from sim.methods import MethodSettings, make_controller, parse_method
+from sim.stream import checkpoints_every, learning_trial
+
+
+def test_parse_method():
+    assert parse_method("retrain-25") == ("retrain", 25)
+    assert parse_method("kbt") == ("kbt", None)
+    for bad in ("retrain", "retrain-0", "retrain-x", "kbt-3", "sgd"):
+        with pytest.raises(ValueError, match="method"):
+            parse_method(bad)
+
+
+def test_make_controller_kinds():
+    assert make_controller("retrain-7", TARGET, MethodSettings(epochs=1)).capacity == 7
+    assert make_controller("pretrained", TARGET).name == "pretrained"
+    assert make_controller("kbt", TARGET).name == "kbt"
+
+
+def test_checkpoints_every():
+    assert checkpoints_every(20, 50) == [0, 20, 40, 50]
+    with pytest.raises(ValueError, match="step"):
+        checkpoints_every(0, 10)
+
+
+def test_learning_trial_counts_and_rejections():
+    S, F = sample_dataset(LQRController(TARGET), 6, seed=1)
+    F[2] = np.nan                                       # a bad label is rejected, not fatal
+    c = make_controller("kbt", TARGET)
+    before = c.head.copy()
+    res = learning_trial(c, TARGET, S, F, [0, 3, 6], episodes=2, heldout=(S, np.nan_to_num(F)),
+                         tokenizer=c.tokenizer)
+    assert [cp.samples for cp in res.checkpoints] == [0, 3, 6]
+    assert res.rejected == 1 and c.n_updates == 5
+    assert res.learn_seconds.shape == (6,) and np.all(res.learn_seconds > 0)
+    assert set(res.checkpoints[-1].metrics) >= {"rmse", "nll", "ece", "coverage90", "pred_var"}
+    assert not np.array_equal(before.layers[0].M, c.head.layers[0].M)
+
+
+def test_learning_experiment_is_independent_of_jobs(tmp_path):
+    spec = ex.LearningSpec(methods=("kbt", "retrain-3"), trials=2, samples=6, every=3, episodes=3,
+                           settings=MethodSettings(epochs=2))
+    a = ex.run_learning(spec, jobs=1, progress=False)
+    b = ex.run_learning(spec, jobs=2, progress=False)
+    for m in spec.methods:
+        for key in ("success_rate", "rmse", "nll"):
+            assert a["methods"][m][key] == b["methods"][m][key], (m, key)
+    table = report.write_learning(a, str(tmp_path))
+    for name in ("results.json", "results.csv", "fig3_success.png", "fig3_heldout.png", "fig4_time.png"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    assert json.loads((tmp_path / "results.json").read_text())["checkpoints"] == [0, 3, 6]
+    rows = (tmp_path / "results.csv").read_text().splitlines()
+    assert rows[0] == "experiment,method,trial,samples,metric,value"
+    # 2 methods x 2 trials x (5 metrics x 3 checkpoints + 6 timings) + 2 references
+    assert len(rows) - 1 == 2 * 2 * (5 * 3 + 6) + 2
+    assert set(table) == {"kbt", "retrain-3"}
+
+
+def test_learning_spec_rejects_references():
+    with pytest.raises(ValueError, match="methods"):
+        ex.run_learning(ex.LearningSpec(methods=("lqr",)), progress=False)
+
+
+def test_variance_experiment(tmp_path):
+    spec = ex.VarianceSpec(sigma_data=(0.0, 20.0), samples=30, window=10, record_every=5)
+    res = ex.run_variance(spec, progress=False)
+    r0 = res["runs"]["0"]
+    assert r0["samples"] == [0, 5, 10, 15, 20, 25, 30]
+    assert np.allclose(np.array(r0["aleatoric"]) + r0["epistemic"], r0["pred_var"])
+    # before any sample both runs start from the same prior
+    assert res["runs"]["0"]["pred_var"][0] == res["runs"]["20"]["pred_var"][0]
+    settled = report.write_variance(res, str(tmp_path))
+    assert set(settled) == {"0", "20"} and (tmp_path / "fig5_variance.png").exists()
+    with pytest.raises(ValueError, match="sigma_data"):
+        ex.run_variance(ex.VarianceSpec(sigma_data=(-1.0,)), progress=False)
+
+
+def test_moving_average():
+    assert np.allclose(ex.moving_average([1, 2, 3, 4], 2), [1, 1.5, 2.5, 3.5])
