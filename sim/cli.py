@@ -20,6 +20,7 @@ from controller.kalman_head import HeadConfig
 from controller.tokenizer import TARGET_STYLES
 from controller.transformer import TransformerConfig
 from sim.cartpole import INTEGRATORS, SYSTEMS
+from sim.deploy import FALLBACKS, STREAMS
 
 __all__ = ["main", "build_parser"]
 
@@ -105,79 +106,137 @@ def _make_controller(args, params):
     raise ValueError(f"--method: expected one of {', '.join(METHODS)} but found {args.method!r}")
 
 
-def _checkpoints(samples):
-    marks = {samples}
-    for m in (10, 25, 50, 100, 200, 400, 800, 1600):
-        if m < samples:
-            marks.add(m)
-    return sorted(marks)
+def _deploy_config(args, trial=None):
+    from sim.deploy import DeployConfig
+
+    period = None if args.period_ms is None else args.period_ms / 1000.0
+    return DeployConfig(samples=args.samples, stream=args.stream, episodes=args.episodes, seed=args.seed,
+                        data_seed=None if trial is None else args.seed + 1 + trial, period=period,
+                        fault_rate=args.fault_rate, fallback=args.fallback, sigma_data=args.sigma_data).validate()
 
 
-def _learn(args, controller, params, data_seed, verbose=True):
-    """Stream i.i.d. expert-labelled samples of ``params`` into a learning
-    controller; evaluate the success rate at checkpoints. Returns the rows."""
-    import time
+def _load_state(args, controller):
+    """``--load-state``: resume the head, or explain why not (and start from
+    the prior only with ``--allow-prior``)."""
+    if not args.load_state:
+        return None
+    if not callable(getattr(controller, "load_state", None)):
+        raise ValueError(f"--load-state: the {args.method} method has no saved state (only kbt)")
+    try:
+        controller.load_state(args.load_state)
+    except (OSError, ValueError, KeyError, EOFError) as e:
+        why = "no such file" if isinstance(e, FileNotFoundError) else str(e)
+        if not args.allow_prior:
+            raise ValueError(f"--load-state: cannot resume from {args.load_state}: {why}. "
+                             "Pass --allow-prior to start from the pre-trained prior instead") from None
+        print(f"warning: cannot resume from {args.load_state}: {why}; starting from the prior (--allow-prior)",
+              file=sys.stderr)
+        return "prior"
+    print(f"resumed the head from {args.load_state} ({controller.n_updates} updates so far)")
+    return "resumed"
 
-    from controller.lqr import LQRController
-    from sim.data import sample_dataset
-    from sim.loop import evaluate_success
 
-    from sim.progress import Progress
+def _save_state(args, controller):
+    if args.save_state:
+        controller.save_state(args.save_state)
+        print(f"saved the head to {args.save_state}")
 
-    samples = args.samples
-    if samples < 1:
-        raise ValueError(f"--samples: expected an integer >= 1 but found {samples}")
-    states, forces = sample_dataset(LQRController(params), samples, seed=data_seed, sigma_data=args.sigma_data)
-    marks = _checkpoints(samples)
-    rows, latencies = [], []
-    if hasattr(controller, "warm_up"):
-        controller.warm_up()
-    ev = evaluate_success(controller, params, n_episodes=args.episodes, seed=args.seed)
-    rows.append({"samples": 0, "success_rate": ev.success_rate})
-    say = print if verbose else (lambda *a, **k: None)
-    say(f"{'samples':>8} {'success':>8} {'pred std (N)':>13} {'update p50 (us)':>16} {'p99 (us)':>9}")
-    say(f"{0:>8} {ev.success_rate:>8.2f}")
-    with Progress(samples, f"{args.method} learning", enabled=args.progress and verbose) as bar:
-        for i in range(samples):
-            t0 = time.perf_counter()
-            controller.observe(states[i], forces[i])
-            latencies.append(time.perf_counter() - t0)
-            bar.update(1)
-            if i + 1 in marks:
-                ev = evaluate_success(controller, params, n_episodes=args.episodes, seed=args.seed)
-                std = float(np.sqrt(np.mean(controller.predict(states[: min(200, samples)])[1])))
-                lat = np.asarray(latencies) * 1e6
-                row = {"samples": i + 1, "success_rate": ev.success_rate, "pred_std": std,
-                       "update_p50_us": float(np.percentile(lat, 50)), "update_p99_us": float(np.percentile(lat, 99))}
-                rows.append(row)
-                say(f"{i + 1:>8} {ev.success_rate:>8.2f} {std:>13.3f} {row['update_p50_us']:>16.0f} "
-                    f"{row['update_p99_us']:>9.0f}", flush=True)
-    return rows, ev
+
+def _check_state_args(args):
+    if (args.save_state or args.load_state) and args.method != "kbt":
+        raise ValueError(f"--save-state/--load-state: only the kbt method has a state to save, not {args.method}")
+
+
+TABLE_HEAD = (f"{'samples':>8} {'success':>8} {'pred std (N)':>13} {'update p50 (us)':>16} {'p99 (us)':>9} "
+              f"{'misses':>7} {'rejected':>9} {'faults':>7}")
+
+
+def _table_row(row):
+    def f(v, fmt):
+        return format(v, fmt) if v is not None else "-"
+
+    return (f"{row['samples']:>8} {row['success_rate']:>8.2f} {f(row['pred_std'], '.3f'):>13} "
+            f"{f(row['update_p50_us'], '.0f'):>16} {f(row['update_p99_us'], '.0f'):>9} "
+            f"{row['deadline_misses']:>7} {row['rejected']:>9} {row['sensor_faults']:>7}")
 
 
 def _run_trials(args, params, name):
-    """Several learning trials (data seeds seed+1 .. seed+trials); mean success per checkpoint."""
+    """Several deployed learning runs (data seeds seed+1 .. seed+trials); mean success per checkpoint."""
+    from sim.deploy import run_deployment
     from sim.progress import Progress
 
     per_trial = []
     with Progress(args.trials, f"{args.method} trials", enabled=args.progress) as bar:
         for t in range(args.trials):
-            rows, _ = _learn(args, _make_controller(args, params), params, data_seed=args.seed + 1 + t, verbose=False)
-            per_trial.append(rows)
+            controller = _make_controller(args, params)
+            if hasattr(controller, "warm_up"):
+                controller.warm_up()
+            res = run_deployment(controller, params, _deploy_config(args, trial=t))
+            per_trial.append(res.rows)
             bar.update(1)
     marks = [r["samples"] for r in per_trial[0]]
     succ = np.array([[r["success_rate"] for r in rows] for rows in per_trial])      # [trials, checkpoints]
-    p50 = np.array([[r.get("update_p50_us", np.nan) for r in rows[1:]] for rows in per_trial])
+    p50 = np.array([rows[-1]["update_p50_us"] for rows in per_trial], dtype=float)
     print(f"{args.method} on {name}, {args.trials} trials x {args.samples} samples, {args.episodes} episodes each")
     print(f"{'samples':>8} {'mean success':>13} {'min':>6} {'max':>6}")
     for j, m in enumerate(marks):
         print(f"{m:>8} {succ[:, j].mean():>13.3f} {succ[:, j].min():>6.2f} {succ[:, j].max():>6.2f}")
-    print(f"update latency p50 (median over trials): {np.nanmedian(p50[:, -1]):.0f} us")
+    print(f"update latency p50 (median over trials): {np.nanmedian(p50):.0f} us")
     if args.json:
         _write_json(args.json, {"method": args.method, "system": name, "episodes": args.episodes, "seed": args.seed,
-                                "trials": args.trials, "samples": args.samples, "checkpoints": marks,
-                                "success_rate": succ[:, -1].mean(), "success_per_trial": succ,
-                                "per_trial": per_trial})
+                                "trials": args.trials, "samples": args.samples, "stream": args.stream,
+                                "checkpoints": marks, "success_rate": succ[:, -1].mean(),
+                                "success_per_trial": succ, "per_trial": per_trial})
+    return 0
+
+
+def _run_learning(args, params, name):
+    """One deployed learning run with the progress table."""
+    from sim.deploy import run_deployment
+    from sim.progress import Progress
+
+    controller = _make_controller(args, params)
+    resumed = _load_state(args, controller)
+    if hasattr(controller, "warm_up"):
+        controller.warm_up()
+    cfg = _deploy_config(args)
+    period_ms = 1000 * (params.tau if cfg.period is None else cfg.period)
+    print(f"{args.method} on {name}: {cfg.samples} {cfg.stream} expert samples, one per {period_ms:g} ms tick; "
+          f"success over {cfg.episodes} episodes at each checkpoint")
+    print(TABLE_HEAD)
+    view = None
+    with Progress(cfg.samples, f"{args.method} learning", enabled=args.progress and not args.view) as bar:
+        def on_checkpoint(row):
+            bar.clear()
+            print(_table_row(row), flush=True)
+
+        def on_tick(state, force, res):
+            bar.update(1)
+            if view is not None:
+                return view.show(state, force, learned=res.updates, force_std=force_std(controller, state))
+            return True
+
+        if args.view:
+            from sim.view import Viewer, force_std
+
+            view = Viewer(params, method=args.method)
+        try:
+            res = run_deployment(controller, params, cfg, on_checkpoint=on_checkpoint, on_tick=on_tick)
+        finally:
+            if view is not None:
+                view.close()
+    last = res.rows[-1]
+    s = res.summary()
+    print(f"{args.method} on {name}: success {last['success_rate']:.3f} after {res.updates} updates "
+          f"({res.rejected} rejected, {res.sensor_faults} sensor faults, {res.deadline_misses} deadline misses of "
+          f"{res.ticks} ticks; update p50 {s['update_p50_us']:.0f} us)")
+    _save_state(args, controller)
+    if args.json:
+        _write_json(args.json, {
+            "method": args.method, "system": name, "episodes": cfg.episodes, "seed": args.seed,
+            "samples": cfg.samples, "stream": cfg.stream, "fault_rate": cfg.fault_rate, "fallback": cfg.fallback,
+            "resumed": resumed, "success_rate": last["success_rate"], "checkpoints": res.rows, **s,
+        })
     return 0
 
 
@@ -185,14 +244,17 @@ def cmd_run(args):
     from sim.loop import evaluate_success
 
     name, params = _system_from_args(args)
-    controller = _make_controller(args, params)
-    rows = None
+    _check_state_args(args)
+    if args.method in LEARNERS:
+        _deploy_config(args)      # bad settings fail before any work
     if args.method in LEARNERS and args.trials > 1:
+        if args.save_state or args.load_state or args.view:
+            raise ValueError("--trials: a multi-trial run cannot save, load or view a state; use --trials 1")
         return _run_trials(args, params, name)
     if args.method in LEARNERS:
-        rows, ev = _learn(args, controller, params, data_seed=args.seed + 1)
-    else:
-        ev = evaluate_success(controller, params, n_episodes=args.episodes, seed=args.seed)
+        return _run_learning(args, params, name)
+    controller = _make_controller(args, params)
+    ev = evaluate_success(controller, params, n_episodes=args.episodes, seed=args.seed)
     design = args.design_for or name
     label = f"{args.method} (designed for {design})" if args.method == "lqr" else args.method
     print(f"{label} on {name}: success {ev.success_rate:.3f} over {ev.n_episodes} episodes "
@@ -204,8 +266,43 @@ def cmd_run(args):
             "params": {k: getattr(params, k) for k in ("m_c", "m_p", "l_p", "g", "tau", "integrator", "u_max")},
             "episodes": ev.n_episodes, "seed": args.seed, "success_rate": ev.success_rate,
             "mean_length": float(ev.lengths.mean()), "saturation_fraction": ev.saturation_fraction,
-            "seconds": ev.seconds, "samples": args.samples if rows else 0, "checkpoints": rows,
+            "seconds": ev.seconds, "samples": 0,
         })
+    if args.view:
+        from sim.view import watch
+
+        watch(controller, params, method=args.method, seconds=None, seed=args.seed)
+    return 0
+
+
+def cmd_view(args):
+    from controller.lqr import LQRController
+    from sim.data import sample_dataset
+    from sim.methods import MethodSettings, make_controller
+    from sim.progress import Progress
+    from sim.view import watch
+
+    name, params = _system_from_args(args)
+    method = args.method if args.method != "retrain" else f"retrain-{args.capacity}"
+    controller = make_controller(method, params, MethodSettings(weights=args.weights), seed=args.seed)
+    _check_state_args(args)
+    _load_state(args, controller)
+    learned = None
+    if callable(getattr(controller, "observe", None)):
+        samples = args.samples if args.samples is not None else 400
+        if samples < 0:
+            raise ValueError(f"--samples: expected an integer >= 0 but found {samples}")
+        S, F = sample_dataset(LQRController(params), samples, seed=args.seed + 1) if samples else (None, None)
+        with Progress(samples, f"{method} adapting before the view", enabled=args.progress and samples > 0) as bar:
+            for i in range(samples):
+                controller.observe(S[i], F[i])
+                bar.update(1)
+        learned = getattr(controller, "n_updates", samples)   # includes a resumed head's updates
+    out = watch(controller, params, method=method, seconds=args.seconds, seed=args.seed, frames_dir=args.frames,
+                headless=args.headless or bool(args.frames), learned=learned)
+    print(f"{method} on {name}: {out['seconds']:.1f} s simulated, {out['frames']} frames, "
+          f"{out['successes']} successes, {out['failures']} failures"
+          + (f"; frames in {args.frames}" if args.frames else ""))
     return 0
 
 
@@ -304,8 +401,37 @@ def build_parser():
     g.add_argument("--capacity", type=int, default=10, help="FIFO memory capacity (default 10)")
     g.add_argument("--epochs", type=int, default=100, help="epochs over the memory per sample (default 100)")
     g.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    g = p.add_argument_group("deployment (learning methods)")
+    g.add_argument("--stream", choices=STREAMS, default="iid",
+                   help="iid: samples from the SPEC box (the paper); onpolicy: the states the controller visits")
+    g.add_argument("--period-ms", type=float, default=None, help="control period for the deadline (default: tau)")
+    g.add_argument("--fault-rate", type=float, default=0.0,
+                   help="inject NaN sensor readings and NaN labels with this probability per tick (default 0)")
+    g.add_argument("--fallback", choices=FALLBACKS, default="hold",
+                   help="on a non-finite reading: hold the last force, or LQR on the last good reading")
+    g.add_argument("--save-state", metavar="PATH", help="kbt: save the head's posterior at the end")
+    g.add_argument("--load-state", metavar="PATH", help="kbt: resume the head from a saved posterior")
+    g.add_argument("--allow-prior", action="store_true",
+                   help="if --load-state cannot be read, start from the pre-trained prior instead of stopping")
+    p.add_argument("--view", action="store_true", help="watch the run in a pygame window")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("view", help="watch a controller live in a pygame window")
+    _add_system_args(p)
+    p.add_argument("--method", choices=METHODS, default="kbt", help="controller (default kbt)")
+    p.add_argument("--capacity", type=int, default=10, help="retrain: FIFO memory capacity")
+    p.add_argument("--samples", type=int, default=None,
+                   help="learning methods: i.i.d. expert samples learned before the view opens (default 400)")
+    p.add_argument("--seconds", type=float, default=None, help="stop after this much simulated time")
+    p.add_argument("--frames", metavar="DIR", help="render off-screen and save every frame as PNG into DIR")
+    p.add_argument("--headless", action="store_true", help="no window (off-screen surface)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--weights", metavar="PATH", help="transformer weights (default: the shipped pre-trained file)")
+    p.add_argument("--load-state", metavar="PATH", help="kbt: start from a saved head")
+    p.add_argument("--allow-prior", action="store_true", help="if --load-state cannot be read, use the prior")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
+    p.set_defaults(func=cmd_view, save_state=None)
 
     p = sub.add_parser("experiment", help="reproduce a figure of the paper (JSON, CSV, PNG)")
     p.add_argument("name", choices=("fig3", "fig4", "fig5"),

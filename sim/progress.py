@@ -41,6 +41,14 @@ class Progress:
             self._draw()
             self._last = now
 
+    def clear(self):
+        """Erase the in-place bar (terminal only) so a caller can print a line;
+        the next update redraws it."""
+        if self.enabled and self._tty:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+            self._last = -1e9
+
     def _draw(self, final=False):
         if not self.enabled:
             return

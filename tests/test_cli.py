@@ -35,7 +35,8 @@ def test_custom_system(capsys):
 @pytest.mark.parametrize("argv, words", [
     (["run", "--m-p", "0"], "m_p"),
     (["run", "--m-p", "1", "--system", "source"], "--system"),
-    (["run", "--episodes", "0"], "n_episodes"),
+    (["run", "--episodes", "0"], "episodes"),
+    (["run", "--method", "lqr", "--episodes", "0"], "n_episodes"),
 ])
 def test_bad_arguments_exit_2_with_message(argv, words, capsys):
     with pytest.raises(SystemExit) as e:
@@ -92,7 +93,7 @@ def test_run_kbt_trials_mean(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, words", [
-    (["run", "--samples", "0"], "--samples"),
+    (["run", "--samples", "0"], "samples"),
     (["run", "--prior-var", "-1"], "prior_var"),
     (["run", "--sigma-data", "-2"], "sigma_data"),
 ])
@@ -106,3 +107,47 @@ def test_run_retrain(capsys):
     assert main(["run", "--method", "retrain", "--capacity", "5", "--epochs", "2", "--samples", "10",
                  "--episodes", "5", "--no-progress"]) == 0
     assert "retrain on target" in capsys.readouterr().out
+
+
+def test_run_save_then_resume_state(tmp_path, capsys):
+    path = tmp_path / "head.npz"
+    assert main(["run", "--samples", "12", "--episodes", "3", "--no-progress", "--save-state", str(path)]) == 0
+    assert path.exists()
+    capsys.readouterr()
+    out_json = tmp_path / "r.json"
+    assert main(["run", "--samples", "5", "--episodes", "3", "--no-progress", "--load-state", str(path),
+                 "--json", str(out_json)]) == 0
+    assert "(12 updates so far)" in capsys.readouterr().out
+    data = json.loads(out_json.read_text())
+    assert data["resumed"] == "resumed" and data["updates"] == 5
+
+
+@pytest.mark.parametrize("content", [None, b"not an npz"])
+def test_missing_or_corrupt_state_is_a_clear_error(tmp_path, capsys, content):
+    path = tmp_path / "head.npz"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(SystemExit) as e:
+        main(["run", "--samples", "5", "--episodes", "2", "--no-progress", "--load-state", str(path)])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "--load-state" in err and "--allow-prior" in err and "Traceback" not in err
+    # ... and the prior only when asked for
+    assert main(["run", "--samples", "5", "--episodes", "2", "--no-progress", "--load-state", str(path),
+                 "--allow-prior"]) == 0
+    assert "starting from the prior" in capsys.readouterr().err
+
+
+def test_state_flags_need_kbt(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["run", "--method", "lqr", "--save-state", "x.npz"])
+    assert e.value.code == 2 and "only the kbt method" in capsys.readouterr().err
+
+
+def test_run_onpolicy_with_faults_reports_counts(tmp_path, capsys):
+    path = tmp_path / "r.json"
+    assert main(["run", "--samples", "60", "--episodes", "3", "--stream", "onpolicy", "--fault-rate", "0.2",
+                 "--fallback", "lqr", "--no-progress", "--json", str(path)]) == 0
+    data = json.loads(path.read_text())
+    assert data["stream"] == "onpolicy" and data["sensor_faults"] > 0 and data["rejected_updates"] > 0
+    assert data["updates"] + data["rejected_updates"] == 60
+    assert "rejected" in capsys.readouterr().out
