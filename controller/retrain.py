@@ -16,6 +16,7 @@ import numpy as np
 from controller import transformer as tf
 from controller.model import TransformerPolicy
 from controller.transformer import Adam
+from controller.transformer_numba import FastInference
 from sim.checks import as_float_array, check_int, check_positive
 
 __all__ = ["RetrainController", "CAPACITIES"]
@@ -58,8 +59,20 @@ class RetrainController:
         self.opt = Adam(lr=self.lr)
         self.n_updates = 0
         self.name = f"retrain-{self.capacity}"
+        self._fast = FastInference(self.policy)     # refreshed after every update
+
+    def remember(self, state, expert_force):
+        """Store a sample in the FIFO memory without training (e.g. to reach a
+        full memory before profiling the steady-state update)."""
+        s = as_float_array("state", state, (4,))
+        f = as_float_array("expert_force", expert_force, ())
+        self.memory_states.append(s.copy())
+        self.memory_targets.append(self.tokenizer.encode(f)[0])
 
     def act(self, states):
+        """Forces for states (N, 4); one state (4,) takes the Numba single-state path."""
+        if np.ndim(states) == 1:
+            return self._fast.act_one(as_float_array("states", states, (4,)))
         return self.policy.act(states)
 
     def probs(self, states):
@@ -70,10 +83,7 @@ class RetrainController:
 
     def observe(self, state, expert_force):
         """Store the sample (dropping the oldest beyond capacity) and retrain."""
-        s = as_float_array("state", state, (4,))
-        f = as_float_array("expert_force", expert_force, ())
-        self.memory_states.append(s.copy())
-        self.memory_targets.append(self.tokenizer.encode(f)[0])
+        self.remember(state, expert_force)
         S = np.array(self.memory_states)
         Y = np.array(self.memory_targets)
         P, cfg = self.policy.params, self.policy.config
@@ -84,4 +94,5 @@ class RetrainController:
                 idx = order[start:start + self.batch]
                 _, grads = tf.loss_and_grad(P, cfg, S[idx], Y[idx])
                 self.opt.step(P, grads)
+        self._fast.refresh()
         self.n_updates += 1

@@ -46,3 +46,18 @@ def test_retraining_fits_the_memory_and_is_deterministic():
 def test_bad_settings(kwargs, name):
     with pytest.raises(ValueError, match=name):
         RetrainController(load_pretrained(), **kwargs)
+
+
+def test_single_state_fast_path_follows_the_training():
+    from controller.model import load_pretrained
+    from controller.retrain import RetrainController
+
+    c = RetrainController(load_pretrained(), capacity=3, epochs=3, lr=1e-2)
+    s = np.array([0.1, -0.2, 0.05, 0.1])
+    before = c.act(s)
+    for f in (5.0, -3.0, 8.0):
+        c.observe(s, f)
+    assert c.act(s) != pytest.approx(before, abs=1e-6)
+    assert c.act(s) == pytest.approx(float(c.act(s[None, :])[0]), abs=1e-10)
+    c.remember(s, 1.0)
+    assert len(c.memory_states) == 3 and c.n_updates == 3
