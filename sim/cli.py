@@ -306,6 +306,23 @@ def cmd_view(args):
     return 0
 
 
+def cmd_profile(args):
+    from firmware_profile.profile import ProfileConfig, format_markdown, format_text, run_profile
+
+    kw = {k: v for k, v in (("calls", args.calls), ("retrain_calls", args.retrain_calls),
+                            ("capacities", tuple(args.capacities) if args.capacities else None),
+                            ("budget_kib", args.budget_kib), ("seed", args.seed)) if v is not None}
+    kw["rate_hz"] = args.rate
+    cfg = (ProfileConfig.quick(**kw) if args.quick else ProfileConfig(**kw)).validate()
+    res = run_profile(cfg, progress=(lambda m: print(f"... {m}", file=sys.stderr, flush=True))
+                      if args.progress else None)
+    res["command"] = "kbt " + " ".join(args.argv)
+    print(format_markdown(res) if args.markdown else format_text(res))
+    if args.json:
+        _write_json(args.json, res)
+    return 0
+
+
 def cmd_experiment(args):
     from controller.kalman_head import HeadConfig
     from sim import experiments as ex
@@ -432,6 +449,19 @@ def build_parser():
     p.add_argument("--allow-prior", action="store_true", help="if --load-state cannot be read, use the prior")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
     p.set_defaults(func=cmd_view, save_state=None)
+
+    p = sub.add_parser("profile", help="per-sample latency, memory and FLOPs of every method")
+    p.add_argument("--rate", type=float, default=50.0, help="control rate (Hz) for the deadline analysis")
+    p.add_argument("--calls", type=int, default=None, help="timed calls for inference and KBT updates (10000)")
+    p.add_argument("--retrain-calls", type=int, default=None, help="timed retraining updates per capacity (20)")
+    p.add_argument("--capacities", type=int, nargs="+", default=None, help="retraining capacities (10 ... 100)")
+    p.add_argument("--budget-kib", type=int, default=None, help="add a custom device with this much RAM")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--quick", action="store_true", help="small sizes (seconds), for checks")
+    p.add_argument("--json", metavar="PATH", help="write every figure as JSON")
+    p.add_argument("--markdown", action="store_true", help="print Markdown tables (for docs)")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress messages")
+    p.set_defaults(func=cmd_profile)
 
     p = sub.add_parser("experiment", help="reproduce a figure of the paper (JSON, CSV, PNG)")
     p.add_argument("name", choices=("fig3", "fig4", "fig5"),

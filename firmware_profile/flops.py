@@ -1,0 +1,83 @@
+"""Analytic floating-point operation counts.
+
+Convention: every add, subtract, multiply, divide, square root and exp is one
+FLOP (a multiply-add is two); comparisons, copies and index arithmetic are free.
+
+* ``head_update_flops(d, K)`` counts the Numba kernel ``update_l1`` line by
+  line (``controller/kalman_numba.py``): d features, K output bins.
+* ``head_probs_flops`` / ``decode_flops``: one predictive mean and its force.
+* ``features_flops(cfg)``: T_1 for one state, linear algebra only (embedding,
+  projections, attention products, feed-forward; LayerNorm, softmax and
+  residual adds excluded -- under 5 % for the default sizes).
+* ``retrain_update_flops``: one arrival of warm-started retraining, with the
+  usual estimate backward = 2 x forward, plus Adam's ~10 FLOPs per parameter
+  per step.
+"""
+
+from __future__ import annotations
+
+import math
+
+__all__ = ["head_update_flops", "head_probs_flops", "decode_flops", "features_flops", "forward_flops",
+           "retrain_update_flops", "cholesky_flops", "n_params"]
+
+
+def cholesky_flops(n):
+    """``_cholesky_inplace`` on n x n: column j costs 2j + 1 (diagonal: j
+    multiply-subtracts and a sqrt) and (n - 1 - j)(2j + 1) below it."""
+    return sum(2 * j + 1 + (n - 1 - j) * (2 * j + 1) for j in range(n))
+
+
+def head_update_flops(d, K, data_cov=False):
+    """One ``update_l1``: d features (z~ has n1 = d + 1 entries), K bins."""
+    n1 = d + 1
+    gq = K * n1 * (2 * n1 + 2)            # g_k = S_k z~ (n1 dot products), q_k = z~^T g_k
+    softmax = K * (2 * n1 + 4)            # mu_u = M^T z~, exp(u - max), sum, divide
+    sigma_up = 3 * K * K                  # J_kj = [k=j] p_k - p_k p_j, times q_k
+    a = 4 * K**3                          # A = J Sigma_up: J_km (2) + multiply-add (2)
+    sym = K * (K - 1) + 2 * K             # (A + A^T) / 2 below the diagonal; + r + jitter
+    cov = K * K if data_cov else 0        # + Sigma_data
+    solve = 2 * K**3                      # K right-hand sides, forward + back substitution n^2 each
+    final = K * (5 * K + 5 + n1 * n1 + 4 * n1)   # dmu (3K), dS (2K), scalars, M column, S_k triangle
+    return gq + softmax + sigma_up + a + sym + cov + cholesky_flops(K) + solve + final
+
+
+def head_probs_flops(d, K):
+    """mu_p = softmax(M^T [h; 1]) (``probs_l1``)."""
+    return K * (2 * (d + 1) + 4)
+
+
+def decode_flops(K):
+    """Expected-value decoding: sum_k p_k a_k."""
+    return 2 * K
+
+
+def features_flops(cfg):
+    """T_1 for one state (linear algebra only), for a ``TransformerConfig``."""
+    n, d, f, L, H = cfg.n_state, cfg.d_model, cfg.d_ff, cfg.n_layers, cfg.n_heads
+    T = n + 1
+    embed = 2 * n * d + (2 * n * d + d if cfg.query == "state" else 0)
+    per_layer = (4 * (2 * T * d * d + T * d)      # q, k, v, o projections with bias
+                 + 2 * T * T * d + H * T * T        # scores (all heads) and their scaling
+                 + 2 * T * T * d                    # attention-weighted values
+                 + 2 * T * d * f + T * f            # feed-forward in
+                 + 2 * T * f * d + T * d)           # feed-forward out
+    return embed + L * per_layer
+
+
+def forward_flops(cfg):
+    """Features, head logits and decoding for one state."""
+    K = cfg.n_bins
+    return features_flops(cfg) + head_probs_flops(cfg.d_model, K) + decode_flops(K)
+
+
+def n_params(cfg):
+    from controller.transformer import param_shapes
+
+    return sum(math.prod(s) for s in param_shapes(cfg).values())
+
+
+def retrain_update_flops(cfg, memory, epochs, batch):
+    """One arrival of warm-started retraining with ``memory`` samples stored."""
+    steps = epochs * math.ceil(memory / batch)
+    return epochs * memory * 3 * forward_flops(cfg) + steps * 10 * n_params(cfg)

@@ -1,0 +1,267 @@
+"""``kbt profile``: per-sample latency, memory and arithmetic of every method.
+
+Methods: the pre-trained transformer (inference only), KBT (frozen T_1 +
+Kalman head) and warm-started retraining at each memory capacity. For each:
+
+* inference latency of one state and learning latency of one sample
+  (percentiles over ``calls`` calls after a warm-up; retraining, whose update
+  is 100 epochs over its memory, over ``retrain_calls`` calls with a full
+  memory), and the first call's time (JIT compile or cache load) apart;
+* deadline analysis at ``rate_hz``: ticks where inference + update exceed the period;
+* memory (parameters, learning state, buffers) in float64 and float32, the
+  traced transient peak of one update, Numba allocations per update;
+* analytic FLOPs per update and inference, achieved GFLOP/s, and the ratio to
+  this machine's measured matrix-multiply peak;
+* which device budgets each method fits (float32);
+* what float32 costs KBT: success and force difference after ``f32_samples`` updates.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from firmware_profile import budgets, flops, memory, timing
+from sim.checks import check_int, check_positive
+
+__all__ = ["ProfileConfig", "run_profile", "format_text", "format_markdown", "SCHEMA_VERSION"]
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ProfileConfig:
+    calls: int = 10_000            # timed calls for inference and the KBT update
+    retrain_calls: int = 20        # timed retraining updates per capacity (each is 100 epochs)
+    capacities: tuple = (10, 20, 25, 50, 75, 100)
+    rate_hz: float = 50.0
+    budget_kib: int | None = None
+    f32_samples: int = 400
+    episodes: int = 100
+    seed: int = 0
+    epochs: int = 100
+    batch: int = 32
+    allocations: bool = True       # run the Numba allocation probe (a subprocess)
+
+    @classmethod
+    def quick(cls, **kw):
+        base = dict(calls=300, retrain_calls=2, capacities=(10,), f32_samples=40, episodes=10, epochs=5)
+        base.update(kw)
+        return cls(**base)
+
+    def validate(self):
+        check_int("calls", self.calls, low=10)
+        check_int("retrain_calls", self.retrain_calls, low=1)
+        if not self.capacities:
+            raise ValueError("capacities: expected at least one capacity")
+        for c in self.capacities:
+            check_int("capacities", c, low=1)
+        check_positive("rate_hz", self.rate_hz)
+        if self.budget_kib is not None:
+            budgets.custom_device(self.budget_kib)
+        check_int("f32_samples", self.f32_samples, low=1)
+        check_int("episodes", self.episodes, low=1)
+        check_int("epochs", self.epochs, low=1)
+        check_int("batch", self.batch, low=1)
+        return self
+
+
+def _stream(n, seed):
+    from controller.lqr import LQRController
+    from sim.cartpole import TARGET
+    from sim.data import sample_dataset
+
+    return sample_dataset(LQRController(TARGET), n, seed=seed)
+
+
+def _memory_entry(controller, update=None):
+    parts = memory.breakdown(controller)
+    out = {}
+    for name, itemsize in (("float64", 8), ("float32", 4)):
+        out[name] = {k: memory.bytes_of(v, itemsize) for k, v in parts.items()}
+        out[name]["total"] = sum(out[name].values())
+    out["update_traced_peak_bytes"] = memory.traced_peak(update) if update is not None else 0
+    return out
+
+
+def _entry(name, infer, update, first_call_s, mem, fl_update, fl_infer, rate, peak):
+    e = {"method": name, "inference_us": timing.percentiles(infer), "first_call_s": first_call_s,
+         "memory": mem, "flops_update": fl_update, "flops_inference": fl_infer}
+    e["update_us"] = timing.percentiles(update) if update is not None else None
+    e["deadline"] = timing.deadline_analysis(infer, update if update is not None else np.zeros(len(infer)), rate)
+    e["gflops_inference"] = fl_infer / (e["inference_us"]["p50"] * 1e3)
+    e["gflops_update"] = fl_update / (e["update_us"]["p50"] * 1e3) if update is not None else None
+    e["peak_fraction_update"] = e["gflops_update"] / peak if update is not None else None
+    return e
+
+
+def _f32_cost(cfg, S, F):
+    """KBT in float64 and float32 on the same stream: success and force difference."""
+    from controller.kalman_head import HeadConfig
+    from controller.kbt import KBTController
+    from controller.model import load_pretrained
+    from sim.cartpole import TARGET
+    from sim.data import sample_states
+    from sim.loop import evaluate_success
+
+    pol = load_pretrained()
+    out, forces = {}, {}
+    probe = sample_states(1000, np.random.default_rng(cfg.seed + 7))
+    for dt in ("float64", "float32"):
+        c = KBTController(pol, HeadConfig(dtype=dt))
+        for i in range(cfg.f32_samples):
+            c.observe(S[i], F[i])
+        out[f"success_{dt}"] = evaluate_success(c, TARGET, cfg.episodes, seed=cfg.seed).success_rate
+        forces[dt] = np.array([c.act(s) for s in probe])
+    d = np.abs(forces["float64"] - forces["float32"])
+    out.update(samples=cfg.f32_samples, max_force_diff_N=float(d.max()), mean_force_diff_N=float(d.mean()))
+    return out
+
+
+def run_profile(cfg: ProfileConfig = ProfileConfig(), progress=None):
+    """All figures as a JSON-ready dict (see ``format_text`` for the reading)."""
+    from controller.kbt import KBTController
+    from controller.model import load_pretrained
+    from controller.retrain import RetrainController
+    from controller.transformer_numba import FastInference
+    from sim.data import sample_states
+
+    cfg.validate()
+    say = progress or (lambda msg: None)
+    pol = load_pretrained()
+    tcfg = pol.config
+    d, K = tcfg.d_model, tcfg.n_bins
+    states = sample_states(cfg.calls, np.random.default_rng(cfg.seed))
+    S, F = _stream(max(cfg.calls, max(cfg.capacities) + cfg.retrain_calls + 1, cfg.f32_samples), cfg.seed + 1)
+    say("measuring this machine's matrix-multiply peak")
+    peak = timing.matmul_peak_gflops()
+    fl_infer = flops.forward_flops(tcfg)
+    methods = []
+
+    # pre-trained: inference only
+    say("pre-trained inference")
+    fast = FastInference(pol)
+    t0 = time.perf_counter()
+    fast.act_one(states[0])
+    first = time.perf_counter() - t0
+    infer = timing.time_calls(lambda i: fast.act_one(states[i]), cfg.calls)
+    methods.append(_entry("pretrained", infer, None, first, _memory_entry(pol), 0, fl_infer, cfg.rate_hz, peak))
+
+    # KBT
+    say(f"kbt: {cfg.calls} updates and inferences")
+    c = KBTController(pol)
+    t0 = time.perf_counter()
+    c.warm_up()
+    first = time.perf_counter() - t0
+    infer = timing.time_calls(lambda i: c.act(states[i]), cfg.calls)
+    upd = timing.time_calls(lambda i: c.observe(S[i], F[i]), cfg.calls, warmup=0)
+    fl_upd = flops.features_flops(tcfg) + flops.head_update_flops(d, K)
+    mem = _memory_entry(c, lambda: c.observe(S[0], F[0]))
+    methods.append(_entry("kbt", infer, upd, first, mem, fl_upd, fl_infer, cfg.rate_hz, peak))
+
+    # retraining at each capacity, memory full
+    for cap in cfg.capacities:
+        say(f"retrain-{cap}: {cfg.retrain_calls} updates of {cfg.epochs} epochs")
+        r = RetrainController(pol, capacity=cap, epochs=cfg.epochs, batch=cfg.batch, seed=cfg.seed)
+        for i in range(cap):
+            r.remember(S[i], F[i])
+        t0 = time.perf_counter()
+        r.act(states[0])
+        first = time.perf_counter() - t0
+        infer = timing.time_calls(lambda i: r.act(states[i]), cfg.calls)
+        upd = timing.time_calls(lambda i: r.observe(S[cap + i], F[cap + i]), cfg.retrain_calls, warmup=1)
+        mem = _memory_entry(r, lambda: r.observe(S[0], F[0]))
+        fl_upd = flops.retrain_update_flops(tcfg, cap, cfg.epochs, cfg.batch)
+        methods.append(_entry(f"retrain-{cap}", infer, upd, first, mem, fl_upd, fl_infer, cfg.rate_hz, peak))
+
+    devices = list(budgets.DEVICES) + ([budgets.custom_device(cfg.budget_kib)] if cfg.budget_kib else [])
+    for e in methods:
+        total = e["memory"]["float32"]["total"] + e["memory"]["update_traced_peak_bytes"] // 2
+        e["float32_total_with_peak_bytes"] = int(total)
+        e["budgets"] = [budgets.fits(total, e["flops_update"] or e["flops_inference"], dev) for dev in devices]
+    kbt = next(e for e in methods if e["method"] == "kbt")
+    ratios = {e["method"]: e["update_us"]["p50"] / kbt["update_us"]["p50"]
+              for e in methods if e["method"].startswith("retrain")}
+    say(f"float32 vs float64 after {cfg.f32_samples} updates")
+    f32 = _f32_cost(cfg, S, F)
+    allocs = memory.nrt_allocations() if cfg.allocations else None
+    return {"schema": SCHEMA_VERSION, "config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
+            "machine_peak_gflops": peak, "methods": methods, "retrain_over_kbt_update_p50": ratios,
+            "float32_vs_float64": f32, "numba_allocations_per_call": allocs,
+            "devices": [{"name": dev.name, "ram_kib": dev.ram_kib, "clock_mhz": dev.clock_mhz} for dev in devices]}
+
+
+# ------------------------------------------------------------------ output
+def _kib(b):
+    return f"{b / 1024:.1f}"
+
+
+def _rows(res):
+    """Table rows (header first) shared by the text and Markdown outputs."""
+    head = ["method", "infer p50 us", "infer p99 us", "update p50 us", "p90", "p99", "p99.9", "max",
+            "calls", f"miss @{res['config']['rate_hz']:g}Hz", "params KiB f32", "state KiB f32",
+            "buffers KiB f32", "update GFLOP/s"]
+    rows = [head]
+    for e in res["methods"]:
+        u = e["update_us"]
+        m = e["memory"]["float32"]
+        rows.append([e["method"], f"{e['inference_us']['p50']:.1f}", f"{e['inference_us']['p99']:.1f}",
+                     *(["-"] * 6 if u is None else [f"{u['p50']:.1f}", f"{u['p90']:.1f}", f"{u['p99']:.1f}",
+                                                    f"{u['p99.9']:.1f}", f"{u['max']:.1f}", str(u["calls"])]),
+                     f"{100 * e['deadline']['miss_fraction']:.1f} %", _kib(m["params"]), _kib(m["state"]),
+                     _kib(m["buffers"]), "-" if e["gflops_update"] is None else f"{e['gflops_update']:.2f}"])
+    return rows
+
+
+def _budget_rows(res):
+    head = ["method", "f32 total KiB"] + [d["name"] for d in res["devices"]]
+    rows = [head]
+    for e in res["methods"]:
+        cells = []
+        for b in e["budgets"]:
+            est = "" if b["est_update_ms"] is None else f" (~{b['est_update_ms']:.2g} ms)"
+            cells.append(("fits" if b["fits"] else "no") + f" {100 * b['ram_used']:.0f} %" + est)
+        rows.append([e["method"], _kib(e["float32_total_with_peak_bytes"])] + cells)
+    return rows
+
+
+def _notes(res):
+    f = res["float32_vs_float64"]
+    lines = [f"machine matrix-multiply peak: {res['machine_peak_gflops']:.1f} GFLOP/s (float64, all BLAS threads)"]
+    kbt = next(e for e in res["methods"] if e["method"] == "kbt")
+    lines.append(f"kbt: first call (JIT compile or cache load) {kbt['first_call_s']:.2f} s; "
+                 f"{kbt['flops_update']} FLOP per update, {kbt['flops_inference']} per inference; "
+                 f"update at {100 * kbt['peak_fraction_update']:.2f} % of the machine peak")
+    for m, r in res["retrain_over_kbt_update_p50"].items():
+        lines.append(f"{m} update p50 / kbt update p50 = {r:,.0f}x")
+    lines.append(f"float32 vs float64 after {f['samples']} KBT updates: success {f['success_float32']:.2f} vs "
+                 f"{f['success_float64']:.2f}, force difference max {f['max_force_diff_N']:.2e} N, "
+                 f"mean {f['mean_force_diff_N']:.2e} N")
+    a = res["numba_allocations_per_call"]
+    if a:
+        lines.append(f"Numba allocations per KBT update: {a['head_update_kernel_inside']:g} inside the kernel; "
+                     f"{a['head_update_kernel_from_python']:g} argument wrappers per call from Python; "
+                     f"observe() {a['kbt_observe']:g}, act() {a['kbt_act_one']:g}")
+    for e in res["methods"]:
+        lines.append(f"{e['method']}: traced NumPy peak during one update "
+                     f"{e['memory']['update_traced_peak_bytes'] / 1024:.1f} KiB (float64)")
+    return lines
+
+
+def format_text(res):
+    def table(rows):
+        widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+        return "\n".join("  ".join(str(c).rjust(w) for c, w in zip(r, widths)) for r in rows)
+
+    return "\n\n".join([table(_rows(res)), table(_budget_rows(res)), "\n".join(_notes(res))])
+
+
+def format_markdown(res):
+    def table(rows):
+        out = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+        out += ["| " + " | ".join(r) + " |" for r in rows[1:]]
+        return "\n".join(out)
+
+    return "\n\n".join([table(_rows(res)), table(_budget_rows(res)), "\n".join(f"- {n}" for n in _notes(res))])
