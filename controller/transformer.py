@@ -166,20 +166,37 @@ def _linear_backward(dy, x, w):
     return dy @ w.T, x.reshape(-1, i).T @ dy.reshape(-1, o), dy.reshape(-1, o).sum(axis=0)
 
 
-def attention(a, P, p, n_heads):
+def _adapted(x, P, w, b, adapters):
+    """``x @ P[w] + P[b]``, plus the low-rank term of an adapter on ``w`` if any
+    (``adapters``: name -> object with ``forward(x)`` and ``backward(dy)``, e.g. BLoB's LoRA)."""
+    y = _linear(x, P[w], P[b])
+    if adapters and w in adapters:
+        y = y + adapters[w].forward(x)
+    return y
+
+
+def _adapter_dx(dx, dy, w, adapters):
+    """Add an adapter's input gradient to the frozen linear layer's ``dx``."""
+    if adapters and w in adapters:
+        return dx + adapters[w].backward(dy)
+    return dx
+
+
+def attention(a, P, p, n_heads, adapters=None):
     """Multi-head self-attention on the LayerNormed input ``a`` [N, T, d]."""
-    q = _split_heads(_linear(a, P[p + "wq"], P[p + "bq"]), n_heads)   # [N, H, T, dh]
-    k = _split_heads(_linear(a, P[p + "wk"], P[p + "bk"]), n_heads)
-    v = _split_heads(_linear(a, P[p + "wv"], P[p + "bv"]), n_heads)
+    q = _split_heads(_adapted(a, P, p + "wq", p + "bq", adapters), n_heads)   # [N, H, T, dh]
+    k = _split_heads(_adapted(a, P, p + "wk", p + "bk", adapters), n_heads)
+    v = _split_heads(_adapted(a, P, p + "wv", p + "bv", adapters), n_heads)
     scale = 1.0 / math.sqrt(q.shape[-1])
     att = softmax((q @ k.transpose(0, 1, 3, 2)) * scale)              # [N, H, T, T]
     o = _merge_heads(att @ v)                                          # [N, T, d]
-    return _linear(o, P[p + "wo"], P[p + "bo"]), (a, q, k, v, att, o, scale)
+    return _adapted(o, P, p + "wo", p + "bo", adapters), (a, q, k, v, att, o, scale)
 
 
-def attention_backward(dy, P, p, cache, grads):
+def attention_backward(dy, P, p, cache, grads, adapters=None):
     a, q, k, v, att, o, scale = cache
     do, grads[p + "wo"], grads[p + "bo"] = _linear_backward(dy, o, P[p + "wo"])
+    do = _adapter_dx(do, dy, p + "wo", adapters)
     do = _split_heads(do, q.shape[1])                                  # [N, H, T, dh]
     datt = do @ v.transpose(0, 1, 3, 2)                                # [N, H, T, T]
     dv = att.transpose(0, 1, 3, 2) @ do
@@ -189,8 +206,9 @@ def attention_backward(dy, P, p, cache, grads):
     dk = ds.transpose(0, 1, 3, 2) @ q
     da = 0.0
     for name, dx in (("q", dq), ("k", dk), ("v", dv)):
-        dai, grads[p + "w" + name], grads[p + "b" + name] = _linear_backward(_merge_heads(dx), a, P[p + "w" + name])
-        da = da + dai
+        dy_x = _merge_heads(dx)
+        dai, grads[p + "w" + name], grads[p + "b" + name] = _linear_backward(dy_x, a, P[p + "w" + name])
+        da = da + _adapter_dx(dai, dy_x, p + "w" + name, adapters)
     return da
 
 
@@ -209,24 +227,24 @@ def ffn_backward(dy, P, p, cache, grads):
     return dc
 
 
-def block(x, P, layer, cfg):
+def block(x, P, layer, cfg, adapters=None):
     """One pre-LN encoder block: [N, T, d] -> [N, T, d]."""
     p = f"layer{layer}."
     a, ln1 = layer_norm(x, P[p + "ln1.g"], P[p + "ln1.b"], cfg.ln_eps)
-    y, att = attention(a, P, p + "attn.", cfg.n_heads)
+    y, att = attention(a, P, p + "attn.", cfg.n_heads, adapters)
     x1 = x + y
     c, ln2 = layer_norm(x1, P[p + "ln2.g"], P[p + "ln2.b"], cfg.ln_eps)
     f, ff = ffn(c, P, p + "ffn.")
     return x1 + f, (ln1, att, ln2, ff)
 
 
-def block_backward(dx2, P, layer, cache, grads):
+def block_backward(dx2, P, layer, cache, grads, adapters=None):
     p = f"layer{layer}."
     ln1, att, ln2, ff = cache
     dc = ffn_backward(dx2, P, p + "ffn.", ff, grads)
     dx1, grads[p + "ln2.g"], grads[p + "ln2.b"] = layer_norm_backward(dc, P[p + "ln2.g"], ln2)
     dx1 = dx1 + dx2
-    da = attention_backward(dx1, P, p + "attn.", att, grads)
+    da = attention_backward(dx1, P, p + "attn.", att, grads, adapters)
     dx, grads[p + "ln1.g"], grads[p + "ln1.b"] = layer_norm_backward(da, P[p + "ln1.g"], ln1)
     return dx + dx1
 
@@ -243,12 +261,12 @@ def embed(states, P, cfg):
 
 
 # ---------------------------------------------------------------- model
-def features(P, cfg, states, return_cache=False):
+def features(P, cfg, states, return_cache=False, adapters=None):
     """T_1: states [N, 4] -> H_dec [N, d] (the final LayerNorm of the query token)."""
     x, s = embed(states, P, cfg)
     caches = []
     for layer in range(cfg.n_layers):
-        x, c = block(x, P, layer, cfg)
+        x, c = block(x, P, layer, cfg, adapters)
         caches.append(c)
     if cfg.final_ln:
         h, lnf = layer_norm(x[:, -1, :], P["ln_f.g"], P["ln_f.b"], cfg.ln_eps)
@@ -259,9 +277,11 @@ def features(P, cfg, states, return_cache=False):
     return h
 
 
-def head_logits(h, W_O):
-    """T_2 before the softmax: [N, d] -> [N, n_bins], ``u = W_O^T [h; 1]``."""
-    return h @ W_O[:-1] + W_O[-1]
+def head_logits(h, W_O, adapter=None):
+    """T_2 before the softmax: [N, d] -> [N, n_bins], ``u = W_O^T [h; 1]``
+    (plus an adapter's low-rank term on ``W_O[:-1]``)."""
+    u = h @ W_O[:-1] + W_O[-1]
+    return u if adapter is None else u + adapter.forward(h)
 
 
 def forward(P, cfg, states):
@@ -279,12 +299,13 @@ def soft_cross_entropy(logits, targets):
     return loss, (np.exp(logp) - targets) / n
 
 
-def backward(P, cfg, dlogits, h, cache):
-    """Gradients of every parameter given d(loss)/d(logits) [N, n_bins]."""
+def backward(P, cfg, dlogits, h, cache, adapters=None):
+    """Gradients of every parameter given d(loss)/d(logits) [N, n_bins]; adapters
+    (if any) accumulate their own gradients on the way."""
     s, xshape, caches, lnf = cache
     W = P["head.w"]
     grads = {"head.w": np.vstack([h.T @ dlogits, dlogits.sum(axis=0, keepdims=True)])}
-    dh = dlogits @ W[:-1].T                                            # [N, d]
+    dh = _adapter_dx(dlogits @ W[:-1].T, dlogits, "head.w", adapters)  # [N, d]
     if cfg.final_ln:
         dq, grads["ln_f.g"], grads["ln_f.b"] = layer_norm_backward(dh, P["ln_f.g"], lnf)
     else:
@@ -293,7 +314,7 @@ def backward(P, cfg, dlogits, h, cache):
     dx = np.zeros(xshape)
     dx[:, -1, :] = dq
     for layer in reversed(range(cfg.n_layers)):
-        dx = block_backward(dx, P, layer, caches[layer], grads)
+        dx = block_backward(dx, P, layer, caches[layer], grads, adapters)
     grads["embed.query"] = dx[:, -1, :].sum(axis=0)
     if cfg.query == "state":
         grads["embed.query_state"] = s.T @ dx[:, -1, :]
@@ -303,11 +324,12 @@ def backward(P, cfg, dlogits, h, cache):
     return grads
 
 
-def loss_and_grad(P, cfg, states, targets):
+def loss_and_grad(P, cfg, states, targets, adapters=None):
     """Soft cross-entropy of the model on (states, target distributions) and its gradient dict."""
-    h, cache = features(P, cfg, states, return_cache=True)
-    loss, dlogits = soft_cross_entropy(head_logits(h, P["head.w"]), targets)
-    return loss, backward(P, cfg, dlogits, h, cache)
+    h, cache = features(P, cfg, states, return_cache=True, adapters=adapters)
+    head = adapters.get("head.w") if adapters else None
+    loss, dlogits = soft_cross_entropy(head_logits(h, P["head.w"], head), targets)
+    return loss, backward(P, cfg, dlogits, h, cache, adapters)
 
 
 @dataclass

@@ -24,8 +24,8 @@ from sim.deploy import FALLBACKS, STREAMS
 
 __all__ = ["main", "build_parser"]
 
-METHODS = ("lqr", "pretrained", "kbt", "retrain")
-LEARNERS = ("kbt", "retrain")
+METHODS = ("lqr", "pretrained", "kbt", "retrain", "blob")
+LEARNERS = ("kbt", "retrain", "blob")
 
 
 # ---------------------------------------------------------------- helpers
@@ -97,12 +97,12 @@ def _make_controller(args, params):
         head = HeadConfig(n_layers=args.head_layers, prior_var=tuple(args.prior_var), obs_noise=args.obs_noise,
                           update=args.update)
         return KBTController(load_pretrained(args.weights), head, sigma_data=args.sigma_data)
-    if args.method == "retrain":
-        from controller.model import load_pretrained
-        from controller.retrain import RetrainController
+    if args.method in ("retrain", "blob"):
+        from sim.methods import MethodSettings, make_controller
 
-        return RetrainController(load_pretrained(args.weights), capacity=args.capacity, epochs=args.epochs,
-                                 lr=args.lr, seed=args.seed)
+        kw = {"lr" if args.method == "retrain" else "blob_lr": args.lr} if args.lr is not None else {}
+        settings = MethodSettings(weights=args.weights, epochs=args.epochs, **kw)
+        return make_controller(f"{args.method}-{args.capacity}", params, settings, seed=args.seed)
     raise ValueError(f"--method: expected one of {', '.join(METHODS)} but found {args.method!r}")
 
 
@@ -283,7 +283,7 @@ def cmd_view(args):
     from sim.view import watch
 
     name, params = _system_from_args(args)
-    method = args.method if args.method != "retrain" else f"retrain-{args.capacity}"
+    method = f"{args.method}-{args.capacity}" if args.method in ("retrain", "blob") else args.method
     controller = make_controller(method, params, MethodSettings(weights=args.weights), seed=args.seed)
     _check_state_args(args)
     _load_state(args, controller)
@@ -414,10 +414,10 @@ def build_parser():
                    help="prior weight variance per head layer")
     g.add_argument("--obs-noise", type=float, default=HeadConfig.obs_noise, help="measurement noise R (kalman update)")
     g.add_argument("--update", choices=("kalman", "paper"), default=HeadConfig.update, help="output update")
-    g = p.add_argument_group("warm-started retraining (retrain)")
+    g = p.add_argument_group("warm-started retraining and BLoB (retrain, blob)")
     g.add_argument("--capacity", type=int, default=10, help="FIFO memory capacity (default 10)")
     g.add_argument("--epochs", type=int, default=100, help="epochs over the memory per sample (default 100)")
-    g.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    g.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: retrain 1e-3, blob 1e-2)")
     g = p.add_argument_group("deployment (learning methods)")
     g.add_argument("--stream", choices=STREAMS, default="iid",
                    help="iid: samples from the SPEC box (the paper); onpolicy: the states the controller visits")
@@ -437,7 +437,7 @@ def build_parser():
     p = sub.add_parser("view", help="watch a controller live in a pygame window")
     _add_system_args(p)
     p.add_argument("--method", choices=METHODS, default="kbt", help="controller (default kbt)")
-    p.add_argument("--capacity", type=int, default=10, help="retrain: FIFO memory capacity")
+    p.add_argument("--capacity", type=int, default=10, help="retrain, blob: FIFO memory capacity")
     p.add_argument("--samples", type=int, default=None,
                    help="learning methods: i.i.d. expert samples learned before the view opens (default 400)")
     p.add_argument("--seconds", type=float, default=None, help="stop after this much simulated time")
@@ -475,7 +475,7 @@ def build_parser():
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--jobs", type=int, default=None, help="processes (default: all cores)")
     p.add_argument("--methods", nargs="+", default=None, metavar="M",
-                   help="fig3/4: learning methods, e.g. kbt retrain-10 retrain-100")
+                   help="fig3/4: learning methods, e.g. kbt retrain-10 retrain-100 blob-10")
     p.add_argument("--epochs", type=int, default=100, help="retraining epochs per sample")
     p.add_argument("--lr", type=float, default=1e-3, help="retraining learning rate")
     p.add_argument("--sigma-data", type=float, nargs="+", default=None, help="fig5: label-noise variances (N^2)")

@@ -46,7 +46,8 @@ def _heldout_seed(seed):
 
 @dataclass(frozen=True)
 class LearningSpec:
-    methods: tuple = ("kbt", "retrain-10", "retrain-20", "retrain-25", "retrain-50", "retrain-75", "retrain-100")
+    methods: tuple = ("kbt", "retrain-10", "retrain-20", "retrain-25", "retrain-50", "retrain-75", "retrain-100",
+                      "blob-10", "blob-100")
     trials: int = 10
     samples: int = 400
     every: int = 20                 # checkpoint spacing (samples)
@@ -56,8 +57,8 @@ class LearningSpec:
 
     @classmethod
     def quick(cls, **kw):
-        """CI size: two trials of 40 samples, KBT vs retraining at C = 10 and 100."""
-        base = dict(methods=("kbt", "retrain-10", "retrain-100"), trials=2, samples=40, every=20, episodes=20)
+        """CI size: two trials of 40 samples, KBT vs retraining at C = 10 and 100 and BLoB at C = 10."""
+        base = dict(methods=("kbt", "retrain-10", "retrain-100", "blob-10"), trials=2, samples=40, every=20, episodes=20)
         base.update(kw)
         return cls(**base)
 
@@ -75,7 +76,6 @@ class LearningSpec:
 
 def _learning_job(args):
     spec, method, trial = args
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
     states, forces = sample_dataset(LQRController(TARGET), spec.samples, seed=_data_seed(spec.seed, trial))
     heldout = sample_dataset(LQRController(TARGET), HELDOUT, seed=_heldout_seed(spec.seed))
     controller = make_controller(method, TARGET, spec.settings, seed=trial)
@@ -94,8 +94,16 @@ def _reference(spec, method):
     return evaluate_success(controller, TARGET, n_episodes=spec.episodes, seed=spec.seed).success_rate
 
 
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
 def _pool_map(fn, jobs, n_jobs, label, progress):
-    """Run ``fn`` over ``jobs`` in ``n_jobs`` processes; results in job order."""
+    """Run ``fn`` over ``jobs`` in ``n_jobs`` processes; results in job order.
+
+    Worker processes get one BLAS thread each (set before they import NumPy):
+    the matrices here are tiny, and several multi-threaded BLAS pools on the
+    same cores spin against each other.
+    """
     out = [None] * len(jobs)
     with Progress(len(jobs), label, enabled=progress) as bar:
         if n_jobs == 1:
@@ -103,10 +111,19 @@ def _pool_map(fn, jobs, n_jobs, label, progress):
                 out[i] = fn(job)
                 bar.update(1)
         else:
-            with get_context("spawn").Pool(n_jobs) as pool:
-                for i, r in pool.imap_unordered(_indexed, [(fn, i, j) for i, j in enumerate(jobs)]):
-                    out[i] = r
-                    bar.update(1)
+            saved = {k: os.environ.get(k) for k in THREAD_VARS}
+            os.environ.update({k: "1" for k in THREAD_VARS})
+            try:
+                with get_context("spawn").Pool(n_jobs) as pool:
+                    for i, r in pool.imap_unordered(_indexed, [(fn, i, j) for i, j in enumerate(jobs)]):
+                        out[i] = r
+                        bar.update(1)
+            finally:
+                for k, v in saved.items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
     return out
 
 

@@ -1,7 +1,8 @@
 """Controllers by name, as the command line and the experiments spell them.
 
 ``lqr``, ``pretrained``, ``kbt``, ``retrain-C`` (warm-started retraining with a
-FIFO memory of C samples, e.g. ``retrain-10``).
+FIFO memory of C samples, e.g. ``retrain-10``), ``blob-C`` (BLoB with the same
+memory rules).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from sim.cartpole import CartPoleParams
 
 __all__ = ["MethodSettings", "make_controller", "is_learner", "parse_method"]
 
-BASE_METHODS = ("lqr", "pretrained", "kbt", "retrain")
+BASE_METHODS = ("lqr", "pretrained", "kbt", "retrain", "blob")
+MEMORY_METHODS = ("retrain", "blob")
 
 
 @dataclass(frozen=True)
@@ -25,7 +27,12 @@ class MethodSettings:
     sigma_data: float = 0.0                 # label-noise variance the KBT head assumes (N^2)
     epochs: int = 100                       # retraining: epochs over the memory per sample
     lr: float = 1e-3                        # retraining: Adam learning rate
-    batch: int = 32                         # retraining: minibatch
+    batch: int = 32                         # retraining and BLoB: minibatch
+    blob_lr: float = 1e-2                   # BLoB: Adam learning rate (docs/blob.md)
+    blob_rank: int = 4                      # BLoB: LoRA rank r
+    blob_prior_std: float = 0.2             # BLoB: sigma_p
+    blob_samples: int = 10                  # BLoB: weight samples at inference
+    blob_kl_data: str = "seen"              # BLoB: KL per sample seen or per sample in memory
     lqr_design: CartPoleParams | None = None  # lqr: the plant the gain is designed for
 
 
@@ -35,10 +42,10 @@ def parse_method(method):
         raise ValueError(f"method: expected a string but found {type(method).__name__}")
     base, _, arg = method.partition("-")
     if base not in BASE_METHODS:
-        raise ValueError(f"method: expected one of lqr, pretrained, kbt, retrain-C but found {method!r}")
-    if base == "retrain":
+        raise ValueError(f"method: expected one of lqr, pretrained, kbt, retrain-C, blob-C but found {method!r}")
+    if base in MEMORY_METHODS:
         if not arg.isdigit() or int(arg) < 1:
-            raise ValueError(f"method: expected retrain-C with an integer capacity C >= 1 but found {method!r}")
+            raise ValueError(f"method: expected {base}-C with an integer capacity C >= 1 but found {method!r}")
         return base, int(arg)
     if arg:
         raise ValueError(f"method: {base!r} takes no argument but found {method!r}")
@@ -46,7 +53,7 @@ def parse_method(method):
 
 
 def is_learner(method):
-    return parse_method(method)[0] in ("kbt", "retrain")
+    return parse_method(method)[0] in ("kbt",) + MEMORY_METHODS
 
 
 def make_controller(method, params: CartPoleParams, settings: MethodSettings | None = None, seed=0):
@@ -69,6 +76,12 @@ def make_controller(method, params: CartPoleParams, settings: MethodSettings | N
         from controller.kbt import KBTController
 
         return KBTController(policy, s.head, sigma_data=s.sigma_data)
+    if base == "blob":
+        from controller.blob import BLoBController
+
+        return BLoBController(policy, capacity=capacity, epochs=s.epochs, lr=s.blob_lr, batch=s.batch,
+                              rank=s.blob_rank, prior_std=s.blob_prior_std, n_samples=s.blob_samples,
+                              kl_data=s.blob_kl_data, seed=seed)
     from controller.retrain import RetrainController
 
     return RetrainController(policy, capacity=capacity, epochs=s.epochs, lr=s.lr, batch=s.batch, seed=seed)

@@ -151,3 +151,11 @@ def test_run_onpolicy_with_faults_reports_counts(tmp_path, capsys):
     assert data["stream"] == "onpolicy" and data["sensor_faults"] > 0 and data["rejected_updates"] > 0
     assert data["updates"] + data["rejected_updates"] == 60
     assert "rejected" in capsys.readouterr().out
+
+
+def test_run_blob(tmp_path, capsys):
+    path = tmp_path / "b.json"
+    assert main(["run", "--method", "blob", "--capacity", "4", "--epochs", "2", "--samples", "10",
+                 "--episodes", "3", "--no-progress", "--json", str(path)]) == 0
+    assert "blob on target" in capsys.readouterr().out
+    assert json.loads(path.read_text())["updates"] == 10

@@ -17,7 +17,8 @@ from sim.stream import checkpoints_every, learning_trial
 def test_parse_method():
     assert parse_method("retrain-25") == ("retrain", 25)
     assert parse_method("kbt") == ("kbt", None)
-    for bad in ("retrain", "retrain-0", "retrain-x", "kbt-3", "sgd"):
+    assert parse_method("blob-100") == ("blob", 100)
+    for bad in ("retrain", "retrain-0", "retrain-x", "kbt-3", "sgd", "blob", "blob-0"):
         with pytest.raises(ValueError, match="method"):
             parse_method(bad)
 
@@ -26,6 +27,8 @@ def test_make_controller_kinds():
     assert make_controller("retrain-7", TARGET, MethodSettings(epochs=1)).capacity == 7
     assert make_controller("pretrained", TARGET).name == "pretrained"
     assert make_controller("kbt", TARGET).name == "kbt"
+    b = make_controller("blob-5", TARGET, MethodSettings(blob_rank=2, blob_samples=3))
+    assert b.name == "blob-5" and b.rank == 2 and b.n_samples == 3
 
 
 def test_checkpoints_every():
