@@ -14,8 +14,8 @@ random signs ``s`` (in) and ``t`` (r), so examples see decorrelated weights:
 
     x A_i = x M + [((x o s_i) (E o Omega)) o t_i]
 
-The pre-trained weights stay frozen; only (M, G, B) of each adapter train, by
-Adam on the per-datum objective
+The pre-trained weights stay frozen; only (M, G, B) of each adapter train on
+the per-datum objective (likelihood by Adam, KL by its own SGD, BLoB Table 4)
 
     F = mean cross-entropy(batch; one weight sample, K = 1) + lambda_t KL / n_seen
 
@@ -152,7 +152,7 @@ class BLoBController:
     """
 
     def __init__(self, policy: TransformerPolicy, capacity=10, epochs=100, lr=3e-3, batch=32, rank=4,
-                 prior_std=0.2, eps=0.05, n_samples=10, gamma=8.0, kl_data="seen", seed=0):
+                 prior_std=1.0, eps=0.05, n_samples=10, gamma=8.0, kl_data="seen", kl_lr=2e-3, seed=0):
         if not isinstance(policy, TransformerPolicy):
             raise ValueError(f"policy: expected a TransformerPolicy but found {type(policy).__name__}")
         self.policy = policy
@@ -161,6 +161,7 @@ class BLoBController:
         self.capacity = check_int("capacity", capacity, low=1)
         self.epochs = check_int("epochs", epochs, low=1)
         self.lr = check_positive("lr", lr)
+        self.kl_lr = check_positive("kl_lr", kl_lr, allow_zero=True)
         self.batch = check_int("batch", batch, low=1)
         self.rank = check_int("rank", rank, low=1)
         self.prior_std = check_positive("prior_std", prior_std)
@@ -213,12 +214,16 @@ class BLoBController:
         for a in self.adapters.values():
             a.zero_grad()
         ce, _ = tf.loss_and_grad(self.P, self.cfg, states, targets, adapters=self.adapters)
-        s2 = self.prior_std**2
         for a in self.adapters.values():
-            # d KL / dM = M / sigma_p^2;  d KL / dG = 2 G^3 / sigma_p^2 - 2 / G
-            a.dM += kl_scale * a.M / s2
-            a.dG += kl_scale * (2.0 * a.G**3 / s2 - 2.0 / a.G)
+            gM, gG = self._kl_grad(a)
+            a.dM += kl_scale * gM
+            a.dG += kl_scale * gG
         return ce + kl_scale * kl_divergence(self.adapters, self.prior_std)
+
+    def _kl_grad(self, a):
+        """(11): d KL / dM = M / sigma_p^2,  d KL / dG = 2 G^3 / sigma_p^2 - 2 / G."""
+        s2 = self.prior_std**2
+        return a.M / s2, 2.0 * a.G**3 / s2 - 2.0 / a.G
 
     # ------------------------------------------------------------ inference
     def probs(self, states, n_samples=None):
@@ -269,7 +274,12 @@ class BLoBController:
                 idx = order[start:start + self.batch]
                 step += 1
                 self._sample_noise(self.rng, len(idx))                 # K = 1 weight sample
-                self.loss_and_grad(S[idx], Y[idx], kl_weight(step, warmup) / n_kl)
+                self.loss_and_grad(S[idx], Y[idx], 0.0)                 # likelihood: Adam
                 self.opt.step(params, self.gradients())
+                scale = self.kl_lr * kl_weight(step, warmup) / n_kl     # complexity: SGD (BLoB Table 4)
+                for a in self.adapters.values():
+                    gM, gG = self._kl_grad(a)
+                    a.M -= scale * gM
+                    a.G -= scale * gG
         self._clear_noise()
         self.n_updates += 1

@@ -417,7 +417,7 @@ def build_parser():
     g = p.add_argument_group("warm-started retraining and BLoB (retrain, blob)")
     g.add_argument("--capacity", type=int, default=10, help="FIFO memory capacity (default 10)")
     g.add_argument("--epochs", type=int, default=100, help="epochs over the memory per sample (default 100)")
-    g.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: retrain 1e-3, blob 1e-2)")
+    g.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: retrain 1e-3, blob 3e-3)")
     g = p.add_argument_group("deployment (learning methods)")
     g.add_argument("--stream", choices=STREAMS, default="iid",
                    help="iid: samples from the SPEC box (the paper); onpolicy: the states the controller visits")

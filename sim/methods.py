@@ -28,9 +28,9 @@ class MethodSettings:
     epochs: int = 100                       # retraining: epochs over the memory per sample
     lr: float = 1e-3                        # retraining: Adam learning rate
     batch: int = 32                         # retraining and BLoB: minibatch
-    blob_lr: float = 1e-2                   # BLoB: Adam learning rate (docs/blob.md)
+    blob_lr: float = 3e-3                   # BLoB: Adam learning rate (docs/blob.md)
     blob_rank: int = 4                      # BLoB: LoRA rank r
-    blob_prior_std: float = 0.2             # BLoB: sigma_p
+    blob_prior_std: float = 1.0             # BLoB: sigma_p
     blob_samples: int = 10                  # BLoB: weight samples at inference
     blob_kl_data: str = "seen"              # BLoB: KL per sample seen or per sample in memory
     lqr_design: CartPoleParams | None = None  # lqr: the plant the gain is designed for

@@ -31,8 +31,8 @@ MARKS = (50, 100)
 GRIDS = {
     # method: list of MethodSettings keyword sets
     "retrain": [dict(lr=lr, batch=b) for lr in (3e-4, 1e-3, 3e-3) for b in (10, 32)],
-    "blob": [dict(blob_lr=1e-2, blob_prior_std=0.2), dict(blob_lr=3e-3, blob_prior_std=0.2),
-             dict(blob_lr=1e-2, blob_prior_std=0.05), dict(blob_lr=1e-2, blob_prior_std=0.2, blob_kl_data="memory")],
+    "blob": [dict(blob_lr=lr, blob_prior_std=sp) for lr in (3e-3, 1e-2) for sp in (0.2, 1.0)]
+    + [dict(blob_lr=1e-2, blob_prior_std=0.2, blob_kl_data="memory")],
 }
 
 
