@@ -255,12 +255,16 @@ class BLoBController:
         return self.tokenizer.decode(p, "mean"), self.tokenizer.variance(p)
 
     # ------------------------------------------------------------ learning
-    def observe(self, state, expert_force):
-        """Store the sample and run ``epochs`` passes of Adam over the memory."""
+    def remember(self, state, expert_force):
+        """Store a sample in the FIFO memory without training (profiling a full memory)."""
         s = as_float_array("state", state, (4,))
         f = as_float_array("expert_force", expert_force, ())
         self.memory_states.append(s.copy())
         self.memory_targets.append(self.tokenizer.encode(f)[0])
+
+    def observe(self, state, expert_force):
+        """Store the sample and run ``epochs`` passes of Adam over the memory."""
+        self.remember(state, expert_force)
         S = np.array(self.memory_states)
         Y = np.array(self.memory_targets)
         n = len(S)

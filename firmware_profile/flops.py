@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 
 __all__ = ["head_update_flops", "head_probs_flops", "decode_flops", "features_flops", "forward_flops",
-           "retrain_update_flops", "cholesky_flops", "n_params"]
+           "retrain_update_flops", "lora_flops", "blob_update_flops", "cholesky_flops", "n_params"]
 
 
 def cholesky_flops(n):
@@ -77,7 +77,26 @@ def n_params(cfg):
     return sum(math.prod(s) for s in param_shapes(cfg).values())
 
 
-def retrain_update_flops(cfg, memory, epochs, batch):
-    """One arrival of warm-started retraining with ``memory`` samples stored."""
+def retrain_update_flops(cfg, memory, epochs, batch, trained_params=None):
+    """One arrival of warm-started retraining with ``memory`` samples stored
+    (``trained_params``: parameters Adam updates, default all of them)."""
     steps = epochs * math.ceil(memory / batch)
-    return epochs * memory * 3 * forward_flops(cfg) + steps * 10 * n_params(cfg)
+    trained = n_params(cfg) if trained_params is None else trained_params
+    return epochs * memory * 3 * forward_flops(cfg) + steps * 10 * trained
+
+
+def lora_flops(cfg, rank):
+    """Extra FLOPs of BLoB's adapters for one state with flipout noise: per
+    adapted weight (in x out) applied to T tokens, x M and the flipped noise
+    term (2 in r each, plus sign and noise products) and the B product (2 r out)."""
+    T = cfg.n_state + 1
+    d, K = cfg.d_model, cfg.n_bins
+    per_token = lambda n_in, n_out: 4 * n_in * rank + 3 * n_in + 2 * rank + 2 * rank * n_out
+    return cfg.n_layers * 4 * T * per_token(d, d) + per_token(d, K)
+
+
+def blob_update_flops(cfg, memory, epochs, batch, rank, trained_params):
+    """One arrival of sequential BLoB: retraining's estimate on the adapted model."""
+    steps = epochs * math.ceil(memory / batch)
+    per_state = forward_flops(cfg) + lora_flops(cfg, rank)
+    return epochs * memory * 3 * per_state + steps * 10 * trained_params

@@ -42,7 +42,7 @@ def _fast_arrays(fast):
 
 
 def breakdown(controller):
-    """{category: [arrays]} for a KBT, retraining or pre-trained controller."""
+    """{category: [arrays]} for a KBT, retraining, BLoB or pre-trained controller."""
     from controller.kbt import KBTController
     from controller.model import TransformerPolicy
     from controller.retrain import RetrainController
@@ -66,6 +66,15 @@ def breakdown(controller):
         return {"params": params,
                 "state": [np.empty_like(p) for p in params] * 2,        # Adam m and v
                 "buffers": memory + _fast_arrays(controller._fast)}
+    from controller.blob import BLoBController
+
+    if isinstance(controller, BLoBController):
+        adapters = list(controller.parameters().values())
+        K = controller.tokenizer.n_bins
+        memory = [np.empty((controller.capacity, 4)), np.empty((controller.capacity, K))]
+        return {"params": _policy_arrays(controller.policy),
+                "state": adapters + [np.empty_like(a) for a in adapters] * 2,   # (M, G, B) and Adam m, v
+                "buffers": memory}
     if isinstance(controller, TransformerPolicy):
         return {"params": _policy_arrays(controller), "state": [],
                 "buffers": _fast_arrays(FastInference(controller))}

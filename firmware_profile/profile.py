@@ -1,12 +1,13 @@
 """``kbt profile``: per-sample latency, memory and arithmetic of every method.
 
 Methods: the pre-trained transformer (inference only), KBT (frozen T_1 +
-Kalman head) and warm-started retraining at each memory capacity. For each:
+Kalman head), warm-started retraining at each memory capacity and BLoB. For each:
 
 * inference latency of one state and learning latency of one sample
-  (percentiles over ``calls`` calls after a warm-up; retraining, whose update
-  is 100 epochs over its memory, over ``retrain_calls`` calls with a full
-  memory), and the first call's time (JIT compile or cache load) apart;
+  (percentiles over ``calls`` calls after a warm-up; retraining and BLoB,
+  whose update is 100 epochs over its memory, over ``retrain_calls`` calls
+  with a full memory; BLoB's 10-sample inference over ``blob_infer_calls``),
+  and the first call's time (JIT compile or cache load) apart;
 * deadline analysis at ``rate_hz``: ticks where inference + update exceed the period;
 * memory (parameters, learning state, buffers) in float64 and float32, the
   traced transient peak of one update, Numba allocations per update;
@@ -36,6 +37,8 @@ class ProfileConfig:
     calls: int = 10_000            # timed calls for inference and the KBT update
     retrain_calls: int = 20        # timed retraining updates per capacity (each is 100 epochs)
     capacities: tuple = (10, 20, 25, 50, 75, 100)
+    blob_capacities: tuple = (10, 100)
+    blob_infer_calls: int = 1000   # BLoB inference averages 10 weight samples in NumPy: ms per call
     rate_hz: float = 50.0
     budget_kib: int | None = None
     f32_samples: int = 400
@@ -47,7 +50,8 @@ class ProfileConfig:
 
     @classmethod
     def quick(cls, **kw):
-        base = dict(calls=300, retrain_calls=2, capacities=(10,), f32_samples=40, episodes=10, epochs=5)
+        base = dict(calls=300, retrain_calls=2, capacities=(10,), blob_capacities=(10,), blob_infer_calls=20,
+                    f32_samples=40, episodes=10, epochs=5)
         base.update(kw)
         return cls(**base)
 
@@ -58,6 +62,9 @@ class ProfileConfig:
             raise ValueError("capacities: expected at least one capacity")
         for c in self.capacities:
             check_int("capacities", c, low=1)
+        for c in self.blob_capacities:
+            check_int("blob_capacities", c, low=1)
+        check_int("blob_infer_calls", self.blob_infer_calls, low=1)
         check_positive("rate_hz", self.rate_hz)
         if self.budget_kib is not None:
             budgets.custom_device(self.budget_kib)
@@ -126,7 +133,9 @@ def run_profile(cfg: ProfileConfig = ProfileConfig(), progress=None):
     from controller.model import load_pretrained
     from controller.retrain import RetrainController
     from controller.transformer_numba import FastInference
+    from sim.cartpole import TARGET
     from sim.data import sample_states
+    from sim.methods import MethodSettings, make_controller
 
     cfg.validate()
     say = progress or (lambda msg: None)
@@ -176,6 +185,22 @@ def run_profile(cfg: ProfileConfig = ProfileConfig(), progress=None):
         fl_upd = flops.retrain_update_flops(tcfg, cap, cfg.epochs, cfg.batch)
         methods.append(_entry(f"retrain-{cap}", infer, upd, first, mem, fl_upd, fl_infer, cfg.rate_hz, peak))
 
+    for cap in cfg.blob_capacities:
+        say(f"blob-{cap}: {cfg.retrain_calls} updates of {cfg.epochs} epochs")
+        b = make_controller(f"blob-{cap}", TARGET, MethodSettings(epochs=cfg.epochs, batch=cfg.batch), seed=cfg.seed)
+        for i in range(cap):
+            b.remember(S[i], F[i])
+        t0 = time.perf_counter()
+        b.act(states[0])
+        first = time.perf_counter() - t0
+        infer = timing.time_calls(lambda i: b.act(states[i]), cfg.blob_infer_calls)
+        upd = timing.time_calls(lambda i: b.observe(S[cap + i], F[cap + i]), cfg.retrain_calls, warmup=1)
+        mem = _memory_entry(b, lambda: b.observe(S[0], F[0]))
+        n_trained = sum(a.size for a in b.parameters().values())
+        fl_upd = flops.blob_update_flops(tcfg, cap, cfg.epochs, cfg.batch, b.rank, n_trained)
+        fl_inf = b.n_samples * (fl_infer + flops.lora_flops(tcfg, b.rank))
+        methods.append(_entry(f"blob-{cap}", infer, upd, first, mem, fl_upd, fl_inf, cfg.rate_hz, peak))
+
     devices = list(budgets.DEVICES) + ([budgets.custom_device(cfg.budget_kib)] if cfg.budget_kib else [])
     for e in methods:
         total = e["memory"]["float32"]["total"] + e["memory"]["update_traced_peak_bytes"] // 2
@@ -183,7 +208,7 @@ def run_profile(cfg: ProfileConfig = ProfileConfig(), progress=None):
         e["budgets"] = [budgets.fits(total, e["flops_update"] or e["flops_inference"], dev) for dev in devices]
     kbt = next(e for e in methods if e["method"] == "kbt")
     ratios = {e["method"]: e["update_us"]["p50"] / kbt["update_us"]["p50"]
-              for e in methods if e["method"].startswith("retrain")}
+              for e in methods if e["method"].startswith(("retrain", "blob"))}
     say(f"float32 vs float64 after {cfg.f32_samples} updates")
     f32 = _f32_cost(cfg, S, F)
     allocs = memory.nrt_allocations() if cfg.allocations else None
@@ -236,6 +261,7 @@ def _notes(res):
                  f"update at {100 * kbt['peak_fraction_update']:.2f} % of the machine peak")
     for m, r in res["retrain_over_kbt_update_p50"].items():
         lines.append(f"{m} update p50 / kbt update p50 = {r:,.0f}x")
+    lines.append("Numba paths: pretrained, kbt, retrain inference; NumPy: retrain and blob updates, blob inference")
     lines.append(f"float32 vs float64 after {f['samples']} KBT updates: success {f['success_float32']:.2f} vs "
                  f"{f['success_float64']:.2f}, force difference max {f['max_force_diff_N']:.2e} N, "
                  f"mean {f['mean_force_diff_N']:.2e} N")

@@ -144,6 +144,18 @@ def test_retrain_memory_counts_adam_and_fifo():
     assert memory.bytes_of(parts["buffers"][:2]) == 8 * 7 * (4 + pol.config.n_bins)
 
 
+def test_blob_memory_counts_adapters_and_adam():
+    from controller.blob import BLoBController
+    from controller.model import load_pretrained
+
+    b = BLoBController(load_pretrained(), capacity=4, epochs=1, rank=2)
+    b.observe(np.zeros(4), 1.0)
+    parts = memory.breakdown(b)
+    adapters = sum(a.nbytes for a in b.parameters().values())
+    adam = sum(a.nbytes for a in b.opt.m.values()) + sum(a.nbytes for a in b.opt.v.values())
+    assert memory.bytes_of(parts["state"]) == adapters + adam
+
+
 def test_traced_peak_sees_an_allocation():
     assert memory.traced_peak(lambda: np.ones(100_000)) >= 800_000
     assert memory.traced_peak(lambda: None) < 1000
@@ -193,10 +205,10 @@ def test_profile_command_json_schema(tmp_path, capsys):
     assert out.startswith("| method |") and "custom 64 KiB" in out
     res = json.loads(path.read_text())
     assert set(res) == SCHEMA_KEYS and res["schema"] == 1
-    assert [m["method"] for m in res["methods"]] == ["pretrained", "kbt", "retrain-10"]
+    assert [m["method"] for m in res["methods"]] == ["pretrained", "kbt", "retrain-10", "blob-10"]
     for m in res["methods"]:
         assert set(m) == METHOD_KEYS
-        assert m["inference_us"]["calls"] == 50
+        assert m["inference_us"]["calls"] == (20 if m["method"].startswith("blob") else 50)
         assert m["memory"]["float32"]["total"] * 2 == m["memory"]["float64"]["total"]
     kbt = res["methods"][1]
     from controller.model import load_pretrained
