@@ -93,5 +93,9 @@ def calibration_report(controller, states, forces, tokenizer):
     P = controller.probs(states)
     k = tokenizer.index(f)
     mean, var = controller.predict(states)
+    conf, acc, count = reliability(P, k)
     return {"accuracy": accuracy(P, k), "ece": ece(P, k), "nll": nll(P, k), "rmse": rmse(mean, f),
-            "coverage90": coverage(mean, var, f)}
+            "coverage90": coverage(mean, var, f),
+            # per confidence bin sums, so reliability diagrams can pool trials
+            "reliability": {"count": count.tolist(), "conf_sum": np.nan_to_num(conf * count).tolist(),
+                            "correct": np.nan_to_num(acc * count).round().astype(int).tolist()}}

@@ -62,6 +62,12 @@ class LearningSpec:
         base.update(kw)
         return cls(**base)
 
+    def marks(self):
+        """Checkpoints: every ``every`` samples, plus the README's 50/100/200/400."""
+        from sim.report import SUMMARY_AT
+
+        return sorted(set(checkpoints_every(self.every, self.samples)) | {n for n in SUMMARY_AT if n <= self.samples})
+
     def validate(self):
         for m in self.methods:
             if not is_learner(m):
@@ -81,7 +87,7 @@ def _learning_job(args):
     controller = make_controller(method, TARGET, spec.settings, seed=trial)
     if hasattr(controller, "warm_up"):
         controller.warm_up()
-    res = learning_trial(controller, TARGET, states, forces, checkpoints_every(spec.every, spec.samples),
+    res = learning_trial(controller, TARGET, states, forces, spec.marks(),
                          episodes=spec.episodes, eval_seed=spec.seed, heldout=heldout,
                          tokenizer=controller.tokenizer)
     return method, trial, res
@@ -140,7 +146,7 @@ def run_learning(spec: LearningSpec, jobs=1, progress=True):
     order = sorted(spec.methods, key=lambda m: -int(m.split("-")[1]) if "-" in m else 0)
     work = [(spec, m, t) for m in order for t in range(spec.trials)]
     results = _pool_map(_learning_job, work, jobs, "learning trials", progress)
-    marks = checkpoints_every(spec.every, spec.samples)
+    marks = spec.marks()
     out = {"experiment": "learning", "seed": spec.seed, "trials": spec.trials, "samples": spec.samples,
            "episodes": spec.episodes, "checkpoints": marks, "methods": {}, "references": {}}
     for m in spec.methods:
@@ -151,6 +157,9 @@ def run_learning(spec: LearningSpec, jobs=1, progress=True):
             "nll": [r[2].series("nll").tolist() for r in runs],
             "ece": [r[2].series("ece").tolist() for r in runs],
             "pred_var": [r[2].series("pred_var").tolist() for r in runs],
+            "accuracy": [r[2].series("accuracy").tolist() for r in runs],
+            "coverage90": [r[2].series("coverage90").tolist() for r in runs],
+            "reliability": [[c.metrics.get("reliability") for c in r[2].checkpoints] for r in runs],
             "learn_seconds": [r[2].learn_seconds.tolist() for r in runs],
         }
     for ref in ("pretrained", "lqr"):

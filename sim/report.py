@@ -37,7 +37,7 @@ def tidy_rows(results):
     if results["experiment"] == "learning":
         marks = results["checkpoints"]
         for m, series in results["methods"].items():
-            for metric in ("success_rate", "rmse", "nll", "ece", "pred_var"):
+            for metric in ("success_rate", "rmse", "nll", "ece", "accuracy", "coverage90", "pred_var"):
                 for t, values in enumerate(series[metric]):
                     rows += [("learning", m, t, n, metric, v) for n, v in zip(marks, values)]
             for t, secs in enumerate(series["learn_seconds"]):
