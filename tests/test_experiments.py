@@ -66,7 +66,7 @@ def test_learning_experiment_is_independent_of_jobs(tmp_path):
     rows = (tmp_path / "results.csv").read_text().splitlines()
     assert rows[0] == "experiment,method,trial,samples,metric,value"
     # 2 methods x 2 trials x (5 metrics x 3 checkpoints + 6 timings) + 2 references
-    assert len(rows) - 1 == 2 * 2 * (5 * 3 + 6) + 2
+    assert len(rows) - 1 == 2 * 2 * (7 * 3 + 6) + 2     # 7 metrics at 3 checkpoints + 6 update times
     assert set(table) == {"kbt", "retrain-3"}
 
 
