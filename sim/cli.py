@@ -348,6 +348,28 @@ def cmd_experiment(args):
             print(f"{m:>12} {cells} {row['ms_per_sample']:>10.3f}")
         for ref, v in results["references"].items():
             print(f"{ref:>12} success {v:.2f} (reference)")
+    elif args.name == "calibration":
+        kw = {k: v for k, v in (("trials", args.trials), ("samples", args.samples), ("seed", args.seed),
+                                ("episodes", args.episodes)) if v is not None}
+        if args.methods:
+            kw["methods"] = tuple(args.methods)
+        kw["settings"] = MethodSettings(epochs=args.epochs, lr=args.lr)
+        spec = ex.calibration_spec(quick=args.quick, **kw)
+        learning = None
+        if args.from_dir:
+            path = os.path.join(args.from_dir, "results.json")
+            try:
+                with open(path) as f:
+                    learning = json.load(f)
+            except (OSError, ValueError) as e:
+                raise ValueError(f"--from: cannot read {path}: {e}") from None
+        results = ex.run_calibration(spec, jobs=jobs, progress=args.progress, learning=learning)
+        results["command"] = "kbt " + " ".join(args.argv)
+        rows = report.write_calibration(results, args.out)
+        print(f"{'method':>12} {'samples':>7} {'accuracy':>8} {'ECE':>6} {'NLL':>6} {'RMSE':>6} {'cover90':>7}")
+        for r in rows:
+            print(f"{r['method']:>12} {r['samples']:>7} {r['accuracy']:>8.3f} {r['ece']:>6.3f} {r['nll']:>6.3f} "
+                  f"{r['rmse']:>6.2f} {r['coverage90']:>7.3f}")
     else:  # fig5
         kw = {k: v for k, v in (("samples", args.samples), ("seed", args.seed)) if v is not None}
         if args.sigma_data:
@@ -358,7 +380,8 @@ def cmd_experiment(args):
         settled = report.write_variance(results, args.out)
         for s, v in settled.items():
             print(f"Sigma_data = {s:>4}: settled predicted variance {v:8.2f} N^2")
-    print(f"wrote {args.out}/results.json, results.csv and plots")
+    files = "calibration.csv and reliability.png" if args.name == "calibration" else "results.csv and plots"
+    print(f"wrote {args.out}/results.json, {files}")
     return 0
 
 
@@ -464,9 +487,12 @@ def build_parser():
     p.set_defaults(func=cmd_profile)
 
     p = sub.add_parser("experiment", help="reproduce a figure of the paper (JSON, CSV, PNG)")
-    p.add_argument("name", choices=("fig3", "fig4", "fig5"),
+    p.add_argument("name", choices=("fig3", "fig4", "fig5", "calibration"),
                    help="fig3/fig4: success and time per sample vs samples (one run makes both); "
-                        "fig5: predicted variance vs samples for several Sigma_data")
+                        "fig5: predicted variance vs samples for several Sigma_data; "
+                        "calibration: accuracy, ECE, NLL, RMSE, coverage and reliability diagrams")
+    p.add_argument("--from", dest="from_dir", metavar="DIR",
+                   help="calibration: read a fig3 run's results.json from DIR instead of running anew")
     p.add_argument("--out", default=None, metavar="DIR", help="output directory (default results/NAME)")
     p.add_argument("--quick", action="store_true", help="CI size (under 3 minutes)")
     p.add_argument("--trials", type=int, default=None, help="fig3/4: trials (default 10)")

@@ -29,7 +29,8 @@ from sim.methods import MethodSettings, is_learner, make_controller
 from sim.progress import Progress
 from sim.stream import checkpoints_every, learning_trial
 
-__all__ = ["LearningSpec", "VarianceSpec", "run_learning", "run_variance", "moving_average"]
+__all__ = ["LearningSpec", "VarianceSpec", "run_learning", "run_variance", "moving_average", "calibration_spec",
+           "run_calibration", "CALIBRATION_AT", "CALIBRATION_METHODS"]
 
 HELDOUT = 1000          # held-out TARGET samples for RMSE / NLL / calibration
 VARIANCE_PROBES = 200   # held-out states at which Figure 5's predicted variance is averaged
@@ -244,3 +245,65 @@ def run_variance(spec: VarianceSpec, jobs=1, progress=True):
         r["settled"] = float(np.mean(tail))          # mean over the last fifth of the run
         out["runs"][f"{s:g}"] = r
     return out
+
+
+# ------------------------------------------------------------------ calibration
+CALIBRATION_AT = (50, 100, 400)
+CALIBRATION_METHODS = ("kbt", "retrain-10", "retrain-100", "blob-10", "blob-100")
+
+
+def calibration_spec(quick=False, **kw):
+    """The learning run behind ``kbt experiment calibration``: checkpoints at
+    50, 100 and 400 samples for KBT, retraining (C = 10, 100) and BLoB."""
+    if quick:
+        base = dict(methods=("kbt", "retrain-10", "blob-10"), trials=2, samples=50, every=50, episodes=10)
+    else:
+        base = dict(methods=CALIBRATION_METHODS, every=50)
+    base.update(kw)
+    return LearningSpec(**base)
+
+
+def _pretrained_calibration(spec):
+    from controller.calibration import calibration_report
+
+    policy = make_controller("pretrained", TARGET, spec.settings)
+    hs, hf = sample_dataset(LQRController(TARGET), HELDOUT, seed=_heldout_seed(spec.seed))
+    return calibration_report(policy, hs, hf, policy.tokenizer)
+
+
+def run_calibration(spec: LearningSpec, jobs=1, progress=True, learning=None):
+    """Calibration of every method at the checkpoints of ``CALIBRATION_AT``
+    the run has, from a learning experiment's results (``learning``, e.g. a
+    saved Figure 3 run) or from a new run of ``spec``.
+
+    Returns ``{"rows": [...], "reliability": {...}, "pretrained": {...}}``:
+    one row per (method, samples) with the trial means of accuracy, ECE, NLL,
+    RMSE and 90 % coverage, and reliability sums pooled over trials.
+    """
+    if learning is None:
+        learning = run_learning(spec, jobs=jobs, progress=progress)
+    if "reliability" not in next(iter(learning["methods"].values()), {}):
+        raise ValueError("learning: these results hold no reliability data (made by an older kbt); re-run them")
+    marks = learning["checkpoints"]
+    at = [n for n in CALIBRATION_AT if n in marks]
+    if not at:
+        raise ValueError(f"learning: none of the checkpoints {CALIBRATION_AT} were measured")
+    pre = _pretrained_calibration(spec)
+    rows = [dict(method="pretrained", samples=0, trials=1,
+                 **{k: pre[k] for k in ("accuracy", "ece", "nll", "rmse", "coverage90")})]
+    reliability = {"pretrained": {"0": pre["reliability"]}}
+    for m, series in learning["methods"].items():
+        reliability[m] = {}
+        for n in at:
+            j = marks.index(n)
+            row = {"method": m, "samples": n, "trials": len(series["success_rate"])}
+            for k in ("accuracy", "ece", "nll", "rmse", "coverage90", "success_rate"):
+                row[k] = float(np.mean([t[j] for t in series[k]]))
+            rows.append(row)
+            pooled = {"count": 0, "conf_sum": 0, "correct": 0}
+            for t in series["reliability"]:
+                for k in pooled:
+                    pooled[k] = pooled[k] + np.asarray(t[j][k])
+            reliability[m][str(n)] = {k: np.asarray(v).tolist() for k, v in pooled.items()}
+    return {"experiment": "calibration", "seed": learning["seed"], "checkpoints": at, "rows": rows,
+            "reliability": reliability, "pretrained": {k: v for k, v in pre.items() if k != "reliability"}}

@@ -9,7 +9,8 @@ import os
 
 import numpy as np
 
-__all__ = ["write_learning", "write_variance", "summarise_learning", "summary_marks", "tidy_rows"]
+__all__ = ["write_learning", "write_variance", "write_calibration", "summarise_learning", "summary_marks",
+           "tidy_rows"]
 
 SUMMARY_AT = (50, 100, 200, 400)
 
@@ -160,3 +161,40 @@ def write_variance(results, out_dir):
     fig.savefig(os.path.join(out_dir, "fig5_variance.png"), dpi=110)
     plt.close(fig)
     return {s: r["settled"] for s, r in results["runs"].items()}
+
+
+CALIBRATION_COLUMNS = ("method", "samples", "trials", "accuracy", "ece", "nll", "rmse", "coverage90", "success_rate")
+
+
+def write_calibration(results, out_dir):
+    """results.json, calibration.csv (one row per method and checkpoint) and
+    reliability.png (one reliability diagram per method, a curve per checkpoint)."""
+    os.makedirs(out_dir, exist_ok=True)
+    _write_json(os.path.join(out_dir, "results.json"), results)
+    with open(os.path.join(out_dir, "calibration.csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(CALIBRATION_COLUMNS)
+        for r in results["rows"]:
+            w.writerow([r.get(c, "") for c in CALIBRATION_COLUMNS])
+    plt = _plt()
+    methods = list(results["reliability"])
+    cols = min(3, len(methods))
+    rows = -(-len(methods) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.4 * rows), squeeze=False)
+    for ax, m in zip(axes.flat, methods):
+        ax.plot([0, 1], [0, 1], color="0.6", lw=0.8, ls="--")
+        for n, rel in results["reliability"][m].items():
+            count = np.asarray(rel["count"], dtype=float)
+            used = count > 0
+            conf = np.asarray(rel["conf_sum"])[used] / count[used]
+            acc = np.asarray(rel["correct"])[used] / count[used]
+            ax.plot(conf, acc, marker="o", ms=3, lw=1, label=f"{n} samples")
+        ax.set(title=m, xlabel="confidence", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1))
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(methods):]:
+        ax.axis("off")
+    fig.suptitle("Reliability on held-out TARGET data (trials pooled)")
+    fig.tight_layout()
+    fig.savefig(os.path.join(out_dir, "reliability.png"), dpi=110)
+    plt.close(fig)
+    return results["rows"]

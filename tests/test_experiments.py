@@ -65,8 +65,8 @@ def test_learning_experiment_is_independent_of_jobs(tmp_path):
     assert json.loads((tmp_path / "results.json").read_text())["checkpoints"] == [0, 3, 6]
     rows = (tmp_path / "results.csv").read_text().splitlines()
     assert rows[0] == "experiment,method,trial,samples,metric,value"
-    # 2 methods x 2 trials x (5 metrics x 3 checkpoints + 6 timings) + 2 references
-    assert len(rows) - 1 == 2 * 2 * (7 * 3 + 6) + 2     # 7 metrics at 3 checkpoints + 6 update times
+    # 2 methods x 2 trials x (7 metrics x 3 checkpoints + 6 update times) + 2 references
+    assert len(rows) - 1 == 2 * 2 * (7 * 3 + 6) + 2
     assert set(table) == {"kbt", "retrain-3"}
 
 
@@ -91,3 +91,52 @@ def test_variance_experiment(tmp_path):
 
 def test_moving_average():
     assert np.allclose(ex.moving_average([1, 2, 3, 4], 2), [1, 1.5, 2.5, 3.5])
+
+
+def test_calibration_experiment_pools_trials(tmp_path):
+    spec = ex.calibration_spec(methods=("kbt", "retrain-3"), trials=2, samples=50, every=50, episodes=2,
+                               settings=MethodSettings(epochs=1))
+    res = ex.run_calibration(spec, progress=False)
+    assert [r["method"] for r in res["rows"]] == ["pretrained", "kbt", "retrain-3"]
+    assert res["checkpoints"] == [50]
+    rel = res["reliability"]["kbt"]["50"]
+    assert sum(rel["count"]) == 2 * ex.HELDOUT          # both trials' held-out predictions pooled
+    assert all(0 <= c <= n for c, n in zip(rel["correct"], rel["count"]))
+    for r in res["rows"]:
+        assert 0 <= r["accuracy"] <= 1 and 0 <= r["ece"] <= 1 and r["nll"] > 0 and 0 <= r["coverage90"] <= 1
+    report.write_calibration(res, str(tmp_path))
+    assert (tmp_path / "reliability.png").stat().st_size > 0
+    assert (tmp_path / "calibration.csv").read_text().count("\n") == 4
+    # results without reliability data (an older run) are refused with a clear message
+    old = {"seed": 0, "checkpoints": [0, 50], "methods": {"kbt": {"success_rate": [[0, 1]]}}}
+    with pytest.raises(ValueError, match="reliability"):
+        ex.run_calibration(spec, learning=old)
+
+
+def test_quick_experiments_from_the_command_line(tmp_path, capsys):
+    """What CI can afford: the --quick sizes write their files, KBT learns
+    faster per sample than retraining, and the variance runs are finite."""
+    from sim.cli import main
+
+    out = tmp_path / "fig3"
+    assert main(["experiment", "fig3", "--quick", "--out", str(out), "--no-progress", "--jobs", "2"]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert set(res["methods"]) == {"kbt", "retrain-10", "retrain-100", "blob-10"}
+    table = report.summarise_learning(res)
+    for m in ("retrain-10", "retrain-100", "blob-10"):
+        assert table["kbt"]["ms_per_sample"] < table[m]["ms_per_sample"], m
+    assert res["checkpoints"] == [0, 20, 40]
+    for name in ("fig3_success.png", "fig3_heldout.png", "fig4_time.png", "results.csv"):
+        assert (out / name).stat().st_size > 0
+    out5 = tmp_path / "fig5"
+    assert main(["experiment", "fig5", "--quick", "--out", str(out5), "--no-progress", "--jobs", "2"]) == 0
+    res5 = json.loads((out5 / "results.json").read_text())
+    for r in res5["runs"].values():
+        assert np.all(np.isfinite(r["pred_var"])) and min(r["pred_var"]) >= 0
+        assert r["samples"] == sorted(r["samples"])
+    assert (out5 / "fig5_variance.png").stat().st_size > 0
+    # the quick run has no checkpoint at 50/100/400: calibration --from explains instead of crashing
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        main(["experiment", "calibration", "--from", str(out), "--out", str(tmp_path / "cal"), "--no-progress"])
+    assert e.value.code == 2 and "none of the checkpoints" in capsys.readouterr().err
