@@ -299,10 +299,12 @@ def cmd_view(args):
                 bar.update(1)
         learned = getattr(controller, "n_updates", samples)   # includes a resumed head's updates
     out = watch(controller, params, method=method, seconds=args.seconds, seed=args.seed, frames_dir=args.frames,
-                headless=args.headless or bool(args.frames), learned=learned)
+                headless=args.headless or bool(args.frames) or bool(args.screenshot), learned=learned,
+                screenshot=args.screenshot)
     print(f"{method} on {name}: {out['seconds']:.1f} s simulated, {out['frames']} frames, "
           f"{out['successes']} successes, {out['failures']} failures"
-          + (f"; frames in {args.frames}" if args.frames else ""))
+          + (f"; frames in {args.frames}" if args.frames else "")
+          + (f"; last frame in {args.screenshot}" if args.screenshot else ""))
     return 0
 
 
@@ -466,6 +468,7 @@ def build_parser():
     p.add_argument("--seconds", type=float, default=None, help="stop after this much simulated time")
     p.add_argument("--frames", metavar="DIR", help="render off-screen and save every frame as PNG into DIR")
     p.add_argument("--headless", action="store_true", help="no window (off-screen surface)")
+    p.add_argument("--screenshot", metavar="PNG", help="render off-screen and save the last frame as PNG")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--weights", metavar="PATH", help="transformer weights (default: the shipped pre-trained file)")
     p.add_argument("--load-state", metavar="PATH", help="kbt: start from a saved head")

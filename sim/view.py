@@ -167,6 +167,8 @@ class Viewer:
         self.frames_dir = frames_dir
         if frames_dir:
             os.makedirs(frames_dir, exist_ok=True)
+        if self.headless:
+            os.environ.setdefault("SDL_VIDEODRIVER", "dummy")   # no display needed off-screen
         pygame.display.init()
         if self.headless:
             self.surface = pygame.Surface(size)
@@ -265,14 +267,14 @@ def force_std(controller, state):
 
 
 def watch(controller, params: CartPoleParams, *, method="", seconds=None, seed=0, frames_dir=None,
-          headless=None, learned=None, max_frames=None):
+          headless=None, learned=None, max_frames=None, screenshot=None):
     """Run ``controller`` on the plant and draw it live.
 
     Physics advances in fixed steps of ``tau`` from an accumulator of real
     time (at most ``MAX_CATCH_UP`` steps per frame, so a slow frame never makes
     the simulation spiral); episodes restart on failure (counted) and after
     500 steps (a success). Headless or with ``frames_dir``, one physics step is
-    drawn per frame without pacing.
+    drawn per frame without pacing. ``screenshot``: save the last frame there (PNG).
 
     Returns
     -------
@@ -325,6 +327,9 @@ def watch(controller, params: CartPoleParams, *, method="", seconds=None, seed=0
                 break
             if not headless:
                 time.sleep(max(0.0, params.tau - (time.perf_counter() - now)))
+        if screenshot:
+            os.makedirs(os.path.dirname(os.path.abspath(screenshot)), exist_ok=True)
+            pygame.image.save(viewer.surface, screenshot)
     finally:
         viewer.close()
     return {"frames": viewer.frames, "steps": steps, "successes": successes, "failures": failures,
