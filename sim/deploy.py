@@ -100,6 +100,7 @@ class DeployResult:
     updates: int = 0                                   # accepted learning updates
     rejected: int = 0                                  # updates the controller refused
     sensor_faults: int = 0
+    action_faults: int = 0                             # non-finite forces from the controller
     deadline_misses: int = 0
     longest_miss_run: int = 0
     plant_episodes: int = 0                            # episodes started on the plant
@@ -112,7 +113,8 @@ class DeployResult:
         act = np.asarray(self.act_seconds) * 1e6
         return {
             "ticks": self.ticks, "updates": self.updates, "rejected_updates": self.rejected,
-            "sensor_faults": self.sensor_faults, "deadline_misses": self.deadline_misses,
+            "sensor_faults": self.sensor_faults, "action_faults": self.action_faults,
+            "deadline_misses": self.deadline_misses,
             "longest_miss_run": self.longest_miss_run, "plant_episodes": self.plant_episodes,
             "plant_failures": self.plant_failures,
             "act_p50_us": float(np.percentile(act, 50)) if act.size else None,
@@ -198,7 +200,7 @@ def run_deployment(controller, params: CartPoleParams, config: DeployConfig = De
         if np.all(np.isfinite(reading)):
             force = _act_one(controller, reading)
             if not np.isfinite(force):
-                res.sensor_faults += 1
+                res.action_faults += 1
                 force = _act_one(expert, reading) if cfg.fallback == "lqr" else last_force
             last_good = reading
         else:

@@ -125,3 +125,9 @@ def test_view_reply_replaces_the_state():
 def test_bad_config(kw, word):
     with pytest.raises(ValueError, match=word):
         DeployConfig(**kw).validate()
+
+
+def test_non_finite_action_falls_back_and_is_counted():
+    c = Recorder(force=np.nan)
+    res = run_deployment(c, TARGET, DeployConfig(samples=5, episodes=1, fallback="lqr"))
+    assert res.action_faults == 5 and res.sensor_faults == 0 and res.plant_failures == 0
