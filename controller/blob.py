@@ -28,11 +28,10 @@ Decisions and the sweep behind the defaults: docs/blob.md.
 from __future__ import annotations
 
 import math
-from collections import deque
-
 import numpy as np
 
 from controller import transformer as tf
+from controller.fifo import FifoMemory
 from controller.model import TransformerPolicy
 from controller.transformer import Adam
 from sim.checks import as_float_array, check_int, check_positive
@@ -179,8 +178,7 @@ class BLoBController:
             W = self.P[name]
             n_in = W.shape[0] - 1 if name == "head.w" else W.shape[0]
             self.adapters[name] = LoRAFlipout(n_in, W.shape[1], self.rank, self.eps, self.rng)
-        self.memory_states = deque(maxlen=self.capacity)
-        self.memory_targets = deque(maxlen=self.capacity)
+        self.memory = FifoMemory(self.capacity, self.tokenizer)
         self.opt = Adam(lr=self.lr)
         self.n_updates = 0
         self.name = f"blob-{self.capacity}"
@@ -257,33 +255,23 @@ class BLoBController:
     # ------------------------------------------------------------ learning
     def remember(self, state, expert_force):
         """Store a sample in the FIFO memory without training (profiling a full memory)."""
-        s = as_float_array("state", state, (4,))
-        f = as_float_array("expert_force", expert_force, ())
-        self.memory_states.append(s.copy())
-        self.memory_targets.append(self.tokenizer.encode(f)[0])
+        self.memory.add(state, expert_force)
 
     def observe(self, state, expert_force):
         """Store the sample and run ``epochs`` passes of Adam over the memory."""
         self.remember(state, expert_force)
-        S = np.array(self.memory_states)
-        Y = np.array(self.memory_targets)
-        n = len(S)
+        n = len(self.memory)
         n_kl = self.n_updates + 1 if self.kl_data == "seen" else n
         warmup = math.ceil(100.0 * n ** (1.0 / self.gamma) / self.batch)
         params = self.parameters()
-        step = 0
-        for _ in range(self.epochs):
-            order = self.rng.permutation(n)
-            for start in range(0, n, self.batch):
-                idx = order[start:start + self.batch]
-                step += 1
-                self._sample_noise(self.rng, len(idx))                 # K = 1 weight sample
-                self.loss_and_grad(S[idx], Y[idx], 0.0)                 # likelihood: Adam
-                self.opt.step(params, self.gradients())
-                scale = self.kl_lr * kl_weight(step, warmup) / n_kl     # complexity: SGD (BLoB Table 4)
-                for a in self.adapters.values():
-                    gM, gG = self._kl_grad(a)
-                    a.M -= scale * gM
-                    a.G -= scale * gG
+        for step, (S, Y) in enumerate(self.memory.minibatches(self.rng, self.epochs, self.batch), start=1):
+            self._sample_noise(self.rng, len(S))                       # K = 1 weight sample
+            self.loss_and_grad(S, Y, 0.0)                               # likelihood: Adam
+            self.opt.step(params, self.gradients())
+            scale = self.kl_lr * kl_weight(step, warmup) / n_kl         # complexity: SGD (BLoB Table 4)
+            for a in self.adapters.values():
+                gM, gG = self._kl_grad(a)
+                a.M -= scale * gM
+                a.G -= scale * gG
         self._clear_noise()
         self.n_updates += 1

@@ -9,11 +9,10 @@ arrivals (one continuing training run), which is what "warm-started" means here.
 
 from __future__ import annotations
 
-from collections import deque
-
 import numpy as np
 
 from controller import transformer as tf
+from controller.fifo import FifoMemory
 from controller.model import TransformerPolicy
 from controller.transformer import Adam
 from controller.transformer_numba import FastInference
@@ -54,8 +53,7 @@ class RetrainController:
         self.batch = check_int("batch", batch, low=1)
         self.rng = np.random.default_rng(check_int("seed", seed, low=0))
         self.tokenizer = self.policy.tokenizer
-        self.memory_states = deque(maxlen=self.capacity)
-        self.memory_targets = deque(maxlen=self.capacity)
+        self.memory = FifoMemory(self.capacity, self.tokenizer)
         self.opt = Adam(lr=self.lr)
         self.n_updates = 0
         self.name = f"retrain-{self.capacity}"
@@ -64,10 +62,7 @@ class RetrainController:
     def remember(self, state, expert_force):
         """Store a sample in the FIFO memory without training (e.g. to reach a
         full memory before profiling the steady-state update)."""
-        s = as_float_array("state", state, (4,))
-        f = as_float_array("expert_force", expert_force, ())
-        self.memory_states.append(s.copy())
-        self.memory_targets.append(self.tokenizer.encode(f)[0])
+        self.memory.add(state, expert_force)
 
     def act(self, states):
         """Forces for states (N, 4); one state (4,) takes the Numba single-state path."""
@@ -84,15 +79,9 @@ class RetrainController:
     def observe(self, state, expert_force):
         """Store the sample (dropping the oldest beyond capacity) and retrain."""
         self.remember(state, expert_force)
-        S = np.array(self.memory_states)
-        Y = np.array(self.memory_targets)
         P, cfg = self.policy.params, self.policy.config
-        n = len(S)
-        for _ in range(self.epochs):
-            order = self.rng.permutation(n)
-            for start in range(0, n, self.batch):
-                idx = order[start:start + self.batch]
-                _, grads = tf.loss_and_grad(P, cfg, S[idx], Y[idx])
-                self.opt.step(P, grads)
+        for S, Y in self.memory.minibatches(self.rng, self.epochs, self.batch):
+            _, grads = tf.loss_and_grad(P, cfg, S, Y)
+            self.opt.step(P, grads)
         self._fast.refresh()
         self.n_updates += 1

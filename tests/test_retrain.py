@@ -20,8 +20,8 @@ def test_fifo_memory_keeps_the_last_capacity_samples():
     c = RetrainController(load_pretrained(), capacity=3, epochs=1)
     for i in range(5):
         c.observe(np.full(4, 0.01 * i), float(i))
-    assert len(c.memory_states) == 3
-    np.testing.assert_allclose([m[0] for m in c.memory_states], [0.02, 0.03, 0.04])
+    assert len(c.memory) == 3
+    np.testing.assert_allclose([m[0] for m in c.memory.states], [0.02, 0.03, 0.04])
     assert c.n_updates == 5
 
 
@@ -60,4 +60,4 @@ def test_single_state_fast_path_follows_the_training():
     assert c.act(s) != pytest.approx(before, abs=1e-6)
     assert c.act(s) == pytest.approx(float(c.act(s[None, :])[0]), abs=1e-10)
     c.remember(s, 1.0)
-    assert len(c.memory_states) == 3 and c.n_updates == 3
+    assert len(c.memory) == 3 and c.n_updates == 3
