@@ -29,7 +29,7 @@ import numpy as np
 from sim import cartpole
 from sim.cartpole import CartPoleParams
 from sim.checks import check_int, check_positive
-from sim.loop import evaluate_success
+from sim.loop import act_one, evaluate_success
 
 __all__ = ["DeployConfig", "DeployResult", "run_deployment", "checkpoints_for", "STREAMS", "FALLBACKS"]
 
@@ -123,11 +123,6 @@ class DeployResult:
         }
 
 
-def _act_one(controller, state):
-    """One state (4,) -> one force; controllers take their single-state fast path."""
-    return float(np.asarray(controller.act(state), dtype=float).reshape(-1)[0])
-
-
 def _mean_pred_std(controller, probe):
     if not hasattr(controller, "predict"):
         return None
@@ -198,14 +193,14 @@ def run_deployment(controller, params: CartPoleParams, config: DeployConfig = De
             reading[rng_fault.integers(4)] = np.nan
         # 2. action first
         if np.all(np.isfinite(reading)):
-            force = _act_one(controller, reading)
+            force = act_one(controller, reading)
             if not np.isfinite(force):
                 res.action_faults += 1
-                force = _act_one(expert, reading) if cfg.fallback == "lqr" else last_force
+                force = act_one(expert, reading) if cfg.fallback == "lqr" else last_force
             last_good = reading
         else:
             res.sensor_faults += 1
-            force = _act_one(expert, last_good) if cfg.fallback == "lqr" else last_force
+            force = act_one(expert, last_good) if cfg.fallback == "lqr" else last_force
         last_force = force
         t_act = time.perf_counter() - t0
         res.act_seconds.append(t_act)
@@ -219,7 +214,7 @@ def run_deployment(controller, params: CartPoleParams, config: DeployConfig = De
             s, f = S[arrived], float(F[arrived])
         else:
             s = reading
-            f = _act_one(expert, reading) if np.all(np.isfinite(reading)) else np.nan
+            f = act_one(expert, reading) if np.all(np.isfinite(reading)) else np.nan
             if cfg.sigma_data > 0:
                 f += float(rng_label.normal(0.0, np.sqrt(cfg.sigma_data)))
         if cfg.fault_rate and rng_fault.random() < cfg.fault_rate:

@@ -19,7 +19,7 @@ from sim import cartpole
 from sim.cartpole import CartPoleParams
 from sim.checks import as_float_array, check_int, check_rng
 
-__all__ = ["Controller", "ClosedLoop", "TickRecord", "Evaluation", "evaluate_success"]
+__all__ = ["Controller", "ClosedLoop", "TickRecord", "Evaluation", "evaluate_success", "act_one"]
 
 
 @runtime_checkable
@@ -28,6 +28,11 @@ class Controller(Protocol):
 
     def act(self, states: np.ndarray) -> np.ndarray:  # pragma: no cover - protocol
         ...
+
+
+def act_one(controller, state):
+    """One state (4,) -> one force; controllers take their single-state fast path."""
+    return float(np.asarray(controller.act(state), dtype=float).reshape(-1)[0])
 
 
 def _check_controller(controller):

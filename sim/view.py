@@ -28,6 +28,7 @@ import pygame  # noqa: E402
 from sim import cartpole  # noqa: E402
 from sim.cartpole import CartPoleParams  # noqa: E402
 from sim.checks import check_int, check_positive  # noqa: E402
+from sim.loop import act_one  # noqa: E402
 
 __all__ = ["Overlay", "Renderer", "Viewer", "watch", "force_std", "COLORS"]
 
@@ -308,7 +309,7 @@ def watch(controller, params: CartPoleParams, *, method="", seconds=None, seed=0
                 acc -= n * params.tau
             last = now
             for _ in range(n):
-                force = float(np.asarray(controller.act(state)).reshape(-1)[0])
+                force = act_one(controller, state)
                 applied, _ = cartpole.saturate(params, force)
                 state = cartpole.advance(params, state, float(applied))
                 steps += 1
