@@ -170,32 +170,28 @@ def run_profile(cfg: ProfileConfig = ProfileConfig(), progress=None):
     mem = _memory_entry(c, lambda: c.observe(S[0], F[0]))
     methods.append(_entry("kbt", infer, upd, first, mem, fl_upd, fl_infer, cfg.rate_hz, peak))
 
-    # retraining at each capacity, memory full
+    def memory_method(c, cap, infer_calls):
+        """Latencies and memory of a FIFO-memory baseline with a full memory."""
+        for i in range(cap):
+            c.remember(S[i], F[i])
+        t0 = time.perf_counter()
+        c.act(states[0])
+        first = time.perf_counter() - t0
+        infer = timing.time_calls(lambda i: c.act(states[i]), infer_calls)
+        upd = timing.time_calls(lambda i: c.observe(S[cap + i], F[cap + i]), cfg.retrain_calls, warmup=1)
+        return infer, upd, first, _memory_entry(c, lambda: c.observe(S[0], F[0]))
+
+    # retraining and BLoB at each capacity
     for cap in cfg.capacities:
         say(f"retrain-{cap}: {cfg.retrain_calls} updates of {cfg.epochs} epochs")
         r = RetrainController(pol, capacity=cap, epochs=cfg.epochs, batch=cfg.batch, seed=cfg.seed)
-        for i in range(cap):
-            r.remember(S[i], F[i])
-        t0 = time.perf_counter()
-        r.act(states[0])
-        first = time.perf_counter() - t0
-        infer = timing.time_calls(lambda i: r.act(states[i]), cfg.calls)
-        upd = timing.time_calls(lambda i: r.observe(S[cap + i], F[cap + i]), cfg.retrain_calls, warmup=1)
-        mem = _memory_entry(r, lambda: r.observe(S[0], F[0]))
+        infer, upd, first, mem = memory_method(r, cap, cfg.calls)
         fl_upd = flops.retrain_update_flops(tcfg, cap, cfg.epochs, cfg.batch)
         methods.append(_entry(f"retrain-{cap}", infer, upd, first, mem, fl_upd, fl_infer, cfg.rate_hz, peak))
-
     for cap in cfg.blob_capacities:
         say(f"blob-{cap}: {cfg.retrain_calls} updates of {cfg.epochs} epochs")
         b = make_controller(f"blob-{cap}", TARGET, MethodSettings(epochs=cfg.epochs, batch=cfg.batch), seed=cfg.seed)
-        for i in range(cap):
-            b.remember(S[i], F[i])
-        t0 = time.perf_counter()
-        b.act(states[0])
-        first = time.perf_counter() - t0
-        infer = timing.time_calls(lambda i: b.act(states[i]), cfg.blob_infer_calls)
-        upd = timing.time_calls(lambda i: b.observe(S[cap + i], F[cap + i]), cfg.retrain_calls, warmup=1)
-        mem = _memory_entry(b, lambda: b.observe(S[0], F[0]))
+        infer, upd, first, mem = memory_method(b, cap, cfg.blob_infer_calls)
         n_trained = sum(a.size for a in b.parameters().values())
         fl_upd = flops.blob_update_flops(tcfg, cap, cfg.epochs, cfg.batch, b.rank, n_trained)
         fl_inf = b.n_samples * (fl_infer + flops.lora_flops(tcfg, b.rank))
