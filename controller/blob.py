@@ -34,7 +34,7 @@ from controller import transformer as tf
 from controller.fifo import FifoMemory
 from controller.model import TransformerPolicy
 from controller.transformer import Adam
-from sim.checks import as_float_array, check_int, check_positive
+from controller.checks import as_float_array, check_int, check_positive
 
 __all__ = ["LoRAFlipout", "BLoBController", "adapted_names", "kl_divergence", "kl_weight"]
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import norm
 
-from sim.checks import as_float_array, check_int, check_positive
+from controller.checks import as_float_array, check_int, check_positive
 
 __all__ = ["accuracy", "ece", "nll", "rmse", "coverage", "reliability", "calibration_report"]
 

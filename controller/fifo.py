@@ -9,7 +9,7 @@ from collections import deque
 
 import numpy as np
 
-from sim.checks import as_float_array, check_int
+from controller.checks import as_float_array, check_int
 
 __all__ = ["FifoMemory"]
 

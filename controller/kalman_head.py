@@ -35,7 +35,7 @@ import numpy as np
 from controller import kalman_numba as kn
 from controller import moments as mo
 from controller.model import _read_npz, atomic_savez
-from sim.checks import as_float_array, check_choice, check_int, check_positive
+from controller.checks import as_float_array, check_choice, check_int, check_positive
 
 __all__ = ["HeadConfig", "KalmanHead", "STATE_FORMAT", "STATE_VERSION"]
 

@@ -19,7 +19,7 @@ from controller import kalman_numba as kn
 from controller.kalman_head import HeadConfig, KalmanHead
 from controller.transformer_numba import FastInference
 from controller.model import TransformerPolicy
-from sim.checks import as_float_array, check_positive
+from controller.checks import as_float_array, check_positive
 
 __all__ = ["KBTController", "data_covariance", "feature_standardiser"]
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from sim.cartpole import CartPoleParams
-from sim.checks import as_float_array, check_positive
+from controller.checks import as_float_array, check_positive
 
 __all__ = ["DEFAULT_Q", "DEFAULT_R", "linearise", "lqr_gain", "LQRController"]
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from controller import transformer as tf
 from controller.transformer import TransformerConfig
-from sim.checks import as_float_array
+from controller.checks import as_float_array
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "TransformerPolicy", "PRETRAINED_PATH", "load_pretrained", "atomic_savez"]
 

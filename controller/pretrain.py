@@ -17,7 +17,7 @@ from controller.lqr import LQRController
 from controller.model import TransformerPolicy
 from controller.transformer import Adam, TransformerConfig
 from sim.cartpole import SOURCE, CartPoleParams
-from sim.checks import check_int, check_positive
+from controller.checks import check_int, check_positive
 from sim.data import sample_dataset, sample_states
 from sim.progress import Progress
 

@@ -16,7 +16,7 @@ from controller.fifo import FifoMemory
 from controller.model import TransformerPolicy
 from controller.transformer import Adam
 from controller.transformer_numba import FastInference
-from sim.checks import as_float_array, check_int, check_positive
+from controller.checks import as_float_array, check_int, check_positive
 
 __all__ = ["RetrainController", "CAPACITIES"]
 

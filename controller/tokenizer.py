@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import ndtr
 
-from sim.checks import as_float_array, check_choice, check_int, check_positive
+from controller.checks import as_float_array, check_choice, check_int, check_positive
 
 __all__ = ["TARGET_STYLES", "DECODE_MODES", "ActionTokenizer"]
 

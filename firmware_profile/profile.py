@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from firmware_profile import budgets, flops, memory, timing
-from sim.checks import check_int, check_positive
+from controller.checks import check_int, check_positive
 
 __all__ = ["ProfileConfig", "run_profile", "format_text", "format_markdown", "SCHEMA_VERSION"]
 

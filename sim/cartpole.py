@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from sim.checks import as_float_array, check_choice, check_positive, check_rng
+from controller.checks import as_float_array, check_choice, check_positive, check_rng
 
 __all__ = [
     "CartPoleParams", "SOURCE", "TARGET", "SYSTEMS", "INTEGRATORS",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.checks import as_float_array, check_int, check_positive, check_rng
+from controller.checks import as_float_array, check_int, check_positive, check_rng
 
 __all__ = ["DEFAULT_BOX", "sample_states", "sample_dataset"]
 

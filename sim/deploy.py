@@ -28,7 +28,7 @@ import numpy as np
 
 from sim import cartpole
 from sim.cartpole import CartPoleParams
-from sim.checks import check_int, check_positive
+from controller.checks import check_int, check_positive
 from sim.loop import act_one, evaluate_success
 
 __all__ = ["DeployConfig", "DeployResult", "run_deployment", "checkpoints_for", "STREAMS", "FALLBACKS"]

@@ -23,7 +23,7 @@ import numpy as np
 from controller.kalman_head import HeadConfig
 from controller.lqr import LQRController
 from sim.cartpole import TARGET
-from sim.checks import check_int
+from controller.checks import check_int
 from sim.data import sample_dataset
 from sim.methods import MethodSettings, is_learner, make_controller
 from sim.progress import Progress

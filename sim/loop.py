@@ -17,7 +17,7 @@ import numpy as np
 
 from sim import cartpole
 from sim.cartpole import CartPoleParams
-from sim.checks import as_float_array, check_int, check_rng
+from controller.checks import as_float_array, check_int, check_rng
 
 __all__ = ["Controller", "ClosedLoop", "TickRecord", "Evaluation", "evaluate_success", "act_one"]
 

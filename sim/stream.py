@@ -14,7 +14,7 @@ import numpy as np
 
 from controller.calibration import calibration_report
 from sim.cartpole import CartPoleParams
-from sim.checks import check_int
+from controller.checks import check_int
 from sim.loop import evaluate_success
 
 __all__ = ["Checkpoint", "TrialResult", "checkpoints_every", "learning_trial"]

@@ -27,7 +27,7 @@ import pygame  # noqa: E402
 
 from sim import cartpole  # noqa: E402
 from sim.cartpole import CartPoleParams  # noqa: E402
-from sim.checks import check_int, check_positive  # noqa: E402
+from controller.checks import check_int, check_positive  # noqa: E402
 from sim.loop import act_one  # noqa: E402
 
 __all__ = ["Overlay", "Renderer", "Viewer", "watch", "force_std", "COLORS"]
