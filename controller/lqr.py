@@ -15,16 +15,22 @@ so ``s_dot = A s + B F`` with::
          [0, 0, 0,                      1],
          [0, 0, g / D,                  0]]
     B = [0, 1/M + m_p l_p / (M^2 D), 0, -1 / (M D)]^T
+
+The design needs only the four physical parameters, so it takes any object
+with ``m_c``, ``m_p``, ``l_p`` and ``g`` attributes (``PlantParams``), e.g.
+``sim.cartpole.CartPoleParams``: the library does not import the plant, the
+plant's callers pass it in (docs/architecture.md).
 """
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import numpy as np
 
-from sim.cartpole import CartPoleParams
 from controller.checks import as_float_array, check_positive
 
-__all__ = ["DEFAULT_Q", "DEFAULT_R", "linearise", "lqr_gain", "LQRController"]
+__all__ = ["DEFAULT_Q", "DEFAULT_R", "PlantParams", "linearise", "lqr_gain", "LQRController"]
 
 #: Default state weight diag(x, x_dot, theta, theta_dot) (SPEC section 1).
 DEFAULT_Q = np.diag([1.0, 1.0, 10.0, 1.0])
@@ -32,42 +38,63 @@ DEFAULT_Q = np.diag([1.0, 1.0, 10.0, 1.0])
 DEFAULT_R = 0.1
 
 
+class PlantParams(Protocol):
+    """What the LQR design reads from a cart-pole's parameters (``sim.cartpole.CartPoleParams`` has them)."""
+
+    m_c: float   # cart mass (kg)
+    m_p: float   # pole mass (kg)
+    l_p: float   # pivot to the pole's centre of mass (m)
+    g: float     # gravity (m/s^2)
+
+
+_PARAM_NAMES = ("m_c", "m_p", "l_p", "g")
+
+
 def _check_params(params):
-    if not isinstance(params, CartPoleParams):
-        raise ValueError(f"params: expected CartPoleParams but found {type(params).__name__}")
-    return params
+    """(m_c, m_p, l_p, g) as floats, each finite and > 0; ValueError naming ``params`` otherwise."""
+    missing = [n for n in _PARAM_NAMES if not hasattr(params, n)]
+    if missing:
+        raise ValueError(f"params: expected cart-pole parameters with attributes m_c, m_p, l_p, g "
+                         f"(e.g. CartPoleParams) but found {type(params).__name__}")
+    return tuple(check_positive(f"params.{n}", getattr(params, n)) for n in _PARAM_NAMES)
 
 
-def linearise(params: CartPoleParams):
+def linearise(params: PlantParams):
     """Continuous-time linearisation at upright.
+
+    Parameters
+    ----------
+    params : PlantParams
+        Any object with positive ``m_c``, ``m_p``, ``l_p``, ``g`` (e.g. ``CartPoleParams``).
 
     Returns
     -------
     A : ndarray, shape (4, 4)
     B : ndarray, shape (4, 1)
     """
-    p = _check_params(params)
-    M = p.total_mass
-    D = p.l_p * (4.0 / 3.0 - p.m_p / M)
+    m_c, m_p, l_p, g = _check_params(params)
+    M = m_c + m_p
+    D = l_p * (4.0 / 3.0 - m_p / M)
     A = np.zeros((4, 4))
     A[0, 1] = 1.0
-    A[1, 2] = -p.m_p * p.l_p * p.g / (M * D)
+    A[1, 2] = -m_p * l_p * g / (M * D)
     A[2, 3] = 1.0
-    A[3, 2] = p.g / D
+    A[3, 2] = g / D
     B = np.zeros((4, 1))
-    B[1, 0] = 1.0 / M + p.m_p * p.l_p / (M * M * D)
+    B[1, 0] = 1.0 / M + m_p * l_p / (M * M * D)
     B[3, 0] = -1.0 / (M * D)
     return A, B
 
 
-def lqr_gain(params: CartPoleParams, Q=None, R=None):
+def lqr_gain(params: PlantParams, Q=None, R=None):
     """Continuous LQR gain ``K`` (shape (4,)) for ``u = -K s``.
 
     Minimises ``int s^T Q s + R u^2 dt`` on the linearisation at upright.
 
     Parameters
     ----------
-    params : CartPoleParams
+    params : PlantParams
+        Any object with positive ``m_c``, ``m_p``, ``l_p``, ``g`` (e.g. ``CartPoleParams``).
     Q : array_like, shape (4, 4), optional
         Symmetric positive semi-definite state weight; default diag(1, 1, 10, 1).
     R : float, optional
@@ -95,14 +122,14 @@ class LQRController:
 
     Parameters
     ----------
-    params : CartPoleParams
+    params : PlantParams
         The system the gain is designed for (not necessarily the one it runs on).
     Q, R : see ``lqr_gain``.
     """
 
     name = "lqr"
 
-    def __init__(self, params: CartPoleParams, Q=None, R=None):
+    def __init__(self, params: PlantParams, Q=None, R=None):
         self.params = params
         self.K, self.eigenvalues = lqr_gain(params, Q, R)
 

@@ -57,3 +57,16 @@ def test_bad_weights():
         lqr_gain(SOURCE, Q=-np.eye(4))
     with pytest.raises(ValueError, match="params"):
         linearise("target")
+
+
+def test_design_takes_any_object_with_the_four_parameters():
+    """The library does not import the plant: anything with m_c, m_p, l_p, g will do."""
+    from types import SimpleNamespace
+
+    duck = SimpleNamespace(m_c=TARGET.m_c, m_p=TARGET.m_p, l_p=TARGET.l_p, g=TARGET.g)
+    np.testing.assert_array_equal(lqr_gain(duck)[0], lqr_gain(TARGET)[0])
+    np.testing.assert_array_equal(LQRController(duck).K, LQRController(TARGET).K)
+    with pytest.raises(ValueError, match="params.l_p"):
+        linearise(SimpleNamespace(m_c=1.0, m_p=1.0, l_p=-5.0, g=9.8))
+    with pytest.raises(ValueError, match="params"):
+        linearise(SimpleNamespace(m_c=1.0, m_p=1.0, l_p=5.0))
