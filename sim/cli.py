@@ -390,7 +390,7 @@ def cmd_experiment(args):
 def cmd_pretrain(args):
     import shlex
 
-    from controller.pretrain import pretrain
+    from sim.pretrain import pretrain
     from controller.transformer import TransformerConfig
     from sim.cartpole import SOURCE, TARGET
     from sim.loop import evaluate_success

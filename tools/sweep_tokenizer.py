@@ -10,7 +10,7 @@ import argparse
 import json
 import os
 
-from controller.pretrain import pretrain
+from sim.pretrain import pretrain
 from controller.transformer import TransformerConfig
 from sim.cartpole import SOURCE, TARGET
 from sim.loop import evaluate_success

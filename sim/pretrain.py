@@ -3,6 +3,10 @@
 Each Adam step draws a fresh batch of states from the SPEC box and labels it
 with the SOURCE LQR force (the data are unlimited, so there is no epoch); a
 fixed held-out set measures the force RMSE. Deterministic for a given seed.
+
+It lives in ``sim/`` because it needs the plant (SOURCE), the state box
+(``sim.data``) and the progress bar; the library (``controller/``) only
+provides the model, the loss and Adam it trains with.
 """
 
 from __future__ import annotations
@@ -13,11 +17,11 @@ import time
 import numpy as np
 
 from controller import transformer as tf
+from controller.checks import check_int, check_positive
 from controller.lqr import LQRController
 from controller.model import TransformerPolicy
 from controller.transformer import Adam, TransformerConfig
 from sim.cartpole import SOURCE, CartPoleParams
-from controller.checks import check_int, check_positive
 from sim.data import sample_dataset, sample_states
 from sim.progress import Progress
 
