@@ -1,10 +1,19 @@
 """The ``kbt`` command line.
 
-Subcommands:
+Subcommands (each has ``--help``):
 
 * ``kbt lqr``: LQR gain and closed-loop eigenvalues for a cart-pole;
-* ``kbt run``: run a controller in the closed loop and report its success rate;
-* ``kbt pretrain``: pre-train the decision transformer on SOURCE LQR data.
+* ``kbt run``: the main job -- a learning method (kbt, retrain, blob) in the
+  deployed loop (``sim.deploy``) with its progress table, or a fixed
+  controller (lqr, pretrained) evaluated over seeded episodes;
+* ``kbt view``: watch a controller live in a pygame window (``sim.view``);
+* ``kbt profile``: latency, memory, FLOPs and device budgets of every method
+  (``firmware_profile``, fed with the plant's data here);
+* ``kbt experiment``: the paper's Figures 3/4/5 and calibration (``sim.experiments``);
+* ``kbt pretrain``: pre-train the decision transformer on SOURCE LQR data (``sim.pretrain``).
+
+This module is the top of the import graph: it may import ``sim``,
+``controller`` and ``firmware_profile`` (docs/architecture.md).
 """
 
 from __future__ import annotations
