@@ -15,19 +15,26 @@ Kalman head), warm-started retraining at each memory capacity and BLoB. For each
   this machine's measured matrix-multiply peak;
 * which device budgets each method fits (float32);
 * what float32 costs KBT: success and force difference after ``f32_samples`` updates.
+
+This package does not import the plant (``sim``): the states, the
+expert-labelled stream, the closed-loop success rate and the BLoB controller
+come in through a ``Workload`` that the caller builds.
+``sim.profile_run.run_profile`` does that for TARGET, and ``kbt profile``
+(``sim/cli.py``) calls it.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
 
 from firmware_profile import budgets, flops, memory, timing
 from controller.checks import check_int, check_positive
 
-__all__ = ["ProfileConfig", "run_profile", "format_text", "format_markdown", "SCHEMA_VERSION"]
+__all__ = ["ProfileConfig", "Workload", "run_profile", "format_text", "format_markdown", "SCHEMA_VERSION"]
 
 SCHEMA_VERSION = 1
 
@@ -75,12 +82,26 @@ class ProfileConfig:
         return self
 
 
-def _stream(n, seed):
-    from controller.lqr import LQRController
-    from sim.cartpole import TARGET
-    from sim.data import sample_dataset
+@dataclass(frozen=True)
+class Workload:
+    """The plant side of a profile, supplied by the caller (``sim.profile_run.target_workload``).
 
-    return sample_dataset(LQRController(TARGET), n, seed=seed)
+    Attributes
+    ----------
+    sample_states : callable ``(n, rng) -> ndarray (n, 4)``
+        States to run inference on (numpy Generator ``rng``).
+    labelled_stream : callable ``(n, seed) -> (states (n, 4), forces (n,))``
+        The expert-labelled samples the learners are updated with.
+    success_rate : callable ``(controller, episodes, seed) -> float``
+        Closed-loop success of a controller on the plant the stream comes from.
+    make_blob : callable ``(capacity, epochs, batch, seed) -> BLoBController``
+        A fresh BLoB controller with the settings the experiments use.
+    """
+
+    sample_states: Callable[[int, np.random.Generator], Any]
+    labelled_stream: Callable[[int, int], tuple]
+    success_rate: Callable[[Any, int, int], float]
+    make_blob: Callable[[int, int, int, int], Any]
 
 
 def _memory_entry(controller, update=None):
@@ -104,46 +125,47 @@ def _entry(name, infer, update, first_call_s, mem, fl_update, fl_infer, rate, pe
     return e
 
 
-def _f32_cost(cfg, S, F):
+def _f32_cost(cfg, work, S, F):
     """KBT in float64 and float32 on the same stream: success and force difference."""
     from controller.kalman_head import HeadConfig
     from controller.kbt import KBTController
     from controller.model import load_pretrained
-    from sim.cartpole import TARGET
-    from sim.data import sample_states
-    from sim.loop import evaluate_success
 
     pol = load_pretrained()
     out, forces = {}, {}
-    probe = sample_states(1000, np.random.default_rng(cfg.seed + 7))
+    probe = work.sample_states(1000, np.random.default_rng(cfg.seed + 7))
     for dt in ("float64", "float32"):
         c = KBTController(pol, HeadConfig(dtype=dt))
         for i in range(cfg.f32_samples):
             c.observe(S[i], F[i])
-        out[f"success_{dt}"] = evaluate_success(c, TARGET, cfg.episodes, seed=cfg.seed).success_rate
+        out[f"success_{dt}"] = work.success_rate(c, cfg.episodes, cfg.seed)
         forces[dt] = np.array([c.act(s) for s in probe])
     d = np.abs(forces["float64"] - forces["float32"])
     out.update(samples=cfg.f32_samples, max_force_diff_N=float(d.max()), mean_force_diff_N=float(d.mean()))
     return out
 
 
-def run_profile(cfg: ProfileConfig = ProfileConfig(), progress=None):
-    """All figures as a JSON-ready dict (see ``format_text`` for the reading)."""
+def run_profile(cfg: ProfileConfig, work: Workload, progress=None):
+    """All figures as a JSON-ready dict (see ``format_text`` for the reading).
+
+    ``work`` supplies the states, the labelled stream, the success rate and
+    the BLoB controller (see ``Workload``); ``progress`` is called with a
+    message before each stage.
+    """
     from controller.kbt import KBTController
     from controller.model import load_pretrained
     from controller.retrain import RetrainController
     from controller.transformer_numba import FastInference
-    from sim.cartpole import TARGET
-    from sim.data import sample_states
-    from sim.methods import MethodSettings, make_controller
 
+    if not isinstance(work, Workload):
+        raise ValueError(f"work: expected a Workload but found {type(work).__name__}")
     cfg.validate()
     say = progress or (lambda msg: None)
     pol = load_pretrained()
     tcfg = pol.config
     d, K = tcfg.d_model, tcfg.n_bins
-    states = sample_states(cfg.calls, np.random.default_rng(cfg.seed))
-    S, F = _stream(max(cfg.calls, max(cfg.capacities) + cfg.retrain_calls + 1, cfg.f32_samples), cfg.seed + 1)
+    states = work.sample_states(cfg.calls, np.random.default_rng(cfg.seed))
+    S, F = work.labelled_stream(max(cfg.calls, max(cfg.capacities) + cfg.retrain_calls + 1, cfg.f32_samples), cfg.seed + 1)
     say("measuring this machine's matrix-multiply peak")
     peak = timing.matmul_peak_gflops()
     fl_infer = flops.forward_flops(tcfg)
@@ -190,7 +212,7 @@ def run_profile(cfg: ProfileConfig = ProfileConfig(), progress=None):
         methods.append(_entry(f"retrain-{cap}", infer, upd, first, mem, fl_upd, fl_infer, cfg.rate_hz, peak))
     for cap in cfg.blob_capacities:
         say(f"blob-{cap}: {cfg.retrain_calls} updates of {cfg.epochs} epochs")
-        b = make_controller(f"blob-{cap}", TARGET, MethodSettings(epochs=cfg.epochs, batch=cfg.batch), seed=cfg.seed)
+        b = work.make_blob(cap, cfg.epochs, cfg.batch, cfg.seed)
         infer, upd, first, mem = memory_method(b, cap, cfg.blob_infer_calls)
         n_trained = sum(a.size for a in b.parameters().values())
         fl_upd = flops.blob_update_flops(tcfg, cap, cfg.epochs, cfg.batch, b.rank, n_trained)
@@ -206,7 +228,7 @@ def run_profile(cfg: ProfileConfig = ProfileConfig(), progress=None):
     ratios = {e["method"]: e["update_us"]["p50"] / kbt["update_us"]["p50"]
               for e in methods if e["method"].startswith(("retrain", "blob"))}
     say(f"float32 vs float64 after {cfg.f32_samples} updates")
-    f32 = _f32_cost(cfg, S, F)
+    f32 = _f32_cost(cfg, work, S, F)
     allocs = memory.nrt_allocations() if cfg.allocations else None
     return {"schema": SCHEMA_VERSION, "config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
             "machine_peak_gflops": peak, "methods": methods, "retrain_over_kbt_update_p50": ratios,

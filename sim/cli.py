@@ -8,7 +8,7 @@ Subcommands (each has ``--help``):
   controller (lqr, pretrained) evaluated over seeded episodes;
 * ``kbt view``: watch a controller live in a pygame window (``sim.view``);
 * ``kbt profile``: latency, memory, FLOPs and device budgets of every method
-  (``firmware_profile``, fed with the plant's data here);
+  (``firmware_profile``, fed with TARGET's data by ``sim.profile_run``);
 * ``kbt experiment``: the paper's Figures 3/4/5 and calibration (``sim.experiments``);
 * ``kbt pretrain``: pre-train the decision transformer on SOURCE LQR data (``sim.pretrain``).
 
@@ -318,7 +318,8 @@ def cmd_view(args):
 
 
 def cmd_profile(args):
-    from firmware_profile.profile import ProfileConfig, format_markdown, format_text, run_profile
+    from firmware_profile.profile import ProfileConfig, format_markdown, format_text
+    from sim.profile_run import run_profile
 
     kw = {k: v for k, v in (("calls", args.calls), ("retrain_calls", args.retrain_calls),
                             ("capacities", tuple(args.capacities) if args.capacities else None),

@@ -227,3 +227,17 @@ def test_profile_bad_arguments(capsys):
         with pytest.raises(SystemExit) as e:
             main(argv + ["--no-progress"])
         assert e.value.code == 2 and word in capsys.readouterr().err
+
+
+def test_run_profile_takes_the_plant_side_as_a_workload():
+    """firmware_profile does not import the plant: the caller passes it in (sim.profile_run)."""
+    from firmware_profile.profile import ProfileConfig, Workload, run_profile
+    from sim.profile_run import target_workload
+
+    with pytest.raises(ValueError, match="work"):
+        run_profile(ProfileConfig.quick(), None)
+    work = target_workload()
+    assert isinstance(work, Workload)
+    S, F = work.labelled_stream(5, 0)
+    assert S.shape == (5, 4) and F.shape == (5,)
+    assert work.sample_states(3, np.random.default_rng(0)).shape == (3, 4)
