@@ -3,11 +3,15 @@
 Architecture (SPEC section 2), read top to bottom in ``forward``:
 
 * tokens: each of the 4 normalised state variables is a token
-  ``s_i * E_val[i] + E_pos[i]``; a learned action-query token ``E_query`` is
-  appended, so the sequence is ``[N, 5, d]``;
+  ``s_i * E_val[i] + E_pos[i]``; an action-query token is appended, so the
+  sequence is ``[N, 5, d]``. By default (``query="state"``) it embeds the
+  whole normalised state, ``E_query + s W_state``; ``query="constant"`` uses
+  ``E_query`` alone;
 * ``n_layers`` pre-LayerNorm encoder blocks, each
   ``x = x + MHA(LN(x))``, ``x = x + FFN(LN(x))`` with ReLU;
-* T_1: the final LayerNorm of the query token, ``h = H_dec`` in R^d;
+* T_1: the query token's output, ``h = H_dec`` in R^d. By default
+  (``final_ln=False``) there is no final LayerNorm, ``H_dec = x``; with
+  ``final_ln=True``, ``H_dec = LN(x)`` (why off: docs/features.md);
 * T_2: ``p = softmax(W_O^T [h; 1])`` over the action bins (``W_O`` is
   ``(d + 1, n_bins)``, its last row the bias).
 
@@ -262,7 +266,7 @@ def embed(states, P, cfg):
 
 # ---------------------------------------------------------------- model
 def features(P, cfg, states, return_cache=False, adapters=None):
-    """T_1: states [N, 4] -> H_dec [N, d] (the final LayerNorm of the query token)."""
+    """T_1: states [N, 4] -> H_dec [N, d], the query token's output (LayerNorm-ed only if ``cfg.final_ln``)."""
     x, s = embed(states, P, cfg)
     caches = []
     for layer in range(cfg.n_layers):

@@ -1,8 +1,13 @@
 """One learning trial: stream expert-labelled samples into a controller and
 measure it at checkpoints.
 
-The same function serves ``kbt run`` and every ``kbt experiment``, so a figure
-and the command line never disagree on what "success after n samples" means.
+It serves the learning experiments: ``kbt experiment fig3`` / ``fig4`` and
+``calibration`` (``sim.experiments.run_learning``, one trial per method and
+data seed). ``kbt run`` does not use it: it runs the deployed loop
+(``sim.deploy``), which also steps the plant, handles faults and counts
+deadline misses. Both measure "success after n samples" with the same
+``sim.loop.evaluate_success`` (seeded episodes of the plant), so a figure and
+the command line agree on what it means.
 """
 
 from __future__ import annotations
