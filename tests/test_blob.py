@@ -4,12 +4,11 @@ import numpy as np
 import pytest
 
 from controller.blob import BLoBController, LoRAFlipout, kl_divergence, kl_weight
-from controller.model import load_pretrained
 
 
-@pytest.fixture(scope="module")
-def policy():
-    return load_pretrained()
+@pytest.fixture
+def policy(pretrained):
+    return pretrained          # the session's shared pre-trained policy (tests/conftest.py)
 
 
 def _controller(policy, seed=0):

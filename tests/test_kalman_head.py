@@ -5,7 +5,6 @@ import pytest
 
 from controller import transformer as tf
 from controller.kalman_head import HeadConfig, KalmanHead
-from controller.model import load_pretrained
 from controller.kbt import KBTController
 
 
@@ -54,8 +53,8 @@ def test_batch_update_equals_sequential_updates():
 
 @pytest.mark.parametrize("L", [1, 2, 3])
 @pytest.mark.parametrize("free_units", ["zero", "random"])
-def test_prior_reproduces_pretrained_head(L, free_units):
-    pol = load_pretrained()
+def test_prior_reproduces_pretrained_head(L, free_units, pretrained):
+    pol = pretrained
     states = np.random.default_rng(2).uniform(-0.3, 0.3, (50, 4)) * np.array([1, 1, 0.3, 0.3])
     H = pol.features(states)
     expected = pol.probs(states)
@@ -101,10 +100,10 @@ def test_bad_inputs_are_rejected_and_leave_the_head_unchanged(h, y, cov, match):
     assert head.n_updates == 1
 
 
-def test_controller_rejects_bad_samples_and_negative_sigma_data():
-    c = KBTController(load_pretrained())
+def test_controller_rejects_bad_samples_and_negative_sigma_data(pretrained):
+    c = KBTController(pretrained)
     with pytest.raises(ValueError, match="sigma_data"):
-        KBTController(load_pretrained(), sigma_data=-1.0)
+        KBTController(pretrained, sigma_data=-1.0)
     before = _snapshot(c.head)
     with pytest.raises(ValueError, match="state"):
         c.observe([0, np.nan, 0, 0], 1.0)
@@ -114,16 +113,16 @@ def test_controller_rejects_bad_samples_and_negative_sigma_data():
         np.testing.assert_array_equal(M, layer.M)
 
 
-def test_kbt_prior_acts_like_the_pretrained_controller():
-    pol = load_pretrained()
+def test_kbt_prior_acts_like_the_pretrained_controller(pretrained):
+    pol = pretrained
     c = KBTController(pol)
     s = np.random.default_rng(5).uniform(-0.05, 0.05, (20, 4))
     # standardising the features is folded into W_O: the prior mean is the pre-trained head
     np.testing.assert_allclose(tf.softmax(c.head.mean_network(c.features(s))), pol.probs(s), atol=1e-10)
 
 
-def test_state_save_load_round_trip_and_errors(tmp_path):
-    c = KBTController(load_pretrained())
+def test_state_save_load_round_trip_and_errors(tmp_path, pretrained):
+    c = KBTController(pretrained)
     rng = np.random.default_rng(0)
     for _ in range(5):
         c.observe(rng.uniform(-0.1, 0.1, 4), rng.uniform(-10, 10))
@@ -144,10 +143,10 @@ def test_state_save_load_round_trip_and_errors(tmp_path):
 
 
 @pytest.mark.parametrize("update", ["kalman", "paper"])
-def test_paper_update_mode_runs_and_kalman_mode_stays_bounded(update):
+def test_paper_update_mode_runs_and_kalman_mode_stays_bounded(update, pretrained):
     """The paper's target-as-posterior update (Sigma_data = 0) takes an unbounded step
     (SPEC section 3); the Kalman update stays bounded. Both must remain finite."""
-    c = KBTController(load_pretrained(), HeadConfig(update=update))
+    c = KBTController(pretrained, HeadConfig(update=update))
     rng = np.random.default_rng(0)
     c.observe(rng.uniform(-0.1, 0.1, 4), 25.0)
     M = c.head.layers[0].M
@@ -156,8 +155,8 @@ def test_paper_update_mode_runs_and_kalman_mode_stays_bounded(update):
         assert np.abs(M).max() < 1e3
 
 
-def test_controller_state_resume_and_fingerprint(tmp_path):
-    pol = load_pretrained()
+def test_controller_state_resume_and_fingerprint(tmp_path, pretrained):
+    pol = pretrained
     a = KBTController(pol)
     rng = np.random.default_rng(1)
     samples = [(rng.uniform(-0.1, 0.1, 4), rng.uniform(-20, 20)) for _ in range(20)]
@@ -180,8 +179,8 @@ def test_controller_state_resume_and_fingerprint(tmp_path):
     np.testing.assert_array_equal(c.head.layers[0].M, before)
 
 
-def test_preprocess_is_algorithm_1():
-    c = KBTController(load_pretrained())
+def test_preprocess_is_algorithm_1(pretrained):
+    c = KBTController(pretrained)
     S = np.random.default_rng(0).uniform(-0.1, 0.1, (5, 4))
     F = np.linspace(-20, 20, 5)
     H, Y = c.preprocess(S, F)

@@ -4,7 +4,6 @@ import pytest
 from controller.kalman_head import HeadConfig, KalmanHead
 from controller.kbt import KBTController, data_covariance
 from controller.lqr import LQRController
-from controller.model import load_pretrained
 from controller.tokenizer import ActionTokenizer
 from sim.cartpole import TARGET
 from sim.data import sample_dataset
@@ -36,8 +35,8 @@ def test_numba_update_matches_numpy_reference(with_cov):
         np.testing.assert_allclose(fast.layers[0].S, ref.layers[0].S, atol=1e-10, rtol=0, err_msg=f"step {i}")
 
 
-def test_numba_and_numpy_controllers_learn_identically():
-    pol = load_pretrained()
+def test_numba_and_numpy_controllers_learn_identically(pretrained):
+    pol = pretrained
     a = KBTController(pol)
     b = KBTController(pol, HeadConfig(backend="numpy"))
     S, F = sample_dataset(LQRController(TARGET), 60, seed=3)
@@ -51,8 +50,8 @@ def test_numba_and_numpy_controllers_learn_identically():
         assert a.act(s) == pytest.approx(b.act(s[None])[0], abs=1e-9)
 
 
-def test_hundred_thousand_updates_stay_finite_symmetric_psd():
-    pol = load_pretrained()
+def test_hundred_thousand_updates_stay_finite_symmetric_psd(pretrained):
+    pol = pretrained
     c = KBTController(pol)
     S, F = sample_dataset(LQRController(TARGET), 100_000, seed=11, sigma_data=10.0)
     H = c.features(S)                     # batched T_1 features of the real task data
@@ -69,8 +68,8 @@ def test_hundred_thousand_updates_stay_finite_symmetric_psd():
     assert np.all(np.diagonal(Sk, axis1=1, axis2=2) >= 0)
 
 
-def test_float32_head_learns_like_float64():
-    pol = load_pretrained()
+def test_float32_head_learns_like_float64(pretrained):
+    pol = pretrained
     a = KBTController(pol)
     b = KBTController(pol, HeadConfig(dtype="float32"))
     assert b.head.layers[0].M.dtype == np.float32 and b.head.uses_numba

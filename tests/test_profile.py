@@ -116,25 +116,23 @@ def test_features_flops_tiny_transformer():
 
 
 # ---------------------------------------------------------------- memory
-def test_memory_figures_are_the_arrays_nbytes():
+def test_memory_figures_are_the_arrays_nbytes(pretrained):
     from controller.kalman_head import HeadConfig
     from controller.kbt import KBTController
-    from controller.model import load_pretrained
 
-    c = KBTController(load_pretrained())
+    c = KBTController(pretrained)
     parts = memory.breakdown(c)
     assert memory.bytes_of(parts["state"]) == sum(L.M.nbytes + L.S.nbytes for L in c.head.layers)
     assert memory.bytes_of(parts["params"]) == sum(a.nbytes for a in parts["params"])
     assert memory.bytes_of(parts["buffers"], 4) * 2 == sum(a.nbytes for a in parts["buffers"])
-    c32 = KBTController(load_pretrained(), HeadConfig(dtype="float32"))
+    c32 = KBTController(pretrained, HeadConfig(dtype="float32"))
     assert sum(L.M.nbytes + L.S.nbytes for L in c32.head.layers) == memory.bytes_of(parts["state"], 4)
 
 
-def test_retrain_memory_counts_adam_and_fifo():
-    from controller.model import load_pretrained
+def test_retrain_memory_counts_adam_and_fifo(pretrained):
     from controller.retrain import RetrainController
 
-    pol = load_pretrained()
+    pol = pretrained
     r = RetrainController(pol, capacity=7, epochs=1)
     r.observe(np.zeros(4), 1.0)
     parts = memory.breakdown(r)
@@ -144,11 +142,10 @@ def test_retrain_memory_counts_adam_and_fifo():
     assert memory.bytes_of(parts["buffers"][:2]) == 8 * 7 * (4 + pol.config.n_bins)
 
 
-def test_blob_memory_counts_adapters_and_adam():
+def test_blob_memory_counts_adapters_and_adam(pretrained):
     from controller.blob import BLoBController
-    from controller.model import load_pretrained
 
-    b = BLoBController(load_pretrained(), capacity=4, epochs=1, rank=2)
+    b = BLoBController(pretrained, capacity=4, epochs=1, rank=2)
     b.observe(np.zeros(4), 1.0)
     parts = memory.breakdown(b)
     adapters = sum(a.nbytes for a in b.parameters().values())
@@ -195,7 +192,7 @@ METHOD_KEYS = {"method", "inference_us", "update_us", "first_call_s", "memory", 
                "float32_total_with_peak_bytes", "budgets"}
 
 
-def test_profile_command_json_schema(tmp_path, capsys):
+def test_profile_command_json_schema(tmp_path, capsys, pretrained):
     from sim.cli import main
 
     path = tmp_path / "p.json"
@@ -211,9 +208,7 @@ def test_profile_command_json_schema(tmp_path, capsys):
         assert m["inference_us"]["calls"] == (20 if m["method"].startswith("blob") else 50)
         assert m["memory"]["float32"]["total"] * 2 == m["memory"]["float64"]["total"]
     kbt = res["methods"][1]
-    from controller.model import load_pretrained
-
-    cfg = load_pretrained().config
+    cfg = pretrained.config
     assert kbt["flops_update"] == flops.features_flops(cfg) + flops.head_update_flops(cfg.d_model, cfg.n_bins)
     assert kbt["flops_inference"] == flops.forward_flops(cfg)
     assert res["numba_allocations_per_call"]["head_update_kernel_inside"] == 0
