@@ -113,6 +113,7 @@ def test_calibration_experiment_pools_trials(tmp_path):
         ex.run_calibration(spec, learning=old)
 
 
+@pytest.mark.slow
 def test_quick_experiments_from_the_command_line(tmp_path, capsys):
     """What CI can afford: the --quick sizes write their files, KBT learns
     faster per sample than retraining, and the variance runs are finite."""

@@ -50,6 +50,7 @@ def test_numba_and_numpy_controllers_learn_identically(pretrained):
         assert a.act(s) == pytest.approx(b.act(s[None])[0], abs=1e-9)
 
 
+@pytest.mark.slow
 def test_hundred_thousand_updates_stay_finite_symmetric_psd(pretrained):
     pol = pretrained
     c = KBTController(pol)
