@@ -144,14 +144,29 @@ def _check_params(params, config):
     return out
 
 
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")   # a zip archive (.npz), the second one empty
+
+
 def _read_npz(path):
+    """The arrays of a ``.npz`` file; every failure is one short ValueError naming the file once."""
     if not os.path.exists(path):
         raise ValueError(f"{path}: file not found")
+    if os.path.isdir(path):
+        raise ValueError(f"{path}: is a folder, not a .npz file")
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read ({e.strerror or e})") from None
+    if magic not in _ZIP_MAGIC:
+        raise ValueError(f"{path}: corrupt or not a .npz file (not a zip archive)")
     try:
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
-        raise ValueError(f"{path}: corrupt or unreadable .npz ({e})") from None
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as e:
+        # numpy's own text about pickled data advises allow_pickle=True: never right for a kbt file
+        why = "it holds pickled Python objects, which kbt never writes" if "pickle" in str(e) else str(e)
+        raise ValueError(f"{path}: corrupt or unreadable .npz ({why})") from None
 
 
 def atomic_savez(path, arrays):
