@@ -43,26 +43,52 @@ STATE_FORMAT = "kbt-kalman-head"
 STATE_VERSION = 1
 
 
+#: prior weight variance and measurement noise when the config leaves them unset (docs/head-v2.md,
+#: docs/head-settings.md): Gaussian force head v, R0 (N^2); softmax / linear heads v, R
+DEFAULT_PRIOR_VAR = {"gaussian": 1.0, "softmax": 0.1, "linear": 0.1}
+DEFAULT_OBS_NOISE = {"gaussian": 1.0, "softmax": 1e-3, "linear": 1e-3}
+
+
 @dataclass(frozen=True)
 class HeadConfig:
-    """Settings of the Kalman Bayesian head (defaults: see docs/)."""
+    """Settings of the Kalman Bayesian head (defaults and their evidence: docs/).
 
+    The default is the Gaussian force head: Bayesian regression of the force
+    (N) on ``[h'; s_norm; 1]`` with the observation noise learned online and
+    an innovation gate. ``output="softmax"`` is the paper's head over force bins.
+    """
+
+    #: 'gaussian' (force in N, one output), 'softmax' (the paper's bins) or
+    #: 'linear' (Bayesian regression on the logits)
+    output: str = "gaussian"
+    #: gaussian head inputs: 'features+state' (standardised T_1 features and the
+    #: normalised state as a skip path) or 'features' (T_1 features only)
+    inputs: str = "features+state"
     #: number of Bayesian layers L >= 1 (L = 1 is W_O itself)
     n_layers: int = 1
-    #: hidden width n >= 2 d (positive and negative copies of h)
-    hidden: int = 32
-    #: 'softmax' (classification over force bins) or 'linear' (Bayesian regression)
-    output: str = "softmax"
+    #: hidden width n >= 2 d (positive and negative copies of the inputs); None: 2 d
+    hidden: int | None = None
     #: output update: 'kalman' (measurement noise R) or 'paper' (target as posterior)
     update: str = "kalman"
     #: ReLU cross-covariance: 'stein' (exact) or 'diagonal' (the paper's (47))
     cross: str = "stein"
     #: weight covariance: 'block' (per-neuron) or 'dense' (per layer)
     covariance: str = "block"
-    #: prior weight variance per layer (the last one applies to any further layer)
-    prior_var: tuple = (0.1,)
-    #: measurement noise R = obs_noise I on the output (kalman update)
-    obs_noise: float = 1e-3
+    #: prior weight variance per layer (the last one applies to any further layer); None: by output
+    prior_var: tuple | None = None
+    #: measurement noise R (softmax/linear: R = obs_noise I; gaussian: the known
+    #: noise, or the initial guess R0 of the learned one, N^2); None: by output
+    obs_noise: float | None = None
+    #: gaussian head: observation noise 'learned' online or 'known' (= obs_noise)
+    noise: str = "learned"
+    #: gaussian head: lower bound of the learned noise variance (N^2)
+    noise_floor: float = 1e-4
+    #: gaussian head: weight of the initial guess R0 in pseudo-samples
+    noise_prior_count: float = 2.0
+    #: gaussian head: reject a label whose normalised innovation e / sqrt(q + R)
+    #: is this improbable (two-sided tail probability under the predictive:
+    #: Student's t while the noise is learned, Gaussian when known); 0 turns the gate off
+    gate: float = 1e-4
     #: jitter added to matrices before Cholesky solves
     jitter: float = 1e-9
     #: variance of the input features z^0 = h (Algorithm 2 line 13); 0 = exact features
@@ -81,17 +107,27 @@ class HeadConfig:
     backend: str = "numba"
 
     def __post_init__(self):
+        check_choice("output", self.output, ("gaussian", "softmax", "linear"))
+        check_choice("inputs", self.inputs, ("features+state", "features"))
         check_int("n_layers", self.n_layers, low=1, high=8)
-        check_int("hidden", self.hidden, low=2)
-        check_choice("output", self.output, ("softmax", "linear"))
+        if self.hidden is not None:
+            check_int("hidden", self.hidden, low=2)
         check_choice("update", self.update, ("kalman", "paper"))
         check_choice("cross", self.cross, ("stein", "diagonal"))
         check_choice("covariance", self.covariance, ("block", "dense"))
-        pv = self.prior_var if isinstance(self.prior_var, (tuple, list)) else (self.prior_var,)
+        pv = DEFAULT_PRIOR_VAR[self.output] if self.prior_var is None else self.prior_var
+        pv = pv if isinstance(pv, (tuple, list)) else (pv,)
         if not pv:
             raise ValueError("prior_var: expected at least one variance")
         object.__setattr__(self, "prior_var", tuple(check_positive("prior_var", v) for v in pv))
-        check_positive("obs_noise", self.obs_noise, allow_zero=True)
+        r = DEFAULT_OBS_NOISE[self.output] if self.obs_noise is None else self.obs_noise
+        object.__setattr__(self, "obs_noise", check_positive("obs_noise", r, allow_zero=True))
+        check_choice("noise", self.noise, ("learned", "known"))
+        check_positive("noise_floor", self.noise_floor)
+        check_positive("noise_prior_count", self.noise_prior_count)
+        check_positive("gate", self.gate, allow_zero=True)
+        if self.gate >= 1:
+            raise ValueError(f"gate: expected a tail probability in [0, 1) but found {self.gate}")
         check_positive("jitter", self.jitter, allow_zero=True)
         check_positive("input_var", self.input_var, allow_zero=True)
         check_int("relu_order", self.relu_order, low=1, high=60)
@@ -102,6 +138,10 @@ class HeadConfig:
 
     def layer_prior_var(self, i):
         return self.prior_var[min(i, len(self.prior_var) - 1)]
+
+    def hidden_width(self, d):
+        """Hidden width for inputs of size d: ``hidden``, or 2 d when unset."""
+        return 2 * d if self.hidden is None else self.hidden
 
     def to_dict(self):
         return asdict(self)
@@ -166,11 +206,11 @@ class KalmanHead:
         config = HeadConfig() if config is None else config
         W_O = as_float_array("W_O", W_O, (None, None))
         d, n_out = W_O.shape[0] - 1, W_O.shape[1]
-        L, n = config.n_layers, config.hidden
+        L, n = config.n_layers, config.hidden_width(d)
         if L >= 2 and n < 2 * d:
             raise ValueError(f"hidden: expected a width >= 2 d = {2 * d} but found {n}")
-        if config.output == "linear" and n_out < 1:
-            raise ValueError("W_O: expected at least one output")
+        if config.output == "gaussian" and n_out != 1:
+            raise ValueError(f"W_O: the gaussian head has one output (the force) but found {n_out} columns")
         # split: z = [h; 0; -h] pattern, R maps z back to h = z[:d] - z[n-d:]
         split = np.zeros((d, n))
         split[:, :d] = np.eye(d)
@@ -233,7 +273,7 @@ class KalmanHead:
                 mu_z, Sigma_z, Sigma_uz = mo.relu_moments(mu_u, Sigma_u, cfg.relu_order, cfg.cross)
                 mom.Sigma_uz.append(Sigma_uz)
         if cfg.output == "softmax":
-            mom.mu_p, mom.Sigma_p, mom.Sigma_up = mo.softmax_moments(mu_u, Sigma_u)
+            mom.mu_p, mom.Sigma_p, mom.Sigma_up = mo.softmax_moments(mu_u, Sigma_u)  # (27), (32), (33)
         else:
             mom.mu_p, mom.Sigma_p, mom.Sigma_up = mu_u, Sigma_u, Sigma_u
         return mom
@@ -306,9 +346,11 @@ class KalmanHead:
                 raise ValueError("data_cov: expected symmetric positive semi-definite matrices")
         return H.astype(self.dtype), Y.astype(self.dtype), C.astype(self.dtype)
 
-    def _update_one(self, h, y, data_cov):
-        """Algorithm 2, lines 12-31, for one sample (NumPy reference)."""
+    def _update_one(self, h, y, data_cov, obs_noise=None):
+        """Algorithm 2, lines 12-31, for one sample (NumPy reference); ``obs_noise``
+        overrides the configured R (the gaussian head's learned noise)."""
         cfg = self.config
+        r = cfg.obs_noise if obs_noise is None else obs_noise
         dense = cfg.covariance == "dense"
         mom = self.forward(h[None, :])
         p, Sp, Sup = mom.mu_p[0], mom.Sigma_p[0], mom.Sigma_up[0]
@@ -317,7 +359,7 @@ class KalmanHead:
         eye = np.eye(k, dtype=self.dtype)
         if cfg.update == "kalman":
             # G = Sigma_{u,p} (Sigma_p + R)^-1, R = obs_noise I + Sigma_data
-            G = _solve_right(Sup, Sp + (cfg.obs_noise + cfg.jitter) * eye + data_cov)
+            G = _solve_right(Sup, Sp + (r + cfg.jitter) * eye + data_cov)
             mu_u_post = mu_u + G @ (y - p)
             Su_post = Su - G @ Sup.T
         else:

@@ -1,4 +1,4 @@
-"""The KBT controller: frozen pre-trained T_1 features + the Kalman Bayesian head.
+"""The paper's KBT controller: frozen T_1 features + the softmax Kalman Bayesian head.
 
 ``act(states)`` decodes the head's predictive mean ``mu_p`` into a force;
 ``observe(state, expert_force)`` is one closed-form update (memory: that one
@@ -8,7 +8,9 @@ also split into aleatoric and epistemic parts by ``predict_split``:
     aleatoric  = sum_k p_k a_k^2 - (sum_k p_k a_k)^2     (spread of the categorical)
     epistemic  = a^T Sigma_p a                           (weight uncertainty)
 
-where ``a`` are the bin centres (SPEC section 3).
+where ``a`` are the bin centres (docs/output-update.md).
+The product default is the Gaussian force head (``controller/kbt.py``); this
+one reproduces the paper's figures.
 """
 
 from __future__ import annotations
@@ -20,27 +22,9 @@ from controller.kalman_head import HeadConfig, KalmanHead
 from controller.transformer_numba import FastInference
 from controller.model import TransformerPolicy
 from controller.checks import as_float_array, check_positive
+from controller.features import feature_standardiser
 
-__all__ = ["KBTController", "data_covariance", "feature_standardiser"]
-
-
-def feature_standardiser(policy, n=4096, seed=0, whiten=False):
-    """Mean and std of T_1's features over the pre-training state box (fixed seed).
-
-    The head sees ``h' = (h - mean) / std``; with
-    ``W'[:d] = diag(std) W_O[:d]`` and ``W'[d] = W_O[d] + mean^T W_O[:d]`` the
-    logits are unchanged, so the prior still reproduces the pre-trained head,
-    and a prior variance means the same for every feature (docs/feature-scaling.md).
-    """
-    from sim.data import sample_states
-
-    H = policy.features(sample_states(n, np.random.default_rng(seed)))
-    mean = H.mean(axis=0)
-    if whiten:
-        # h' = T (h - mean) with T = Lambda^-1/2 U^T (PCA whitening)
-        lam, U = np.linalg.eigh(np.cov(H.T))
-        return mean, (U / np.sqrt(np.maximum(lam, 1e-12 * lam.max()))).T
-    return mean, np.diag(1.0 / np.maximum(H.std(axis=0), 1e-12))
+__all__ = ["SoftmaxKBTController", "data_covariance"]
 
 
 def data_covariance(tokenizer, force, sigma_data):
@@ -52,8 +36,8 @@ def data_covariance(tokenizer, force, sigma_data):
     return np.diag(q) - np.outer(q, q)
 
 
-class KBTController:
-    """Pre-trained transformer features + Kalman Bayesian head.
+class SoftmaxKBTController:
+    """Pre-trained transformer features + the paper's softmax Kalman Bayesian head.
 
     Parameters
     ----------
@@ -64,7 +48,7 @@ class KBTController:
         Variance (N^2) of the label noise the data are believed to carry, >= 0.
     """
 
-    name = "kbt"
+    name = "kbt-softmax"
 
     def __init__(self, policy: TransformerPolicy, head_config: HeadConfig | None = None, sigma_data=0.0,
                  standardise=True):
@@ -72,7 +56,7 @@ class KBTController:
             raise ValueError(f"policy: expected a TransformerPolicy but found {type(policy).__name__}")
         self.policy = policy
         self.tokenizer = policy.tokenizer
-        self.head_config = HeadConfig() if head_config is None else head_config
+        self.head_config = HeadConfig(output="softmax") if head_config is None else head_config
         if self.head_config.output != "softmax":
             raise ValueError("head_config.output: the controller needs output='softmax'")
         self.sigma_data = check_positive("sigma_data", sigma_data, allow_zero=True)
@@ -150,6 +134,10 @@ class KBTController:
         aleatoric = np.maximum(p @ a**2 - mean**2, 0.0)
         epistemic = np.maximum(np.einsum("k,nkj,j->n", a, Sp, a), 0.0)
         return mean, aleatoric, epistemic
+
+    # the names the Gaussian-head controllers use for the same things
+    inputs = features
+    predict_split_inputs = predict_split_features
 
     def predict(self, states):
         """(mean force, total predictive variance) per state."""

@@ -167,6 +167,16 @@ class FastInference:
         self._head = np.ascontiguousarray(P["head.w"])
         self._centres = self.policy.tokenizer.centres
 
+    @property
+    def weights(self):
+        """The packed weights, as ``_features_one`` takes them (a tuple)."""
+        return self._weights
+
+    @property
+    def workspace(self):
+        """The preallocated work arrays of ``_features_one`` (a tuple)."""
+        return self._ws
+
     def features_one(self, state):
         """H_dec [d] for one state [4] (the returned array is reused by the next call)."""
         self._state[:] = state

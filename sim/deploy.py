@@ -98,7 +98,8 @@ class DeployResult:
     rows: list = field(default_factory=list)          # one dict per checkpoint
     ticks: int = 0
     updates: int = 0                                   # accepted learning updates
-    rejected: int = 0                                  # updates the controller refused
+    rejected: int = 0                                  # updates the controller refused (non-finite input)
+    gated: int = 0                                     # labels the innovation gate refused
     sensor_faults: int = 0
     action_faults: int = 0                             # non-finite forces from the controller
     deadline_misses: int = 0
@@ -112,7 +113,7 @@ class DeployResult:
         lat = np.asarray(self.update_seconds) * 1e6
         act = np.asarray(self.act_seconds) * 1e6
         return {
-            "ticks": self.ticks, "updates": self.updates, "rejected_updates": self.rejected,
+            "ticks": self.ticks, "updates": self.updates, "rejected_updates": self.rejected, "gated": self.gated,
             "sensor_faults": self.sensor_faults, "action_faults": self.action_faults,
             "deadline_misses": self.deadline_misses,
             "longest_miss_run": self.longest_miss_run, "plant_episodes": self.plant_episodes,
@@ -172,8 +173,8 @@ def run_deployment(controller, params: CartPoleParams, config: DeployConfig = De
         row = {"samples": n, "success_rate": ev.success_rate, "pred_std": _mean_pred_std(controller, probe),
                "update_p50_us": float(np.percentile(lat, 50)) if lat.size else None,
                "update_p99_us": float(np.percentile(lat, 99)) if lat.size else None,
-               "deadline_misses": res.deadline_misses, "rejected": res.rejected,
-               "sensor_faults": res.sensor_faults}
+               "deadline_misses": res.deadline_misses, "rejected": res.rejected, "gated": res.gated,
+               "noise_var": getattr(controller, "noise_var", None), "sensor_faults": res.sensor_faults}
         res.rows.append(row)
         if on_checkpoint is not None:
             on_checkpoint(row)
@@ -224,8 +225,10 @@ def run_deployment(controller, params: CartPoleParams, config: DeployConfig = De
         if learns:
             t1 = time.perf_counter()
             try:
-                controller.observe(s, f)
-                res.updates += 1
+                if controller.observe(s, f) is False:
+                    res.gated += 1
+                else:
+                    res.updates += 1
             except ValueError:
                 res.rejected += 1
             t_upd = time.perf_counter() - t1

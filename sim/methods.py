@@ -1,8 +1,10 @@
 """Controllers by name, as the command line and the experiments spell them.
 
-``lqr``, ``pretrained``, ``kbt``, ``retrain-C`` (warm-started retraining with a
-FIFO memory of C samples, e.g. ``retrain-10``), ``blob-C`` (BLoB with the same
-memory rules).
+``lqr``, ``pretrained``, ``kbt`` (the Gaussian force head, the default),
+``kbt-softmax`` (the paper's softmax head), ``rls`` (recursive least squares
+on the state with the SOURCE LQR gain as prior), ``retrain-C`` (warm-started
+retraining with a FIFO memory of C samples, e.g. ``retrain-10``), ``blob-C``
+(BLoB with the same memory rules).
 """
 
 from __future__ import annotations
@@ -10,11 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from controller.kalman_head import HeadConfig
-from sim.cartpole import CartPoleParams
+from sim.cartpole import SOURCE, CartPoleParams
 
 __all__ = ["MethodSettings", "make_controller", "is_learner", "parse_method"]
 
-BASE_METHODS = ("lqr", "pretrained", "kbt", "retrain", "blob")
+BASE_METHODS = ("lqr", "pretrained", "kbt", "kbt-softmax", "rls", "retrain", "blob")
 MEMORY_METHODS = ("retrain", "blob")
 
 
@@ -23,8 +25,9 @@ class MethodSettings:
     """Everything a controller factory may need besides the method's name."""
 
     weights: str | None = None              # transformer weights (None: the shipped file)
-    head: HeadConfig = field(default_factory=HeadConfig)
-    sigma_data: float = 0.0                 # label-noise variance the KBT head assumes (N^2)
+    head: HeadConfig = field(default_factory=HeadConfig)          # kbt and rls (Gaussian force head)
+    softmax_head: HeadConfig = field(default_factory=lambda: HeadConfig(output="softmax"))  # kbt-softmax
+    sigma_data: float = 0.0                 # label-noise variance the heads assume (N^2) where it is known
     epochs: int = 100                       # retraining: epochs over the memory per sample
     lr: float = 1e-3                        # retraining: Adam learning rate
     batch: int = 32                         # retraining and BLoB: minibatch
@@ -40,9 +43,11 @@ def parse_method(method):
     """``"retrain-25"`` -> ``("retrain", 25)``; ``"kbt"`` -> ``("kbt", None)``."""
     if not isinstance(method, str):
         raise ValueError(f"method: expected a string but found {type(method).__name__}")
+    if method in BASE_METHODS and method not in MEMORY_METHODS:
+        return method, None
     base, _, arg = method.partition("-")
     if base not in BASE_METHODS:
-        raise ValueError(f"method: expected one of lqr, pretrained, kbt, retrain-C, blob-C but found {method!r}")
+        raise ValueError(f"method: expected one of {', '.join(METHOD_NAMES)} but found {method!r}")
     if base in MEMORY_METHODS:
         if not arg.isdigit() or int(arg) < 1:
             raise ValueError(f"method: expected {base}-C with an integer capacity C >= 1 but found {method!r}")
@@ -52,8 +57,11 @@ def parse_method(method):
     return base, None
 
 
+METHOD_NAMES = ("lqr", "pretrained", "kbt", "kbt-softmax", "rls", "retrain-C", "blob-C")
+
+
 def is_learner(method):
-    return parse_method(method)[0] in ("kbt",) + MEMORY_METHODS
+    return parse_method(method)[0] in ("kbt", "kbt-softmax", "rls") + MEMORY_METHODS
 
 
 def make_controller(method, params: CartPoleParams, settings: MethodSettings | None = None, seed=0):
@@ -69,13 +77,21 @@ def make_controller(method, params: CartPoleParams, settings: MethodSettings | N
     base, capacity = parse_method(method)
     if base == "lqr":
         return LQRController(s.lqr_design or params)
+    if base == "rls":
+        from controller.rls import RLSController
+
+        return RLSController(LQRController(SOURCE).K, s.head, sigma_data=s.sigma_data or None)
     policy = load_pretrained(s.weights)
     if base == "pretrained":
         return policy
     if base == "kbt":
         from controller.kbt import KBTController
 
-        return KBTController(policy, s.head, sigma_data=s.sigma_data)
+        return KBTController(policy, s.head, sigma_data=s.sigma_data or None)
+    if base == "kbt-softmax":
+        from controller.kbt_softmax import SoftmaxKBTController
+
+        return SoftmaxKBTController(policy, s.softmax_head, sigma_data=s.sigma_data)
     if base == "blob":
         from controller.blob import BLoBController
 

@@ -44,6 +44,7 @@ class TrialResult:
     checkpoints: list = field(default_factory=list)   # [Checkpoint]
     learn_seconds: np.ndarray | None = None           # (samples,) wall time of each observe()
     rejected: int = 0                                 # updates the controller refused (ValueError)
+    gated: int = 0                                    # labels the innovation gate refused
 
     def series(self, key):
         """One figure per checkpoint: ``"success_rate"`` or a metric name."""
@@ -86,10 +87,7 @@ def learning_trial(controller, params: CartPoleParams, states, forces, checkpoin
         ev = evaluate_success(controller, params, n_episodes=episodes, seed=eval_seed)
         metrics = {}
         if heldout is not None and hasattr(controller, "predict"):
-            hs, hf = heldout
-            if hasattr(controller, "probs") and tokenizer is not None:
-                metrics = calibration_report(controller, hs, hf, tokenizer)
-            metrics["pred_var"] = float(np.mean(controller.predict(hs)[1]))
+            metrics = calibration_report(controller, *heldout, tokenizer=tokenizer)
         cp = Checkpoint(i, ev.success_rate, metrics)
         result.checkpoints.append(cp)
         if on_checkpoint is not None:
@@ -100,7 +98,8 @@ def learning_trial(controller, params: CartPoleParams, states, forces, checkpoin
     for i in range(n):
         t0 = time.perf_counter()
         try:
-            controller.observe(states[i], forces[i])
+            if controller.observe(states[i], forces[i]) is False:
+                result.gated += 1
         except ValueError:
             result.rejected += 1
         result.learn_seconds[i] = time.perf_counter() - t0

@@ -5,7 +5,7 @@ import pytest
 
 from controller import transformer as tf
 from controller.kalman_head import HeadConfig, KalmanHead
-from controller.kbt import KBTController
+from controller.kbt_softmax import SoftmaxKBTController
 
 
 def _blr_posterior(W0, v, r, X, Y):
@@ -40,7 +40,7 @@ def test_batch_update_equals_sequential_updates():
     W0 = rng.normal(size=(5, 3))
     X = rng.normal(size=(6, 4))
     Y = rng.dirichlet(np.ones(3), size=6)
-    a = KalmanHead.from_pretrained(W0, HeadConfig(n_layers=2, hidden=8))
+    a = KalmanHead.from_pretrained(W0, HeadConfig(output="softmax", n_layers=2, hidden=8))
     b = a.copy()
     a.update(X, Y)
     for i in range(6):
@@ -58,18 +58,18 @@ def test_prior_reproduces_pretrained_head(L, free_units, pretrained):
     states = np.random.default_rng(2).uniform(-0.3, 0.3, (50, 4)) * np.array([1, 1, 0.3, 0.3])
     H = pol.features(states)
     expected = pol.probs(states)
-    head = KalmanHead.from_pretrained(pol.head_weights, HeadConfig(n_layers=L, hidden=40, free_units=free_units))
+    head = KalmanHead.from_pretrained(pol.head_weights, HeadConfig(output="softmax", n_layers=L, hidden=40, free_units=free_units))
     # the mean network reproduces the pre-trained head for any prior variance
     np.testing.assert_allclose(tf.softmax(head.mean_network(H)), expected, atol=1e-10, rtol=0)
     # the moment-propagated prediction does too when the prior is (numerically) deterministic
-    tight = KalmanHead.from_pretrained(pol.head_weights, HeadConfig(n_layers=L, hidden=40, free_units=free_units,
+    tight = KalmanHead.from_pretrained(pol.head_weights, HeadConfig(output="softmax", n_layers=L, hidden=40, free_units=free_units,
                                                                    prior_var=1e-30))
     np.testing.assert_allclose(tight.predict(H)[0], expected, atol=1e-10, rtol=0)
 
 
 def test_hidden_width_must_hold_both_copies():
     with pytest.raises(ValueError, match="hidden"):
-        KalmanHead.from_pretrained(np.zeros((17, 11)), HeadConfig(n_layers=2, hidden=20))
+        KalmanHead.from_pretrained(np.zeros((17, 11)), HeadConfig(output="softmax", n_layers=2, hidden=20))
 
 
 def _snapshot(head):
@@ -88,7 +88,7 @@ def _snapshot(head):
     (np.zeros((2, 16)), np.full((3, 11), 1 / 11), None, "rows"),
 ])
 def test_bad_inputs_are_rejected_and_leave_the_head_unchanged(h, y, cov, match):
-    head = KalmanHead.from_pretrained(np.random.default_rng(0).normal(size=(17, 11)), HeadConfig(n_layers=2))
+    head = KalmanHead.from_pretrained(np.random.default_rng(0).normal(size=(17, 11)), HeadConfig(output="softmax", n_layers=2))
     head.update(np.ones(16), np.eye(11)[3])
     before = _snapshot(head)
     y = np.full(11, 1 / 11) if y is None else y
@@ -101,9 +101,9 @@ def test_bad_inputs_are_rejected_and_leave_the_head_unchanged(h, y, cov, match):
 
 
 def test_controller_rejects_bad_samples_and_negative_sigma_data(pretrained):
-    c = KBTController(pretrained)
+    c = SoftmaxKBTController(pretrained)
     with pytest.raises(ValueError, match="sigma_data"):
-        KBTController(pretrained, sigma_data=-1.0)
+        SoftmaxKBTController(pretrained, sigma_data=-1.0)
     before = _snapshot(c.head)
     with pytest.raises(ValueError, match="state"):
         c.observe([0, np.nan, 0, 0], 1.0)
@@ -115,14 +115,14 @@ def test_controller_rejects_bad_samples_and_negative_sigma_data(pretrained):
 
 def test_kbt_prior_acts_like_the_pretrained_controller(pretrained):
     pol = pretrained
-    c = KBTController(pol)
+    c = SoftmaxKBTController(pol)
     s = np.random.default_rng(5).uniform(-0.05, 0.05, (20, 4))
     # standardising the features is folded into W_O: the prior mean is the pre-trained head
     np.testing.assert_allclose(tf.softmax(c.head.mean_network(c.features(s))), pol.probs(s), atol=1e-10)
 
 
 def test_state_save_load_round_trip_and_errors(tmp_path, pretrained):
-    c = KBTController(pretrained)
+    c = SoftmaxKBTController(pretrained)
     rng = np.random.default_rng(0)
     for _ in range(5):
         c.observe(rng.uniform(-0.1, 0.1, 4), rng.uniform(-10, 10))
@@ -134,7 +134,7 @@ def test_state_save_load_round_trip_and_errors(tmp_path, pretrained):
         np.testing.assert_array_equal(a.M, b.M)
         np.testing.assert_array_equal(a.S, b.S)
     with pytest.raises(ValueError, match="does not match"):
-        KalmanHead.load(str(path), expect_config=HeadConfig(n_layers=2))
+        KalmanHead.load(str(path), expect_config=HeadConfig(output="softmax", n_layers=2))
     (tmp_path / "bad.npz").write_bytes(path.read_bytes()[:100])
     with pytest.raises(ValueError, match="corrupt"):
         KalmanHead.load(str(tmp_path / "bad.npz"))
@@ -146,7 +146,7 @@ def test_state_save_load_round_trip_and_errors(tmp_path, pretrained):
 def test_paper_update_mode_runs_and_kalman_mode_stays_bounded(update, pretrained):
     """The paper's target-as-posterior update (Sigma_data = 0) takes an unbounded step
     (SPEC section 3); the Kalman update stays bounded. Both must remain finite."""
-    c = KBTController(pretrained, HeadConfig(update=update))
+    c = SoftmaxKBTController(pretrained, HeadConfig(output="softmax", update=update))
     rng = np.random.default_rng(0)
     c.observe(rng.uniform(-0.1, 0.1, 4), 25.0)
     M = c.head.layers[0].M
@@ -157,13 +157,13 @@ def test_paper_update_mode_runs_and_kalman_mode_stays_bounded(update, pretrained
 
 def test_controller_state_resume_and_fingerprint(tmp_path, pretrained):
     pol = pretrained
-    a = KBTController(pol)
+    a = SoftmaxKBTController(pol)
     rng = np.random.default_rng(1)
     samples = [(rng.uniform(-0.1, 0.1, 4), rng.uniform(-20, 20)) for _ in range(20)]
     for s, f in samples[:10]:
         a.observe(s, f)
     a.save_state(tmp_path / "s.npz")
-    b = KBTController(pol)
+    b = SoftmaxKBTController(pol)
     b.load_state(str(tmp_path / "s.npz"))
     for s, f in samples[10:]:            # power loss after 10 samples: the resumed run is identical
         a.observe(s, f)
@@ -172,7 +172,7 @@ def test_controller_state_resume_and_fingerprint(tmp_path, pretrained):
     assert b.n_updates == 20
     other = pol.copy()
     other.params["head.w"] = other.params["head.w"] + 0.01
-    c = KBTController(other)
+    c = SoftmaxKBTController(other)
     before = c.head.layers[0].M.copy()
     with pytest.raises(ValueError, match="another pre-trained model"):
         c.load_state(str(tmp_path / "s.npz"))
@@ -180,7 +180,7 @@ def test_controller_state_resume_and_fingerprint(tmp_path, pretrained):
 
 
 def test_preprocess_is_algorithm_1(pretrained):
-    c = KBTController(pretrained)
+    c = SoftmaxKBTController(pretrained)
     S = np.random.default_rng(0).uniform(-0.1, 0.1, (5, 4))
     F = np.linspace(-20, 20, 5)
     H, Y = c.preprocess(S, F)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from controller.kalman_head import HeadConfig, KalmanHead
-from controller.kbt import KBTController, data_covariance
+from controller.kbt_softmax import SoftmaxKBTController, data_covariance
 from controller.lqr import LQRController
 from controller.tokenizer import ActionTokenizer
 from sim.cartpole import TARGET
@@ -11,8 +11,8 @@ from sim.data import sample_dataset
 
 def _pair(seed):
     W0 = np.random.default_rng(seed).normal(size=(17, 11))
-    fast = KalmanHead.from_pretrained(W0, HeadConfig())
-    ref = KalmanHead.from_pretrained(W0, HeadConfig(backend="numpy"))
+    fast = KalmanHead.from_pretrained(W0, HeadConfig(output="softmax"))
+    ref = KalmanHead.from_pretrained(W0, HeadConfig(output="softmax", backend="numpy"))
     assert fast.uses_numba and not ref.uses_numba
     return fast, ref
 
@@ -37,8 +37,8 @@ def test_numba_update_matches_numpy_reference(with_cov):
 
 def test_numba_and_numpy_controllers_learn_identically(pretrained):
     pol = pretrained
-    a = KBTController(pol)
-    b = KBTController(pol, HeadConfig(backend="numpy"))
+    a = SoftmaxKBTController(pol)
+    b = SoftmaxKBTController(pol, HeadConfig(output="softmax", backend="numpy"))
     S, F = sample_dataset(LQRController(TARGET), 60, seed=3)
     for s, f in zip(S, F):
         a.observe(s, f)
@@ -53,7 +53,7 @@ def test_numba_and_numpy_controllers_learn_identically(pretrained):
 @pytest.mark.slow
 def test_hundred_thousand_updates_stay_finite_symmetric_psd(pretrained):
     pol = pretrained
-    c = KBTController(pol)
+    c = SoftmaxKBTController(pol)
     S, F = sample_dataset(LQRController(TARGET), 100_000, seed=11, sigma_data=10.0)
     H = c.features(S)                     # batched T_1 features of the real task data
     Y = c.tokenizer.encode(F)
@@ -71,8 +71,8 @@ def test_hundred_thousand_updates_stay_finite_symmetric_psd(pretrained):
 
 def test_float32_head_learns_like_float64(pretrained):
     pol = pretrained
-    a = KBTController(pol)
-    b = KBTController(pol, HeadConfig(dtype="float32"))
+    a = SoftmaxKBTController(pol)
+    b = SoftmaxKBTController(pol, HeadConfig(output="softmax", dtype="float32"))
     assert b.head.layers[0].M.dtype == np.float32 and b.head.uses_numba
     S, F = sample_dataset(LQRController(TARGET), 200, seed=4)
     for s, f in zip(S, F):

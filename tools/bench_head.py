@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from controller.kalman_head import HeadConfig
-from controller.kbt import KBTController
+from controller.kbt_softmax import SoftmaxKBTController
 from controller.lqr import LQRController
 from controller.model import load_pretrained
 from sim.cartpole import TARGET
@@ -38,12 +38,12 @@ def main():
     res = {}
     for backend in ("numba", "numpy"):
         n = args.updates if backend == "numba" else max(args.updates // 20, 200)
-        c = KBTController(pol, HeadConfig(backend=backend))
+        c = SoftmaxKBTController(pol, HeadConfig(output="softmax", backend=backend))
         c.warm_up()
         H, Y = c.features(S), c.tokenizer.encode(F)
         head = c.head
         res[backend, "head"] = percentiles(lambda i: head.update_unchecked(H[i % 2000], Y[i % 2000]), n)
-        c = KBTController(pol, HeadConfig(backend=backend))
+        c = SoftmaxKBTController(pol, HeadConfig(output="softmax", backend=backend))
         c.warm_up()
         res[backend, "observe"] = percentiles(lambda i: c.observe(S[i % 2000], F[i % 2000]), n)
     for (backend, what), (p50, p99) in res.items():

@@ -17,7 +17,7 @@ from multiprocessing import Pool
 import numpy as np
 
 from controller.kalman_head import HeadConfig
-from controller.kbt import KBTController
+from controller.kbt_softmax import SoftmaxKBTController
 from controller.lqr import LQRController
 from controller.model import TransformerPolicy, load_pretrained
 from sim.cartpole import TARGET
@@ -44,7 +44,7 @@ SETTINGS = {
 def trial(args):
     name, weights, kwargs, std, seed = args
     pol = load_pretrained(weights)
-    c = KBTController(pol, HeadConfig(**kwargs), standardise=std)
+    c = SoftmaxKBTController(pol, HeadConfig(output="softmax", **kwargs), standardise=std)
     expert = LQRController(TARGET)
     S, F = sample_dataset(expert, 400, seed=seed)
     Sv, Fv = sample_dataset(expert, 1000, seed=10_000)

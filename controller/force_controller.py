@@ -1,0 +1,150 @@
+"""What every controller built on the Gaussian force head shares.
+
+A subclass supplies ``inputs(states) -> Z`` (the head's inputs, NumPy) and the
+two fused Numba calls ``_observe_kernel(state, y)`` / ``_act_kernel(state)``;
+this class gives them ``act``, ``observe``, ``predict``, ``predict_split``,
+the state files and the JIT warm-up.
+
+    act(s)        the predictive mean force mu(s)
+    predict(s)    (mu, q + R): mean and total predictive variance (N^2)
+    predict_split (mu, R, q): aleatoric (label noise) and epistemic (weights) parts
+    observe(s, f) one update; True if learned, False if the gate refused the label
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+from controller.checks import as_float_array
+from controller.force_head import ForceHead
+
+__all__ = ["ForceController"]
+
+
+def as_state(state):
+    """The state as a float64 (4,) array; the common case costs one type check."""
+    if type(state) is np.ndarray and state.dtype == np.float64 and state.shape == (4,):
+        return state
+    return as_float_array("state", state, (4,), finite=False)
+
+
+class ForceController:
+    """Base class: a force head over inputs derived from the state."""
+
+    name = "force"
+    head: ForceHead
+
+    def inputs(self, states):  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def _fingerprint_arrays(self):  # pragma: no cover - interface
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ acting
+    def act(self, states):
+        """Forces for states (N, 4) -> (N,), or one state (4,) -> float."""
+        if np.ndim(states) == 1:
+            s = as_state(states)
+            if self.head.uses_numba:
+                return self._act_kernel(s)
+            return float(self.head.mean(self.inputs(s[None, :]))[0])
+        S = as_float_array("states", states, (None, 4))
+        return self.head.mean(self.inputs(S))
+
+    def predict_split(self, states):
+        """Mean force, aleatoric variance R and epistemic variance q per state, each (N,)."""
+        S = as_float_array("states", np.atleast_2d(states), (None, 4))
+        return self.predict_split_inputs(self.inputs(S))
+
+    def predict_split_inputs(self, Z):
+        """``predict_split`` from precomputed head inputs Z (N, d_in)."""
+        mean, q = self.head.predict(Z)
+        return mean, np.full_like(mean, self.head.noise_var), q
+
+    def predict(self, states):
+        """(mean force, total predictive variance q + R) per state."""
+        mean, ale, epi = self.predict_split(states)
+        return mean, ale + epi
+
+    # ------------------------------------------------------------ learning
+    @property
+    def n_updates(self):
+        return self.head.n_updates
+
+    @property
+    def n_rejected(self):
+        """Labels the innovation gate refused."""
+        return self.head.n_rejected
+
+    @property
+    def noise_var(self):
+        """The observation-noise variance in use (N^2), learned or known."""
+        return self.head.noise_var
+
+    def observe(self, state, expert_force):
+        """One closed-form update from (state, expert force).
+
+        Returns True if learned, False if the innovation gate refused the label;
+        a non-finite state or label is a ValueError and changes nothing.
+        """
+        s = as_state(state)
+        try:
+            y = float(expert_force)
+        except (TypeError, ValueError):
+            raise ValueError(f"expert_force: expected a real number but found {expert_force!r}") from None
+        if self.head.uses_numba:
+            return self.head.count(self._observe_kernel(s, y))
+        return self.head.count(self.head.update_reference(self.inputs(s[None, :])[0], y))
+
+    def warm_up(self):
+        """Compile (or load) the Numba kernels on a throwaway copy, so the first
+        real call is not charged the JIT time."""
+        saved = self.head
+        self._adopt(saved.copy())
+        try:
+            self.observe(np.zeros(4), 0.0)
+            self.act(np.zeros(4))
+        finally:
+            self._adopt(saved)
+
+    # ------------------------------------------------------------ files
+    def fingerprint(self):
+        """Hash of what the head's meaning depends on (prior mean, input scaling)."""
+        digest = hashlib.sha256()
+        for arr in self._fingerprint_arrays():
+            digest.update(np.ascontiguousarray(arr, dtype=np.float64).tobytes())
+        return digest.hexdigest()[:16]
+
+    def save_state(self, path, extra=None):
+        """Atomically save the posterior and the noise state (resume after a power loss).
+        ``extra``: more named arrays to keep in the file (keys ``__name__``)."""
+        arrays = {"__fingerprint__": np.array(self.fingerprint()), "__method__": np.array(self.name)}
+        arrays.update(extra or {})
+        self.head.save(path, extra=arrays)
+
+    def load_state(self, path):
+        """Resume from ``save_state``; returns the file's extra arrays. A corrupt
+        file, another head configuration, method or pre-trained model is a
+        ValueError and leaves this controller unchanged."""
+        head = self.head.copy()
+        extra = head.load_from(path)
+        if str(extra.get("__method__", "")) != self.name:
+            raise ValueError(f"{path}: the saved head belongs to method {str(extra.get('__method__'))!r}, "
+                             f"not {self.name!r}")
+        saved = extra.get("__fingerprint__")
+        if saved is None or str(saved) != self.fingerprint():
+            raise ValueError(f"{path}: the saved head belongs to another prior (fingerprint {saved}, "
+                             f"expected {self.fingerprint()})")
+        self._adopt(head)
+        return extra
+
+    def _adopt(self, head):
+        """Use ``head`` from now on (the kernels' bound arrays follow it)."""
+        self.head = head
+        self._bind()
+
+    def _bind(self):  # pragma: no cover - interface
+        """Pack the argument tuples of the fused kernels for the current head."""
+        raise NotImplementedError

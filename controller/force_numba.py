@@ -1,0 +1,156 @@
+"""Numba kernels of the Gaussian force head (L = 1) and of the fused
+``observe`` / ``act`` paths of the controllers built on it.
+
+Same equations as ``ForceHead``'s NumPy reference (``KalmanHead`` with a
+linear output, plus the noise and gate rules in ``force_head.py``), for one
+sample with ``z~ = [z; 1]`` (n1 entries):
+
+    Pz   = P z~                         Cov(w, u)
+    q    = z~^T P z~                    epistemic variance of u = w^T z~      (21)
+    mu   = m^T z~                       predictive mean of the force         (19)
+    S    = q + R (+ jitter)             innovation variance
+    e    = y - mu                       innovation
+    gate: e^2 > thr[nu] * S  ->  rejected, nothing changes; thr[nu] is the
+          squared two-sided quantile of Student's t with nu = 2 a degrees of
+          freedom (the last entry: the chi-square limit); nu = 2 a grows by one per
+          learned sample, so a young noise estimate gates loosely
+    m   += Pz e / S                     (41) with K_w = Pz / S
+    P   -= c Pz Pz^T,  c = min(1 / S, 0.999 / q)   (42); c keeps P PSD in floating point
+    learned noise:  a += 1/2,  b += 1/2 e^2 R / S,  R = max(R_floor, b / a)
+
+Every array is passed in, so a call allocates nothing. Status codes:
+``LEARNED`` (0), ``GATED`` (1), ``NONFINITE`` (2: NaN or inf in the state or
+label; nothing changes).
+"""
+
+from __future__ import annotations
+
+import math
+
+from controller.jit import jit
+from controller.transformer_numba import _features_one
+
+__all__ = ["LEARNED", "GATED", "NONFINITE", "force_update", "force_mean", "kbt_observe", "kbt_act",
+           "rls_observe", "rls_act"]
+
+LEARNED, GATED, NONFINITE = 0, 1, 2
+
+
+@jit
+def force_update(m, P, zt, y, noise, learn, floor, gate, jitter, Pz):
+    """One sample into the weight posterior (m, P) and the noise state
+    ``noise = [R, a, b]``, in place. ``gate``: the threshold table (empty: no
+    gate). Returns LEARNED, GATED or NONFINITE."""
+    n1 = zt.shape[0]
+    if not math.isfinite(y):
+        return NONFINITE
+    R = noise[0]
+    mu = 0.0
+    q = 0.0
+    for a in range(n1):
+        if not math.isfinite(zt[a]):
+            return NONFINITE
+        acc = 0.0
+        for b in range(n1):
+            acc += P[a, b] * zt[b]
+        Pz[a] = acc
+        q += zt[a] * acc
+        mu += m[a] * zt[a]
+    e = y - mu
+    S = q + R + jitter
+    # gate on the normalised innovation squared e^2 / S
+    if gate.shape[0] > 0 and e * e > gate[min(int(2.0 * noise[1]), gate.shape[0] - 1)] * S:
+        return GATED
+    # (41) m += K_w e with K_w = Pz / S
+    for a in range(n1):
+        m[a] += Pz[a] * e / S
+    # (42) P -= c Pz Pz^T; exact c = 1 / S, capped at 0.999 / q so P stays PSD when R << q
+    c = 1.0 / S
+    if q > 0.0 and c > 0.999 / q:
+        c = 0.999 / q
+    for a in range(n1):
+        ca = c * Pz[a]
+        for b in range(a + 1):
+            v = P[a, b] - ca * Pz[b]
+            P[a, b] = v
+            P[b, a] = v
+    if learn:
+        # conjugate inverse-gamma statistics of the noise, each innovation
+        # discounted by the share R / S of its variance that is noise
+        noise[1] += 0.5
+        noise[2] += 0.5 * e * e * R / S
+        r = noise[2] / noise[1]
+        noise[0] = r if r > floor else floor
+    return LEARNED
+
+
+@jit
+def force_mean(m, zt):
+    """mu = m^T z~."""
+    acc = 0.0
+    for a in range(zt.shape[0]):
+        acc += m[a] * zt[a]
+    return acc
+
+
+@jit
+def _state_inputs(state, s_inv, zt, offset):
+    """zt[offset:offset+4] = s / (box / sqrt 3) (the normalised state); False if not finite."""
+    for i in range(state.shape[0]):
+        if not math.isfinite(state[i]):
+            return False
+        zt[offset + i] = state[i] * s_inv[i]
+    return True
+
+
+@jit
+def _kbt_inputs(state, W, ws, h, h_mean, h_T, s_inv, skip, zt):
+    """z~ = [T (h(s) - mean); s_norm (if skip); 1] into ``zt``; False if the state is not finite."""
+    for i in range(state.shape[0]):
+        if not math.isfinite(state[i]):
+            return False
+    _features_one(state, *W, *ws, h)
+    d = h.shape[0]
+    # h' = T (h - mean)   (feature standardisation, docs/feature-scaling.md)
+    for a in range(d):
+        acc = 0.0
+        for b in range(d):
+            acc += h_T[a, b] * (h[b] - h_mean[b])
+        zt[a] = acc
+    if skip:
+        _state_inputs(state, s_inv, zt, d)
+    zt[zt.shape[0] - 1] = 1.0
+    return True
+
+
+@jit
+def kbt_observe(state, y, W, ws, h, h_mean, h_T, s_inv, skip, zt, m, P, noise, learn, floor, gate, jitter, Pz):
+    """Features of ``state`` and one head update: the whole of ``KBTController.observe``."""
+    if not _kbt_inputs(state, W, ws, h, h_mean, h_T, s_inv, skip, zt):
+        return NONFINITE
+    return force_update(m, P, zt, y, noise, learn, floor, gate, jitter, Pz)
+
+
+@jit
+def kbt_act(state, W, ws, h, h_mean, h_T, s_inv, skip, zt, m):
+    """Predictive mean force at one state (NaN for a non-finite state)."""
+    if not _kbt_inputs(state, W, ws, h, h_mean, h_T, s_inv, skip, zt):
+        return math.nan
+    return force_mean(m, zt)
+
+
+@jit
+def rls_observe(state, y, s_inv, zt, m, P, noise, learn, floor, gate, jitter, Pz):
+    """z~ = [s_norm; 1] and one update: the whole of ``RLSController.observe``."""
+    if not _state_inputs(state, s_inv, zt, 0):
+        return NONFINITE
+    zt[zt.shape[0] - 1] = 1.0
+    return force_update(m, P, zt, y, noise, learn, floor, gate, jitter, Pz)
+
+
+@jit
+def rls_act(state, s_inv, zt, m):
+    if not _state_inputs(state, s_inv, zt, 0):
+        return math.nan
+    zt[zt.shape[0] - 1] = 1.0
+    return force_mean(m, zt)

@@ -1,0 +1,96 @@
+"""The KBT controller: frozen pre-trained T_1 features + the Gaussian force head.
+
+The head regresses the expert's force (N) on
+
+    z = [h'; s_norm]      h' = T (h(s) - mean): standardised T_1 features (d = 16)
+                          s_norm = s / (box / sqrt 3): the state as a skip path (4)
+
+(``inputs="features"`` drops the skip path). Its prior mean is the
+least-squares read-out of the pre-trained controller's expected force on
+states of the pre-training box, so at 0 samples KBT acts as the pre-trained
+transformer does (to about 0.01 N, tested); why this shape and these
+defaults: docs/head-v2.md. ``observe`` and single-state ``act`` run as one
+Numba call each (features, standardisation, head) when L = 1.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from controller import force_numba as fn
+from controller.features import box_states, feature_standardiser, state_inverse_scale
+from controller.force_controller import ForceController
+from controller.force_head import ForceHead, with_known_noise
+from controller.kalman_head import HeadConfig
+from controller.model import TransformerPolicy
+from controller.transformer_numba import FastInference
+
+__all__ = ["KBTController", "prior_readout"]
+
+
+def prior_readout(policy, Z, states):
+    """Least-squares weights w0 (d_in + 1,) with ``[Z, 1] w0 ~ policy.act(states)``."""
+    Zt = np.hstack([Z, np.ones((Z.shape[0], 1))])
+    w0, *_ = np.linalg.lstsq(Zt, policy.act(states), rcond=None)
+    return w0
+
+
+class KBTController(ForceController):
+    """Pre-trained transformer features + Gaussian force head (the product default).
+
+    Parameters
+    ----------
+    policy : TransformerPolicy
+        Supplies T_1 (frozen) and the pre-trained controller the prior reproduces.
+    head_config : HeadConfig, optional
+        ``output="gaussian"`` (default settings: docs/head-v2.md).
+    sigma_data : float, optional
+        Known label-noise variance (N^2), used as R when the config's noise is
+        'known' (floored at ``noise_floor``); with learned noise it is ignored.
+    """
+
+    name = "kbt"
+
+    def __init__(self, policy: TransformerPolicy, head_config: HeadConfig | None = None, sigma_data=None):
+        if not isinstance(policy, TransformerPolicy):
+            raise ValueError(f"policy: expected a TransformerPolicy but found {type(policy).__name__}")
+        cfg = HeadConfig() if head_config is None else head_config
+        if cfg.output != "gaussian":
+            raise ValueError("head_config.output: KBTController needs output='gaussian' "
+                             "(the paper's softmax head is SoftmaxKBTController)")
+        cfg = with_known_noise(cfg, sigma_data)
+        self.policy = policy
+        self.head_config = cfg
+        self.skip = cfg.inputs == "features+state"
+        states = box_states(policy)
+        self.h_mean, self.h_T = feature_standardiser(policy, states)
+        self.s_inv = state_inverse_scale(policy)
+        self.prior_mean = prior_readout(policy, self.inputs(states), states)
+        self.head = ForceHead(self.prior_mean, cfg)
+        self._fast = FastInference(policy)
+        self._bind()
+
+    def inputs(self, states):
+        """Head inputs z (N, d_in) = [h'; s_norm] (or h' alone)."""
+        Hs = (self.policy.features(states) - self.h_mean) @ self.h_T.T
+        return np.hstack([Hs, states * self.s_inv]) if self.skip else Hs
+
+    features = inputs
+
+    def _fingerprint_arrays(self):
+        return (self.policy.head_weights, self.h_mean, self.h_T, self.prior_mean)
+
+    def _bind(self):
+        f, head = self._fast, self.head
+        m, P, noise = head.kernel_arrays()
+        # (W, ws, h, h_mean, h_T, s_inv, skip, zt): the input map; then the head's arrays
+        inputs = (f.weights, f.workspace, f.h, self.h_mean, self.h_T, self.s_inv, self.skip, head._zt)
+        self._obs_tail = (m, P, noise, *head.kernel_settings(), head._Pz)
+        self._inputs = inputs
+        self._m = m
+
+    def _observe_kernel(self, s, y):
+        return fn.kbt_observe(s, y, *self._inputs, *self._obs_tail)
+
+    def _act_kernel(self, s):
+        return fn.kbt_act(s, *self._inputs, self._m)
