@@ -45,8 +45,8 @@ STATE_VERSION = 1
 
 #: prior weight variance and measurement noise when the config leaves them unset (docs/head-v2.md,
 #: docs/head-settings.md): Gaussian force head v, R0 (N^2); softmax / linear heads v, R
-DEFAULT_PRIOR_VAR = {"gaussian": 1.0, "softmax": 0.1, "linear": 0.1}
-DEFAULT_OBS_NOISE = {"gaussian": 1.0, "softmax": 1e-3, "linear": 1e-3}
+DEFAULT_PRIOR_VAR = {"gaussian": 10.0, "softmax": 0.1, "linear": 0.1}
+DEFAULT_OBS_NOISE = {"gaussian": 10.0, "softmax": 1e-3, "linear": 1e-3}
 
 
 @dataclass(frozen=True)

@@ -21,11 +21,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import signal
 import sys
 
 import numpy as np
 
-from controller.kalman_head import HeadConfig
+from controller.kalman_head import DEFAULT_OBS_NOISE, DEFAULT_PRIOR_VAR, HeadConfig
 from controller.tokenizer import TARGET_STYLES
 from controller.transformer import TransformerConfig
 from sim.cartpole import INTEGRATORS, SYSTEMS
@@ -33,18 +35,19 @@ from sim.deploy import FALLBACKS, STREAMS
 
 __all__ = ["main", "build_parser"]
 
-METHODS = ("lqr", "pretrained", "kbt", "retrain", "blob")
-LEARNERS = ("kbt", "retrain", "blob")
+METHODS = ("lqr", "pretrained", "kbt", "kbt-softmax", "rls", "retrain", "blob")
+LEARNERS = ("kbt", "kbt-softmax", "rls", "retrain", "blob")
+STATEFUL = ("kbt", "kbt-softmax", "rls")       # methods with --save-state / --load-state
 
 
 # ---------------------------------------------------------------- helpers
 def _add_system_args(p, default="target"):
     p.add_argument("--system", choices=sorted(SYSTEMS), default=None,
                    help=f"preset cart-pole (default {default}); or give --m-c/--m-p/--l-p")
-    p.add_argument("--m-c", type=float, help="cart mass (kg), > 0")
-    p.add_argument("--m-p", type=float, help="pole mass (kg), > 0")
-    p.add_argument("--l-p", type=float, help="pivot to the pole's centre of mass (m), > 0")
-    p.add_argument("--integrator", choices=INTEGRATORS, default="euler")
+    p.add_argument("--m-c", type=float, help="cart mass (kg), > 0 (default: the --system preset's)")
+    p.add_argument("--m-p", type=float, help="pole mass (kg), > 0 (default: the --system preset's)")
+    p.add_argument("--l-p", type=float, help="pivot to the pole's centre of mass (m), > 0 (default: the --system preset's)")
+    p.add_argument("--integrator", choices=INTEGRATORS, default="euler", help="plant integration scheme")
     p.set_defaults(_default_system=default)
 
 
@@ -76,6 +79,436 @@ def _json_default(o):
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+# ---------------------------------------------------------------- command-line robustness
+# Checks that run before any work starts (flags that do not apply to the
+# method, bounds, output paths, the display), Ctrl-C, and short messages for
+# errors the library raises with its internal argument names.
+
+MAX_EPISODES = 100_000
+MAX_SAMPLES = 1_000_000
+MAX_TRIALS = 1_000
+MAX_JOBS = 1_024
+OFFSCREEN_SECONDS = 10.0          # kbt view off-screen (--frames/--screenshot/--headless) without --seconds
+
+#: library argument names -> the flags that set them (for messages from the library)
+FLAG_NAMES = {
+    "n_episodes": "--episodes", "episodes": "--episodes", "samples": "--samples", "trials": "--trials",
+    "seed": "--seed", "data_seed": "--seed", "m_c": "--m-c", "m_p": "--m-p", "l_p": "--l-p",
+    "integrator": "--integrator", "sigma_data": "--sigma-data", "n_layers": "--head-layers",
+    "prior_var": "--prior-var", "obs_noise": "--obs-noise", "noise": "--noise", "inputs": "--inputs",
+    "gate": "--gate", "update": "--update", "stream": "--stream", "fault_rate": "--fault-rate",
+    "fallback": "--fallback", "jobs": "--jobs", "methods": "--methods", "steps": "--steps", "batch": "--batch",
+    "lr": "--lr", "n_bins": "--bins", "sigma": "--sigma", "target": "--target", "query": "--query",
+    "seconds": "--seconds", "calls": "--calls", "retrain_calls": "--retrain-calls", "capacities": "--capacities",
+    "capacity": "--capacity", "budget_kib": "--budget-kib", "rate_hz": "--rate", "epochs": "--epochs", "R": "--r",
+}
+
+_UNSET = object()
+
+
+def _flag_message(text):
+    """``"n_episodes: expected ..."`` -> ``"--episodes: expected ..."`` (messages naming a flag stay as they are)."""
+    m = re.match(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[[^\]]*\])?): ", text)
+    if m and m.group(1) in FLAG_NAMES:
+        return FLAG_NAMES[m.group(1)] + m.group(2) + text[m.end() - 2:]
+    return text
+
+
+def _subparser(parser, command):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices[command]
+    raise KeyError(command)
+
+
+def _explicit_flags(argv, command):
+    """``{dest: flag}`` of the options given on the command line, whatever their value
+    (abbreviations and ``--flag=value`` included): the parse is repeated with every
+    default replaced by a sentinel."""
+    parser = build_parser()
+    sub = _subparser(parser, command)
+    flags = {}
+    for action in sub._actions:
+        if action.option_strings and action.default is not argparse.SUPPRESS:
+            flags[action.dest] = max(action.option_strings, key=len)
+            action.default = _UNSET
+    ns, _ = parser.parse_known_args(argv)
+    return {dest: flag for dest, flag in flags.items() if getattr(ns, dest, _UNSET) is not _UNSET}
+
+
+def _check_int(flag, value, low, high=None):
+    from controller.checks import check_int
+
+    if value is not None:
+        check_int(flag, value, low=low, high=high)
+
+
+def _check_real(flag, value, low=None, high=None, *, low_open=False):
+    """``value`` finite and in [low, high] (``(low, high]`` with ``low_open``)."""
+    if value is None:
+        return
+    for v in (value if isinstance(value, (list, tuple)) else [value]):
+        ok = np.isfinite(v) and (low is None or (v > low if low_open else v >= low)) and (high is None or v <= high)
+        if not ok:
+            lo = "-inf" if low is None else f"{low:g}"
+            hi = "inf" if high is None else f"{high:g}"
+            what = "numbers" if isinstance(value, (list, tuple)) else "a number"
+            raise ValueError(f"{flag}: expected {what} in {'(' if low_open else '['}{lo}, {hi}] but found {v:g}")
+
+
+def _flag_methods(command):
+    """The methods each method-specific flag of ``run`` / ``view`` applies to."""
+    memory = ("retrain", "blob")
+    if command == "view":
+        return {"samples": LEARNERS, "capacity": memory, "load_state": STATEFUL, "allow_prior": STATEFUL,
+                "weights": tuple(m for m in METHODS if m != "lqr")}
+    table = {dest: LEARNERS for dest in ("samples", "trials", "sigma_data", "stream", "period_ms", "fault_rate",
+                                         "fallback")}
+    table.update({dest: STATEFUL for dest in ("head_layers", "prior_var", "obs_noise", "noise", "inputs", "gate",
+                                              "update", "save_state", "load_state", "allow_prior")})
+    table.update({dest: memory for dest in ("capacity", "epochs", "lr")})
+    table.update(design_for=("lqr",), weights=tuple(m for m in METHODS if m != "lqr"))
+    return table
+
+
+def _check_flags_apply(args, given):
+    """A method-specific flag given explicitly with a method that ignores it is an error."""
+    for dest, methods in _flag_methods(args.command).items():
+        if dest in given and args.method not in methods:
+            raise ValueError(f"{given[dest]}: does not apply to --method {args.method} "
+                             f"(only to {', '.join(methods)})")
+    if "allow_prior" in given and not args.load_state:
+        raise ValueError("--allow-prior: only together with --load-state")
+
+
+def _check_system(args):
+    for flag, dest in (("--m-c", "m_c"), ("--m-p", "m_p"), ("--l-p", "l_p")):
+        _check_real(flag, getattr(args, dest, None), 0.0, 1e6, low_open=True)
+
+
+def _check_output_file(flag, path):
+    """``path`` can be written as a file: its folder exists and is writable, it is not a folder."""
+    p = os.fspath(path)
+    if not p:
+        raise ValueError(f"{flag}: expected a file name but found an empty string")
+    if os.path.isdir(p):
+        raise ValueError(f"{flag}: cannot write {p}: is a folder")
+    folder = os.path.dirname(os.path.abspath(p))
+    if not os.path.exists(folder):
+        raise ValueError(f"{flag}: cannot write {p}: no such folder")
+    if not os.path.isdir(folder):
+        raise ValueError(f"{flag}: cannot write {p}: {os.path.dirname(p)} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"{flag}: cannot write {p}: folder not writable")
+    if os.path.exists(p) and not os.access(p, os.W_OK):
+        raise ValueError(f"{flag}: cannot write {p}: file not writable")
+
+
+def _check_output_dir(flag, path):
+    """``path`` is a writable folder, or one that can be created."""
+    p = os.fspath(path)
+    if not p:
+        raise ValueError(f"{flag}: expected a folder name but found an empty string")
+    if os.path.exists(p):
+        if not os.path.isdir(p):
+            raise ValueError(f"{flag}: cannot write into {p}: is a file, not a folder")
+        if not os.access(p, os.W_OK | os.X_OK):
+            raise ValueError(f"{flag}: cannot write into {p}: folder not writable")
+        return
+    ancestor = os.path.dirname(os.path.abspath(p))
+    while not os.path.exists(ancestor):
+        ancestor = os.path.dirname(ancestor)
+    if not os.path.isdir(ancestor):
+        raise ValueError(f"{flag}: cannot create {p}: {ancestor} is a file, not a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ValueError(f"{flag}: cannot create {p}: {ancestor} is not writable")
+
+
+#: per command: (flag, dest, "file" or "dir") of every output path
+OUTPUTS = {
+    "run": (("--json", "json", "file"), ("--save-state", "save_state", "file")),
+    "view": (("--screenshot", "screenshot", "file"), ("--frames", "frames", "dir")),
+    "profile": (("--json", "json", "file"),),
+    "experiment": (("--out", "out", "dir"),),
+    "pretrain": (("--out", "out", "file"),),
+}
+
+
+def _check_outputs(args):
+    for flag, dest, kind in OUTPUTS.get(args.command, ()):
+        path = getattr(args, dest, None)
+        if path is not None:
+            (_check_output_file if kind == "file" else _check_output_dir)(flag, path)
+
+
+def _no_display():
+    """Why no window can be opened ('' if one can, as far as we can tell)."""
+    driver = os.environ.get("SDL_VIDEODRIVER", "").strip().lower()
+    if driver:
+        return f"SDL_VIDEODRIVER={driver}" if driver in ("dummy", "offscreen") else ""
+    if sys.platform.startswith(("linux", "freebsd", "openbsd", "netbsd")) and not (
+            os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return "DISPLAY and WAYLAND_DISPLAY are not set"
+    return ""
+
+
+def _check_run_args(args, given):
+    _check_flags_apply(args, given)
+    _check_system(args)
+    _check_int("--episodes", args.episodes, 1, MAX_EPISODES)
+    _check_int("--seed", args.seed, 0)
+    if args.method in LEARNERS:
+        _check_int("--samples", args.samples, 1, MAX_SAMPLES)
+        _check_int("--trials", args.trials, 1, MAX_TRIALS)
+        _check_real("--sigma-data", args.sigma_data, 0.0, 1e6)
+        _check_real("--period-ms", args.period_ms, 0.0, 1e6, low_open=True)
+        _check_real("--fault-rate", args.fault_rate, 0.0, 0.99)
+    _check_int("--head-layers", getattr(args, "head_layers", None), 1, 8)
+    _check_real("--prior-var", getattr(args, "prior_var", None), 0.0, 1e6, low_open=True)
+    _check_real("--obs-noise", getattr(args, "obs_noise", None), 1e-8, 1e6)
+    _check_real("--gate", getattr(args, "gate", None), 0.0, 1e6)
+    if args.method in ("retrain", "blob"):
+        _check_int("--capacity", args.capacity, 1, 100_000)
+        _check_int("--epochs", args.epochs, 1, 100_000)
+        _check_real("--lr", args.lr, 0.0, 10.0, low_open=True)
+    if args.view and _no_display():
+        raise ValueError(f"--view: no display to open a window on ({_no_display()}); run without --view, "
+                         "or watch off-screen with kbt view --frames DIR")
+
+
+def _check_view_args(args, given):
+    _check_flags_apply(args, given)
+    _check_system(args)
+    _check_int("--samples", args.samples, 0, MAX_SAMPLES)
+    _check_int("--capacity", args.capacity, 1, 100_000)
+    _check_int("--seed", args.seed, 0)
+    _check_real("--seconds", args.seconds, 0.0, 1e6, low_open=True)
+    offscreen = args.headless or args.frames or args.screenshot
+    if not offscreen and _no_display():
+        raise ValueError(f"no display to open a window on ({_no_display()}); render off-screen with "
+                         f"--frames DIR, --screenshot PNG or --headless (each stops after --seconds, "
+                         f"default {OFFSCREEN_SECONDS:g})")
+    if offscreen and args.seconds is None:
+        args.seconds = OFFSCREEN_SECONDS
+        print(f"kbt view: off-screen without --seconds: stopping after {OFFSCREEN_SECONDS:g} s of simulated time",
+              file=sys.stderr)
+
+
+def _check_experiment_args(args, given):
+    unused = {"fig3": ("sigma_data",), "fig4": ("sigma_data",),
+              "fig5": ("trials", "episodes", "methods", "epochs", "lr")}.get(args.name, ())
+    for dest in unused:
+        if dest in given:
+            raise ValueError(f"{given[dest]}: does not apply to experiment {args.name}")
+    if args.from_dir is not None:
+        if args.name != "calibration":
+            raise ValueError(f"--from: only experiment calibration reads a previous run, not {args.name}")
+        if args.quick:
+            raise ValueError("--from: cannot be combined with --quick (the fig3 run in --from fixed the sizes)")
+        for dest in ("trials", "samples", "episodes", "methods", "epochs", "lr", "seed"):
+            if dest in given:
+                raise ValueError(f"{given[dest]}: the fig3 run in --from fixed it; "
+                                 "give it only without --from")
+    _check_int("--jobs", args.jobs, 1, MAX_JOBS)
+    _check_int("--trials", args.trials, 1, MAX_TRIALS)
+    _check_int("--samples", args.samples, 1, MAX_SAMPLES)
+    _check_int("--episodes", args.episodes, 1, MAX_EPISODES)
+    _check_int("--seed", args.seed, 0)
+    _check_int("--epochs", args.epochs, 1, 100_000)
+    _check_real("--lr", args.lr, 0.0, 10.0, low_open=True)
+    _check_real("--sigma-data", args.sigma_data, 0.0, 1e6)
+
+
+def _check_profile_args(args, given):
+    _check_real("--rate", args.rate, 0.0, 1e6, low_open=True)
+    _check_int("--calls", args.calls, 10, 10_000_000)
+    _check_int("--retrain-calls", args.retrain_calls, 1, 100_000)
+    for c in args.capacities or ():
+        _check_int("--capacities", c, 1, 100_000)
+    _check_int("--budget-kib", args.budget_kib, 1, 10**9)
+    _check_int("--seed", args.seed, 0)
+
+
+def _check_pretrain_args(args, given):
+    _check_int("--seed", args.seed, 0)
+    _check_int("--steps", args.steps, 1, 10_000_000)
+    _check_int("--batch", args.batch, 1, 1_000_000)
+    _check_real("--lr", args.lr, 0.0, 10.0, low_open=True)
+    _check_int("--bins", args.bins, 2, 1_000)
+    _check_real("--sigma", args.sigma, 0.0, 1e3, low_open=True)
+
+
+def _check_lqr_args(args, given):
+    _check_system(args)
+    _check_real("--r", args.r, 0.0, 1e9, low_open=True)
+
+
+def _preflight(args):
+    """Every check that needs no work: flags, bounds, output paths, the display."""
+    checks = {"run": _check_run_args, "view": _check_view_args, "experiment": _check_experiment_args,
+              "profile": _check_profile_args, "pretrain": _check_pretrain_args, "lqr": _check_lqr_args}
+    check = checks.get(args.command)
+    if check is not None:
+        check(args, _explicit_flags(args.argv, args.command))
+    _check_outputs(args)
+
+
+class _DeferredInterrupt:
+    """Ctrl-C during a learning run: the first press is acted on between ticks
+    (``check``), so a head is never saved half-updated; a second press stops at once."""
+
+    def __init__(self):
+        self.requested = False
+        self._old = None
+
+    def __enter__(self):
+        try:
+            if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+                self._old = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:            # not the main thread: leave Ctrl-C as it is
+            self._old = None
+        return self
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+            self._old = None
+        return False
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def check(self):
+        if self.requested:
+            raise KeyboardInterrupt
+
+
+def _parse_config_repr(text):
+    """``{field: value text}`` of a dataclass repr ``Name(a=1, b=(2, 3))``."""
+    body = text[text.index("(") + 1:-1]
+    fields, depth, start = {}, 0, 0
+    for i, ch in enumerate(body + ","):
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            key, _, value = body[start:i].strip().partition("=")
+            if key:
+                fields[key] = value
+            start = i + 1
+    return fields
+
+
+def _config_reprs(text):
+    """The ``HeadConfig(...)`` reprs in ``text``, balanced parentheses."""
+    out = []
+    for m in re.finditer(r"HeadConfig\(", text):
+        depth = 0
+        for j in range(m.end() - 1, len(text)):
+            depth += {"(": 1, ")": -1}.get(text[j], 0)
+            if depth == 0:
+                out.append(text[m.start():j + 1])
+                break
+    return out
+
+
+def _state_error_text(path, error):
+    """Why ``--load-state path`` failed, in one short line naming the file once."""
+    if isinstance(error, FileNotFoundError):
+        return "no such file"
+    text = str(error)
+    for prefix in (f"{path}: ", f"{os.fspath(path)}: "):
+        if text.startswith(prefix):
+            text = text[len(prefix):]
+    if "does not match" in text:
+        reprs = _config_reprs(text)
+        if len(reprs) == 2:
+            saved, now = (_parse_config_repr(r) for r in reprs)
+            diff = [f"{FLAG_NAMES.get(k, k)} {saved.get(k, '-')} in the file, {now.get(k, '-')} now"
+                    for k in sorted(set(saved) | set(now)) if saved.get(k) != now.get(k)]
+            if diff:
+                return "it was saved with other head settings: " + "; ".join(diff)
+        return "it was saved with other head settings"
+    return text
+
+
+def _read_fig3_results(from_dir):
+    """``results.json`` of a full ``kbt experiment fig3`` run in ``from_dir``, checked for calibration."""
+    from sim.experiments import CALIBRATION_AT
+
+    if not os.path.isdir(from_dir):
+        why = "is not a folder" if os.path.exists(from_dir) else "no such folder"
+        raise ValueError(f"--from: {from_dir}: {why}")
+    path = os.path.join(from_dir, "results.json")
+    if not os.path.isfile(path):
+        raise ValueError(f"--from: {from_dir} has no results.json; give the --out folder of kbt experiment fig3")
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except OSError as e:
+        raise ValueError(f"--from: cannot read {path}: {e.strerror or e}") from None
+    except ValueError as e:
+        raise ValueError(f"--from: {path} is not valid JSON ({e})") from None
+    kind = data.get("experiment") if isinstance(data, dict) else None
+    if kind != "learning":
+        made_by = {"variance": "a fig5 run", "calibration": "a calibration run"}.get(kind, "not a kbt experiment")
+        raise ValueError(f"--from: {path} holds {made_by}, not a fig3 run; give the --out folder of "
+                         "kbt experiment fig3")
+    methods, marks = data.get("methods"), data.get("checkpoints")
+    if not isinstance(methods, dict) or not methods or not isinstance(marks, list) or "seed" not in data:
+        raise ValueError(f"--from: {path} is an incomplete fig3 result; re-run kbt experiment fig3")
+    have = [n for n in CALIBRATION_AT if n in marks]
+    if not have:
+        raise ValueError(f"--from: {from_dir} has none of the checkpoints calibration needs "
+                         f"({', '.join(map(str, CALIBRATION_AT))} samples; it has {', '.join(map(str, marks))}, "
+                         "as a --quick run does): re-run fig3 without --quick, or run calibration without --from")
+    missing = [n for n in CALIBRATION_AT if n not in marks]
+    if missing:
+        print(f"kbt experiment: note: {from_dir} lacks checkpoints {', '.join(map(str, missing))}; "
+              f"calibrating at {', '.join(map(str, have))} only", file=sys.stderr)
+    if not all(isinstance(s, dict) and "reliability" in s for s in methods.values()):
+        raise ValueError(f"--from: {path} holds no reliability data (made by an older kbt); re-run kbt experiment fig3")
+    return data
+
+
+def _version():
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("kbt")
+    except PackageNotFoundError:      # pragma: no cover - running from a tree that was never installed
+        return "unknown (not installed)"
+
+
+def _os_error_text(e):
+    if getattr(e, "filename", None) and getattr(e, "strerror", None):
+        return f"{e.filename}: {e.strerror}"
+    return str(e) or type(e).__name__
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows ``(default: X)`` after every option whose help does not already name its default."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if ("default" in text or not action.option_strings
+                or any(action.default is v for v in (None, False, True, argparse.SUPPRESS))
+                or isinstance(action, (argparse._HelpAction, argparse._VersionAction))):
+            return text
+        return text + " (default: %(default)s)"
+
+
+class _Parser(argparse.ArgumentParser):
+    """``kbt``'s parser: every subcommand shows the defaults in its help."""
+
+    def __init__(self, *a, **kw):
+        kw.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*a, **kw)
+
+
 # ---------------------------------------------------------------- commands
 def cmd_lqr(args):
     from controller.lqr import lqr_gain
@@ -88,31 +521,39 @@ def cmd_lqr(args):
     return 0
 
 
+def _head_config(args, softmax=False):
+    """The head settings the flags give (unset flags keep the head's defaults)."""
+    kw = {k: v for k, v in (("n_layers", getattr(args, "head_layers", None)), ("obs_noise", getattr(args, "obs_noise", None)),
+                            ("prior_var", tuple(args.prior_var) if getattr(args, "prior_var", None) else None))
+          if v is not None}
+    if softmax:
+        if getattr(args, "update", None):
+            kw["update"] = args.update
+        return HeadConfig(output="softmax", **kw)
+    for key in ("inputs", "noise", "gate"):
+        if getattr(args, key, None) is not None:
+            kw[key] = getattr(args, key)
+    return HeadConfig(**kw)
+
+
+def _method_name(args):
+    return f"{args.method}-{args.capacity}" if args.method in ("retrain", "blob") else args.method
+
+
 def _make_controller(args, params):
-    from controller.lqr import LQRController
+    """The controller of ``--method`` on ``params``, through the one factory every command uses."""
+    from sim.methods import MethodSettings, make_controller
 
-    if args.method == "lqr":
-        design = SYSTEMS[args.design_for] if args.design_for else params
-        return LQRController(design)
-    if args.method == "pretrained":
-        from controller.model import load_pretrained
-
-        return load_pretrained(args.weights)
-    if args.method == "kbt":
-        from controller.kalman_head import HeadConfig
-        from controller.kbt import KBTController
-        from controller.model import load_pretrained
-
-        head = HeadConfig(n_layers=args.head_layers, prior_var=tuple(args.prior_var), obs_noise=args.obs_noise,
-                          update=args.update)
-        return KBTController(load_pretrained(args.weights), head, sigma_data=args.sigma_data)
-    if args.method in ("retrain", "blob"):
-        from sim.methods import MethodSettings, make_controller
-
-        kw = {"lr" if args.method == "retrain" else "blob_lr": args.lr} if args.lr is not None else {}
-        settings = MethodSettings(weights=args.weights, epochs=args.epochs, **kw)
-        return make_controller(f"{args.method}-{args.capacity}", params, settings, seed=args.seed)
-    raise ValueError(f"--method: expected one of {', '.join(METHODS)} but found {args.method!r}")
+    kw = {}
+    if getattr(args, "lr", None) is not None:
+        kw["lr" if args.method == "retrain" else "blob_lr"] = args.lr
+    if getattr(args, "epochs", None) is not None:
+        kw["epochs"] = args.epochs
+    if getattr(args, "design_for", None):
+        kw["lqr_design"] = SYSTEMS[args.design_for]
+    settings = MethodSettings(weights=args.weights, head=_head_config(args), softmax_head=_head_config(args, True),
+                              sigma_data=getattr(args, "sigma_data", 0.0) or 0.0, **kw)
+    return make_controller(_method_name(args), params, settings, seed=args.seed)
 
 
 def _deploy_config(args, trial=None):
@@ -134,7 +575,7 @@ def _load_state(args, controller):
     try:
         controller.load_state(args.load_state)
     except (OSError, ValueError, KeyError, EOFError) as e:
-        why = "no such file" if isinstance(e, FileNotFoundError) else str(e)
+        why = _state_error_text(args.load_state, e)
         if not args.allow_prior:
             raise ValueError(f"--load-state: cannot resume from {args.load_state}: {why}. "
                              "Pass --allow-prior to start from the pre-trained prior instead") from None
@@ -152,12 +593,13 @@ def _save_state(args, controller):
 
 
 def _check_state_args(args):
-    if (args.save_state or args.load_state) and args.method != "kbt":
-        raise ValueError(f"--save-state/--load-state: only the kbt method has a state to save, not {args.method}")
+    if (args.save_state or args.load_state) and args.method not in STATEFUL:
+        raise ValueError(f"--save-state/--load-state: only {', '.join(STATEFUL)} have a state to save, "
+                         f"not {args.method}")
 
 
-TABLE_HEAD = (f"{'samples':>8} {'success':>8} {'pred std (N)':>13} {'update p50 (us)':>16} {'p99 (us)':>9} "
-              f"{'misses':>7} {'rejected':>9} {'faults':>7}")
+TABLE_HEAD = (f"{'samples':>8} {'success':>8} {'pred std (N)':>13} {'noise R (N^2)':>14} {'update p50 (us)':>16} "
+              f"{'p99 (us)':>9} {'misses':>7} {'gated':>6} {'rejected':>9} {'faults':>7}")
 
 
 def _table_row(row):
@@ -165,8 +607,8 @@ def _table_row(row):
         return format(v, fmt) if v is not None else "-"
 
     return (f"{row['samples']:>8} {row['success_rate']:>8.2f} {f(row['pred_std'], '.3f'):>13} "
-            f"{f(row['update_p50_us'], '.0f'):>16} {f(row['update_p99_us'], '.0f'):>9} "
-            f"{row['deadline_misses']:>7} {row['rejected']:>9} {row['sensor_faults']:>7}")
+            f"{f(row.get('noise_var'), '.4g'):>14} {f(row['update_p50_us'], '.0f'):>16} {f(row['update_p99_us'], '.0f'):>9} "
+            f"{row['deadline_misses']:>7} {row.get('gated', 0):>6} {row['rejected']:>9} {row['sensor_faults']:>7}")
 
 
 def _run_trials(args, params, name):
@@ -177,6 +619,7 @@ def _run_trials(args, params, name):
     per_trial = []
     with Progress(args.trials, f"{args.method} trials", enabled=args.progress) as bar:
         for t in range(args.trials):
+            args.interrupted_after = f"{t} of {args.trials} trials"     # for the Ctrl-C message
             controller = _make_controller(args, params)
             if hasattr(controller, "warm_up"):
                 controller.warm_up()
@@ -214,6 +657,7 @@ def _run_learning(args, params, name):
           f"success over {cfg.episodes} episodes at each checkpoint")
     print(TABLE_HEAD)
     view = None
+    stop = _DeferredInterrupt()       # Ctrl-C stops between ticks, never inside an update
     with Progress(cfg.samples, f"{args.method} learning", enabled=args.progress and not args.view) as bar:
         def on_checkpoint(row):
             bar.clear()
@@ -221,6 +665,8 @@ def _run_learning(args, params, name):
 
         def on_tick(state, force, res):
             bar.update(1)
+            args.interrupted_after = f"{res.ticks} samples"
+            stop.check()
             if view is not None:
                 return view.show(state, force, learned=res.updates, force_std=force_std(controller, state))
             return True
@@ -230,14 +676,22 @@ def _run_learning(args, params, name):
 
             view = Viewer(params, method=args.method)
         try:
-            res = run_deployment(controller, params, cfg, on_checkpoint=on_checkpoint, on_tick=on_tick)
+            with stop:
+                res = run_deployment(controller, params, cfg, on_checkpoint=on_checkpoint, on_tick=on_tick)
+                stop.check()
+        except KeyboardInterrupt:
+            if args.save_state:       # what was learned so far; save_state is atomic
+                controller.save_state(args.save_state)
+                print(f"saved the head learned so far ({controller.n_updates} updates) to {args.save_state}",
+                      file=sys.stderr)
+            raise
         finally:
             if view is not None:
                 view.close()
     last = res.rows[-1]
     s = res.summary()
     print(f"{args.method} on {name}: success {last['success_rate']:.3f} after {res.updates} updates "
-          f"({res.rejected} rejected, {res.sensor_faults} sensor faults, {res.deadline_misses} deadline misses of "
+          f"({res.gated} refused by the innovation gate, {res.rejected} rejected as non-finite, {res.sensor_faults} sensor faults, {res.deadline_misses} deadline misses of "
           f"{res.ticks} ticks; update p50 {s['update_p50_us']:.0f} us)")
     _save_state(args, controller)
     if args.json:
@@ -287,13 +741,12 @@ def cmd_run(args):
 def cmd_view(args):
     from controller.lqr import LQRController
     from sim.data import sample_dataset
-    from sim.methods import MethodSettings, make_controller
     from sim.progress import Progress
     from sim.view import watch
 
     name, params = _system_from_args(args)
-    method = f"{args.method}-{args.capacity}" if args.method in ("retrain", "blob") else args.method
-    controller = make_controller(method, params, MethodSettings(weights=args.weights), seed=args.seed)
+    method = _method_name(args)
+    controller = _make_controller(args, params)
     _check_state_args(args)
     _load_state(args, controller)
     learned = None
@@ -366,32 +819,34 @@ def cmd_experiment(args):
         if args.methods:
             kw["methods"] = tuple(args.methods)
         kw["settings"] = MethodSettings(epochs=args.epochs, lr=args.lr)
+        if args.sigma_data:
+            if len(args.sigma_data) != 1:
+                raise ValueError("--sigma-data: calibration takes one label-noise variance")
+            kw["sigma_data"] = args.sigma_data[0]
+        learning = _read_fig3_results(args.from_dir) if args.from_dir else None
+        if learning is not None:
+            kw["seed"] = learning["seed"]      # the pre-trained reference on the fig3 run's held-out data
         spec = ex.calibration_spec(quick=args.quick, **kw)
-        learning = None
-        if args.from_dir:
-            path = os.path.join(args.from_dir, "results.json")
-            try:
-                with open(path) as f:
-                    learning = json.load(f)
-            except (OSError, ValueError) as e:
-                raise ValueError(f"--from: cannot read {path}: {e}") from None
         results = ex.run_calibration(spec, jobs=jobs, progress=args.progress, learning=learning)
         results["command"] = "kbt " + " ".join(args.argv)
         rows = report.write_calibration(results, args.out)
-        print(f"{'method':>12} {'samples':>7} {'accuracy':>8} {'ECE':>6} {'NLL':>6} {'RMSE':>6} {'cover90':>7}")
+        print(f"{'method':>12} {'samples':>7} {'RMSE (N)':>9} {'cover50':>7} {'cover90':>7} {'NLL':>7} "
+              f"{'CRPS (N)':>8} {'accuracy':>8} {'ECE':>6}")
         for r in rows:
-            print(f"{r['method']:>12} {r['samples']:>7} {r['accuracy']:>8.3f} {r['ece']:>6.3f} {r['nll']:>6.3f} "
-                  f"{r['rmse']:>6.2f} {r['coverage90']:>7.3f}")
+            print(f"{r['method']:>12} {r['samples']:>7} {r['rmse']:>9.3f} {r['coverage50']:>7.3f} "
+                  f"{r['coverage90']:>7.3f} {r['gnll']:>7.3f} {r['crps']:>8.3f} {r['accuracy']:>8.3f} {r['ece']:>6.3f}")
     else:  # fig5
         kw = {k: v for k, v in (("samples", args.samples), ("seed", args.seed)) if v is not None}
         if args.sigma_data:
             kw["sigma_data"] = tuple(args.sigma_data)
-        spec = ex.VarianceSpec.quick(**kw) if args.quick else ex.VarianceSpec(**kw)
+        spec = (ex.VarianceSpec.quick if args.quick else ex.VarianceSpec)(method=args.fig5_method, **kw)
         results = ex.run_variance(spec, jobs=jobs, progress=args.progress)
         results["command"] = "kbt " + " ".join(args.argv)
         settled = report.write_variance(results, args.out)
         for s, v in settled.items():
-            print(f"Sigma_data = {s:>4}: settled predicted variance {v:8.2f} N^2")
+            noise = results["runs"][s].get("noise_var")
+            extra = f", learned noise R {noise:8.2f} N^2" if noise is not None else ""
+            print(f"Sigma_data = {s:>4}: settled predicted variance {v:8.2f} N^2{extra}")
     files = "calibration.csv and reliability.png" if args.name == "calibration" else "results.csv and plots"
     print(f"wrote {args.out}/results.json, {files}")
     return 0
@@ -407,7 +862,8 @@ def cmd_pretrain(args):
 
     cfg = TransformerConfig(n_bins=args.bins, target=args.target, sigma=args.sigma, query=args.query,
                             final_ln=args.final_ln)
-    policy, history = pretrain(cfg, seed=args.seed, steps=args.steps, batch=args.batch, lr=args.lr)
+    policy, history = pretrain(cfg, seed=args.seed, steps=args.steps, batch=args.batch, lr=args.lr,
+                               progress=args.progress)
     policy.meta["command"] = "kbt " + " ".join(shlex.quote(a) for a in args.argv)
     for name, system in (("source", SOURCE), ("target", TARGET)):
         policy.meta[f"success_{name}"] = evaluate_success(policy, system, 100, seed=0).success_rate
@@ -421,8 +877,29 @@ def cmd_pretrain(args):
 
 
 # ---------------------------------------------------------------- parser
+def _add_head_args(g):
+    """The Bayesian heads' settings (defaults: the head's own, docs/head-v2.md)."""
+    g.add_argument("--head-layers", type=int, default=None, help="Bayesian head layers L (default 1)")
+    g.add_argument("--prior-var", type=float, nargs="+", default=None,
+                   help="prior weight variance per head layer (default: kbt and rls "
+                        f"{DEFAULT_PRIOR_VAR['gaussian']:g}, kbt-softmax {DEFAULT_PRIOR_VAR['softmax']:g})")
+    g.add_argument("--obs-noise", type=float, default=None,
+                   help="kbt, rls: known noise R or the learned noise's initial guess (N^2, default "
+                        f"{DEFAULT_OBS_NOISE['gaussian']:g}); kbt-softmax: measurement noise R "
+                        f"(default {DEFAULT_OBS_NOISE['softmax']:g})")
+    g.add_argument("--noise", choices=("learned", "known"), default=None,
+                   help="kbt, rls: learn the label-noise variance online (default) or take it as known "
+                        "(= --sigma-data if given, else --obs-noise)")
+    g.add_argument("--inputs", choices=("features+state", "features"), default=None,
+                   help="kbt: head inputs, T_1 features with the state as a skip path (default) or features only")
+    g.add_argument("--gate", type=float, default=None,
+                   help=f"kbt, rls: refuse labels whose innovation is this improbable (default {HeadConfig.gate:g}; 0: off)")
+    g.add_argument("--update", choices=("kalman", "paper"), default=None, help="kbt-softmax: output update (default kalman)")
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(prog="kbt", description="Kalman Bayesian Transformer cart-pole controller")
+    parser = _Parser(prog="kbt", description="Kalman Bayesian Transformer cart-pole controller")
+    parser.add_argument("--version", action="version", version=f"kbt {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("lqr", help="LQR gain and closed-loop eigenvalues")
@@ -437,18 +914,14 @@ def build_parser():
     p.add_argument("--design-for", choices=sorted(SYSTEMS), default=None,
                    help="lqr only: the system the gain is designed for (default: the system it runs on)")
     p.add_argument("--episodes", type=int, default=100, help="evaluation episodes (default 100)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", metavar="PATH", help="write the result as JSON")
+    p.add_argument("--seed", type=int, default=0, help="seeds the episodes, the plant and the data (>= 0)")
+    p.add_argument("--json", metavar="PATH", help="write the result as JSON (default: not written)")
     p.add_argument("--weights", metavar="PATH", help="transformer weights (default: the shipped pre-trained file)")
-    g = p.add_argument_group("learning methods (kbt)")
+    g = p.add_argument_group("learning methods (kbt, kbt-softmax, rls)")
     g.add_argument("--samples", type=int, default=400, help="expert-labelled samples streamed in (default 400)")
     g.add_argument("--trials", type=int, default=1, help="independent trials (data seeds); prints the mean")
     g.add_argument("--sigma-data", type=float, default=0.0, help="variance (N^2) of the label noise (default 0)")
-    g.add_argument("--head-layers", type=int, default=HeadConfig.n_layers, help="Bayesian head layers L")
-    g.add_argument("--prior-var", type=float, nargs="+", default=list(HeadConfig.prior_var),
-                   help="prior weight variance per head layer")
-    g.add_argument("--obs-noise", type=float, default=HeadConfig.obs_noise, help="measurement noise R (kalman update)")
-    g.add_argument("--update", choices=("kalman", "paper"), default=HeadConfig.update, help="output update")
+    _add_head_args(g)
     g = p.add_argument_group("warm-started retraining and BLoB (retrain, blob)")
     g.add_argument("--capacity", type=int, default=10, help="FIFO memory capacity (default 10)")
     g.add_argument("--epochs", type=int, default=100, help="epochs over the memory per sample (default 100)")
@@ -461,8 +934,11 @@ def build_parser():
                    help="inject NaN sensor readings and NaN labels with this probability per tick (default 0)")
     g.add_argument("--fallback", choices=FALLBACKS, default="hold",
                    help="on a non-finite reading: hold the last force, or LQR on the last good reading")
-    g.add_argument("--save-state", metavar="PATH", help="kbt: save the head's posterior at the end")
-    g.add_argument("--load-state", metavar="PATH", help="kbt: resume the head from a saved posterior")
+    g.add_argument("--save-state", metavar="PATH",
+                   help="save the head's posterior at the end, or on Ctrl-C the head learned so far "
+                        "(default: not saved)")
+    g.add_argument("--load-state", metavar="PATH",
+                   help="resume the head from a saved posterior (default: start from the pre-trained prior)")
     g.add_argument("--allow-prior", action="store_true",
                    help="if --load-state cannot be read, start from the pre-trained prior instead of stopping")
     p.add_argument("--view", action="store_true", help="watch the run in a pygame window")
@@ -475,26 +951,28 @@ def build_parser():
     p.add_argument("--capacity", type=int, default=10, help="retrain, blob: FIFO memory capacity")
     p.add_argument("--samples", type=int, default=None,
                    help="learning methods: i.i.d. expert samples learned before the view opens (default 400)")
-    p.add_argument("--seconds", type=float, default=None, help="stop after this much simulated time")
-    p.add_argument("--frames", metavar="DIR", help="render off-screen and save every frame as PNG into DIR")
+    p.add_argument("--seconds", type=float, default=None,
+                   help="stop after this much simulated time (default: a window runs until q or Esc; "
+                        f"off-screen, with --frames, --screenshot or --headless, {OFFSCREEN_SECONDS:g} s)")
+    p.add_argument("--frames", metavar="DIR", help="render off-screen and save every frame as PNG into DIR (default: no frames saved)")
     p.add_argument("--headless", action="store_true", help="no window (off-screen surface)")
-    p.add_argument("--screenshot", metavar="PNG", help="render off-screen and save the last frame as PNG")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--screenshot", metavar="PNG", help="render off-screen and save the last frame as PNG (default: none)")
+    p.add_argument("--seed", type=int, default=0, help="seeds the episodes and the samples learned first (>= 0)")
     p.add_argument("--weights", metavar="PATH", help="transformer weights (default: the shipped pre-trained file)")
-    p.add_argument("--load-state", metavar="PATH", help="kbt: start from a saved head")
+    p.add_argument("--load-state", metavar="PATH", help="start from a saved head (default: the pre-trained prior)")
     p.add_argument("--allow-prior", action="store_true", help="if --load-state cannot be read, use the prior")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
     p.set_defaults(func=cmd_view, save_state=None)
 
     p = sub.add_parser("profile", help="per-sample latency, memory and FLOPs of every method")
     p.add_argument("--rate", type=float, default=50.0, help="control rate (Hz) for the deadline analysis")
-    p.add_argument("--calls", type=int, default=None, help="timed calls for inference and KBT updates (10000)")
-    p.add_argument("--retrain-calls", type=int, default=None, help="timed retraining updates per capacity (20)")
-    p.add_argument("--capacities", type=int, nargs="+", default=None, help="retraining capacities (10 ... 100)")
-    p.add_argument("--budget-kib", type=int, default=None, help="add a custom device with this much RAM")
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--calls", type=int, default=None, help="timed calls for inference and KBT updates (default 10000, --quick 300)")
+    p.add_argument("--retrain-calls", type=int, default=None, help="timed retraining updates per capacity (default 20, --quick 2)")
+    p.add_argument("--capacities", type=int, nargs="+", default=None, help="retraining capacities (default 10 20 25 50 75 100, --quick 10)")
+    p.add_argument("--budget-kib", type=int, default=None, help="add a custom device with this much RAM (default: none)")
+    p.add_argument("--seed", type=int, default=None, help="seeds the measured data (default 0)")
     p.add_argument("--quick", action="store_true", help="small sizes (seconds), for checks")
-    p.add_argument("--json", metavar="PATH", help="write every figure as JSON")
+    p.add_argument("--json", metavar="PATH", help="write every figure as JSON (default: not written)")
     p.add_argument("--markdown", action="store_true", help="print Markdown tables (for docs)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress messages")
     p.set_defaults(func=cmd_profile)
@@ -505,25 +983,30 @@ def build_parser():
                         "fig5: predicted variance vs samples for several Sigma_data; "
                         "calibration: accuracy, ECE, NLL, RMSE, coverage and reliability diagrams")
     p.add_argument("--from", dest="from_dir", metavar="DIR",
-                   help="calibration: read a fig3 run's results.json from DIR instead of running anew")
+                   help="calibration: read a full (not --quick) fig3 run's results.json from DIR instead of running anew "
+                        "(default: run anew)")
     p.add_argument("--out", default=None, metavar="DIR", help="output directory (default results/NAME)")
     p.add_argument("--quick", action="store_true", help="CI size (under 3 minutes)")
     p.add_argument("--trials", type=int, default=None, help="fig3/4: trials (default 10)")
-    p.add_argument("--samples", type=int, default=None, help="samples per trial (fig3/4: 400, fig5: 20000)")
-    p.add_argument("--episodes", type=int, default=None, help="fig3/4: evaluation episodes per checkpoint")
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--jobs", type=int, default=None, help="processes (default: all cores)")
+    p.add_argument("--samples", type=int, default=None, help="samples per trial (default fig3/4: 400, fig5: 20000)")
+    p.add_argument("--episodes", type=int, default=None, help="fig3/4: evaluation episodes per checkpoint (default 100, --quick 20)")
+    p.add_argument("--seed", type=int, default=None, help="seeds the data of every trial (default 0)")
+    p.add_argument("--jobs", type=int, default=None, help="processes, >= 1 (default: all cores)")
     p.add_argument("--methods", nargs="+", default=None, metavar="M",
-                   help="fig3/4: learning methods, e.g. kbt retrain-10 retrain-100 blob-10")
+                   help="fig3/4: learning methods, e.g. kbt retrain-10 retrain-100 blob-10 (default: all of Figure 3)")
     p.add_argument("--epochs", type=int, default=100, help="retraining epochs per sample")
     p.add_argument("--lr", type=float, default=1e-3, help="retraining learning rate")
-    p.add_argument("--sigma-data", type=float, nargs="+", default=None, help="fig5: label-noise variances (N^2)")
+    p.add_argument("--sigma-data", type=float, nargs="+", default=None,
+                   help="fig5: label-noise variances (N^2, default 0 10 20 50); calibration: one variance for "
+                        "the stream and the held-out labels (default 0)")
+    p.add_argument("--method", dest="fig5_method", choices=("kbt", "kbt-softmax"), default="kbt",
+                   help="fig5: the head whose predicted variance is tracked (default kbt)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
     p.set_defaults(func=cmd_experiment)
 
     p = sub.add_parser("pretrain", help="pre-train the decision transformer on SOURCE LQR data")
-    p.add_argument("--out", required=True, metavar="PATH", help="where to write the .npz")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, metavar="PATH", help="where to write the .npz (required, no default; its folder must exist)")
+    p.add_argument("--seed", type=int, default=0, help="seeds the initialisation and the data")
     p.add_argument("--steps", type=int, default=4000, help="Adam steps (default 4000)")
     p.add_argument("--batch", type=int, default=256, help="samples per step (default 256)")
     p.add_argument("--lr", type=float, default=3e-3, help="initial learning rate (default 3e-3)")
@@ -533,7 +1016,8 @@ def build_parser():
     p.add_argument("--query", choices=("state", "constant"), default=TransformerConfig.query,
                    help="action-query token: embeds the whole state, or a constant vector")
     p.add_argument("--final-ln", action=argparse.BooleanOptionalAction, default=TransformerConfig.final_ln,
-                   help="final LayerNorm on H_dec")
+                   help="final LayerNorm on H_dec (default: off)")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
     p.set_defaults(func=cmd_pretrain)
     return parser
 
@@ -545,10 +1029,20 @@ def main(argv=None):
     args.argv = argv
     if getattr(args, "command", None) == "experiment" and args.out is None:
         args.out = os.path.join("results", args.name)
+    prog = f"kbt {args.command}"
     try:
+        _preflight(args)            # flags, bounds, output paths, display: before any work
         return args.func(args)
     except ValueError as e:
-        parser.exit(2, f"kbt {args.command}: error: {e}\n")
+        parser.exit(2, f"{prog}: error: {_flag_message(str(e))}\n")
+    except KeyboardInterrupt:
+        after = getattr(args, "interrupted_after", None)
+        parser.exit(130, f"{prog}: interrupted" + (f" after {after}" if after else "") + "\n")
+    except BrokenPipeError:         # e.g. kbt run | head: stop quietly, and let Python not complain at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except OSError as e:
+        parser.exit(1, f"{prog}: error: {_os_error_text(e)}\n")
 
 
 if __name__ == "__main__":  # pragma: no cover

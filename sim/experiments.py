@@ -1,11 +1,14 @@
 """The paper's experiments as functions that return tidy results.
 
-* ``learning`` (Figures 3 and 4): success rate, held-out RMSE/NLL and the wall
-  time of each learning step versus samples seen, for KBT and warm-started
-  retraining at several memory capacities; the pre-trained transformer and the
-  TARGET LQR expert as reference lines.
+* ``learning`` (Figures 3 and 4): success rate, held-out force metrics and
+  the wall time of each learning step versus samples seen, for KBT (the
+  Gaussian force head and the paper's softmax head), ``rls`` and warm-started
+  retraining and BLoB at several memory capacities; the pre-trained
+  transformer and the TARGET LQR expert as reference lines.
 * ``variance`` (Figure 5): KBT's predicted force variance versus samples seen
   for several label-noise variances Sigma_data.
+* ``calibration``: force calibration (coverage, Gaussian NLL, CRPS, quantile
+  reliability) of every method at 50/100/400 samples, optionally under label noise.
 
 Every (method, trial) pair is one job with its own seeds, so results do not
 depend on how many processes run them (``jobs``). Writing files and plotting
@@ -20,12 +23,13 @@ from multiprocessing import get_context
 
 import numpy as np
 
+from controller.calibration import QUANTILE_LEVELS
 from controller.kalman_head import HeadConfig
 from controller.lqr import LQRController
 from sim.cartpole import TARGET
-from controller.checks import check_int
+from controller.checks import check_int, check_positive
 from sim.data import sample_dataset
-from sim.methods import MethodSettings, is_learner, make_controller
+from sim.methods import MethodSettings, is_learner, make_controller, parse_method
 from sim.progress import Progress
 from sim.stream import checkpoints_every, learning_trial
 
@@ -47,19 +51,21 @@ def _heldout_seed(seed):
 
 @dataclass(frozen=True)
 class LearningSpec:
-    methods: tuple = ("kbt", "retrain-10", "retrain-20", "retrain-25", "retrain-50", "retrain-75", "retrain-100",
-                      "blob-10", "blob-100")
+    methods: tuple = ("kbt", "kbt-softmax", "rls", "retrain-10", "retrain-20", "retrain-25", "retrain-50",
+                      "retrain-75", "retrain-100", "blob-10", "blob-100")
     trials: int = 10
     samples: int = 400
     every: int = 20                 # checkpoint spacing (samples)
     episodes: int = 100             # evaluation episodes per checkpoint
     seed: int = 0
+    sigma_data: float = 0.0         # label-noise variance (N^2) of the stream and the held-out labels
     settings: MethodSettings = MethodSettings()
 
     @classmethod
     def quick(cls, **kw):
-        """CI size: two trials of 40 samples, KBT vs retraining at C = 10 and 100 and BLoB at C = 10."""
-        base = dict(methods=("kbt", "retrain-10", "retrain-100", "blob-10"), trials=2, samples=40, every=20, episodes=20)
+        """CI size: two trials of 40 samples, both KBT heads, rls, retraining at C = 10 and 100, BLoB at C = 10."""
+        base = dict(methods=("kbt", "kbt-softmax", "rls", "retrain-10", "retrain-100", "blob-10"), trials=2,
+                    samples=40, every=20, episodes=20)
         base.update(kw)
         return cls(**base)
 
@@ -78,19 +84,21 @@ class LearningSpec:
         check_int("every", self.every, low=1)
         check_int("episodes", self.episodes, low=1)
         check_int("seed", self.seed, low=0)
+        check_positive("sigma_data", self.sigma_data, allow_zero=True)
         return self
 
 
 def _learning_job(args):
     spec, method, trial = args
-    states, forces = sample_dataset(LQRController(TARGET), spec.samples, seed=_data_seed(spec.seed, trial))
-    heldout = sample_dataset(LQRController(TARGET), HELDOUT, seed=_heldout_seed(spec.seed))
+    expert = LQRController(TARGET)
+    states, forces = sample_dataset(expert, spec.samples, seed=_data_seed(spec.seed, trial), sigma_data=spec.sigma_data)
+    heldout = sample_dataset(expert, HELDOUT, seed=_heldout_seed(spec.seed), sigma_data=spec.sigma_data)
     controller = make_controller(method, TARGET, spec.settings, seed=trial)
     if hasattr(controller, "warm_up"):
         controller.warm_up()
     res = learning_trial(controller, TARGET, states, forces, spec.marks(),
                          episodes=spec.episodes, eval_seed=spec.seed, heldout=heldout,
-                         tokenizer=controller.tokenizer)
+                         tokenizer=getattr(controller, "tokenizer", None))
     return method, trial, res
 
 
@@ -139,30 +147,31 @@ def _indexed(args):
     return i, fn(job)
 
 
+#: per-checkpoint series stored for every method and trial (NaN where a method has no such metric)
+SERIES = ("success_rate", "rmse", "coverage50", "coverage90", "gnll", "crps", "pred_var", "nll", "ece", "accuracy")
+
+
 def run_learning(spec: LearningSpec, jobs=1, progress=True):
     """Figures 3 and 4. Returns a dict (JSON-ready) with per-trial series."""
     spec.validate()
     jobs = check_int("jobs", jobs, low=1)
     # heaviest jobs first so the pool's tail is short
-    order = sorted(spec.methods, key=lambda m: -int(m.split("-")[1]) if "-" in m else 0)
+    order = sorted(spec.methods, key=lambda m: -(parse_method(m)[1] or 0))
     work = [(spec, m, t) for m in order for t in range(spec.trials)]
     results = _pool_map(_learning_job, work, jobs, "learning trials", progress)
     marks = spec.marks()
     out = {"experiment": "learning", "seed": spec.seed, "trials": spec.trials, "samples": spec.samples,
+           "sigma_data": spec.sigma_data,
            "episodes": spec.episodes, "checkpoints": marks, "methods": {}, "references": {}}
     for m in spec.methods:
         runs = sorted((r for r in results if r[0] == m), key=lambda r: r[1])
-        out["methods"][m] = {
-            "success_rate": [r[2].series("success_rate").tolist() for r in runs],
-            "rmse": [r[2].series("rmse").tolist() for r in runs],
-            "nll": [r[2].series("nll").tolist() for r in runs],
-            "ece": [r[2].series("ece").tolist() for r in runs],
-            "pred_var": [r[2].series("pred_var").tolist() for r in runs],
-            "accuracy": [r[2].series("accuracy").tolist() for r in runs],
-            "coverage90": [r[2].series("coverage90").tolist() for r in runs],
+        out["methods"][m] = {key: [r[2].series(key).tolist() for r in runs] for key in SERIES}
+        out["methods"][m].update({
+            "quantiles": [[c.metrics.get("quantiles") for c in r[2].checkpoints] for r in runs],
             "reliability": [[c.metrics.get("reliability") for c in r[2].checkpoints] for r in runs],
+            "gated": [r[2].gated for r in runs],
             "learn_seconds": [r[2].learn_seconds.tolist() for r in runs],
-        }
+        })
     for ref in ("pretrained", "lqr"):
         out["references"][ref] = _reference(spec, ref)
     return out
@@ -176,7 +185,8 @@ class VarianceSpec:
     window: int = 500               # moving-average window (samples)
     record_every: int = 10          # predicted variance recorded every this many samples
     seed: int = 0
-    head: HeadConfig = HeadConfig()
+    method: str = "kbt"             # kbt (Gaussian force head, learned noise) or kbt-softmax (the paper's)
+    head: HeadConfig | None = None  # None: the method's default head
 
     @classmethod
     def quick(cls, **kw):
@@ -192,6 +202,8 @@ class VarianceSpec:
         check_int("window", self.window, low=1)
         check_int("record_every", self.record_every, low=1)
         check_int("seed", self.seed, low=0)
+        if self.method not in ("kbt", "kbt-softmax"):
+            raise ValueError(f"method: expected 'kbt' or 'kbt-softmax' but found {self.method!r}")
         return self
 
 
@@ -200,14 +212,15 @@ def _variance_job(args):
     expert = LQRController(TARGET)
     states, forces = sample_dataset(expert, spec.samples, seed=_data_seed(spec.seed, 0), sigma_data=sigma_data)
     probe, _ = sample_dataset(expert, VARIANCE_PROBES, seed=_heldout_seed(spec.seed))
-    c = make_controller("kbt", TARGET, MethodSettings(head=spec.head, sigma_data=sigma_data))
+    heads = {} if spec.head is None else {"head" if spec.method == "kbt" else "softmax_head": spec.head}
+    c = make_controller(spec.method, TARGET, MethodSettings(sigma_data=sigma_data, **heads))
     c.warm_up()
-    H = c.features(probe)                      # T_1 is frozen: the probes' features never change
+    Z = c.inputs(probe)                        # T_1 is frozen: the probes' inputs never change
     steps, total, aleatoric, epistemic = [], [], [], []
 
     def record(i):
         # mean over the probe states of the force variance under the head's predictive
-        _, ale, epi = c.predict_split_features(H)
+        _, ale, epi = c.predict_split_inputs(Z)
         ale, epi = ale.mean(), epi.mean()
         steps.append(i)
         aleatoric.append(float(ale))
@@ -219,7 +232,9 @@ def _variance_job(args):
             record(i)
         c.observe(states[i], forces[i])
     record(spec.samples)
-    return sigma_data, {"samples": steps, "pred_var": total, "aleatoric": aleatoric, "epistemic": epistemic}
+    return sigma_data, {"samples": steps, "pred_var": total, "aleatoric": aleatoric, "epistemic": epistemic,
+                        "noise_var": getattr(c, "noise_var", None), "realised_var": float(np.var(forces - expert.act(states))),
+                        "gated": getattr(c, "n_rejected", 0)}
 
 
 def moving_average(x, window):
@@ -236,7 +251,8 @@ def run_variance(spec: VarianceSpec, jobs=1, progress=True):
     spec.validate()
     jobs = check_int("jobs", jobs, low=1)
     results = _pool_map(_variance_job, [(spec, s) for s in spec.sigma_data], jobs, "variance runs", progress)
-    out = {"experiment": "variance", "seed": spec.seed, "samples": spec.samples, "window": spec.window,
+    out = {"experiment": "variance", "seed": spec.seed, "method": spec.method, "samples": spec.samples,
+           "window": spec.window,
            "record_every": spec.record_every, "runs": {}}
     win = max(1, spec.window // spec.record_every)
     for s, r in results:
@@ -249,14 +265,17 @@ def run_variance(spec: VarianceSpec, jobs=1, progress=True):
 
 # ------------------------------------------------------------------ calibration
 CALIBRATION_AT = (50, 100, 400)
-CALIBRATION_METHODS = ("kbt", "retrain-10", "retrain-100", "blob-10", "blob-100")
+CALIBRATION_METHODS = ("kbt", "kbt-softmax", "rls", "retrain-10", "retrain-100", "blob-10", "blob-100")
+#: the columns of a calibration row (trial means); bin metrics are NaN for the Gaussian heads
+CALIBRATION_KEYS = ("rmse", "coverage50", "coverage90", "gnll", "crps", "accuracy", "ece", "nll", "success_rate")
 
 
 def calibration_spec(quick=False, **kw):
     """The learning run behind ``kbt experiment calibration``: checkpoints at
     50, 100 and 400 samples for KBT, retraining (C = 10, 100) and BLoB."""
     if quick:
-        base = dict(methods=("kbt", "retrain-10", "blob-10"), trials=2, samples=50, every=50, episodes=10)
+        base = dict(methods=("kbt", "kbt-softmax", "rls", "retrain-10", "blob-10"), trials=2, samples=50, every=50,
+                    episodes=10)
     else:
         base = dict(methods=CALIBRATION_METHODS, every=50)
     base.update(kw)
@@ -267,7 +286,7 @@ def _pretrained_calibration(spec):
     from controller.calibration import calibration_report
 
     policy = make_controller("pretrained", TARGET, spec.settings)
-    hs, hf = sample_dataset(LQRController(TARGET), HELDOUT, seed=_heldout_seed(spec.seed))
+    hs, hf = sample_dataset(LQRController(TARGET), HELDOUT, seed=_heldout_seed(spec.seed), sigma_data=spec.sigma_data)
     return calibration_report(policy, hs, hf, policy.tokenizer)
 
 
@@ -282,28 +301,34 @@ def run_calibration(spec: LearningSpec, jobs=1, progress=True, learning=None):
     """
     if learning is None:
         learning = run_learning(spec, jobs=jobs, progress=progress)
-    if "reliability" not in next(iter(learning["methods"].values()), {}):
+    if "quantiles" not in next(iter(learning["methods"].values()), {}):
         raise ValueError("learning: these results hold no reliability data (made by an older kbt); re-run them")
     marks = learning["checkpoints"]
     at = [n for n in CALIBRATION_AT if n in marks]
     if not at:
         raise ValueError(f"learning: none of the checkpoints {CALIBRATION_AT} were measured")
     pre = _pretrained_calibration(spec)
-    rows = [dict(method="pretrained", samples=0, trials=1,
-                 **{k: pre[k] for k in ("accuracy", "ece", "nll", "rmse", "coverage90")})]
+    rows = [dict(method="pretrained", samples=0, trials=1, success_rate=np.nan,
+                 **{k: pre[k] for k in CALIBRATION_KEYS if k != "success_rate"})]
     reliability = {"pretrained": {"0": pre["reliability"]}}
+    quantiles = {"pretrained": {"0": pre["quantiles"]}}
     for m, series in learning["methods"].items():
-        reliability[m] = {}
+        reliability[m], quantiles[m] = {}, {}
         for n in at:
             j = marks.index(n)
             row = {"method": m, "samples": n, "trials": len(series["success_rate"])}
-            for k in ("accuracy", "ece", "nll", "rmse", "coverage90", "success_rate"):
+            for k in CALIBRATION_KEYS:
                 row[k] = float(np.mean([t[j] for t in series[k]]))
             rows.append(row)
+            quantiles[m][str(n)] = np.mean([t[j] for t in series["quantiles"]], axis=0).tolist()
+            if series["reliability"][0][j] is None:
+                continue
             pooled = {"count": 0, "conf_sum": 0, "correct": 0}
             for t in series["reliability"]:
                 for k in pooled:
                     pooled[k] = pooled[k] + np.asarray(t[j][k])
             reliability[m][str(n)] = {k: np.asarray(v).tolist() for k, v in pooled.items()}
-    return {"experiment": "calibration", "seed": learning["seed"], "checkpoints": at, "rows": rows,
-            "reliability": reliability, "pretrained": {k: v for k, v in pre.items() if k != "reliability"}}
+    return {"experiment": "calibration", "seed": learning["seed"], "sigma_data": learning.get("sigma_data", 0.0),
+            "checkpoints": at, "rows": rows, "reliability": reliability, "quantiles": quantiles,
+            "quantile_levels": list(QUANTILE_LEVELS),
+            "pretrained": {k: v for k, v in pre.items() if k != "reliability"}}

@@ -9,6 +9,8 @@ import os
 
 import numpy as np
 
+from sim.experiments import CALIBRATION_KEYS, SERIES
+
 __all__ = ["write_learning", "write_variance", "write_calibration", "summarise_learning", "summary_marks",
            "tidy_rows"]
 
@@ -38,7 +40,7 @@ def tidy_rows(results):
     if results["experiment"] == "learning":
         marks = results["checkpoints"]
         for m, series in results["methods"].items():
-            for metric in ("success_rate", "rmse", "nll", "ece", "accuracy", "coverage90", "pred_var"):
+            for metric in SERIES:
                 for t, values in enumerate(series[metric]):
                     rows += [("learning", m, t, n, metric, v) for n, v in zip(marks, values)]
             for t, secs in enumerate(series["learn_seconds"]):
@@ -119,9 +121,9 @@ def write_learning(results, out_dir):
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for m, s in results["methods"].items():
         _band(axes[0], marks, s["rmse"], m, log=True)
-        _band(axes[1], marks, s["nll"], m)
+        _band(axes[1], marks, s["gnll"], m)
     axes[0].set(xlabel="samples seen", ylabel="held-out force RMSE (N)")
-    axes[1].set(xlabel="samples seen", ylabel="held-out NLL of the expert's bin")
+    axes[1].set(xlabel="samples seen", ylabel="held-out Gaussian NLL of the force (nats)")
     axes[1].legend(fontsize=7)
     fig.suptitle("Figure 3 (held-out TARGET data)")
     fig.tight_layout()
@@ -163,12 +165,13 @@ def write_variance(results, out_dir):
     return {s: r["settled"] for s, r in results["runs"].items()}
 
 
-CALIBRATION_COLUMNS = ("method", "samples", "trials", "accuracy", "ece", "nll", "rmse", "coverage90", "success_rate")
+CALIBRATION_COLUMNS = ("method", "samples", "trials") + CALIBRATION_KEYS
 
 
 def write_calibration(results, out_dir):
-    """results.json, calibration.csv (one row per method and checkpoint) and
-    reliability.png (one reliability diagram per method, a curve per checkpoint)."""
+    """results.json, calibration.csv (one row per method and checkpoint),
+    quantiles.png (quantile calibration of the force, every method) and
+    reliability.png (bin-confidence reliability, methods with force bins)."""
     os.makedirs(out_dir, exist_ok=True)
     _write_json(os.path.join(out_dir, "results.json"), results)
     with open(os.path.join(out_dir, "calibration.csv"), "w", newline="") as f:
@@ -177,7 +180,8 @@ def write_calibration(results, out_dir):
         for r in results["rows"]:
             w.writerow([r.get(c, "") for c in CALIBRATION_COLUMNS])
     plt = _plt()
-    methods = list(results["reliability"])
+    _quantile_diagram(plt, results, os.path.join(out_dir, "quantiles.png"))
+    methods = [m for m, rel in results["reliability"].items() if rel]
     cols = min(3, len(methods))
     rows = -(-len(methods) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.4 * rows), squeeze=False)
@@ -198,3 +202,25 @@ def write_calibration(results, out_dir):
     fig.savefig(os.path.join(out_dir, "reliability.png"), dpi=110)
     plt.close(fig)
     return results["rows"]
+
+
+def _quantile_diagram(plt, results, path):
+    """Observed fraction of expert forces below each predictive quantile, one
+    panel per checkpoint, a curve per method (calibrated = the diagonal)."""
+    levels = results["quantile_levels"]
+    marks = results["checkpoints"]
+    fig, axes = plt.subplots(1, len(marks), figsize=(3.8 * len(marks), 3.6), squeeze=False)
+    for ax, n in zip(axes[0], marks):
+        ax.plot([0, 1], [0, 1], color="0.6", lw=0.8, ls="--")
+        for m, q in results["quantiles"].items():
+            key = "0" if m == "pretrained" else str(n)
+            if key in q:
+                ax.plot(levels, q[key], marker="o", ms=3, lw=1, label=m)
+        ax.set(title=f"{n} samples", xlabel="predictive quantile level", ylabel="observed fraction below",
+               xlim=(0, 1), ylim=(0, 1))
+    axes[0][-1].legend(fontsize=7)
+    sd = results.get("sigma_data", 0.0)
+    fig.suptitle(f"Quantile calibration of the force on held-out TARGET data (label noise {sd:g} N^2, trials averaged)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -65,13 +65,13 @@ def test_learned_noise_finds_the_label_noise_and_respects_the_floor():
     w = rng.normal(size=d + 1)
     clean = np.hstack([X, np.ones((n, 1))]) @ w
     noisy = ForceHead(np.zeros(d + 1), HeadConfig(prior_var=10.0))
-    exact = ForceHead(np.zeros(d + 1), HeadConfig(prior_var=10.0, noise_floor=1e-3))
+    exact = ForceHead(np.zeros(d + 1), HeadConfig(prior_var=10.0, obs_noise=1.0, noise_floor=1e-2))
     eps = rng.normal(0, np.sqrt(20.0), n)
     for i in range(n):
         noisy.update(X[i], clean[i] + eps[i])
         exact.update(X[i], clean[i])
     assert abs(noisy.noise_var / np.var(eps) - 1) < 0.1, noisy.noise_var
-    assert exact.noise_var == pytest.approx(1e-3), "noise-free labels must stop at the floor"
+    assert exact.noise_var == pytest.approx(1e-2), "noise-free labels must stop at the floor"
 
 
 def test_two_layer_moments_match_monte_carlo():

@@ -51,22 +51,26 @@ def main(argv=None):
     ap.add_argument("--out", default=None)
     ap.add_argument("--v", type=float, nargs="+", default=[1.0, 3.0, 10.0, 30.0])
     ap.add_argument("--gate", type=float, default=HeadConfig.gate, help="gate tail probability")
+    ap.add_argument("--r0", type=float, nargs="+", default=[HeadConfig().obs_noise],
+                    help="initial guesses R0 of the learned noise (N^2)")
+    ap.add_argument("--methods", nargs="+", default=["kbt:features+state", "kbt:features", "rls:state"])
+    ap.add_argument("--sigma-data", type=float, nargs="+", default=[0.0, 20.0])
     args = ap.parse_args(argv)
     pol = load_pretrained()
     K_src = LQRController(SOURCE).K
     rows = []
-    for sigma_data in (0.0, 20.0):
+    for sigma_data in args.sigma_data:
         heldout = sample_dataset(LQRController(TARGET), 1000, seed=999, sigma_data=sigma_data)
-        for method, inputs in (("kbt", "features+state"), ("kbt", "features"), ("rls", "state")):
-            for v in args.v:
-                cfg = HeadConfig(prior_var=v, gate=args.gate)
+        for method, inputs in (m.split(":") for m in args.methods):
+            for v, r0 in ((v, r0) for v in args.v for r0 in args.r0):
+                cfg = HeadConfig(prior_var=v, gate=args.gate, obs_noise=r0)
                 if method == "kbt":
                     cfg = replace(cfg, inputs=inputs)
                     make = lambda cfg=cfg: KBTController(pol, cfg)
                 else:
                     make = lambda cfg=cfg: RLSController(K_src, cfg)
                 res = [run(make, s, sigma_data, heldout) for s in SEEDS]
-                row = {"method": method, "inputs": inputs, "v": v, "gate": args.gate, "sigma_data": sigma_data,
+                row = {"method": method, "inputs": inputs, "v": v, "r0": r0, "gate": args.gate, "sigma_data": sigma_data,
                        "rejected": sum(r["rejected"] for r in res),
                        "R": float(np.mean([r["R"] for r in res])),
                        "rmse": float(np.mean([r["rmse"] for r in res])),
