@@ -160,12 +160,13 @@ def _flag_methods(command):
     """The methods each method-specific flag of ``run`` / ``view`` applies to."""
     memory = ("retrain", "blob")
     if command == "view":
-        return {"samples": LEARNERS, "capacity": memory, "load_state": STATEFUL, "allow_prior": STATEFUL,
+        return {"samples": LEARNERS, "capacity": memory, "allow_prior": STATEFUL,
                 "weights": tuple(m for m in METHODS if m != "lqr")}
     table = {dest: LEARNERS for dest in ("samples", "trials", "sigma_data", "stream", "period_ms", "fault_rate",
                                          "fallback")}
+    # --save-state / --load-state: _check_state_args
     table.update({dest: STATEFUL for dest in ("head_layers", "prior_var", "obs_noise", "noise", "inputs", "gate",
-                                              "update", "save_state", "load_state", "allow_prior")})
+                                              "update", "allow_prior")})
     table.update({dest: memory for dest in ("capacity", "epochs", "lr")})
     table.update(design_for=("lqr",), weights=tuple(m for m in METHODS if m != "lqr"))
     return table
@@ -253,6 +254,7 @@ def _no_display():
 
 
 def _check_run_args(args, given):
+    _check_state_args(args)
     _check_flags_apply(args, given)
     _check_system(args)
     _check_int("--episodes", args.episodes, 1, MAX_EPISODES)
@@ -277,6 +279,7 @@ def _check_run_args(args, given):
 
 
 def _check_view_args(args, given):
+    _check_state_args(args)
     _check_flags_apply(args, given)
     _check_system(args)
     _check_int("--samples", args.samples, 0, MAX_SAMPLES)
@@ -288,10 +291,6 @@ def _check_view_args(args, given):
         raise ValueError(f"no display to open a window on ({_no_display()}); render off-screen with "
                          f"--frames DIR, --screenshot PNG or --headless (each stops after --seconds, "
                          f"default {OFFSCREEN_SECONDS:g})")
-    if offscreen and args.seconds is None:
-        args.seconds = OFFSCREEN_SECONDS
-        print(f"kbt view: off-screen without --seconds: stopping after {OFFSCREEN_SECONDS:g} s of simulated time",
-              file=sys.stderr)
 
 
 def _check_experiment_args(args, given):
@@ -351,6 +350,10 @@ def _preflight(args):
     if check is not None:
         check(args, _explicit_flags(args.argv, args.command))
     _check_outputs(args)
+    if args.command == "view" and (args.headless or args.frames or args.screenshot) and args.seconds is None:
+        args.seconds = OFFSCREEN_SECONDS
+        print(f"kbt view: off-screen without --seconds: stopping after {OFFSCREEN_SECONDS:g} s of simulated time",
+              file=sys.stderr)
 
 
 class _DeferredInterrupt:

@@ -33,10 +33,10 @@ def test_custom_system(capsys):
 
 
 @pytest.mark.parametrize("argv, words", [
-    (["run", "--m-p", "0"], "m_p"),
+    (["run", "--m-p", "0"], "--m-p"),
     (["run", "--m-p", "1", "--system", "source"], "--system"),
-    (["run", "--episodes", "0"], "episodes"),
-    (["run", "--method", "lqr", "--episodes", "0"], "n_episodes"),
+    (["run", "--episodes", "0"], "--episodes"),
+    (["run", "--method", "lqr", "--episodes", "0"], "--episodes"),
 ])
 def test_bad_arguments_exit_2_with_message(argv, words, capsys):
     with pytest.raises(SystemExit) as e:
@@ -93,9 +93,9 @@ def test_run_kbt_trials_mean(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, words", [
-    (["run", "--samples", "0"], "samples"),
-    (["run", "--prior-var", "-1"], "prior_var"),
-    (["run", "--sigma-data", "-2"], "sigma_data"),
+    (["run", "--samples", "0"], "--samples"),
+    (["run", "--prior-var", "-1"], "--prior-var"),
+    (["run", "--sigma-data", "-2"], "--sigma-data"),
 ])
 def test_kbt_bad_arguments(argv, words, capsys):
     with pytest.raises(SystemExit) as e:
