@@ -97,6 +97,7 @@ FLAG_NAMES = {
     "integrator": "--integrator", "sigma_data": "--sigma-data", "n_layers": "--head-layers",
     "prior_var": "--prior-var", "obs_noise": "--obs-noise", "noise": "--noise", "inputs": "--inputs",
     "gate": "--gate", "update": "--update", "stream": "--stream", "fault_rate": "--fault-rate",
+    "outlier_rate": "--outlier-rate",
     "fallback": "--fallback", "jobs": "--jobs", "methods": "--methods", "steps": "--steps", "batch": "--batch",
     "lr": "--lr", "n_bins": "--bins", "sigma": "--sigma", "target": "--target", "query": "--query",
     "seconds": "--seconds", "calls": "--calls", "retrain_calls": "--retrain-calls", "capacities": "--capacities",
@@ -163,7 +164,7 @@ def _flag_methods(command):
         return {"samples": LEARNERS, "capacity": memory, "allow_prior": STATEFUL,
                 "weights": tuple(m for m in METHODS if m != "lqr")}
     table = {dest: LEARNERS for dest in ("samples", "trials", "sigma_data", "stream", "period_ms", "fault_rate",
-                                         "fallback")}
+                                         "outlier_rate", "fallback")}
     # --save-state / --load-state: _check_state_args
     table.update({dest: STATEFUL for dest in ("head_layers", "prior_var", "obs_noise", "noise", "inputs", "gate",
                                               "update", "allow_prior")})
@@ -565,7 +566,8 @@ def _deploy_config(args, trial=None):
     period = None if args.period_ms is None else args.period_ms / 1000.0
     return DeployConfig(samples=args.samples, stream=args.stream, episodes=args.episodes, seed=args.seed,
                         data_seed=None if trial is None else args.seed + 1 + trial, period=period,
-                        fault_rate=args.fault_rate, fallback=args.fallback, sigma_data=args.sigma_data).validate()
+                        fault_rate=args.fault_rate, fallback=args.fallback, sigma_data=args.sigma_data,
+                        outlier_rate=args.outlier_rate).validate()
 
 
 def _load_state(args, controller):
@@ -619,7 +621,7 @@ def _run_trials(args, params, name):
     from sim.deploy import run_deployment
     from sim.progress import Progress
 
-    per_trial = []
+    per_trial, gated = [], []
     with Progress(args.trials, f"{args.method} trials", enabled=args.progress) as bar:
         for t in range(args.trials):
             args.interrupted_after = f"{t} of {args.trials} trials"     # for the Ctrl-C message
@@ -628,6 +630,7 @@ def _run_trials(args, params, name):
                 controller.warm_up()
             res = run_deployment(controller, params, _deploy_config(args, trial=t))
             per_trial.append(res.rows)
+            gated.append(res.gated)
             bar.update(1)
     marks = [r["samples"] for r in per_trial[0]]
     succ = np.array([[r["success_rate"] for r in rows] for rows in per_trial])      # [trials, checkpoints]
@@ -636,12 +639,13 @@ def _run_trials(args, params, name):
     print(f"{'samples':>8} {'mean success':>13} {'min':>6} {'max':>6}")
     for j, m in enumerate(marks):
         print(f"{m:>8} {succ[:, j].mean():>13.3f} {succ[:, j].min():>6.2f} {succ[:, j].max():>6.2f}")
-    print(f"update latency p50 (median over trials): {np.nanmedian(p50):.0f} us")
+    print(f"update latency p50 (median over trials): {np.nanmedian(p50):.0f} us; "
+          f"labels refused by the innovation gate: {sum(gated)} in all ({max(gated)} at most in one trial)")
     if args.json:
         _write_json(args.json, {"method": args.method, "system": name, "episodes": args.episodes, "seed": args.seed,
                                 "trials": args.trials, "samples": args.samples, "stream": args.stream,
                                 "checkpoints": marks, "success_rate": succ[:, -1].mean(),
-                                "success_per_trial": succ, "per_trial": per_trial})
+                                "success_per_trial": succ, "gated_per_trial": gated, "per_trial": per_trial})
     return 0
 
 
@@ -935,6 +939,8 @@ def build_parser():
     g.add_argument("--period-ms", type=float, default=None, help="control period for the deadline (default: tau)")
     g.add_argument("--fault-rate", type=float, default=0.0,
                    help="inject NaN sensor readings and NaN labels with this probability per tick (default 0)")
+    g.add_argument("--outlier-rate", type=float, default=0.0,
+                   help="replace the label by a corrupt one (+-1000 N) with this probability per tick (default 0)")
     g.add_argument("--fallback", choices=FALLBACKS, default="hold",
                    help="on a non-finite reading: hold the last force, or LQR on the last good reading")
     g.add_argument("--save-state", metavar="PATH",

@@ -58,6 +58,7 @@ class DeployConfig:
     data_seed : int      seeds the i.i.d. stream; None: seed + 1
     period : float       control period (s); None: the plant's tau
     fault_rate : float   probability per tick of a NaN reading / of a NaN label, in [0, 1)
+    outlier_rate : float probability per tick that the label is corrupt (+-1000 N), in [0, 1)
     fallback : str       "hold" or "lqr"
     sigma_data : float   variance (N^2) of Gaussian noise on the expert's labels
     """
@@ -69,6 +70,7 @@ class DeployConfig:
     data_seed: int | None = None
     period: float | None = None
     fault_rate: float = 0.0
+    outlier_rate: float = 0.0
     fallback: str = "hold"
     sigma_data: float = 0.0
 
@@ -87,6 +89,8 @@ class DeployConfig:
         rate = float(self.fault_rate)
         if not 0.0 <= rate < 1.0:
             raise ValueError(f"fault_rate: expected a probability in [0, 1) but found {self.fault_rate}")
+        if not 0.0 <= float(self.outlier_rate) < 1.0:
+            raise ValueError(f"outlier_rate: expected a probability in [0, 1) but found {self.outlier_rate}")
         check_positive("sigma_data", self.sigma_data, allow_zero=True)
         return self
 
@@ -160,6 +164,7 @@ def run_deployment(controller, params: CartPoleParams, config: DeployConfig = De
     rng_plant = np.random.default_rng([cfg.seed, 1])
     rng_fault = np.random.default_rng([cfg.seed, 2])
     rng_label = np.random.default_rng([cfg.seed, 3])
+    rng_outlier = np.random.default_rng([cfg.seed, 5])
     if cfg.stream == "iid":
         S, F = sample_dataset(expert, cfg.samples, seed=cfg.seed + 1 if cfg.data_seed is None else cfg.data_seed,
                               sigma_data=cfg.sigma_data)
@@ -220,6 +225,8 @@ def run_deployment(controller, params: CartPoleParams, config: DeployConfig = De
                 f += float(rng_label.normal(0.0, np.sqrt(cfg.sigma_data)))
         if cfg.fault_rate and rng_fault.random() < cfg.fault_rate:
             f = np.nan
+        if cfg.outlier_rate and rng_outlier.random() < cfg.outlier_rate:
+            f = float(rng_outlier.choice((-1000.0, 1000.0)))     # a corrupt label
         arrived += 1
         t_upd = 0.0
         if learns:
