@@ -191,6 +191,17 @@ class BLoBController:
             out[name + ".M"], out[name + ".G"], out[name + ".B"] = a.M, a.G, a.B
         return out
 
+    def memory_arrays(self):
+        """The arrays a device running this controller holds, by role (lists of ndarrays):
+        ``params`` the frozen transformer; ``state`` every adapter's (M, G, B)
+        and Adam's two moments of them (arrays of their shapes before the first
+        step); ``buffers`` the FIFO memory at capacity (states and target distributions)."""
+        adapters = self.parameters()
+        moments = [opt.get(k, np.zeros_like(a)) for opt in (self.opt.m, self.opt.v) for k, a in adapters.items()]
+        memory = [np.zeros((self.capacity, 4)), np.zeros((self.capacity, self.tokenizer.n_bins))]
+        return {"params": list(self.policy.params.values()), "state": list(adapters.values()) + moments,
+                "buffers": memory}
+
     def gradients(self):
         out = {}
         for name, a in self.adapters.items():

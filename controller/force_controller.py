@@ -42,6 +42,28 @@ class ForceController:
     def _fingerprint_arrays(self):  # pragma: no cover - interface
         raise NotImplementedError
 
+    def _input_arrays(self):  # pragma: no cover - interface
+        """(params, buffers) of the input map z(s): the lists ``memory_arrays`` extends."""
+        raise NotImplementedError
+
+    def memory_arrays(self):
+        """The arrays a device running this controller holds, by role (lists of ndarrays):
+
+        * ``params``: frozen -- the input map's weights and scalings, and the
+          gate's threshold table;
+        * ``state``: what learning changes -- the weight posterior (mean and
+          covariance of every layer) and the noise statistics ``[R, a, b]``;
+        * ``buffers``: work arrays of the fused kernels (z~, P z~, and the input map's).
+
+        The arrays are the controller's own (not copies); ``firmware_profile.memory``
+        sums their sizes.
+        """
+        head = self.head
+        params, buffers = self._input_arrays()
+        return {"params": list(params) + ([head.gate] if head.gate.size else []),
+                "state": [a for layer in head.core.layers for a in (layer.M, layer.S)] + [head.noise],
+                "buffers": list(buffers) + [head._zt, head._Pz]}
+
     # ------------------------------------------------------------ acting
     def act(self, states):
         """Forces for states (N, 4) -> (N,), or one state (4,) -> float."""

@@ -80,6 +80,13 @@ class KBTController(ForceController):
     def _fingerprint_arrays(self):
         return (self.policy.head_weights, self.h_mean, self.h_T, self.prior_mean)
 
+    def _input_arrays(self):
+        # the packed T_1 weights the fused kernels read (scalars left out), the
+        # standardiser and the state scaling; T_1's work arrays and its output h
+        f = self._fast
+        params = [a for a in f.weights if isinstance(a, np.ndarray)] + [self.h_mean, self.h_T, self.s_inv]
+        return params, list(f.workspace) + [f.h]
+
     def _bind(self):
         f, head = self._fast, self.head
         m, P, noise = head.kernel_arrays()

@@ -178,6 +178,22 @@ class SoftmaxKBTController:
                              f"(fingerprint {saved}, expected {self.fingerprint()})")
         self.head = head
 
+    def memory_arrays(self):
+        """The arrays a device running this controller holds, by role (lists of ndarrays):
+        ``params`` the transformer and the feature standardiser, ``state`` the
+        head's means and covariances, ``buffers`` the update kernel's and
+        single-state inference's work arrays."""
+        head = self.head
+        buffers = [self._h64, self._h]
+        if head._ws is not None:
+            w = head._ws
+            buffers += [w.zt, w.g, w.q, w.p, w.A, w.G, w.tmp, w.v, head._zero_cov]
+        if self._fast is not None:
+            buffers += self._fast.buffers()
+        return {"params": list(self.policy.params.values()) + [self.h_mean, self.h_T],
+                "state": [a for layer in head.layers for a in (layer.M, layer.S)],
+                "buffers": buffers}
+
     def observe(self, state, expert_force):
         """One closed-form update from (state, expert force)."""
         s = as_float_array("state", state, (4,))

@@ -84,6 +84,14 @@ class TransformerPolicy:
         p = self.probs(states)
         return self.tokenizer.decode(p, "mean"), self.tokenizer.variance(p)
 
+    def memory_arrays(self):
+        """The arrays a device running this policy holds, by role (lists of ndarrays):
+        ``params`` its weights, no learning ``state``, ``buffers`` the work
+        arrays of single-state inference (``FastInference``)."""
+        from controller.transformer_numba import FastInference
+
+        return {"params": list(self.params.values()), "state": [], "buffers": FastInference(self).buffers()}
+
     def copy(self):
         return TransformerPolicy(self.config, {k: v.copy() for k, v in self.params.items()}, meta=self.meta)
 

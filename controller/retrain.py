@@ -64,6 +64,17 @@ class RetrainController:
         full memory before profiling the steady-state update)."""
         self.memory.add(state, expert_force)
 
+    def memory_arrays(self):
+        """The arrays a device running this controller holds, by role (lists of ndarrays):
+        ``params`` the transformer's weights; ``state`` Adam's first and second
+        moments (arrays of the parameters' shapes before the first step);
+        ``buffers`` the FIFO memory at capacity (states and target
+        distributions) and single-state inference's work arrays."""
+        params = self.policy.params
+        moments = [opt.get(k, np.zeros_like(p)) for opt in (self.opt.m, self.opt.v) for k, p in params.items()]
+        memory = [np.zeros((self.capacity, 4)), np.zeros((self.capacity, self.tokenizer.n_bins))]
+        return {"params": list(params.values()), "state": moments, "buffers": memory + self._fast.buffers()}
+
     def act(self, states):
         """Forces for states (N, 4); one state (4,) takes the Numba single-state path."""
         if np.ndim(states) == 1:

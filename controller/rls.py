@@ -62,6 +62,9 @@ class RLSController(ForceController):
     def _fingerprint_arrays(self):
         return (self.prior_mean, self.s_inv)
 
+    def _input_arrays(self):
+        return [self.s_inv], []
+
     def _bind(self):
         m, P, noise = self.head.kernel_arrays()
         self._m = m

@@ -177,6 +177,10 @@ class FastInference:
         """The preallocated work arrays of ``_features_one`` (a tuple)."""
         return self._ws
 
+    def buffers(self):
+        """Every work array of single-state inference: the workspace, h, p and the state copy."""
+        return list(self._ws) + [self.h, self.p, self._state]
+
     def features_one(self, state):
         """H_dec [d] for one state [4] (the returned array is reused by the next call)."""
         self._state[:] = state

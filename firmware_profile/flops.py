@@ -3,8 +3,18 @@
 Convention: every add, subtract, multiply, divide, square root and exp is one
 FLOP (a multiply-add is two); comparisons, copies and index arithmetic are free.
 
-* ``head_update_flops(d, K)`` counts the Numba kernel ``update_l1`` line by
-  line (``controller/kalman_numba.py``): d features, K output bins.
+* ``force_update_flops(d_in)`` counts the Gaussian force head's Numba kernel
+  ``force_update`` line by line (``controller/force_numba.py``): d_in inputs,
+  one learned sample; ``force_mean_flops`` its predictive mean.
+* ``kbt_observe_flops(cfg)`` / ``kbt_act_flops(cfg)``: the fused kernels
+  ``kbt_observe`` / ``kbt_act`` of the default KBT controller -- T_1's
+  features (``features_flops``), the standardisation ``T (h - mean)`` (a d x d
+  product, 3 d^2), the state skip path (n_state) and ``force_update`` /
+  ``force_mean`` on d_in = d + n_state inputs; ``rls_observe_flops`` /
+  ``rls_act_flops`` the same for ``rls`` (the state alone).
+* ``head_update_flops(d, K)`` counts the softmax head's Numba kernel
+  ``update_l1`` line by line (``controller/kalman_numba.py``): d features, K
+  output bins (the paper's head, ``kbt-softmax``).
 * ``head_probs_flops`` / ``decode_flops``: one predictive mean and its force.
 * ``features_flops(cfg)``: T_1 for one state, linear algebra only (embedding,
   projections, attention products, feed-forward; LayerNorm, softmax and
@@ -18,10 +28,66 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["head_update_flops", "head_probs_flops", "decode_flops", "features_flops", "forward_flops",
+__all__ = ["force_update_flops", "force_mean_flops", "standardise_flops", "kbt_observe_flops", "kbt_act_flops",
+           "rls_observe_flops", "rls_act_flops", "head_update_flops", "head_probs_flops", "decode_flops", "features_flops", "forward_flops",
            "retrain_update_flops", "lora_flops", "blob_update_flops", "cholesky_flops", "n_params"]
 
 
+# ---------------------------------------------------------------- Gaussian force head
+def force_update_flops(d_in, gate=True, learn=True, capped=False):
+    """One learned sample in ``force_numba.force_update`` with d_in inputs (n1 = d_in + 1):
+
+    * ``Pz = P z~``, ``q = z~^T Pz``, ``mu = m^T z~``: 2 n1^2 + 4 n1;
+    * ``e = y - mu``, ``S = q + R + jitter``: 3;
+    * the gate (when it has a table): its index ``2 a``, ``e^2``, ``thr S``: 3;
+    * ``m += Pz e / S``: 3 n1;  ``c = 1 / S`` and the cap test ``0.999 / q``: 2
+      (+1 when ``capped``: c = 0.999 / q);
+    * ``P -= c Pz Pz^T`` on the lower triangle (mirrored): n1 + n1 (n1 + 1);
+    * the learned noise (``learn``): a, b and R = b / a: 7.
+
+    A sample the gate refuses stops after the gate (2 n1^2 + 4 n1 + 6)."""
+    n1 = d_in + 1
+    return (3 * n1 * n1 + 9 * n1 + 5 + (3 if gate else 0) + (1 if capped else 0) + (7 if learn else 0))
+
+
+def force_mean_flops(d_in):
+    """``force_numba.force_mean``: mu = m^T z~ (n1 = d_in + 1 multiply-adds)."""
+    return 2 * (d_in + 1)
+
+
+def standardise_flops(d):
+    """``h' = T (h - mean)`` as ``_kbt_inputs`` computes it: a subtract, a multiply and an add per entry of T."""
+    return 3 * d * d
+
+
+def _kbt_inputs_flops(cfg, skip):
+    return features_flops(cfg) + standardise_flops(cfg.d_model) + (cfg.n_state if skip else 0)
+
+
+def kbt_observe_flops(cfg, skip=True, gate=True, learn=True):
+    """The fused ``kbt_observe`` for a ``TransformerConfig``: T_1's features (linear
+    algebra only, ``features_flops``), the standardisation, the state skip path
+    (``skip``: z = [h'; s_norm]) and one learned ``force_update``."""
+    d_in = cfg.d_model + (cfg.n_state if skip else 0)
+    return _kbt_inputs_flops(cfg, skip) + force_update_flops(d_in, gate, learn)
+
+
+def kbt_act_flops(cfg, skip=True):
+    """The fused ``kbt_act``: features, standardisation, skip path and ``force_mean``."""
+    d_in = cfg.d_model + (cfg.n_state if skip else 0)
+    return _kbt_inputs_flops(cfg, skip) + force_mean_flops(d_in)
+
+
+def rls_observe_flops(n_state=4, gate=True, learn=True):
+    """``rls_observe``: s_norm = s * s_inv and one learned ``force_update`` on it."""
+    return n_state + force_update_flops(n_state, gate, learn)
+
+
+def rls_act_flops(n_state=4):
+    return n_state + force_mean_flops(n_state)
+
+
+# ---------------------------------------------------------------- the paper's softmax head
 def cholesky_flops(n):
     """``_cholesky_inplace`` on n x n: column j costs 2j + 1 (diagonal: j
     multiply-subtracts and a sqrt) and (n - 1 - j)(2j + 1) below it."""

@@ -1,10 +1,12 @@
 """Memory of each method: which arrays it holds, their bytes, traced peaks.
 
-``breakdown(controller)`` sorts a controller's arrays into
+``breakdown(controller)`` returns the controller's own ``memory_arrays()``:
 
-* ``params``: the model it runs (transformer weights, feature standardiser);
+* ``params``: the model it runs (transformer weights, feature standardiser,
+  state scaling, the force head's gate table);
 * ``state``: what learning changes besides the weights it runs with -- the
-  Kalman head's means and covariances, or Adam's moments for retraining;
+  Kalman heads' means and covariances (and the force head's noise
+  statistics), or Adam's moments for retraining and BLoB (plus BLoB's adapters);
 * ``buffers``: work arrays, the retraining memory, inference workspaces.
 
 ``bytes_of(arrays, itemsize)`` is the sum of ``size * itemsize`` (float64: 8,
@@ -25,7 +27,7 @@ import tracemalloc
 
 import numpy as np
 
-__all__ = ["breakdown", "bytes_of", "traced_peak", "nrt_allocations"]
+__all__ = ["CATEGORIES", "breakdown", "bytes_of", "traced_peak", "nrt_allocations"]
 
 
 def bytes_of(arrays, itemsize=8):
@@ -33,52 +35,21 @@ def bytes_of(arrays, itemsize=8):
     return int(sum(np.asarray(a).size for a in arrays) * itemsize)
 
 
-def _policy_arrays(policy):
-    return list(policy.params.values())
-
-
-def _fast_arrays(fast):
-    return list(fast._ws) + [fast.h, fast.p, fast._state]
+CATEGORIES = ("params", "state", "buffers")
 
 
 def breakdown(controller):
-    """{category: [arrays]} for a KBT, retraining, BLoB or pre-trained controller."""
-    from controller.kbt import KBTController
-    from controller.model import TransformerPolicy
-    from controller.retrain import RetrainController
-    from controller.transformer_numba import FastInference
-
-    if isinstance(controller, KBTController):
-        head = controller.head
-        ws = head._ws
-        buffers = [controller._h64, controller._h]
-        if ws is not None:
-            buffers += [ws.zt, ws.g, ws.q, ws.p, ws.A, ws.G, ws.tmp, ws.v]
-        if controller._fast is not None:
-            buffers += _fast_arrays(controller._fast)
-        return {"params": _policy_arrays(controller.policy) + [controller.h_mean, controller.h_T],
-                "state": [a for L in head.layers for a in (L.M, L.S)],
-                "buffers": buffers}
-    if isinstance(controller, RetrainController):
-        params = _policy_arrays(controller.policy)
-        K = controller.tokenizer.n_bins
-        memory = [np.empty((controller.capacity, 4)), np.empty((controller.capacity, K))]
-        return {"params": params,
-                "state": [np.empty_like(p) for p in params] * 2,        # Adam m and v
-                "buffers": memory + _fast_arrays(controller._fast)}
-    from controller.blob import BLoBController
-
-    if isinstance(controller, BLoBController):
-        adapters = list(controller.parameters().values())
-        K = controller.tokenizer.n_bins
-        memory = [np.empty((controller.capacity, 4)), np.empty((controller.capacity, K))]
-        return {"params": _policy_arrays(controller.policy),
-                "state": adapters + [np.empty_like(a) for a in adapters] * 2,   # (M, G, B) and Adam m, v
-                "buffers": memory}
-    if isinstance(controller, TransformerPolicy):
-        return {"params": _policy_arrays(controller), "state": [],
-                "buffers": _fast_arrays(FastInference(controller))}
-    raise ValueError(f"controller: no memory breakdown for {type(controller).__name__}")
+    """{category: [arrays]} of any controller with a ``memory_arrays()`` method
+    (the pre-trained policy, kbt, kbt-softmax, rls, retraining, BLoB)."""
+    get = getattr(controller, "memory_arrays", None)
+    if not callable(get):
+        raise ValueError(f"controller: no memory breakdown for {type(controller).__name__} "
+                         f"(it has no memory_arrays() method)")
+    parts = get()
+    if not isinstance(parts, dict) or set(parts) != set(CATEGORIES):
+        raise ValueError(f"controller: {type(controller).__name__}.memory_arrays() must return the keys "
+                         f"{', '.join(CATEGORIES)}")
+    return {k: list(parts[k]) for k in CATEGORIES}
 
 
 def traced_peak(fn, repeats=3):

@@ -1,24 +1,28 @@
 """``kbt profile``: per-sample latency, memory and arithmetic of every method.
 
-Methods: the pre-trained transformer (inference only), KBT (frozen T_1 +
-Kalman head), warm-started retraining at each memory capacity and BLoB. For each:
+Methods: the pre-trained transformer (inference only), ``kbt`` (the default:
+frozen T_1 + the Gaussian force head, fused Numba ``observe`` / ``act``),
+``kbt-softmax`` (the paper's softmax Kalman head), ``rls`` (the force head on
+the state alone), warm-started retraining at each memory capacity and BLoB.
+For each:
 
-* inference latency of one state and learning latency of one sample
-  (percentiles over ``calls`` calls after a warm-up; retraining and BLoB,
+* inference latency of one state (``act``) and learning latency of one sample
+  (``observe``; percentiles over ``calls`` calls after a warm-up; retraining and BLoB,
   whose update is 100 epochs over its memory, over ``retrain_calls`` calls
   with a full memory; BLoB's 10-sample inference over ``blob_infer_calls``),
   and the first call's time (JIT compile or cache load) apart;
 * deadline analysis at ``rate_hz``: ticks where inference + update exceed the period;
-* memory (parameters, learning state, buffers) in float64 and float32, the
-  traced transient peak of one update, Numba allocations per update;
+* memory (parameters, learning state, buffers: each controller's
+  ``memory_arrays()``) in float64 and float32, the traced transient peak of
+  one update, Numba allocations per call (inside the fused kernels and from Python);
 * analytic FLOPs per update and inference, achieved GFLOP/s, and the ratio to
   this machine's measured matrix-multiply peak;
 * which device budgets each method fits (float32);
-* what float32 costs KBT: success and force difference after ``f32_samples`` updates.
+* what float32 costs kbt: success and force difference after ``f32_samples`` updates.
 
 This package does not import the plant (``sim``): the states, the
-expert-labelled stream, the closed-loop success rate and the BLoB controller
-come in through a ``Workload`` that the caller builds.
+expert-labelled stream, the closed-loop success rate and the BLoB and rls
+controllers come in through a ``Workload`` that the caller builds.
 ``sim.profile_run.run_profile`` does that for TARGET, and ``kbt profile``
 (``sim/cli.py``) calls it.
 """
@@ -36,12 +40,13 @@ from controller.checks import check_int, check_positive
 
 __all__ = ["ProfileConfig", "Workload", "run_profile", "format_text", "format_markdown", "SCHEMA_VERSION"]
 
-SCHEMA_VERSION = 1
+#: 2: methods kbt (force head), kbt-softmax and rls; the allocation probe's keys per fused kernel
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)
 class ProfileConfig:
-    calls: int = 10_000            # timed calls for inference and the KBT update
+    calls: int = 10_000            # timed calls for inference and the kbt, kbt-softmax and rls updates
     retrain_calls: int = 20        # timed retraining updates per capacity (each is 100 epochs)
     capacities: tuple = (10, 20, 25, 50, 75, 100)
     blob_capacities: tuple = (10, 100)
@@ -96,12 +101,16 @@ class Workload:
         Closed-loop success of a controller on the plant the stream comes from.
     make_blob : callable ``(capacity, epochs, batch, seed) -> BLoBController``
         A fresh BLoB controller with the settings the experiments use.
+    make_rls : callable ``() -> RLSController``, optional
+        A fresh ``rls`` controller (its prior gain comes from the design
+        plant); without it the profile has no rls row.
     """
 
     sample_states: Callable[[int, np.random.Generator], Any]
     labelled_stream: Callable[[int, int], tuple]
     success_rate: Callable[[Any, int, int], float]
     make_blob: Callable[[int, int, int, int], Any]
+    make_rls: Callable[[], Any] | None = None
 
 
 def _memory_entry(controller, update=None):
@@ -114,9 +123,9 @@ def _memory_entry(controller, update=None):
     return out
 
 
-def _entry(name, infer, update, first_call_s, mem, fl_update, fl_infer, rate, peak):
+def _entry(name, infer, update, first_call_s, mem, fl_update, fl_infer, rate, peak, rejected=None):
     e = {"method": name, "inference_us": timing.percentiles(infer), "first_call_s": first_call_s,
-         "memory": mem, "flops_update": fl_update, "flops_inference": fl_infer}
+         "memory": mem, "flops_update": fl_update, "flops_inference": fl_infer, "rejected_updates": rejected}
     e["update_us"] = timing.percentiles(update) if update is not None else None
     e["deadline"] = timing.deadline_analysis(infer, update if update is not None else np.zeros(len(infer)), rate)
     e["gflops_inference"] = fl_infer / (e["inference_us"]["p50"] * 1e3)
@@ -126,7 +135,9 @@ def _entry(name, infer, update, first_call_s, mem, fl_update, fl_infer, rate, pe
 
 
 def _f32_cost(cfg, work, S, F):
-    """KBT in float64 and float32 on the same stream: success and force difference."""
+    """kbt (the force head) in float64 and float32 on the same stream: success,
+    force difference and labels the gate refused. Both run the fused Numba
+    kernels; float32 stores the head's posterior (m, P) and inputs z~ in float32."""
     from controller.kalman_head import HeadConfig
     from controller.kbt import KBTController
     from controller.model import load_pretrained
@@ -139,9 +150,12 @@ def _f32_cost(cfg, work, S, F):
         for i in range(cfg.f32_samples):
             c.observe(S[i], F[i])
         out[f"success_{dt}"] = work.success_rate(c, cfg.episodes, cfg.seed)
+        out[f"rejected_{dt}"] = int(c.n_rejected)
+        out[f"backend_{dt}"] = "numba" if c.head.uses_numba else "numpy"
         forces[dt] = np.array([c.act(s) for s in probe])
     d = np.abs(forces["float64"] - forces["float32"])
-    out.update(samples=cfg.f32_samples, max_force_diff_N=float(d.max()), mean_force_diff_N=float(d.mean()))
+    out.update(method="kbt", samples=cfg.f32_samples, max_force_diff_N=float(d.max()),
+               mean_force_diff_N=float(d.mean()))
     return out
 
 
@@ -149,10 +163,11 @@ def run_profile(cfg: ProfileConfig, work: Workload, progress=None):
     """All figures as a JSON-ready dict (see ``format_text`` for the reading).
 
     ``work`` supplies the states, the labelled stream, the success rate and
-    the BLoB controller (see ``Workload``); ``progress`` is called with a
-    message before each stage.
+    the BLoB and rls controllers (see ``Workload``); ``progress`` is called
+    with a message before each stage.
     """
     from controller.kbt import KBTController
+    from controller.kbt_softmax import SoftmaxKBTController
     from controller.model import load_pretrained
     from controller.retrain import RetrainController
     from controller.transformer_numba import FastInference
@@ -180,17 +195,27 @@ def run_profile(cfg: ProfileConfig, work: Workload, progress=None):
     infer = timing.time_calls(lambda i: fast.act_one(states[i]), cfg.calls)
     methods.append(_entry("pretrained", infer, None, first, _memory_entry(pol), 0, fl_infer, cfg.rate_hz, peak))
 
-    # KBT
-    say(f"kbt: {cfg.calls} updates and inferences")
+    def online_method(name, c, fl_upd, fl_inf):
+        """Latencies (``act``, ``observe`` on the stream) and memory of a closed-form learner."""
+        say(f"{name}: {cfg.calls} updates and inferences")
+        t0 = time.perf_counter()
+        c.warm_up()
+        first = time.perf_counter() - t0
+        infer = timing.time_calls(lambda i: c.act(states[i]), cfg.calls)
+        rejected0 = getattr(c, "n_rejected", None)
+        upd = timing.time_calls(lambda i: c.observe(S[i], F[i]), cfg.calls, warmup=0)
+        rejected = None if rejected0 is None else int(c.n_rejected - rejected0)
+        mem = _memory_entry(c, lambda: c.observe(S[0], F[0]))
+        methods.append(_entry(name, infer, upd, first, mem, fl_upd, fl_inf, cfg.rate_hz, peak, rejected))
+
+    # kbt (the default: force head, fused kernels), the paper's softmax head, rls
     c = KBTController(pol)
-    t0 = time.perf_counter()
-    c.warm_up()
-    first = time.perf_counter() - t0
-    infer = timing.time_calls(lambda i: c.act(states[i]), cfg.calls)
-    upd = timing.time_calls(lambda i: c.observe(S[i], F[i]), cfg.calls, warmup=0)
-    fl_upd = flops.features_flops(tcfg) + flops.head_update_flops(d, K)
-    mem = _memory_entry(c, lambda: c.observe(S[0], F[0]))
-    methods.append(_entry("kbt", infer, upd, first, mem, fl_upd, fl_infer, cfg.rate_hz, peak))
+    online_method("kbt", c, flops.kbt_observe_flops(tcfg, skip=c.skip), flops.kbt_act_flops(tcfg, skip=c.skip))
+    online_method("kbt-softmax", SoftmaxKBTController(pol),
+                  flops.features_flops(tcfg) + flops.head_update_flops(d, K), fl_infer)
+    if work.make_rls is not None:
+        online_method("rls", work.make_rls(), flops.rls_observe_flops(tcfg.n_state),
+                      flops.rls_act_flops(tcfg.n_state))
 
     def memory_method(c, cap, infer_calls):
         """Latencies and memory of a FIFO-memory baseline with a full memory."""
@@ -270,24 +295,55 @@ def _budget_rows(res):
     return rows
 
 
+def _method(res, name):
+    return next((e for e in res["methods"] if e["method"] == name), None)
+
+
+def _allocation_lines(a):
+    if not a:
+        return ["Numba allocations per call: not measured (the probe did not run)"]
+    lines = []
+    if "kbt_observe" in a:
+        inside = max(a["kbt_observe_kernel_inside"], a["kbt_act_kernel_inside"])
+        lines.append(f"Numba allocations per call: observe() {a['kbt_observe']:g}, act() {a['kbt_act']:g} "
+                     f"(inside the fused kernels: {inside:g})")
+        lines.append(f"kbt: the fused observe kernel called from Python allocates "
+                     f"{a['kbt_observe_kernel_from_python']:g} argument wrappers per call (none in a jitted caller)")
+    if "kbt_softmax_observe" in a:
+        lines.append(f"kbt-softmax: Numba allocations per update: {a['kbt_softmax_update_kernel_inside']:g} inside "
+                     f"the kernel; {a['kbt_softmax_update_kernel_from_python']:g} argument wrappers per call from "
+                     f"Python; observe() {a['kbt_softmax_observe']:g}, act() {a['kbt_softmax_act']:g}")
+    return lines
+
+
 def _notes(res):
     f = res["float32_vs_float64"]
     lines = [f"machine matrix-multiply peak: {res['machine_peak_gflops']:.1f} GFLOP/s (float64, all BLAS threads)"]
-    kbt = next(e for e in res["methods"] if e["method"] == "kbt")
+    kbt = _method(res, "kbt")
+    lines.append(f"kbt: observe p50 {kbt['update_us']['p50']:.1f} us, act p50 {kbt['inference_us']['p50']:.1f} us")
     lines.append(f"kbt: first call (JIT compile or cache load) {kbt['first_call_s']:.2f} s; "
-                 f"{kbt['flops_update']} FLOP per update, {kbt['flops_inference']} per inference; "
-                 f"update at {100 * kbt['peak_fraction_update']:.2f} % of the machine peak")
+                 f"{kbt['flops_update']} FLOP per observe, {kbt['flops_inference']} per act; "
+                 f"observe at {100 * kbt['peak_fraction_update']:.2f} % of the machine peak")
+    for name in ("kbt-softmax", "rls"):
+        e = _method(res, name)
+        if e is not None:
+            lines.append(f"{name}: observe p50 {e['update_us']['p50']:.1f} us, act p50 "
+                         f"{e['inference_us']['p50']:.1f} us; first call {e['first_call_s']:.2f} s; "
+                         f"{e['flops_update']} FLOP per observe, {e['flops_inference']} per act")
+    for e in res["methods"]:
+        if e.get("rejected_updates") is not None:
+            lines.append(f"{e['method']}: the innovation gate refused {e['rejected_updates']} of "
+                         f"{e['update_us']['calls']} labels during the timed updates")
     for m, r in res["retrain_over_kbt_update_p50"].items():
         lines.append(f"{m} update p50 / kbt update p50 = {r:,.0f}x")
-    lines.append("Numba paths: pretrained, kbt, retrain inference; NumPy: retrain and blob updates, blob inference")
-    lines.append(f"float32 vs float64 after {f['samples']} KBT updates: success {f['success_float32']:.2f} vs "
+    lines.append("Numba paths: pretrained, kbt and rls (fused observe / act), kbt-softmax, retrain inference; "
+                 "NumPy: retrain and blob updates, blob inference")
+    lines.append(f"float32 vs float64 after {f['samples']} kbt updates (float32 posterior and inputs, "
+                 f"{f.get('backend_float32', 'numba')} kernels): success {f['success_float32']:.2f} vs "
                  f"{f['success_float64']:.2f}, force difference max {f['max_force_diff_N']:.2e} N, "
-                 f"mean {f['mean_force_diff_N']:.2e} N")
-    a = res["numba_allocations_per_call"]
-    if a:
-        lines.append(f"Numba allocations per KBT update: {a['head_update_kernel_inside']:g} inside the kernel; "
-                     f"{a['head_update_kernel_from_python']:g} argument wrappers per call from Python; "
-                     f"observe() {a['kbt_observe']:g}, act() {a['kbt_act_one']:g}")
+                 f"mean {f['mean_force_diff_N']:.2e} N, gate refusals {f.get('rejected_float32', '-')} vs "
+                 f"{f.get('rejected_float64', '-')}")
+    lines += _allocation_lines(res["numba_allocations_per_call"])
     for e in res["methods"]:
         lines.append(f"{e['method']}: traced NumPy peak during one update "
                      f"{e['memory']['update_traced_peak_bytes'] / 1024:.1f} KiB (float64)")

@@ -4,7 +4,7 @@
 does not import the plant. This module builds its ``Workload`` for TARGET --
 states from the SPEC box (``sim.data``), the TARGET LQR expert's labelled
 stream, the closed-loop success rate (``sim.loop.evaluate_success``) and the
-BLoB controller of ``sim.methods`` -- and runs the profile with it.
+BLoB and rls controllers of ``sim.methods`` -- and runs the profile with it.
 """
 
 from __future__ import annotations
@@ -34,8 +34,11 @@ def target_workload(params=None) -> Workload:
     def make_blob(capacity, epochs, batch, seed):
         return make_controller(f"blob-{capacity}", plant, MethodSettings(epochs=epochs, batch=batch), seed=seed)
 
+    def make_rls():
+        return make_controller("rls", plant)
+
     return Workload(sample_states=sample_states, labelled_stream=labelled_stream, success_rate=success_rate,
-                    make_blob=make_blob)
+                    make_blob=make_blob, make_rls=make_rls)
 
 
 def run_profile(cfg: ProfileConfig = ProfileConfig(), progress=None):

@@ -74,11 +74,25 @@ def test_lqr_fallback_on_sensor_fault_keeps_pole_up():
 
 
 def test_rejected_update_leaves_kbt_unchanged():
+    """A non-finite state or label is a ValueError, and a label the innovation
+    gate refuses returns False: neither changes the posterior or the noise state."""
     c = make_controller("kbt", TARGET)
-    before = [L.M.copy() for L in c.head.layers]
-    with pytest.raises(ValueError):
-        c.observe(np.zeros(4), np.nan)
-    assert all(np.array_equal(b, L.M) for b, L in zip(before, c.head.layers))
+
+    def snapshot():
+        return [a.copy() for L in c.head.core.layers for a in (L.M, L.S)] + [c.head.noise.copy()]
+
+    def unchanged(before):
+        return all(np.array_equal(b, a) for b, a in zip(before, snapshot()))
+
+    before = snapshot()
+    for state, force in ((np.zeros(4), np.nan), (np.zeros(4), np.inf), (np.array([0.0, np.nan, 0.0, 0.0]), 1.0)):
+        with pytest.raises(ValueError):
+            c.observe(state, force)
+        assert unchanged(before) and c.n_updates == 0
+    assert c.observe(np.zeros(4), c.act(np.zeros(4)) + 1e6) is False       # far outside the predictive
+    assert unchanged(before) and c.n_updates == 0 and c.n_rejected == 1
+    assert c.observe(np.zeros(4), c.act(np.zeros(4)) + 0.1) is True
+    assert not unchanged(before) and c.n_updates == 1
 
 
 def test_same_seed_same_run():

@@ -44,6 +44,7 @@ class CF:
     def __le__(self, o): return self.v <= self._val(o)
     def __gt__(self, o): return self.v > self._val(o)
     def __ge__(self, o): return self.v >= self._val(o)
+    def __int__(self): return int(self.v)
 
 
 class FakeMath:
@@ -56,6 +57,12 @@ class FakeMath:
     def sqrt(x):
         Counter.n += 1
         return CF(math.sqrt(CF._val(x)))
+
+    @staticmethod
+    def isfinite(x):
+        return math.isfinite(CF._val(x))
+
+    nan = math.nan
 
 
 def _objects(a):
@@ -96,6 +103,157 @@ def test_head_update_flops_equal_the_counted_kernel(d, K, data_cov, monkeypatch)
     assert flops.head_update_flops(d, K, data_cov) == _counted_update(d, K, data_cov, monkeypatch)
 
 
+def _values(a):
+    return np.vectorize(lambda c: c.v if isinstance(c, CF) else c, otypes=[float])(a)
+
+
+def _force_args(d_in, rng, R=0.5, learn=True, gate=True):
+    """(m, P, zt, y, noise, learn, floor, gate, jitter, Pz) for ``force_update`` with a
+    sample the gate lets through; P is a random SPD matrix."""
+    from controller.force_head import gate_table
+
+    n1 = d_in + 1
+    m = rng.normal(size=n1)
+    A = rng.normal(size=(n1, n1))
+    P = A @ A.T / n1 + 0.1 * np.eye(n1)
+    zt = np.append(rng.normal(size=d_in), 1.0)
+    y = float(m @ zt + 0.3)
+    noise = np.array([R, 3.0, 3.0 * R])
+    table = gate_table(1e-4) if gate else np.zeros(0)
+    return [m, P, zt, y, noise, learn, 1e-4, table, 1e-9, np.zeros(n1)]
+
+
+def _counted_force(fn_name, args, cf_at, monkeypatch):
+    """Run ``force_numba.<fn_name>``'s Python source (and its helpers') with the
+    arguments at positions ``cf_at`` as counting floats; returns (count, result,
+    the counted arguments). Undoes every monkeypatch when done."""
+    from controller import force_numba as fnb
+
+    source = getattr(fnb, fn_name).py_func
+    for name in ("force_update", "force_mean", "_state_inputs", "_kbt_inputs"):
+        monkeypatch.setattr(fnb, name, getattr(fnb, name).py_func)
+    monkeypatch.setattr(fnb, "math", FakeMath)
+    counted = [(_objects(np.asarray(a)) if np.ndim(a) else CF(a)) if i in cf_at else a for i, a in enumerate(args)]
+    Counter.n = 0
+    out = source(*counted)
+    count = Counter.n
+    monkeypatch.undo()
+    return count, out, counted
+
+
+@pytest.mark.parametrize("d_in, gate, learn", [(1, True, True), (2, False, True), (4, True, False), (20, True, True)])
+def test_force_update_flops_equal_the_counted_kernel(d_in, gate, learn, monkeypatch):
+    from controller import force_numba as fnb
+
+    args = _force_args(d_in, np.random.default_rng(d_in), learn=learn, gate=gate)
+    count, status, counted = _counted_force("force_update", args, {0, 1, 2, 3, 4, 9}, monkeypatch)
+    compiled = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
+    assert status == fnb.force_update(*compiled) == fnb.LEARNED
+    assert count == flops.force_update_flops(d_in, gate=gate, learn=learn)
+    for i in (0, 1, 4):       # m, P and the noise state agree with the compiled kernel
+        np.testing.assert_allclose(_values(counted[i]), compiled[i], rtol=1e-12, atol=1e-14)
+
+
+def test_force_update_flops_capped_and_gated(monkeypatch):
+    from controller import force_numba as fnb
+
+    # R << q: c = 1 / S is capped at 0.999 / q (one more division)
+    args = _force_args(3, np.random.default_rng(1), R=1e-12)
+    args[6] = 1e-14           # noise floor below R, so the learned R stays tiny
+    count, status, _ = _counted_force("force_update", args, {0, 1, 2, 3, 4, 9}, monkeypatch)
+    assert status == fnb.LEARNED and count == flops.force_update_flops(3, capped=True)
+    # a label far outside the predictive: the gate refuses it after 2 n1^2 + 4 n1 + 6 FLOPs
+    args = _force_args(3, np.random.default_rng(2))
+    args[3] += 1e6
+    count, status, _ = _counted_force("force_update", args, {0, 1, 2, 3, 4, 9}, monkeypatch)
+    assert status == fnb.GATED and count == 2 * 16 + 4 * 4 + 6
+
+
+def _fused_args(pretrained, skip):
+    """A KBT controller's fused-kernel arguments (public attributes) for one state."""
+    from controller.kalman_head import HeadConfig
+    from controller.kbt import KBTController
+
+    from controller.transformer_numba import FastInference
+
+    c = KBTController(pretrained, HeadConfig(inputs="features+state" if skip else "features"))
+    f = FastInference(pretrained)
+    m, P, noise = (a.copy() for a in c.head.kernel_arrays())
+    d_in = c.head.d_in
+    state = np.array([0.1, -0.2, 0.03, 0.05])
+    y = float(c.act(state)) + 0.5
+    inputs = [f.weights, f.workspace, f.h, c.h_mean, c.h_T, c.s_inv, c.skip, np.zeros(d_in + 1)]
+    return c, state, y, inputs, (m, P, noise), c.head.kernel_settings()
+
+
+def _features_stub():
+    """T_1 without counting (features_flops is an estimate of it): the compiled
+    kernel on the float values, written into the counted ``h``."""
+    from controller.transformer_numba import _features_one
+
+    def stub(state, *rest):
+        h = rest[-1]
+        out = np.zeros(h.shape[0])
+        _features_one(_values(np.asarray(state, dtype=object)), *rest[:-1], out)
+        for j in range(h.shape[0]):
+            h[j] = CF(out[j])
+
+    return stub
+
+
+@pytest.mark.parametrize("skip", [True, False])
+def test_kbt_observe_and_act_flops_equal_the_counted_fused_kernels(pretrained, skip, monkeypatch):
+    """The fused kernels' source on counting floats, T_1 stubbed out: the count is
+    kbt_*_flops minus features_flops, and the posterior equals the compiled kernel's."""
+    from controller import force_numba as fnb
+
+    c, state, y, inputs, (m, P, noise), (learn, floor, gate, jitter) = _fused_args(pretrained, skip)
+    W, ws, h, h_mean, h_T, s_inv, sk, zt = inputs
+    Pz = np.zeros_like(zt)
+    cfg = pretrained.config
+    monkeypatch.setattr(fnb, "_features_one", _features_stub())
+    obs = [state, y, W, ws, h, h_mean, h_T, s_inv, sk, zt, m, P, noise, learn, floor, gate, jitter, Pz]
+    count, status, counted = _counted_force("kbt_observe", obs, {0, 1, 4, 9, 10, 11, 12, 17}, monkeypatch)
+    assert status == fnb.LEARNED
+    assert count == flops.kbt_observe_flops(cfg, skip=skip) - flops.features_flops(cfg)
+    m2, P2, noise2 = m.copy(), P.copy(), noise.copy()
+    fnb.kbt_observe(state, y, W, ws, np.zeros_like(h), h_mean, h_T, s_inv, sk, np.zeros_like(zt), m2, P2, noise2,
+                    learn, floor, gate, jitter, np.zeros_like(Pz))
+    np.testing.assert_allclose(_values(counted[10]), m2, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(_values(counted[11]), P2, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(_values(counted[12]), noise2, rtol=1e-9, atol=1e-12)
+
+    monkeypatch.setattr(fnb, "_features_one", _features_stub())
+    act = [state, W, ws, h, h_mean, h_T, s_inv, sk, zt, m]
+    count, force, _ = _counted_force("kbt_act", act, {0, 3, 8, 9}, monkeypatch)
+    assert count == flops.kbt_act_flops(cfg, skip=skip) - flops.features_flops(cfg)
+    assert CF._val(force) == pytest.approx(fnb.kbt_act(state, W, ws, np.zeros_like(h), h_mean, h_T, s_inv, sk,
+                                                       np.zeros_like(zt), m), rel=1e-10)
+
+
+def test_rls_flops_equal_the_counted_fused_kernels(monkeypatch):
+    from controller import force_numba as fnb
+    from controller.rls import RLSController
+
+    r = RLSController([-1.0, -2.0, -30.0, -5.0])
+    m, P, noise = (a.copy() for a in r.head.kernel_arrays())
+    state = np.array([0.1, -0.2, 0.03, 0.05])
+    y = float(r.act(state)) + 0.1
+    obs = [state, y, r.s_inv, np.zeros(5), m, P, noise, *r.head.kernel_settings(), np.zeros(5)]
+    count, status, _ = _counted_force("rls_observe", obs, {0, 1, 3, 4, 5, 6, 11}, monkeypatch)
+    assert status == fnb.LEARNED and count == flops.rls_observe_flops()
+    count, _, _ = _counted_force("rls_act", [state, r.s_inv, np.zeros(5), m], {0, 2, 3}, monkeypatch)
+    assert count == flops.rls_act_flops() == 14
+
+
+def test_force_flops_hand_counted_smallest_case():
+    # d_in = 1 (n1 = 2): Pz, q, mu 2*4 + 4*2 = 16; e, S 3; gate 3; m 3*2 = 6; c and the cap test 2;
+    # P 2 + 2*3 = 8; learned noise 7  -> 45
+    assert flops.force_update_flops(1) == 45
+    assert flops.force_update_flops(1, gate=False, learn=False) == 35
+    assert flops.force_mean_flops(1) == 4 and flops.standardise_flops(2) == 12
+
+
 def test_head_update_flops_hand_counted_smallest_case():
     # d = 1 (n1 = 2), K = 2:
     # g, q 2*2*6 = 24; softmax 2*8 = 16; Sigma_up 3*4 = 12; A 4*8 = 32; symmetrise 2 + 4 = 6;
@@ -122,11 +280,41 @@ def test_memory_figures_are_the_arrays_nbytes(pretrained):
 
     c = KBTController(pretrained)
     parts = memory.breakdown(c)
-    assert memory.bytes_of(parts["state"]) == sum(L.M.nbytes + L.S.nbytes for L in c.head.layers)
+    m, P, noise = c.head.kernel_arrays()
+    # the learning state: the weight posterior and the noise statistics, the kernels' own arrays
+    assert memory.bytes_of(parts["state"]) == sum(L.M.nbytes + L.S.nbytes for L in c.head.core.layers) + noise.nbytes
+    assert any(np.shares_memory(a, P) for a in parts["state"]) and any(a is noise for a in parts["state"])
     assert memory.bytes_of(parts["params"]) == sum(a.nbytes for a in parts["params"])
     assert memory.bytes_of(parts["buffers"], 4) * 2 == sum(a.nbytes for a in parts["buffers"])
+    # params: the packed T_1 weights the fused kernels read, the standardiser, the state scale, the gate table
+    assert any(a is c.h_T for a in parts["params"]) and any(a is c.head.gate for a in parts["params"])
+    n_t1 = sum(a.size for a in c._fast.weights if isinstance(a, np.ndarray))
+    assert memory.bytes_of(parts["params"]) == 8 * (n_t1 + c.h_mean.size + c.h_T.size + 4 + c.head.gate.size)
     c32 = KBTController(pretrained, HeadConfig(dtype="float32"))
-    assert sum(L.M.nbytes + L.S.nbytes for L in c32.head.layers) == memory.bytes_of(parts["state"], 4)
+    parts32 = memory.breakdown(c32)
+    assert c32.head.core.layers[0].M.dtype == np.float32
+    # float32 figures are the float32 controller's nbytes (its noise triple stays float64: 3 x 4 bytes counted)
+    assert (sum(L.M.nbytes + L.S.nbytes for L in c32.head.core.layers) + 3 * 4
+            == memory.bytes_of(parts["state"], 4) == memory.bytes_of(parts32["state"], 4))
+
+
+def test_memory_breakdown_of_every_method(pretrained):
+    from controller.kbt_softmax import SoftmaxKBTController
+    from controller.rls import RLSController
+
+    s = SoftmaxKBTController(pretrained)
+    parts = memory.breakdown(s)
+    assert memory.bytes_of(parts["state"]) == sum(L.M.nbytes + L.S.nbytes for L in s.head.layers)
+    d = pretrained.config.d_model
+    assert memory.bytes_of(parts["params"]) == sum(a.nbytes for a in pretrained.params.values()) + 8 * (d + d * d)
+    r = RLSController([-1.0, -2.0, -30.0, -5.0])
+    parts = memory.breakdown(r)
+    assert memory.bytes_of(parts["state"]) == 8 * (5 + 25 + 3)           # m, P, [R, a, b]
+    assert memory.bytes_of(parts["buffers"]) == 8 * (5 + 5)              # z~, P z~
+    parts = memory.breakdown(pretrained)
+    assert parts["state"] == [] and memory.bytes_of(parts["params"]) == sum(a.nbytes for a in pretrained.params.values())
+    with pytest.raises(ValueError, match="memory_arrays"):
+        memory.breakdown(object())
 
 
 def test_retrain_memory_counts_adam_and_fifo(pretrained):
@@ -189,7 +377,10 @@ SCHEMA_KEYS = {"schema", "config", "machine_peak_gflops", "methods", "retrain_ov
                "float32_vs_float64", "numba_allocations_per_call", "devices", "command"}
 METHOD_KEYS = {"method", "inference_us", "update_us", "first_call_s", "memory", "flops_update",
                "flops_inference", "deadline", "gflops_inference", "gflops_update", "peak_fraction_update",
-               "float32_total_with_peak_bytes", "budgets"}
+               "float32_total_with_peak_bytes", "budgets", "rejected_updates"}
+ALLOC_KEYS = {"kbt_observe_kernel_inside", "kbt_act_kernel_inside", "kbt_observe_kernel_from_python",
+              "kbt_observe", "kbt_act", "kbt_softmax_update_kernel_inside",
+              "kbt_softmax_update_kernel_from_python", "kbt_softmax_observe", "kbt_softmax_act"}
 
 
 def test_profile_command_json_schema(tmp_path, capsys, pretrained):
@@ -201,24 +392,38 @@ def test_profile_command_json_schema(tmp_path, capsys, pretrained):
     out = capsys.readouterr().out
     assert out.startswith("| method |") and "custom 64 KiB" in out
     res = json.loads(path.read_text())
-    assert set(res) == SCHEMA_KEYS and res["schema"] == 1
-    assert [m["method"] for m in res["methods"]] == ["pretrained", "kbt", "retrain-10", "blob-10"]
+    assert set(res) == SCHEMA_KEYS and res["schema"] == 2
+    assert [m["method"] for m in res["methods"]] == ["pretrained", "kbt", "kbt-softmax", "rls", "retrain-10",
+                                                    "blob-10"]
     for m in res["methods"]:
         assert set(m) == METHOD_KEYS
         assert m["inference_us"]["calls"] == (20 if m["method"].startswith("blob") else 50)
         assert m["memory"]["float32"]["total"] * 2 == m["memory"]["float64"]["total"]
-    kbt = res["methods"][1]
+    by = {m["method"]: m for m in res["methods"]}
     cfg = pretrained.config
-    assert kbt["flops_update"] == flops.features_flops(cfg) + flops.head_update_flops(cfg.d_model, cfg.n_bins)
-    assert kbt["flops_inference"] == flops.forward_flops(cfg)
-    assert res["numba_allocations_per_call"]["head_update_kernel_inside"] == 0
+    assert by["kbt"]["flops_update"] == flops.kbt_observe_flops(cfg)
+    assert by["kbt"]["flops_inference"] == flops.kbt_act_flops(cfg)
+    assert by["kbt"]["rejected_updates"] is not None and by["retrain-10"]["rejected_updates"] is None
+    assert by["kbt-softmax"]["flops_update"] == (flops.features_flops(cfg)
+                                                 + flops.head_update_flops(cfg.d_model, cfg.n_bins))
+    assert by["kbt-softmax"]["flops_inference"] == flops.forward_flops(cfg)
+    assert by["rls"]["flops_update"] == flops.rls_observe_flops()
+    assert set(res["retrain_over_kbt_update_p50"]) == {"retrain-10", "blob-10"}
+    f32 = res["float32_vs_float64"]
+    assert f32["method"] == "kbt" and f32["backend_float32"] == "numba" and f32["max_force_diff_N"] < 1e-2
+    allocs = res["numba_allocations_per_call"]
+    assert set(allocs) == ALLOC_KEYS
+    assert allocs["kbt_observe_kernel_inside"] == allocs["kbt_act_kernel_inside"] == 0
+    assert allocs["kbt_softmax_update_kernel_inside"] == 0
+    assert "kbt: observe p50 " in out and "Numba allocations per call: observe() " in out
+    assert "(inside the fused kernels: 0)" in out
 
 
 def test_profile_bad_arguments(capsys):
     from sim.cli import main
 
-    for argv, word in ((["profile", "--calls", "3"], "calls"), (["profile", "--rate", "0"], "rate_hz"),
-                       (["profile", "--budget-kib", "0"], "budget_kib")):
+    for argv, word in ((["profile", "--calls", "3"], "calls"), (["profile", "--rate", "0"], "rate"),
+                       (["profile", "--budget-kib", "0"], "budget")):
         with pytest.raises(SystemExit) as e:
             main(argv + ["--no-progress"])
         assert e.value.code == 2 and word in capsys.readouterr().err
