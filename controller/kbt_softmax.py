@@ -164,19 +164,24 @@ class SoftmaxKBTController:
             digest.update(np.ascontiguousarray(arr, dtype=np.float64).tobytes())
         return digest.hexdigest()[:16]
 
-    def save_state(self, path):
-        """Atomically save the head's posterior (resume after a power loss)."""
-        self.head.save(path, extra={"__fingerprint__": np.array(self.fingerprint())})
+    def save_state(self, path, extra=None):
+        """Atomically save the head's posterior (resume after a power loss).
+        ``extra``: more named arrays to keep in the file (keys ``__name__``)."""
+        arrays = dict(extra or {})
+        arrays["__fingerprint__"] = np.array(self.fingerprint())
+        self.head.save(path, extra=arrays)
 
     def load_state(self, path):
-        """Resume from ``save_state``; a corrupt file, another head configuration
-        or another pre-trained model is a ValueError and leaves this controller unchanged."""
+        """Resume from ``save_state``; returns the file's extra arrays. A corrupt
+        file, another head configuration or another pre-trained model is a
+        ValueError and leaves this controller unchanged."""
         head = KalmanHead.load(path, expect_config=self.head_config)
         saved = head.extra.get("__fingerprint__")
         if saved is None or str(saved) != self.fingerprint():
             raise ValueError(f"{path}: the saved head belongs to another pre-trained model "
                              f"(fingerprint {saved}, expected {self.fingerprint()})")
         self.head = head
+        return head.extra
 
     def memory_arrays(self):
         """The arrays a device running this controller holds, by role (lists of ndarrays):

@@ -564,10 +564,187 @@ def _deploy_config(args, trial=None):
     from sim.deploy import DeployConfig
 
     period = None if args.period_ms is None else args.period_ms / 1000.0
+    start, data_start = _stream_position(args)
     return DeployConfig(samples=args.samples, stream=args.stream, episodes=args.episodes, seed=args.seed,
                         data_seed=None if trial is None else args.seed + 1 + trial, period=period,
                         fault_rate=args.fault_rate, fallback=args.fallback, sigma_data=args.sigma_data,
-                        outlier_rate=args.outlier_rate).validate()
+                        outlier_rate=args.outlier_rate, start=start, data_start=data_start).validate()
+
+
+# ---------------------------------------------------------------- resuming a saved run
+# A state file keeps, next to the head, a ``__run__`` record (JSON): the run's
+# settings and where its sample stream stopped. ``--load-state`` takes every
+# setting the command line does not give from it, and the deployed loop
+# continues the count and the i.i.d. stream (docs/deployed-loop.md).
+
+RUN_RECORD_VERSION = 1
+#: head flags (args dest) -> HeadConfig field, per head output
+_HEAD_FLAGS = {"head_layers": "n_layers", "prior_var": "prior_var", "obs_noise": "obs_noise"}
+_HEAD_FLAGS_GAUSSIAN = dict(_HEAD_FLAGS, noise="noise", inputs="inputs", gate="gate")
+_HEAD_FLAGS_SOFTMAX = dict(_HEAD_FLAGS, update="update")
+#: run settings restored from the record: args dest -> flag
+_RUN_FLAGS = {"stream": "--stream", "sigma_data": "--sigma-data", "seed": "--seed"}
+_SYSTEM_FLAGS = {"system": "--system", "m_c": "--m-c", "m_p": "--m-p", "l_p": "--l-p"}
+
+
+def _head_flags(method):
+    return _HEAD_FLAGS_SOFTMAX if method == "kbt-softmax" else _HEAD_FLAGS_GAUSSIAN
+
+
+def _data_seed(args):
+    return args.seed + 1
+
+
+def _run_record(args, consumed):
+    """The ``__run__`` record for a state file written after ``consumed`` samples of this run."""
+    name, params = _system_from_args(args)
+    cfg = _head_config(args, softmax=args.method == "kbt-softmax")
+    head = {dest: getattr(cfg, field) for dest, field in _head_flags(args.method).items()}
+    resume = getattr(args, "_resume", None) or {}
+    start, data_start = _stream_position(args)
+    positions = dict(resume.get("positions", {}))
+    stream = getattr(args, "stream", "iid")
+    if stream == "iid":
+        positions[str(_data_seed(args))] = data_start + consumed
+    return {"version": RUN_RECORD_VERSION, "method": args.method, "system": name, "m_c": params.m_c,
+            "m_p": params.m_p, "l_p": params.l_p, "integrator": params.integrator, "stream": stream,
+            "sigma_data": float(getattr(args, "sigma_data", 0.0) or 0.0), "seed": args.seed,
+            "samples": start + consumed, "data_seed": _data_seed(args),
+            "stream_position": positions.get(str(_data_seed(args)), 0), "positions": positions, "head": head}
+
+
+def _save_run_state(args, controller, consumed):
+    """Save the head with the ``__run__`` record of this run after ``consumed`` samples."""
+    record = json.dumps(_run_record(args, consumed), default=_json_default)
+    controller.save_state(args.save_state, extra={"__run__": np.array(record)})
+
+
+def _valid_record(run):
+    """The ``__run__`` record if it is one this kbt can use, else None."""
+    def number(v, low=0.0):
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) and v >= low
+
+    def count(v):
+        return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+    try:
+        ok = (isinstance(run, dict) and run.get("version") == RUN_RECORD_VERSION
+              and run.get("method") in STATEFUL and isinstance(run.get("system"), str)
+              and all(number(run.get(k)) and run[k] > 0 for k in ("m_c", "m_p", "l_p"))
+              and run.get("integrator") in INTEGRATORS and run.get("stream") in STREAMS
+              and number(run.get("sigma_data")) and count(run.get("seed")) and count(run.get("samples"))
+              and isinstance(run.get("positions"), dict)
+              and all(k.isdigit() and count(v) for k, v in run["positions"].items())
+              and isinstance(run.get("head"), dict) and set(run["head"]) <= set(_head_flags(run["method"])))
+    except (TypeError, AttributeError):
+        ok = False
+    return run if ok else None
+
+
+def _peek_state(path):
+    """``(record, method)`` of a state file: its ``__run__`` record (None if it has
+    none, "invalid" if unusable) and the method it names (None if it does not).
+    A file that cannot be read gives (None, None): loading it explains why."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            text = str(data["__run__"]) if "__run__" in data.files else None
+            method = str(data["__method__"]) if "__method__" in data.files else None
+    except Exception:               # noqa: BLE001 - any unreadable file; _load_state reports it
+        return None, None
+    if text is None:
+        return None, method
+    try:
+        run = _valid_record(json.loads(text))
+    except ValueError:
+        run = None
+    return (run if run is not None else "invalid"), method
+
+
+def _shown(v):
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, (list, tuple)):
+        return " ".join(_shown(x) for x in v)
+    return str(v)
+
+
+def _restore_run_settings(args):
+    """``--load-state``: every run setting the command line does not give (method,
+    system, stream, sigma_data, seed, head settings) comes from the file's run
+    record. A given setting that differs is used, and noted once the head has
+    loaded; given head settings that differ stay an error (the head's config)."""
+    args._resume = {"start": 0, "positions": {}, "record": None, "notes": []}
+    if not getattr(args, "load_state", None):
+        return
+    run, saved_method = _peek_state(args.load_state)
+    given = _explicit_flags(getattr(args, "argv", []), args.command)
+    method = run["method"] if isinstance(run, dict) else saved_method
+    if method in STATEFUL and "method" not in given:
+        args.method = method
+    args._resume["record"] = run
+    if not isinstance(run, dict):
+        return
+    notes = args._resume["notes"]
+    system_given = [flag for dest, flag in _SYSTEM_FLAGS.items() if dest in given]
+    if not system_given:
+        preset = SYSTEMS.get(run["system"])
+        if preset is not None and (preset.m_c, preset.m_p, preset.l_p) == (run["m_c"], run["m_p"], run["l_p"]):
+            args.system = run["system"]
+        else:
+            args.system, args.m_c, args.m_p, args.l_p = None, run["m_c"], run["m_p"], run["l_p"]
+    else:
+        name, params = _system_from_args(args)
+        if (params.m_c, params.m_p, params.l_p) != (run["m_c"], run["m_p"], run["l_p"]):
+            notes.append(("/".join(system_given), name, run["system"]))
+    settings = dict(_RUN_FLAGS, integrator="--integrator")
+    for dest, flag in settings.items():
+        saved = run[dest]
+        if dest not in given:
+            setattr(args, dest, saved)
+        elif getattr(args, dest) != saved:
+            notes.append((flag, getattr(args, dest), saved))
+    for dest, value in run["head"].items():
+        if dest not in given:
+            setattr(args, dest, list(value) if isinstance(value, (list, tuple)) else value)
+
+
+def _stream_position(args):
+    """``(start, data_start)``: samples the resumed head has seen, and where this run
+    enters the i.i.d. stream of its data seed (0, 0 without --load-state)."""
+    resume = getattr(args, "_resume", None) or {}
+    positions = resume.get("positions", {})
+    return resume.get("start", 0), positions.get(str(_data_seed(args)), 0)
+
+
+def _note_differences(notes):
+    if len(notes) == 1:
+        flag, given, saved = notes[0]
+        return f"note: {flag} {_shown(given)} differs from the saved run ({_shown(saved)}); using {_shown(given)}"
+    return (f"note: {', '.join(f'{flag} {_shown(g)}' for flag, g, _ in notes)} differ from the saved run "
+            f"({', '.join(_shown(s) for _, _, s in notes)}); using the values given")
+
+
+def _resume_position(args, controller):
+    """After a successful load: where the count and the i.i.d. stream continue, in words."""
+    resume = args._resume if getattr(args, "_resume", None) is not None else {"record": None, "notes": []}
+    args._resume = resume
+    run = resume.get("record")
+    if isinstance(run, dict):
+        resume["start"] = run["samples"]
+        resume["positions"] = {k: int(v) for k, v in run["positions"].items()}
+    else:
+        seen = controller.n_updates + int(getattr(controller, "n_rejected", 0) or 0)
+        resume["start"] = seen
+        resume["positions"] = {str(_data_seed(args)): seen}
+        why = "has an unreadable run record" if run == "invalid" else "was saved by an older kbt"
+        print(f"warning: {args.load_state} {why}: its stream position is unknown; counting from the {seen} "
+              f"labels the head has seen, taken as the first {seen} of the i.i.d. stream of --seed {args.seed}",
+              file=sys.stderr)
+    start, data_start = _stream_position(args)
+    if args.command != "run" or args.stream == "iid":       # kbt view learns from the i.i.d. stream
+        return (f"samples count from {start}; the i.i.d. stream (data seed {_data_seed(args)}) "
+                f"continues at sample {data_start}")
+    return f"samples count from {start}; the on-policy stream has no stored position"
 
 
 def _load_state(args, controller):
@@ -587,13 +764,16 @@ def _load_state(args, controller):
         print(f"warning: cannot resume from {args.load_state}: {why}; starting from the prior (--allow-prior)",
               file=sys.stderr)
         return "prior"
-    print(f"resumed the head from {args.load_state} ({controller.n_updates} updates so far)")
+    where = _resume_position(args, controller)
+    print(f"resumed the head from {args.load_state} ({controller.n_updates} updates so far); {where}")
+    if args._resume["notes"]:
+        print(_note_differences(args._resume["notes"]), file=sys.stderr)
     return "resumed"
 
 
-def _save_state(args, controller):
+def _save_state(args, controller, consumed):
     if args.save_state:
-        controller.save_state(args.save_state)
+        _save_run_state(args, controller, consumed)
         print(f"saved the head to {args.save_state}")
 
 
@@ -660,10 +840,12 @@ def _run_learning(args, params, name):
         controller.warm_up()
     cfg = _deploy_config(args)
     period_ms = 1000 * (params.tau if cfg.period is None else cfg.period)
-    print(f"{args.method} on {name}: {cfg.samples} {cfg.stream} expert samples, one per {period_ms:g} ms tick; "
-          f"success over {cfg.episodes} episodes at each checkpoint")
+    after = f" after the saved run's {cfg.start}" if cfg.start else ""
+    print(f"{args.method} on {name}: {cfg.samples} {cfg.stream} expert samples{after}, "
+          f"one per {period_ms:g} ms tick; success over {cfg.episodes} episodes at each checkpoint")
     print(TABLE_HEAD)
     view = None
+    done = [0]                        # samples this run has learned (for a save on Ctrl-C)
     stop = _DeferredInterrupt()       # Ctrl-C stops between ticks, never inside an update
     with Progress(cfg.samples, f"{args.method} learning", enabled=args.progress and not args.view) as bar:
         def on_checkpoint(row):
@@ -673,6 +855,7 @@ def _run_learning(args, params, name):
         def on_tick(state, force, res):
             bar.update(1)
             args.interrupted_after = f"{res.ticks} samples"
+            done[0] = res.ticks
             stop.check()
             if view is not None:
                 return view.show(state, force, learned=res.updates, force_std=force_std(controller, state))
@@ -687,8 +870,8 @@ def _run_learning(args, params, name):
                 res = run_deployment(controller, params, cfg, on_checkpoint=on_checkpoint, on_tick=on_tick)
                 stop.check()
         except KeyboardInterrupt:
-            if args.save_state:       # what was learned so far; save_state is atomic
-                controller.save_state(args.save_state)
+            if args.save_state:       # what was learned so far, and where the stream stopped; atomic
+                _save_run_state(args, controller, done[0])
                 print(f"saved the head learned so far ({controller.n_updates} updates) to {args.save_state}",
                       file=sys.stderr)
             raise
@@ -697,14 +880,16 @@ def _run_learning(args, params, name):
                 view.close()
     last = res.rows[-1]
     s = res.summary()
-    print(f"{args.method} on {name}: success {last['success_rate']:.3f} after {res.updates} updates "
+    total = f", {cfg.start + res.ticks} samples with the saved run's" if cfg.start else ""
+    print(f"{args.method} on {name}: success {last['success_rate']:.3f} after {res.updates} updates{total} "
           f"({res.gated} refused by the innovation gate, {res.rejected} rejected as non-finite, {res.sensor_faults} sensor faults, {res.deadline_misses} deadline misses of "
           f"{res.ticks} ticks; update p50 {s['update_p50_us']:.0f} us)")
-    _save_state(args, controller)
+    _save_state(args, controller, res.ticks)
     if args.json:
         _write_json(args.json, {
             "method": args.method, "system": name, "episodes": cfg.episodes, "seed": args.seed,
-            "samples": cfg.samples, "stream": cfg.stream, "fault_rate": cfg.fault_rate, "fallback": cfg.fallback,
+            "samples": cfg.samples, "start": cfg.start, "stream": cfg.stream, "fault_rate": cfg.fault_rate,
+            "fallback": cfg.fallback,
             "resumed": resumed, "success_rate": last["success_rate"], "checkpoints": res.rows, **s,
         })
     return 0
@@ -713,6 +898,7 @@ def _run_learning(args, params, name):
 def cmd_run(args):
     from sim.loop import evaluate_success
 
+    _restore_run_settings(args)   # --load-state: the saved run's settings the command line does not give
     name, params = _system_from_args(args)
     _check_state_args(args)
     if args.method in LEARNERS:
@@ -747,10 +933,11 @@ def cmd_run(args):
 
 def cmd_view(args):
     from controller.lqr import LQRController
-    from sim.data import sample_dataset
+    from sim.deploy import iid_samples
     from sim.progress import Progress
     from sim.view import watch
 
+    _restore_run_settings(args)   # --load-state: the saved run's settings the command line does not give
     name, params = _system_from_args(args)
     method = _method_name(args)
     controller = _make_controller(args, params)
@@ -761,7 +948,8 @@ def cmd_view(args):
         samples = args.samples if args.samples is not None else 400
         if samples < 0:
             raise ValueError(f"--samples: expected an integer >= 0 but found {samples}")
-        S, F = sample_dataset(LQRController(params), samples, seed=args.seed + 1) if samples else (None, None)
+        first = _stream_position(args)[1]         # a resumed head continues its i.i.d. stream
+        S, F = iid_samples(LQRController(params), args.seed + 1, first, samples) if samples else (None, None)
         with Progress(samples, f"{method} adapting before the view", enabled=args.progress and samples > 0) as bar:
             for i in range(samples):
                 controller.observe(S[i], F[i])
@@ -935,7 +1123,8 @@ def build_parser():
     g.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: retrain 1e-3, blob 3e-3)")
     g = p.add_argument_group("deployment (learning methods)")
     g.add_argument("--stream", choices=STREAMS, default="iid",
-                   help="iid: samples from the SPEC box (the paper); onpolicy: the states the controller visits")
+                   help="iid: states uniform in |x|, |x_dot| <= 0.5, |theta|, |theta_dot| <= 0.1 (the paper); "
+                        "onpolicy: the states the controller visits")
     g.add_argument("--period-ms", type=float, default=None, help="control period for the deadline (default: tau)")
     g.add_argument("--fault-rate", type=float, default=0.0,
                    help="inject NaN sensor readings and NaN labels with this probability per tick (default 0)")
@@ -944,10 +1133,11 @@ def build_parser():
     g.add_argument("--fallback", choices=FALLBACKS, default="hold",
                    help="on a non-finite reading: hold the last force, or LQR on the last good reading")
     g.add_argument("--save-state", metavar="PATH",
-                   help="save the head's posterior at the end, or on Ctrl-C the head learned so far "
-                        "(default: not saved)")
+                   help="save the head's posterior, the run's settings and its place in the sample stream at the "
+                        "end, or on Ctrl-C what was learned so far (default: not saved)")
     g.add_argument("--load-state", metavar="PATH",
-                   help="resume the head from a saved posterior (default: start from the pre-trained prior)")
+                   help="resume the head from a saved posterior: the sample count and the i.i.d. stream continue, "
+                        "and settings not given are the saved run's (default: start from the pre-trained prior)")
     g.add_argument("--allow-prior", action="store_true",
                    help="if --load-state cannot be read, start from the pre-trained prior instead of stopping")
     p.add_argument("--view", action="store_true", help="watch the run in a pygame window")

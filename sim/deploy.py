@@ -8,7 +8,7 @@ One plant (e.g. TARGET) runs at the fixed period ``tau``. Each tick:
 2. compute and send the action -- always first, so learning never delays it;
 3. advance the plant one period (episodes restart when they fail or last 500 steps);
 4. run one learning update with the sample that arrived this tick (i.i.d. from
-   the SPEC box, as in the paper, or ``stream="onpolicy"``: the state the
+   the sampling box of ``sim.data``, as in the paper, or ``stream="onpolicy"``: the state the
    controller just saw, labelled by the expert). An update the controller
    rejects (``ValueError``, e.g. a non-finite label) leaves it unchanged and is
    counted. If action + update took longer than the period, the tick is a
@@ -17,6 +17,11 @@ One plant (e.g. TARGET) runs at the fixed period ``tau``. Each tick:
 At checkpoints the success rate is evaluated offline (not in the tick's time).
 Faults can be injected (``fault_rate``: probability per tick of a NaN sensor
 reading and, independently, of a NaN label) to exercise the handling.
+
+A resumed run (``start`` > 0: a head saved after ``start`` samples) counts its
+checkpoints from ``start`` and, on the i.i.d. stream, continues the seeded
+sequence at ``data_start`` (``iid_samples``: positions [first, first + n) of one
+sequence per data seed, so 30 + 30 samples are the same 60 as one run of 60).
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ from sim.cartpole import CartPoleParams
 from controller.checks import check_int, check_positive
 from sim.loop import act_one, evaluate_success
 
-__all__ = ["DeployConfig", "DeployResult", "run_deployment", "checkpoints_for", "STREAMS", "FALLBACKS"]
+__all__ = ["DeployConfig", "DeployResult", "run_deployment", "checkpoints_for", "iid_samples", "STREAMS",
+           "FALLBACKS"]
 
 STREAMS = ("iid", "onpolicy")
 FALLBACKS = ("hold", "lqr")
@@ -45,6 +51,47 @@ def checkpoints_for(samples):
         m.append(m[-1] * 2)
     marks.update(x for x in m if x < samples)
     return sorted(marks)
+
+
+_CHUNK = 1 << 16        # samples drawn at a time while skipping the consumed part of a stream
+
+
+def iid_samples(expert, data_seed, first, n, sigma_data=0.0):
+    """Samples ``first .. first + n - 1`` of the i.i.d. stream seeded by ``data_seed``.
+
+    States are uniform in the sampling box (``sim.data.sample_states`` on
+    ``default_rng(data_seed)``), labels the expert's force plus, when
+    ``sigma_data > 0``, ``sqrt(sigma_data)`` times a standard normal from a
+    second generator of the same seed. Both sequences are drawn in order, so
+    any split of a stream into consecutive blocks gives the samples of one long
+    run: a resumed run neither repeats nor skips a sample. (``first = 0`` and
+    ``sigma_data = 0`` is exactly ``sim.data.sample_dataset(expert, n, data_seed)``.)
+
+    Returns states (n, 4) and forces (n,).
+    """
+    from sim.data import sample_states
+
+    data_seed = check_int("data_seed", data_seed, low=0)
+    first = check_int("first", first, low=0)
+    n = check_int("n", n, low=0)
+    check_positive("sigma_data", sigma_data, allow_zero=True)
+
+    def skip(draw):
+        left = first
+        while left:
+            k = min(left, _CHUNK)
+            draw(k)
+            left -= k
+
+    rng = np.random.default_rng(data_seed)
+    skip(lambda k: sample_states(k, rng))
+    S = sample_states(n, rng)
+    F = np.asarray(expert.act(S), dtype=float).reshape(n)
+    if sigma_data > 0:
+        noise = np.random.default_rng(np.random.SeedSequence(data_seed, spawn_key=(1,)))
+        skip(noise.standard_normal)
+        F = F + np.sqrt(sigma_data) * noise.standard_normal(n)
+    return S, F
 
 
 @dataclass(frozen=True)
@@ -61,6 +108,8 @@ class DeployConfig:
     outlier_rate : float probability per tick that the label is corrupt (+-1000 N), in [0, 1)
     fallback : str       "hold" or "lqr"
     sigma_data : float   variance (N^2) of Gaussian noise on the expert's labels
+    start : int          samples a resumed head has seen before this run: checkpoints count from it
+    data_start : int     where this run enters the i.i.d. stream of its data seed; None: start
     """
 
     samples: int = 400
@@ -73,6 +122,8 @@ class DeployConfig:
     outlier_rate: float = 0.0
     fallback: str = "hold"
     sigma_data: float = 0.0
+    start: int = 0
+    data_start: int | None = None
 
     def validate(self):
         check_int("samples", self.samples, low=1)
@@ -92,7 +143,20 @@ class DeployConfig:
         if not 0.0 <= float(self.outlier_rate) < 1.0:
             raise ValueError(f"outlier_rate: expected a probability in [0, 1) but found {self.outlier_rate}")
         check_positive("sigma_data", self.sigma_data, allow_zero=True)
+        check_int("start", self.start, low=0)
+        if self.data_start is not None:
+            check_int("data_start", self.data_start, low=0)
         return self
+
+    @property
+    def stream_seed(self):
+        """The seed of the i.i.d. stream."""
+        return self.seed + 1 if self.data_seed is None else self.data_seed
+
+    @property
+    def stream_start(self):
+        """The i.i.d. stream position of this run's first sample."""
+        return self.start if self.data_start is None else self.data_start
 
 
 @dataclass
@@ -100,6 +164,7 @@ class DeployResult:
     """Counters and checkpoint rows of a deployed run."""
 
     rows: list = field(default_factory=list)          # one dict per checkpoint
+    start: int = 0                                     # samples seen before this run (resumed head)
     ticks: int = 0
     updates: int = 0                                   # accepted learning updates
     rejected: int = 0                                  # updates the controller refused (non-finite input)
@@ -153,29 +218,30 @@ def run_deployment(controller, params: CartPoleParams, config: DeployConfig = De
     Returns
     -------
     DeployResult
+        Its rows count samples from ``config.start`` (a resumed head's count).
     """
     from controller.lqr import LQRController
-    from sim.data import sample_dataset, sample_states
+    from sim.data import sample_states
 
     cfg = config.validate()
     period = params.tau if cfg.period is None else float(cfg.period)
     expert = LQRController(params)
     learns = callable(getattr(controller, "observe", None))
-    rng_plant = np.random.default_rng([cfg.seed, 1])
-    rng_fault = np.random.default_rng([cfg.seed, 2])
-    rng_label = np.random.default_rng([cfg.seed, 3])
-    rng_outlier = np.random.default_rng([cfg.seed, 5])
+
+    def tick_rng(k):      # a resumed run does not replay the first run's resets, faults and outliers
+        return np.random.default_rng([cfg.seed, k] if cfg.start == 0 else [cfg.seed, k, cfg.start])
+
+    rng_plant, rng_fault, rng_label, rng_outlier = (tick_rng(k) for k in (1, 2, 3, 5))
     if cfg.stream == "iid":
-        S, F = sample_dataset(expert, cfg.samples, seed=cfg.seed + 1 if cfg.data_seed is None else cfg.data_seed,
-                              sigma_data=cfg.sigma_data)
+        S, F = iid_samples(expert, cfg.stream_seed, cfg.stream_start, cfg.samples, sigma_data=cfg.sigma_data)
     probe = sample_states(200, np.random.default_rng([cfg.seed, 4]))
     marks = set(checkpoints_for(cfg.samples))
-    res = DeployResult()
+    res = DeployResult(start=cfg.start)
 
     def checkpoint(n):
         ev = evaluate_success(controller, params, n_episodes=cfg.episodes, seed=cfg.seed)
         lat = np.asarray(res.update_seconds) * 1e6
-        row = {"samples": n, "success_rate": ev.success_rate, "pred_std": _mean_pred_std(controller, probe),
+        row = {"samples": cfg.start + n, "success_rate": ev.success_rate, "pred_std": _mean_pred_std(controller, probe),
                "update_p50_us": float(np.percentile(lat, 50)) if lat.size else None,
                "update_p99_us": float(np.percentile(lat, 99)) if lat.size else None,
                "deadline_misses": res.deadline_misses, "rejected": res.rejected, "gated": res.gated,
