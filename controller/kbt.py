@@ -75,8 +75,6 @@ class KBTController(ForceController):
         Hs = (self.policy.features(states) - self.h_mean) @ self.h_T.T
         return np.hstack([Hs, states * self.s_inv]) if self.skip else Hs
 
-    features = inputs
-
     def _fingerprint_arrays(self):
         return (self.policy.head_weights, self.h_mean, self.h_T, self.prior_mean)
 
