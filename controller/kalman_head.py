@@ -2,8 +2,8 @@
 
 T_2's linear layer ``W_O`` is replaced by an L-layer ReLU network whose weights
 are Gaussian. A sample (features ``h``, target ``y``) updates the weight
-posterior in closed form (Algorithm 2 of the paper, with SPEC section 3's
-corrections):
+posterior in closed form (Algorithm 2 of the paper, with the corrections in
+docs/relu-moments.md and docs/output-update.md):
 
 forward (filtering), layer i = 1..L, ``z^0 = h``:
     (19), (21)  mu_u, Sigma_u of ``u^i = W^i^T [z^{i-1}; 1]``
@@ -18,7 +18,7 @@ backward (smoothing), layer i = L..1:
     weights     (40)-(42)  K_w = Sigma_{w,u} Sigma_u^-1,
                 mu_w^+ = mu_w + K_w (mu_u^+ - mu_u),
                 Sigma_w^+ = Sigma_w + K_w (Sigma_u^+ - Sigma_u) K_w^T
-    input       (SPEC: replaces (43)-(45)) K_z = Sigma_{z,u} Sigma_u^-1, same innovation
+    input       (replaces (43)-(45)) K_z = Sigma_{z,u} Sigma_u^-1, same innovation
     ReLU        (37)-(39)  K_u = Sigma_{u,z} Sigma_z^-1 from z^{i-1}'s update to u^{i-1}'s
 
 With per-neuron blocks, ``Sigma_{w_k, u} = S_k mu_z~ e_k^T``, so the weight
@@ -294,8 +294,8 @@ class KalmanHead:
         y : array_like, shape (n_out,) or (B, n_out)
             Target: a probability vector (softmax output) or a real vector (linear output).
         data_cov : array_like, shape (n_out, n_out) or (B, n_out, n_out), optional
-            Covariance of the target noise (SPEC section 3's Sigma_data on the output
-            scale); added to R in the kalman update, the posterior covariance in
+            Covariance of the target noise (the label noise Sigma_data on the output
+            scale, docs/output-update.md); added to R in the kalman update, the posterior covariance in
             the paper's update. Default zero.
 
         The head is unchanged when an input is rejected (ValueError).

@@ -32,7 +32,7 @@ from controller.checks import as_float_array, check_positive
 
 __all__ = ["DEFAULT_Q", "DEFAULT_R", "PlantParams", "linearise", "lqr_gain", "LQRController"]
 
-#: Default state weight diag(x, x_dot, theta, theta_dot) (SPEC section 1).
+#: Default state weight diag(x, x_dot, theta, theta_dot) (docs/defaults.md).
 DEFAULT_Q = np.diag([1.0, 1.0, 10.0, 1.0])
 #: Default force weight.
 DEFAULT_R = 0.1

@@ -1,7 +1,7 @@
 """Closed-form moment propagation through the Bayesian head's layers (NumPy reference).
 
 Every function is batched over a leading axis N (states). Symbols follow the
-paper (Jing et al. 2025) and SPEC section 3:
+paper (Jing et al. 2025), with the corrections in docs/relu-moments.md:
 
 * ``mu_z``, ``Sigma_z``: mean and covariance of a layer input ``z``;
   ``z~ = [z; 1]`` appends the bias input;

@@ -1,6 +1,6 @@
 """Decision transformer in NumPy: forward pass and hand-written backward pass.
 
-Architecture (SPEC section 2), read top to bottom in ``forward``:
+Architecture (docs/defaults.md), read top to bottom in ``forward``:
 
 * tokens: each of the 4 normalised state variables is a token
   ``s_i * E_val[i] + E_pos[i]``; an action-query token is appended, so the

@@ -5,7 +5,7 @@ State ``s = [x, x_dot, theta, theta_dot]``: cart position (m), cart velocity
 and its rate (rad/s). The pole is a uniform rod; ``l_p`` is the distance from
 the pivot to its centre of mass (Gymnasium's ``length``, *half* the pole).
 
-With ``M = m_c + m_p`` and force ``F`` on the cart (SPEC section 1)::
+With ``M = m_c + m_p`` and force ``F`` on the cart (docs/defaults.md)::
 
     temp    = (F + m_p l_p theta_dot^2 sin(theta)) / M
     th_dd   = (g sin(theta) - cos(theta) temp) / (l_p (4/3 - m_p cos^2(theta) / M))

@@ -1,4 +1,4 @@
-"""I.i.d. expert-labelled data for pre-training and fine-tuning (SPEC section 1).
+"""I.i.d. expert-labelled data for pre-training and fine-tuning (docs/defaults.md).
 
 States are drawn uniformly from a box (default |x|, |x_dot| <= 0.5,
 |theta|, |theta_dot| <= 0.1) and labelled with the expert's force; optional

@@ -1,6 +1,7 @@
 """Pre-training the decision transformer on i.i.d. SOURCE LQR data.
 
-Each Adam step draws a fresh batch of states from the SPEC box and labels it
+Each Adam step draws a fresh batch of states from the sampling box of
+``sim.data`` (|x|, |x_dot| <= 0.5, |theta|, |theta_dot| <= 0.1) and labels it
 with the SOURCE LQR force (the data are unlimited, so there is no epoch); a
 fixed held-out set measures the force RMSE. Deterministic for a given seed.
 

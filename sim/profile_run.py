@@ -2,7 +2,7 @@
 
 ``firmware_profile`` measures latency, memory, FLOPs and device budgets but
 does not import the plant. This module builds its ``Workload`` for TARGET --
-states from the SPEC box (``sim.data``), the TARGET LQR expert's labelled
+states from the sampling box (``sim.data``), the TARGET LQR expert's labelled
 stream, the closed-loop success rate (``sim.loop.evaluate_success``) and the
 BLoB and rls controllers of ``sim.methods`` -- and runs the profile with it.
 """
