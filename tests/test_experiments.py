@@ -42,13 +42,16 @@ def test_learning_trial_counts_and_rejections():
     F[2] = np.nan                                       # a bad label is rejected, not fatal
     c = make_controller("kbt", TARGET)
     before = c.head.copy()
-    res = learning_trial(c, TARGET, S, F, [0, 3, 6], episodes=2, heldout=(S, np.nan_to_num(F)),
-                         tokenizer=c.tokenizer)
+    res = learning_trial(c, TARGET, S, F, [0, 3, 6], episodes=2, heldout=(S, np.nan_to_num(F)))
     assert [cp.samples for cp in res.checkpoints] == [0, 3, 6]
     assert res.rejected == 1 and c.n_updates == 5
     assert res.learn_seconds.shape == (6,) and np.all(res.learn_seconds > 0)
-    assert set(res.checkpoints[-1].metrics) >= {"rmse", "nll", "ece", "coverage90", "pred_var"}
-    assert not np.array_equal(before.layers[0].M, c.head.layers[0].M)
+    assert set(res.checkpoints[-1].metrics) >= {"rmse", "gnll", "crps", "coverage50", "coverage90", "pred_var"}
+    soft = make_controller("kbt-softmax", TARGET)
+    res = learning_trial(soft, TARGET, S, np.nan_to_num(F), [3], episodes=2, heldout=(S, np.nan_to_num(F)),
+                         tokenizer=soft.tokenizer)
+    assert set(res.checkpoints[-1].metrics) >= {"rmse", "gnll", "nll", "ece", "accuracy", "coverage90"}
+    assert not np.array_equal(before.kernel_arrays()[0], c.head.kernel_arrays()[0])
 
 
 def test_learning_experiment_is_independent_of_jobs(tmp_path):
@@ -57,8 +60,8 @@ def test_learning_experiment_is_independent_of_jobs(tmp_path):
     a = ex.run_learning(spec, jobs=1, progress=False)
     b = ex.run_learning(spec, jobs=2, progress=False)
     for m in spec.methods:
-        for key in ("success_rate", "rmse", "nll"):
-            assert a["methods"][m][key] == b["methods"][m][key], (m, key)
+        for key in ("success_rate", "rmse", "gnll", "nll"):
+            np.testing.assert_array_equal(a["methods"][m][key], b["methods"][m][key], err_msg=f"{m} {key}")
     table = report.write_learning(a, str(tmp_path))
     for name in ("results.json", "results.csv", "fig3_success.png", "fig3_heldout.png", "fig4_time.png"):
         assert (tmp_path / name).stat().st_size > 0, name
@@ -66,7 +69,7 @@ def test_learning_experiment_is_independent_of_jobs(tmp_path):
     rows = (tmp_path / "results.csv").read_text().splitlines()
     assert rows[0] == "experiment,method,trial,samples,metric,value"
     # 2 methods x 2 trials x (7 metrics x 3 checkpoints + 6 update times) + 2 references
-    assert len(rows) - 1 == 2 * 2 * (7 * 3 + 6) + 2
+    assert len(rows) - 1 == 2 * 2 * (len(ex.SERIES) * 3 + 6) + 2   # metrics x checkpoints + learn_seconds, + references
     assert set(table) == {"kbt", "retrain-3"}
 
 
@@ -94,19 +97,25 @@ def test_moving_average():
 
 
 def test_calibration_experiment_pools_trials(tmp_path):
-    spec = ex.calibration_spec(methods=("kbt", "retrain-3"), trials=2, samples=50, every=50, episodes=2,
-                               settings=MethodSettings(epochs=1))
+    spec = ex.calibration_spec(methods=("kbt", "kbt-softmax", "retrain-3"), trials=2, samples=50, every=50,
+                               episodes=2, settings=MethodSettings(epochs=1))
     res = ex.run_calibration(spec, progress=False)
-    assert [r["method"] for r in res["rows"]] == ["pretrained", "kbt", "retrain-3"]
+    assert [r["method"] for r in res["rows"]] == ["pretrained", "kbt", "kbt-softmax", "retrain-3"]
     assert res["checkpoints"] == [50]
-    rel = res["reliability"]["kbt"]["50"]
+    rel = res["reliability"]["kbt-softmax"]["50"]
     assert sum(rel["count"]) == 2 * ex.HELDOUT          # both trials' held-out predictions pooled
     assert all(0 <= c <= n for c, n in zip(rel["correct"], rel["count"]))
+    assert res["reliability"]["kbt"] == {}             # the force head has no bins
+    q = np.asarray(res["quantiles"]["kbt"]["50"])
+    assert q.shape == (len(res["quantile_levels"]),) and np.all(np.diff(q) >= 0) and 0 <= q.min() <= q.max() <= 1
     for r in res["rows"]:
-        assert 0 <= r["accuracy"] <= 1 and 0 <= r["ece"] <= 1 and r["nll"] > 0 and 0 <= r["coverage90"] <= 1
+        assert 0 <= r["coverage50"] <= r["coverage90"] <= 1 and r["crps"] > 0 and np.isfinite(r["gnll"])
+        if r["method"] != "kbt":
+            assert 0 <= r["accuracy"] <= 1 and 0 <= r["ece"] <= 1 and r["nll"] > 0
     report.write_calibration(res, str(tmp_path))
-    assert (tmp_path / "reliability.png").stat().st_size > 0
-    assert (tmp_path / "calibration.csv").read_text().count("\n") == 4
+    for name in ("reliability.png", "quantiles.png"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    assert (tmp_path / "calibration.csv").read_text().count("\n") == 5
     # results without reliability data (an older run) are refused with a clear message
     old = {"seed": 0, "checkpoints": [0, 50], "methods": {"kbt": {"success_rate": [[0, 1]]}}}
     with pytest.raises(ValueError, match="reliability"):
@@ -122,7 +131,7 @@ def test_quick_experiments_from_the_command_line(tmp_path, capsys):
     out = tmp_path / "fig3"
     assert main(["experiment", "fig3", "--quick", "--out", str(out), "--no-progress", "--jobs", "2"]) == 0
     res = json.loads((out / "results.json").read_text())
-    assert set(res["methods"]) == {"kbt", "retrain-10", "retrain-100", "blob-10"}
+    assert set(res["methods"]) == {"kbt", "kbt-softmax", "rls", "retrain-10", "retrain-100", "blob-10"}
     table = report.summarise_learning(res)
     for m in ("retrain-10", "retrain-100", "blob-10"):
         assert table["kbt"]["ms_per_sample"] < table[m]["ms_per_sample"], m
