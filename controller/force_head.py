@@ -34,7 +34,7 @@ from dataclasses import replace
 import numpy as np
 
 from controller import force_numba as fn
-from controller.checks import as_float_array
+from controller.checks import as_float_array, check_positive
 from controller.kalman_head import HeadConfig, KalmanHead
 
 __all__ = ["ForceHead", "gate_table", "with_known_noise"]
@@ -47,8 +47,6 @@ def with_known_noise(config, sigma_data):
     """``config`` with R = ``sigma_data`` when its noise is 'known' and a value is given."""
     if sigma_data is None or config.noise != "known":
         return config
-    from controller.checks import check_positive
-
     return replace(config, obs_noise=check_positive("sigma_data", sigma_data, allow_zero=True))
 
 
@@ -93,7 +91,8 @@ class ForceHead:
         self.core = KalmanHead.from_pretrained(w0[:, None], replace(config, backend="numpy"))
         self.d_in = w0.size - 1
         a0 = 0.5 * config.noise_prior_count
-        self.noise = np.array([max(config.obs_noise, config.noise_floor), a0, a0 * config.obs_noise])
+        r0 = max(config.obs_noise, config.noise_floor)        # the initial guess, floored like every later R
+        self.noise = np.array([r0, a0, a0 * r0])
         self.n_rejected = 0
         self.gate = gate_table(config.gate, config.noise == "learned")
         #: True when updates and predictions run in the Numba kernel (L = 1)

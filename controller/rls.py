@@ -15,15 +15,12 @@ import numpy as np
 
 from controller import force_numba as fn
 from controller.checks import as_float_array
-from controller.features import state_inverse_scale
+from controller.features import DEFAULT_BOX, state_inverse_scale
 from controller.force_controller import ForceController
 from controller.force_head import ForceHead, with_known_noise
 from controller.kalman_head import HeadConfig
 
 __all__ = ["RLSController"]
-
-#: the pre-training box's half-widths (|x|, |x_dot| <= 0.5, |theta|, |theta_dot| <= 0.1)
-DEFAULT_BOX = (0.5, 0.5, 0.1, 0.1)
 
 
 class RLSController(ForceController):

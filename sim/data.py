@@ -11,11 +11,12 @@ from __future__ import annotations
 import numpy as np
 
 from controller.checks import as_float_array, check_int, check_positive, check_rng
+from controller.features import DEFAULT_BOX as FEATURE_BOX
 
 __all__ = ["DEFAULT_BOX", "sample_states", "sample_dataset"]
 
-#: Half-widths of the sampling box for [x, x_dot, theta, theta_dot].
-DEFAULT_BOX = np.array([0.5, 0.5, 0.1, 0.1])
+#: Half-widths of the sampling box for [x, x_dot, theta, theta_dot] (the library's, as an array).
+DEFAULT_BOX = np.array(FEATURE_BOX)
 
 
 def sample_states(n, rng, box=None):
