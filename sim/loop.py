@@ -18,6 +18,7 @@ import numpy as np
 from sim import cartpole
 from sim.cartpole import CartPoleParams
 from controller.checks import as_float_array, check_int, check_rng
+from sim.task import as_task
 
 __all__ = ["Controller", "ClosedLoop", "TickRecord", "Evaluation", "evaluate_success", "act_one"]
 
@@ -139,27 +140,30 @@ class Evaluation:
         return len(self.lengths)
 
 
-def evaluate_success(controller, params: CartPoleParams, n_episodes=100, seed=0, max_steps=cartpole.EPISODE_STEPS):
-    """Success rate of ``controller`` on the plant ``params``.
+def evaluate_success(controller, task, n_episodes=100, seed=0, max_steps=None):
+    """Success rate of ``controller`` on a task (or, given ``CartPoleParams``, balancing that plant).
 
     All episodes run together: each period, one ``act`` call on the states of
-    the live episodes and one vectorised plant step. Initial states are
-    Gymnasium's reset distribution from ``numpy.random.default_rng(seed)``, so
-    the same seed gives every method the same episodes. An episode fails when
-    the state leaves |x| <= 2.4, |theta| <= 12 deg (or the controller returns a
-    non-finite force); it succeeds when it survives ``max_steps`` periods.
+    the live episodes and one vectorised ``task.step``. Initial states come
+    from ``task.reset(numpy.random.default_rng(seed), n_episodes)``, so the
+    same seed gives every method the same episodes. An episode fails when
+    ``task.failed`` (out of bounds, non-finite) or the controller returns a
+    non-finite force; it succeeds when it lasts ``max_steps`` periods
+    (default ``task.episode_steps``) with the pole upright during the final
+    ``task.hold_steps`` of them. An episode that can no longer succeed stops.
 
     Returns
     -------
     Evaluation
     """
     _check_controller(controller)
-    _check_params(params)
+    task = as_task(task)
     n = check_int("n_episodes", n_episodes, low=1)
-    max_steps = check_int("max_steps", max_steps, low=1)
+    max_steps = task.episode_steps if max_steps is None else check_int("max_steps", max_steps, low=1)
+    hold_from = max_steps - min(task.hold_steps, max_steps)
     rng = check_rng(seed)
     start = time.perf_counter()
-    s0 = cartpole.reset(rng, n)
+    s0 = task.reset(rng, n)
     state = s0.copy()
     alive = np.ones(n, dtype=bool)
     lengths = np.full(n, max_steps, dtype=np.int64)
@@ -170,12 +174,13 @@ def evaluate_success(controller, params: CartPoleParams, n_episodes=100, seed=0,
         if idx.size == 0:
             break
         force = np.asarray(controller.act(state[idx]), dtype=float).reshape(idx.size)
-        applied, saturated = cartpole.saturate(params, force)
-        nxt = cartpole.advance(params, state[idx], applied)
+        nxt, saturated = task.step(state[idx], force)
         state[idx] = nxt
         saturated_steps += int(np.count_nonzero(saturated))
         total_steps += idx.size
-        failed = cartpole.terminated(nxt) | ~np.isfinite(nxt).all(axis=1) | ~np.isfinite(force)
+        failed = task.failed(nxt) | ~np.isfinite(force)
+        if k >= hold_from:
+            failed |= ~task.upright(nxt)
         dead = idx[failed]
         lengths[dead] = k + 1
         alive[dead] = False
