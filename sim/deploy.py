@@ -1,22 +1,29 @@
 """The deployed control loop: act every period, learn in the time that is left.
 
-One plant (e.g. TARGET) runs at the fixed period ``tau``. Each tick:
+One plant (a ``sim.task.Task``, e.g. balancing TARGET) runs at the fixed
+period ``tau``, episode after episode (``sim.task.Episode``). Each tick:
 
-1. read the sensor; a non-finite reading is a *sensor fault*: the loop holds
-   the last safe force (``fallback="hold"``) or applies the LQR expert to the
-   last finite reading (``fallback="lqr"``), and counts it;
-2. compute and send the action -- always first, so learning never delays it;
-3. advance the plant one period (episodes restart when they fail or last 500 steps);
-4. run one learning update with the sample that arrived this tick (i.i.d. from
-   the sampling box of ``sim.data``, as in the paper, or ``stream="onpolicy"``: the state the
-   controller just saw, labelled by the expert). An update the controller
-   rejects (``ValueError``, e.g. a non-finite label) leaves it unchanged and is
-   counted. If action + update took longer than the period, the tick is a
-   *deadline miss*: on hardware the next action would have been late.
+1. ``_sense``: read the sensor; a non-finite reading is a *sensor fault*: the
+   loop holds the last safe force (``fallback="hold"``) or applies the expert
+   to the last finite reading (``fallback="lqr"``), and counts it;
+2. ``_act``: compute and send the action -- always first, so learning never
+   delays it. With ``labels="uncertain"`` the expert (the safety pilot) takes
+   over the tick when the controller's epistemic standard deviation at the
+   reading is above ``ask_above``; with ``labels="random"`` it takes over with
+   probability ``label_rate``. Its action is then both applied and the label;
+3. advance the plant one period (a failed or finished episode restarts);
+4. ``_label`` and ``_learn``: one learning update with this tick's sample --
+   i.i.d. from the sampling box (as in the paper) or, ``stream="onpolicy"``,
+   the state the controller just saw labelled by the expert (every tick with
+   ``labels="always"``, only the pilot's ticks otherwise). An update the
+   controller rejects (``ValueError``, e.g. a non-finite label) leaves it
+   unchanged and is counted. If action + update took longer than the period,
+   the tick is a *deadline miss*: on hardware the next action would have been late.
 
-At checkpoints the success rate is evaluated offline (not in the tick's time).
-Faults can be injected (``fault_rate``: probability per tick of a NaN sensor
-reading and, independently, of a NaN label) to exercise the handling.
+At checkpoints (tick counts) the success rate is evaluated offline (not in
+the tick's time) with ``sim.loop.evaluate_success`` on the same task. Faults
+can be injected (``fault_rate``: probability per tick of a NaN sensor reading
+and, independently, of a NaN label; ``outlier_rate``: a +-1000 N label).
 
 A resumed run (``start`` > 0: a head saved after ``start`` samples) counts its
 checkpoints from ``start`` and, on the i.i.d. stream, continues the seeded
@@ -31,16 +38,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sim import cartpole
-from sim.cartpole import CartPoleParams
 from controller.checks import check_int, check_positive
+from sim.experts import expert_for
 from sim.loop import act_one, evaluate_success
+from sim.task import Episode, as_task
 
 __all__ = ["DeployConfig", "DeployResult", "run_deployment", "checkpoints_for", "iid_samples", "STREAMS",
-           "FALLBACKS"]
+           "FALLBACKS", "LABEL_MODES", "epistemic_std"]
 
 STREAMS = ("iid", "onpolicy")
 FALLBACKS = ("hold", "lqr")
+#: who labels on the on-policy stream: every tick, the ticks the controller is unsure of, random ticks
+LABEL_MODES = ("always", "uncertain", "random")
 
 
 def checkpoints_for(samples):
@@ -96,9 +105,9 @@ def iid_samples(expert, data_seed, first, n, sigma_data=0.0):
 
 @dataclass(frozen=True)
 class DeployConfig:
-    """Settings of one deployed run.
+    """Settings of one deployed run (validated on creation).
 
-    samples : int        learning updates to run (ticks with a sample), >= 1
+    samples : int        ticks to run, >= 1; every tick brings a sample unless ``labels`` says otherwise
     stream : str         "iid" or "onpolicy"
     episodes : int       evaluation episodes per checkpoint
     seed : int           seeds the plant's resets, the faults and the evaluation episodes
@@ -106,10 +115,14 @@ class DeployConfig:
     period : float       control period (s); None: the plant's tau
     fault_rate : float   probability per tick of a NaN reading / of a NaN label, in [0, 1)
     outlier_rate : float probability per tick that the label is corrupt (+-1000 N), in [0, 1)
-    fallback : str       "hold" or "lqr"
+    fallback : str       "hold" or "lqr" (the task's expert)
     sigma_data : float   variance (N^2) of Gaussian noise on the expert's labels
     start : int          samples a resumed head has seen before this run: checkpoints count from it
     data_start : int     where this run enters the i.i.d. stream of its data seed; None: start
+    labels : str         "always", "uncertain" or "random" (the last two: on-policy only; the expert takes over the tick)
+    ask_above : float    "uncertain": the expert takes over when the epistemic std (N) at the state exceeds it
+    label_rate : float   "random": probability per tick that the expert takes over, in (0, 1]
+    checkpoints : tuple  tick counts at which to evaluate; empty: 10, 25, 50, 100, 200, ... and ``samples``
     """
 
     samples: int = 400
@@ -124,28 +137,40 @@ class DeployConfig:
     sigma_data: float = 0.0
     start: int = 0
     data_start: int | None = None
+    labels: str = "always"
+    ask_above: float = 1.0
+    label_rate: float = 0.5
+    checkpoints: tuple = ()
 
-    def validate(self):
+    def __post_init__(self):
         check_int("samples", self.samples, low=1)
         check_int("episodes", self.episodes, low=1)
         check_int("seed", self.seed, low=0)
         if self.data_seed is not None:
             check_int("data_seed", self.data_seed, low=0)
-        if self.stream not in STREAMS:
-            raise ValueError(f"stream: expected one of {', '.join(STREAMS)} but found {self.stream!r}")
-        if self.fallback not in FALLBACKS:
-            raise ValueError(f"fallback: expected one of {', '.join(FALLBACKS)} but found {self.fallback!r}")
+        for name, value, allowed in (("stream", self.stream, STREAMS), ("fallback", self.fallback, FALLBACKS),
+                                     ("labels", self.labels, LABEL_MODES)):
+            if value not in allowed:
+                raise ValueError(f"{name}: expected one of {', '.join(allowed)} but found {value!r}")
         if self.period is not None:
             check_positive("period", self.period)
-        rate = float(self.fault_rate)
-        if not 0.0 <= rate < 1.0:
-            raise ValueError(f"fault_rate: expected a probability in [0, 1) but found {self.fault_rate}")
-        if not 0.0 <= float(self.outlier_rate) < 1.0:
-            raise ValueError(f"outlier_rate: expected a probability in [0, 1) but found {self.outlier_rate}")
+        for name in ("fault_rate", "outlier_rate"):
+            if not 0.0 <= float(getattr(self, name)) < 1.0:
+                raise ValueError(f"{name}: expected a probability in [0, 1) but found {getattr(self, name)}")
         check_positive("sigma_data", self.sigma_data, allow_zero=True)
         check_int("start", self.start, low=0)
         if self.data_start is not None:
             check_int("data_start", self.data_start, low=0)
+        check_positive("ask_above", self.ask_above)
+        if not 0.0 < float(self.label_rate) <= 1.0:
+            raise ValueError(f"label_rate: expected a probability in (0, 1] but found {self.label_rate}")
+        for n in self.checkpoints:
+            check_int("checkpoints", n, low=1, high=self.samples)
+        if self.labels != "always" and self.stream != "onpolicy":
+            raise ValueError(f"labels: {self.labels!r} needs the on-policy stream (stream='onpolicy')")
+
+    def validate(self):
+        """Kept for callers of older versions: the config is validated on creation."""
         return self
 
     @property
@@ -166,6 +191,8 @@ class DeployResult:
     rows: list = field(default_factory=list)          # one dict per checkpoint
     start: int = 0                                     # samples seen before this run (resumed head)
     ticks: int = 0
+    labels: int = 0                                    # samples offered to the controller
+    takeovers: int = 0                                 # ticks the expert acted ("uncertain" / "random" labels)
     updates: int = 0                                   # accepted learning updates
     rejected: int = 0                                  # updates the controller refused (non-finite input)
     gated: int = 0                                     # labels the innovation gate refused
@@ -174,7 +201,7 @@ class DeployResult:
     deadline_misses: int = 0
     longest_miss_run: int = 0
     plant_episodes: int = 0                            # episodes started on the plant
-    plant_failures: int = 0                            # ... that left the bounds
+    plant_failures: int = 0                            # ... that failed (the falls while learning)
     act_seconds: list = field(default_factory=list)
     update_seconds: list = field(default_factory=list)
 
@@ -182,7 +209,8 @@ class DeployResult:
         lat = np.asarray(self.update_seconds) * 1e6
         act = np.asarray(self.act_seconds) * 1e6
         return {
-            "ticks": self.ticks, "updates": self.updates, "rejected_updates": self.rejected, "gated": self.gated,
+            "ticks": self.ticks, "labels": self.labels, "takeovers": self.takeovers, "updates": self.updates,
+            "rejected_updates": self.rejected, "gated": self.gated,
             "sensor_faults": self.sensor_faults, "action_faults": self.action_faults,
             "deadline_misses": self.deadline_misses,
             "longest_miss_run": self.longest_miss_run, "plant_episodes": self.plant_episodes,
@@ -199,16 +227,158 @@ def _mean_pred_std(controller, probe):
     return float(np.sqrt(np.mean(controller.predict(probe)[1])))
 
 
-def run_deployment(controller, params: CartPoleParams, config: DeployConfig = DeployConfig(), *,
+def epistemic_std(controller, state):
+    """The controller's epistemic standard deviation (N) of the force at one state:
+    what it does not know, without the label noise it has learned to expect."""
+    return float(np.sqrt(max(controller.predict_split(state[None, :])[2][0], 0.0)))
+
+
+class _Loop:
+    """The state of one deployed run between ticks (see ``run_deployment``)."""
+
+    def __init__(self, controller, task, cfg, expert):
+        self.controller, self.task, self.cfg = controller, task, cfg
+        self.expert = expert_for(task) if expert is None else expert
+        self.learns = callable(getattr(controller, "observe", None))
+        if cfg.labels == "uncertain" and not callable(getattr(controller, "predict_split", None)):
+            raise ValueError(f"labels: 'uncertain' needs a controller with an epistemic variance (predict_split); "
+                             f"{type(controller).__name__} has none")
+
+        def tick_rng(k):  # a resumed run does not replay the first run's resets, faults and outliers
+            return np.random.default_rng([cfg.seed, k] if cfg.start == 0 else [cfg.seed, k, cfg.start])
+
+        rng_plant, self.rng_fault, self.rng_label, self.rng_outlier, self.rng_ask = (
+            tick_rng(k) for k in (1, 2, 3, 5, 6))
+        if cfg.stream == "iid":
+            self.S, self.F = iid_samples(self.expert, cfg.stream_seed, cfg.stream_start, cfg.samples,
+                                         sigma_data=cfg.sigma_data)
+        from sim.data import sample_states
+
+        self.probe = sample_states(200, np.random.default_rng([cfg.seed, 4]))
+        self.marks = set(cfg.checkpoints or checkpoints_for(cfg.samples))
+        self.res = DeployResult(start=cfg.start)
+        self.plant = Episode(task, rng_plant)
+        self.last_force, self.last_good = 0.0, self.plant.state.copy()
+        self.miss_run = 0
+        self.res.plant_episodes = 1
+
+    def checkpoint(self, n, on_checkpoint):
+        cfg, res, controller = self.cfg, self.res, self.controller
+        ev = evaluate_success(controller, self.task, n_episodes=cfg.episodes, seed=cfg.seed)
+        lat = np.asarray(res.update_seconds) * 1e6
+        row = {"samples": cfg.start + n, "success_rate": ev.success_rate,
+               "pred_std": _mean_pred_std(controller, self.probe),
+               "update_p50_us": float(np.percentile(lat, 50)) if lat.size else None,
+               "update_p99_us": float(np.percentile(lat, 99)) if lat.size else None,
+               "deadline_misses": res.deadline_misses, "rejected": res.rejected, "gated": res.gated,
+               "noise_var": getattr(controller, "noise_var", None), "sensor_faults": res.sensor_faults,
+               "labels": res.labels, "takeovers": res.takeovers, "falls": res.plant_failures}
+        res.rows.append(row)
+        if on_checkpoint is not None:
+            on_checkpoint(row)
+
+    def sense(self):
+        """1. The sensor reading: the state, or NaN in one component on a fault."""
+        reading = self.plant.state.copy()
+        if self.cfg.fault_rate and self.rng_fault.random() < self.cfg.fault_rate:
+            reading[self.rng_fault.integers(4)] = np.nan
+        return reading
+
+    def _pilot_asked(self, reading):
+        cfg = self.cfg
+        if cfg.labels == "random":
+            return self.rng_ask.random() < cfg.label_rate
+        return cfg.labels == "uncertain" and epistemic_std(self.controller, reading) > cfg.ask_above
+
+    def act(self, reading):
+        """2. The force to send, and whether the expert (the safety pilot) sent it."""
+        cfg, res = self.cfg, self.res
+        fallback = (lambda s: act_one(self.expert, s)) if cfg.fallback == "lqr" else (lambda s: self.last_force)
+        pilot = False
+        if np.all(np.isfinite(reading)):
+            pilot = self._pilot_asked(reading)
+            force = act_one(self.expert if pilot else self.controller, reading)
+            if not np.isfinite(force):
+                res.action_faults += 1
+                force = fallback(reading)
+            self.last_good = reading
+        else:
+            res.sensor_faults += 1
+            force = fallback(self.last_good)
+        self.last_force = force
+        res.takeovers += int(pilot)
+        return force, pilot
+
+    def label(self, reading, force, pilot):
+        """4. This tick's sample ``(state, label)``, or None when nobody labels it."""
+        cfg = self.cfg
+        if cfg.stream == "iid":
+            s, f = self.S[self.res.ticks], float(self.F[self.res.ticks])
+        elif cfg.labels != "always" and not pilot:
+            return None
+        else:
+            s = reading
+            if pilot:
+                f = force
+            else:
+                f = act_one(self.expert, reading) if np.all(np.isfinite(reading)) else np.nan
+            if cfg.sigma_data > 0:
+                f += float(self.rng_label.normal(0.0, np.sqrt(cfg.sigma_data)))
+        if cfg.fault_rate and self.rng_fault.random() < cfg.fault_rate:
+            f = np.nan
+        if cfg.outlier_rate and self.rng_outlier.random() < cfg.outlier_rate:
+            f = float(self.rng_outlier.choice((-1000.0, 1000.0)))     # a corrupt label
+        return s, f
+
+    def learn(self, sample):
+        """One update with ``sample``; returns its wall time (s)."""
+        if sample is None or not self.learns:
+            return 0.0
+        res = self.res
+        res.labels += 1
+        t1 = time.perf_counter()
+        try:
+            if self.controller.observe(*sample) is False:
+                res.gated += 1
+            else:
+                res.updates += 1
+        except ValueError:
+            res.rejected += 1
+        t_upd = time.perf_counter() - t1
+        res.update_seconds.append(t_upd)
+        return t_upd
+
+    def account(self, t_act, t_upd, period):
+        res = self.res
+        res.ticks += 1
+        res.act_seconds.append(t_act)
+        if t_act + t_upd > period:
+            res.deadline_misses += 1
+            self.miss_run += 1
+            res.longest_miss_run = max(res.longest_miss_run, self.miss_run)
+        else:
+            self.miss_run = 0
+
+    def restart_if_done(self):
+        if self.plant.restart_if_done():
+            self.last_good = self.plant.state.copy()
+        self.res.plant_episodes, self.res.plant_failures = self.plant.episodes, self.plant.failures
+
+
+def run_deployment(controller, task, config: DeployConfig = DeployConfig(), *, expert=None,
                    on_checkpoint=None, on_tick=None):
-    """Run the deployed loop until ``config.samples`` samples have arrived.
+    """Run the deployed loop for ``config.samples`` ticks.
 
     Parameters
     ----------
     controller
         ``act``; ``observe`` to learn (a controller without it only acts).
-    params : CartPoleParams
-        The plant (and the expert that labels samples: LQR designed for it).
+    task : Task or CartPoleParams
+        The plant and its episode rules (``CartPoleParams``: balancing that plant).
+    config : DeployConfig
+    expert : object with ``act``, optional
+        Labels samples and is the fallback / safety pilot (default: the task's
+        expert designed for its plant, ``sim.experts.expert_for``).
     on_checkpoint : callable(dict), optional
         Called with each checkpoint row (the progress table).
     on_tick : callable(state, force, result), optional
@@ -220,111 +390,28 @@ def run_deployment(controller, params: CartPoleParams, config: DeployConfig = De
     DeployResult
         Its rows count samples from ``config.start`` (a resumed head's count).
     """
-    from controller.lqr import LQRController
-    from sim.data import sample_states
-
-    cfg = config.validate()
-    period = params.tau if cfg.period is None else float(cfg.period)
-    expert = LQRController(params)
-    learns = callable(getattr(controller, "observe", None))
-
-    def tick_rng(k):      # a resumed run does not replay the first run's resets, faults and outliers
-        return np.random.default_rng([cfg.seed, k] if cfg.start == 0 else [cfg.seed, k, cfg.start])
-
-    rng_plant, rng_fault, rng_label, rng_outlier = (tick_rng(k) for k in (1, 2, 3, 5))
-    if cfg.stream == "iid":
-        S, F = iid_samples(expert, cfg.stream_seed, cfg.stream_start, cfg.samples, sigma_data=cfg.sigma_data)
-    probe = sample_states(200, np.random.default_rng([cfg.seed, 4]))
-    marks = set(checkpoints_for(cfg.samples))
-    res = DeployResult(start=cfg.start)
-
-    def checkpoint(n):
-        ev = evaluate_success(controller, params, n_episodes=cfg.episodes, seed=cfg.seed)
-        lat = np.asarray(res.update_seconds) * 1e6
-        row = {"samples": cfg.start + n, "success_rate": ev.success_rate, "pred_std": _mean_pred_std(controller, probe),
-               "update_p50_us": float(np.percentile(lat, 50)) if lat.size else None,
-               "update_p99_us": float(np.percentile(lat, 99)) if lat.size else None,
-               "deadline_misses": res.deadline_misses, "rejected": res.rejected, "gated": res.gated,
-               "noise_var": getattr(controller, "noise_var", None), "sensor_faults": res.sensor_faults}
-        res.rows.append(row)
-        if on_checkpoint is not None:
-            on_checkpoint(row)
-
-    checkpoint(0)
-    state = cartpole.reset(rng_plant)
-    res.plant_episodes = 1
-    steps_in_episode = 0
-    last_force, last_good = 0.0, state.copy()
-    miss_run = 0
-    arrived = 0
-    while arrived < cfg.samples:
+    if not isinstance(config, DeployConfig):
+        raise TypeError(f"config: expected DeployConfig but found {type(config).__name__}")
+    task = as_task(task)
+    cfg = config
+    period = task.params.tau if cfg.period is None else float(cfg.period)
+    loop = _Loop(controller, task, cfg, expert)
+    loop.checkpoint(0, on_checkpoint)
+    while loop.res.ticks < cfg.samples:
         t0 = time.perf_counter()
-        # 1. sensor
-        reading = state.copy()
-        if cfg.fault_rate and rng_fault.random() < cfg.fault_rate:
-            reading[rng_fault.integers(4)] = np.nan
-        # 2. action first
-        if np.all(np.isfinite(reading)):
-            force = act_one(controller, reading)
-            if not np.isfinite(force):
-                res.action_faults += 1
-                force = act_one(expert, reading) if cfg.fallback == "lqr" else last_force
-            last_good = reading
-        else:
-            res.sensor_faults += 1
-            force = act_one(expert, last_good) if cfg.fallback == "lqr" else last_force
-        last_force = force
+        reading = loop.sense()
+        force, pilot = loop.act(reading)
         t_act = time.perf_counter() - t0
-        res.act_seconds.append(t_act)
-        # 3. plant
-        applied, _ = cartpole.saturate(params, force)
-        state = cartpole.advance(params, state, float(applied))
-        steps_in_episode += 1
-        failed = bool(cartpole.terminated(state)) or not np.all(np.isfinite(state))
-        # 4. learning, after the action
-        if cfg.stream == "iid":
-            s, f = S[arrived], float(F[arrived])
-        else:
-            s = reading
-            f = act_one(expert, reading) if np.all(np.isfinite(reading)) else np.nan
-            if cfg.sigma_data > 0:
-                f += float(rng_label.normal(0.0, np.sqrt(cfg.sigma_data)))
-        if cfg.fault_rate and rng_fault.random() < cfg.fault_rate:
-            f = np.nan
-        if cfg.outlier_rate and rng_outlier.random() < cfg.outlier_rate:
-            f = float(rng_outlier.choice((-1000.0, 1000.0)))     # a corrupt label
-        arrived += 1
-        t_upd = 0.0
-        if learns:
-            t1 = time.perf_counter()
-            try:
-                if controller.observe(s, f) is False:
-                    res.gated += 1
-                else:
-                    res.updates += 1
-            except ValueError:
-                res.rejected += 1
-            t_upd = time.perf_counter() - t1
-            res.update_seconds.append(t_upd)
-        res.ticks += 1
-        if t_act + t_upd > period:
-            res.deadline_misses += 1
-            miss_run += 1
-            res.longest_miss_run = max(res.longest_miss_run, miss_run)
-        else:
-            miss_run = 0
+        loop.plant.step(force)
+        t_upd = loop.learn(loop.label(reading, force, pilot))
+        loop.account(t_act, t_upd, period)
         if on_tick is not None:
-            reply = on_tick(state, force, res)
+            reply = on_tick(loop.plant.state, force, loop.res)
             if reply is False:
                 break
             if isinstance(reply, np.ndarray):    # the view's reset / push
-                state = reply
-        if failed or steps_in_episode >= cartpole.EPISODE_STEPS:
-            res.plant_failures += int(failed)
-            state = cartpole.reset(rng_plant)
-            res.plant_episodes += 1
-            steps_in_episode = 0
-            last_good = state.copy()
-        if arrived in marks:
-            checkpoint(arrived)
-    return res
+                loop.plant.state = reply
+        loop.restart_if_done()
+        if loop.res.ticks in loop.marks:
+            loop.checkpoint(loop.res.ticks, on_checkpoint)
+    return loop.res

@@ -1,6 +1,7 @@
 """Controllers by name, as the command line and the experiments spell them.
 
-``lqr``, ``pretrained``, ``kbt`` (the Gaussian force head, the default),
+``lqr`` (the LQR gain), ``expert`` (the task's expert: LQR for balancing,
+energy swing-up for swing-up), ``pretrained``, ``kbt`` (the Gaussian force head, the default),
 ``kbt-softmax`` (the paper's softmax head), ``rls`` (recursive least squares
 on the state with the SOURCE LQR gain as prior), ``retrain-C`` (warm-started
 retraining with a FIFO memory of C samples, e.g. ``retrain-10``), ``blob-C``
@@ -11,12 +12,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import os
+
 from controller.kalman_head import HeadConfig
 from sim.cartpole import SOURCE, CartPoleParams
+from sim.task import as_task
 
-__all__ = ["MethodSettings", "make_controller", "is_learner", "parse_method"]
+__all__ = ["MethodSettings", "make_controller", "is_learner", "parse_method", "task_weights"]
 
-BASE_METHODS = ("lqr", "pretrained", "kbt", "kbt-softmax", "rls", "retrain", "blob")
+BASE_METHODS = ("lqr", "expert", "pretrained", "kbt", "kbt-softmax", "rls", "retrain", "blob")
 MEMORY_METHODS = ("retrain", "blob")
 
 
@@ -24,7 +28,7 @@ MEMORY_METHODS = ("retrain", "blob")
 class MethodSettings:
     """Everything a controller factory may need besides the method's name."""
 
-    weights: str | None = None              # transformer weights (None: the shipped file)
+    weights: str | None = None              # transformer weights (None: the task's shipped file)
     head: HeadConfig = field(default_factory=HeadConfig)          # kbt and rls (Gaussian force head)
     softmax_head: HeadConfig = field(default_factory=lambda: HeadConfig(output="softmax"))  # kbt-softmax
     sigma_data: float = 0.0                 # label-noise variance the heads assume (N^2) where it is known
@@ -36,7 +40,16 @@ class MethodSettings:
     blob_prior_std: float = 1.0             # BLoB: sigma_p
     blob_samples: int = 10                  # BLoB: weight samples at inference
     blob_kl_data: str = "seen"              # BLoB: KL per sample seen or per sample in memory
-    lqr_design: CartPoleParams | None = None  # lqr: the plant the gain is designed for
+    lqr_design: CartPoleParams | None = None  # lqr, expert: the plant the expert is designed for
+
+
+def task_weights(task):
+    """The shipped pre-trained weights of a task (``None``: the balance file ``load_pretrained`` finds)."""
+    if as_task(task).name == "swingup":
+        from controller.model import PRETRAINED_PATH
+
+        return os.path.join(os.path.dirname(PRETRAINED_PATH), "pretrained_swingup.npz")
+    return None
 
 
 def parse_method(method):
@@ -57,31 +70,39 @@ def parse_method(method):
     return base, None
 
 
-METHOD_NAMES = ("lqr", "pretrained", "kbt", "kbt-softmax", "rls", "retrain-C", "blob-C")
+METHOD_NAMES = ("lqr", "expert", "pretrained", "kbt", "kbt-softmax", "rls", "retrain-C", "blob-C")
 
 
 def is_learner(method):
     return parse_method(method)[0] in ("kbt", "kbt-softmax", "rls") + MEMORY_METHODS
 
 
-def make_controller(method, params: CartPoleParams, settings: MethodSettings | None = None, seed=0):
-    """A fresh controller for ``method`` on the plant ``params``.
+def make_controller(method, task, settings: MethodSettings | None = None, seed=0):
+    """A fresh controller for ``method`` on ``task`` (a ``Task``, or the
+    ``CartPoleParams`` of a plant to balance).
 
-    The LQR expert is designed for ``settings.lqr_design`` (default: ``params``);
-    learning controllers start from the pre-trained transformer.
+    The LQR gain and the task's expert are designed for ``settings.lqr_design``
+    (default: the task's plant); learning controllers start from the task's
+    pre-trained transformer (``settings.weights`` overrides it).
     """
     from controller.lqr import LQRController
     from controller.model import load_pretrained
 
+    task = as_task(task)
+    params = task.params
     s = MethodSettings() if settings is None else settings
     base, capacity = parse_method(method)
     if base == "lqr":
         return LQRController(s.lqr_design or params)
+    if base == "expert":
+        from sim.experts import expert_for
+
+        return expert_for(task, s.lqr_design)
     if base == "rls":
         from controller.rls import RLSController
 
         return RLSController(LQRController(SOURCE).K, s.head, sigma_data=s.sigma_data or None)
-    policy = load_pretrained(s.weights)
+    policy = load_pretrained(s.weights if s.weights is not None else task_weights(task))
     if base == "pretrained":
         return policy
     if base == "kbt":

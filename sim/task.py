@@ -29,7 +29,7 @@ from controller.checks import check_choice, check_int, check_positive, check_rng
 from sim import cartpole
 from sim.cartpole import SOURCE, CartPoleParams
 
-__all__ = ["Task", "BALANCE", "SWINGUP", "SWINGUP_TARGET", "TASKS", "as_task", "wrap_angle", "UPRIGHT"]
+__all__ = ["Task", "Episode", "BALANCE", "SWINGUP", "SWINGUP_TARGET", "TASKS", "as_task", "wrap_angle", "UPRIGHT"]
 
 #: |theta| <= 12 deg is "upright" (Gymnasium's bound)
 UPRIGHT = cartpole.THETA_THRESHOLD
@@ -143,6 +143,8 @@ TASK_RULES = {
 
 #: the swing-up task's changed plant: a heavier, longer pole (docs/swingup.md)
 SWINGUP_TARGET = CartPoleParams(m_c=1.0, m_p=0.2, l_p=1.0, integrator="rk4")
+#: a second swing-up shift, the other way: a three times heavier cart, SOURCE's pole (docs/swingup.md)
+SWINGUP_SHIFT2 = CartPoleParams(m_c=3.0, m_p=0.1, l_p=0.5, integrator="rk4")
 
 BALANCE = Task("balance", SOURCE)
 SWINGUP = Task("swingup", SOURCE.with_(integrator="rk4"), **TASK_RULES["swingup"])
@@ -156,3 +158,51 @@ def as_task(task_or_params) -> Task:
     if isinstance(task_or_params, CartPoleParams):
         return replace(BALANCE, params=task_or_params)
     raise TypeError(f"task: expected a Task or CartPoleParams but found {type(task_or_params).__name__}")
+
+
+class Episode:
+    """One plant running episode after episode of a task: the single-state twin of
+    ``sim.loop.evaluate_success`` (the deployed loop and the view use it).
+
+    ``step(force)`` saturates, integrates and wraps; when the state fails or
+    the episode reaches ``task.episode_steps`` periods, ``done`` is set and the
+    next ``restart_if_done()`` draws a new initial state from ``rng``.
+
+    Attributes
+    ----------
+    state : ndarray (4,)       the plant's state now
+    steps : int                periods of the current episode so far
+    episodes : int             episodes started
+    failures : int             episodes that ended by ``task.failed``
+    done, failed : bool        how the last step ended the episode (if it did)
+    """
+
+    def __init__(self, task: Task, rng):
+        self.task = as_task(task)
+        self.rng = check_rng(rng)
+        self.episodes = 0
+        self.failures = 0
+        self.reset()
+
+    def reset(self, state=None):
+        """Start an episode (from ``state`` or the task's initial distribution)."""
+        self.state = self.task.reset(self.rng) if state is None else np.array(state, dtype=float)
+        self.steps = 0
+        self.episodes += 1
+        self.done = self.failed = False
+
+    def step(self, force):
+        """Advance one period with ``force``; returns whether the episode failed."""
+        self.state = self.task.step(self.state, float(force))[0]
+        self.steps += 1
+        self.failed = bool(self.task.failed(self.state))
+        self.done = self.failed or self.steps >= self.task.episode_steps
+        return self.failed
+
+    def restart_if_done(self):
+        """Count the ended episode and start the next one; True if it restarted."""
+        if not self.done:
+            return False
+        self.failures += int(self.failed)
+        self.reset()
+        return True
