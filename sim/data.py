@@ -13,7 +13,10 @@ import numpy as np
 from controller.checks import as_float_array, check_int, check_positive, check_rng
 from controller.features import DEFAULT_BOX as FEATURE_BOX
 
-__all__ = ["DEFAULT_BOX", "sample_states", "sample_dataset"]
+__all__ = ["DEFAULT_BOX", "sample_states", "sample_dataset", "trajectory_states", "TRAJECTORY_EPISODES"]
+
+#: expert episodes whose visited states make up a swing-up task's i.i.d. pool
+TRAJECTORY_EPISODES = 20
 
 #: Half-widths of the sampling box for [x, x_dot, theta, theta_dot] (the library's, as an array).
 DEFAULT_BOX = np.array(FEATURE_BOX)
@@ -58,3 +61,22 @@ def sample_dataset(expert, n, seed, *, box=None, sigma_data=0.0):
     if sigma_data > 0:
         forces = forces + rng.normal(0.0, np.sqrt(sigma_data), size=forces.shape)
     return states, forces
+
+
+def trajectory_states(task, expert, seed, episodes=TRAJECTORY_EPISODES):
+    """Every state the expert visits in ``episodes`` seeded episodes of ``task``
+    (initial states from ``task.reset(default_rng(seed), episodes)``; an
+    episode stops when it fails), shape (M, 4): the pool the swing-up task's
+    i.i.d. stream draws from."""
+    episodes = check_int("episodes", episodes, low=1)
+    state = task.reset(np.random.default_rng(seed), episodes)
+    alive = np.ones(episodes, dtype=bool)
+    visited = [state.copy()]
+    for _ in range(task.episode_steps - 1):
+        state = state[alive]
+        state, _ = task.step(state, np.asarray(expert.act(state), dtype=float).reshape(len(state)))
+        alive = ~task.failed(state)
+        visited.append(state[alive].copy())
+        if not alive.any():
+            break
+    return np.concatenate(visited)

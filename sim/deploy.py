@@ -65,11 +65,13 @@ def checkpoints_for(samples):
 _CHUNK = 1 << 16        # samples drawn at a time while skipping the consumed part of a stream
 
 
-def iid_samples(expert, data_seed, first, n, sigma_data=0.0):
+def iid_samples(expert, data_seed, first, n, sigma_data=0.0, task=None):
     """Samples ``first .. first + n - 1`` of the i.i.d. stream seeded by ``data_seed``.
 
     States are uniform in the sampling box (``sim.data.sample_states`` on
-    ``default_rng(data_seed)``), labels the expert's force plus, when
+    ``default_rng(data_seed)``) -- or, for the swing-up task, uniform draws
+    from the states the expert visits in seeded episodes of the task
+    (``sim.data.trajectory_states``) --, labels the expert's force plus, when
     ``sigma_data > 0``, ``sqrt(sigma_data)`` times a standard normal from a
     second generator of the same seed. Both sequences are drawn in order, so
     any split of a stream into consecutive blocks gives the samples of one long
@@ -78,7 +80,7 @@ def iid_samples(expert, data_seed, first, n, sigma_data=0.0):
 
     Returns states (n, 4) and forces (n,).
     """
-    from sim.data import sample_states
+    from sim.data import sample_states, trajectory_states
 
     data_seed = check_int("data_seed", data_seed, low=0)
     first = check_int("first", first, low=0)
@@ -93,8 +95,13 @@ def iid_samples(expert, data_seed, first, n, sigma_data=0.0):
             left -= k
 
     rng = np.random.default_rng(data_seed)
-    skip(lambda k: sample_states(k, rng))
-    S = sample_states(n, rng)
+    if task is not None and as_task(task).name == "swingup":
+        pool = trajectory_states(as_task(task), expert, [data_seed, 7])
+        draw = lambda k: pool[rng.integers(len(pool), size=k)]          # noqa: E731
+    else:
+        draw = lambda k: sample_states(k, rng)                           # noqa: E731
+    skip(draw)
+    S = draw(n)
     F = np.asarray(expert.act(S), dtype=float).reshape(n)
     if sigma_data > 0:
         noise = np.random.default_rng(np.random.SeedSequence(data_seed, spawn_key=(1,)))
@@ -251,7 +258,7 @@ class _Loop:
             tick_rng(k) for k in (1, 2, 3, 5, 6))
         if cfg.stream == "iid":
             self.S, self.F = iid_samples(self.expert, cfg.stream_seed, cfg.stream_start, cfg.samples,
-                                         sigma_data=cfg.sigma_data)
+                                         sigma_data=cfg.sigma_data, task=task)
         from sim.data import sample_states
 
         self.probe = sample_states(200, np.random.default_rng([cfg.seed, 4]))
