@@ -175,6 +175,7 @@ class Episode:
     episodes : int             episodes started
     failures : int             episodes that ended by ``task.failed``
     done, failed : bool        how the last step ended the episode (if it did)
+    succeeded : bool           the episode ended by the task's success rule (lasted, upright at the end)
     """
 
     def __init__(self, task: Task, rng):
@@ -190,14 +191,21 @@ class Episode:
         self.steps = 0
         self.episodes += 1
         self.done = self.failed = False
+        self._held = True                # upright at every step of the final hold so far
 
     def step(self, force):
         """Advance one period with ``force``; returns whether the episode failed."""
         self.state = self.task.step(self.state, float(force))[0]
         self.steps += 1
         self.failed = bool(self.task.failed(self.state))
+        if self.steps > self.task.episode_steps - self.task.hold_steps and not self.task.upright(self.state):
+            self._held = False
         self.done = self.failed or self.steps >= self.task.episode_steps
         return self.failed
+
+    @property
+    def succeeded(self):
+        return self.done and not self.failed and self._held
 
     def restart_if_done(self):
         """Count the ended episode and start the next one; True if it restarted."""

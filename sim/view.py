@@ -6,9 +6,11 @@
   time or events.
 * ``Viewer`` owns the window (or an off-screen surface in headless mode),
   handles the keys and saves PNG frames.
-* ``watch`` runs a controller on the plant in real time: fixed-timestep
-  physics with an accumulator and capped catch-up, drawing once per frame.
-  ``kbt view`` calls it; ``kbt run --view`` uses ``Viewer.show`` once per tick.
+* ``watch`` runs a controller on a task's plant (``sim.task.Episode``) in
+  real time: fixed-timestep physics with an accumulator and capped catch-up,
+  drawing once per frame. ``kbt view`` calls it; ``kbt run --view`` uses
+  ``Viewer.show`` once per tick, and marks the ticks where the expert took
+  over (the cart turns orange).
 
 Keys: space pause, r reset, d random push, u toggle the uncertainty overlay,
 q or Esc quit; closing the window quits.
@@ -25,10 +27,9 @@ import numpy as np
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 import pygame  # noqa: E402
 
-from sim import cartpole  # noqa: E402
-from sim.cartpole import CartPoleParams  # noqa: E402
 from controller.checks import check_int, check_positive  # noqa: E402
 from sim.loop import act_one  # noqa: E402
+from sim.task import Episode, as_task  # noqa: E402
 
 __all__ = ["Overlay", "Renderer", "Viewer", "watch", "force_std", "COLORS"]
 
@@ -36,6 +37,7 @@ COLORS = {
     "background": (255, 255, 255),
     "track": (0, 0, 0),
     "cart": (40, 90, 200),
+    "pilot": (240, 150, 20),          # the cart when the expert took over the tick
     "pole": (200, 120, 40),
     "axle": (120, 120, 160),
     "force": (200, 30, 30),
@@ -61,24 +63,27 @@ class Overlay:
     failures: int = 0
     paused: bool = False
     show_uncertainty: bool = True
+    pilot: bool = False               # the expert acted this tick (learning with --labels uncertain/random)
+    takeovers: int | None = None      # ticks the expert took over so far
 
 
 class Renderer:
     """Draws a cart-pole state on a surface of ``size`` pixels.
 
-    The scale (pixels per metre) is chosen from the track (|x| <= 2.4 m) and
-    the pole's full length ``2 l_p``, so TARGET's 10 m pole fits.
+    The scale (pixels per metre) is chosen from the task's track (|x| <=
+    ``x_limit``) and the pole's full length ``2 l_p``, so TARGET's 10 m pole
+    fits; for swing-up the track sits mid-height so the pole can hang below it.
     """
 
-    def __init__(self, params: CartPoleParams, size=(900, 520)):
-        if not isinstance(params, CartPoleParams):
-            raise ValueError(f"params: expected CartPoleParams but found {type(params).__name__}")
-        self.params = params
+    def __init__(self, task, size=(900, 520)):
+        self.task = as_task(task)
+        self.params = params = self.task.params
         self.width, self.height = int(size[0]), int(size[1])
-        track = 2 * (cartpole.X_THRESHOLD + CART_W)
+        track = 2 * (self.task.x_limit + CART_W)
         pole = 2 * params.l_p + CART_H
-        self.scale = min(0.95 * self.width / track, 0.72 * self.height / pole)
-        self.ground = int(self.height * 0.88)      # y pixel of the track
+        below = self.task.name == "swingup"
+        self.scale = min(0.95 * self.width / track, (0.36 if below else 0.72) * self.height / pole)
+        self.ground = int(self.height * (0.56 if below else 0.88))      # y pixel of the track
         self._font = None
 
     # -- geometry (public so tests can check pixels) -------------------------
@@ -103,15 +108,15 @@ class Renderer:
     def draw(self, surface, state, overlay: Overlay):
         c = COLORS
         surface.fill(c["background"])
-        left, gy = self.to_screen(-cartpole.X_THRESHOLD, 0)
-        right, _ = self.to_screen(cartpole.X_THRESHOLD, 0)
+        left, gy = self.to_screen(-self.task.x_limit, 0)
+        right, _ = self.to_screen(self.task.x_limit, 0)
         pygame.draw.line(surface, c["track"], (0, gy), (self.width, gy), 2)
         for xl in (left, right):
             pygame.draw.line(surface, c["limit"], (xl, gy - 12), (xl, gy + 12), 3)
         # cart
         cx, cy = self.cart_centre(state)
         w, h = int(CART_W * self.scale), max(int(CART_H * self.scale), 8)
-        pygame.draw.rect(surface, c["cart"], pygame.Rect(cx - w // 2, cy - h // 2, w, h))
+        pygame.draw.rect(surface, c["pilot" if overlay.pilot else "cart"], pygame.Rect(cx - w // 2, cy - h // 2, w, h))
         # pole from the pivot on top of the cart
         pivot = self.to_screen(state[0], CART_H)
         pygame.draw.line(surface, c["pole"], pivot, self.pole_tip(state), max(int(0.08 * self.scale), 4))
@@ -139,7 +144,9 @@ class Renderer:
         lines = [
             f"t = {o.t:6.2f} s   method: {o.method}" + ("" if o.learned is None else f"   learned: {o.learned}"),
             f"force {o.force:+6.1f} N{band}",
-            f"success {o.successes}   fail {o.failures}" + ("   PAUSED" if o.paused else ""),
+            f"success {o.successes}   fail {o.failures}" + ("   PAUSED" if o.paused else "")
+            + ("" if o.takeovers is None else f"   expert took over {o.takeovers} ticks"
+               + ("  (now)" if o.pilot else "")),
             "space pause  r reset  d push  u uncertainty  q quit",
         ]
         for i, line in enumerate(lines):
@@ -151,7 +158,8 @@ class Viewer:
 
     Parameters
     ----------
-    params : CartPoleParams
+    task : Task or CartPoleParams
+        The task (a bare plant: balancing it), for the track and the resets.
     method : str
         Shown in the overlay.
     headless : bool
@@ -160,9 +168,10 @@ class Viewer:
         Save every drawn frame as ``frame_00000.png``, ...
     """
 
-    def __init__(self, params, *, method="", size=(900, 520), headless=False, frames_dir=None):
-        self.renderer = Renderer(params, size)
-        self.params = params
+    def __init__(self, task, *, method="", size=(900, 520), headless=False, frames_dir=None):
+        self.renderer = Renderer(task, size)
+        self.task = self.renderer.task
+        self.params = self.task.params
         self.method = method
         self.headless = bool(headless)
         self.frames_dir = frames_dir
@@ -224,7 +233,7 @@ class Viewer:
             time.sleep(self._next - now)
         self._next = max(self._next + period, time.perf_counter() - MAX_CATCH_UP * period)
 
-    def show(self, state, force, *, learned=None, force_std=None, t=None, rng=None):
+    def show(self, state, force, *, learned=None, force_std=None, t=None, rng=None, pilot=False, takeovers=None):
         """One tick of ``kbt run --view``: events, drawing, real-time pacing.
 
         Returns False to stop, True to go on, or a new plant state (4,) when
@@ -237,12 +246,12 @@ class Viewer:
                 return False
             if req:
                 rng = np.random.default_rng() if rng is None else rng
-                out = _apply_requests(req, state, rng)
+                out = _apply_requests(req, state, rng, self.task)
             if not self.paused:
                 break
             self.draw(state)
             time.sleep(0.03)
-        self.draw(state, force=force, learned=learned, force_std=force_std,
+        self.draw(state, force=force, learned=learned, force_std=force_std, pilot=pilot, takeovers=takeovers,
                   t=self.overlay.t + self.params.tau if t is None else t)
         if not self.headless:
             self.pace(self.params.tau)
@@ -252,9 +261,9 @@ class Viewer:
         pygame.display.quit()
 
 
-def _apply_requests(requests, state, rng):
+def _apply_requests(requests, state, rng, task):
     if "reset" in requests:
-        return cartpole.reset(rng)
+        return task.reset(rng)
     s = np.array(state, dtype=float)
     s[3] += rng.normal(0.0, PUSH_STD)
     return s
@@ -267,15 +276,16 @@ def force_std(controller, state):
     return float(np.sqrt(controller.predict(state[None, :])[1][0]))
 
 
-def watch(controller, params: CartPoleParams, *, method="", seconds=None, seed=0, frames_dir=None,
+def watch(controller, task, *, method="", seconds=None, seed=0, frames_dir=None,
           headless=None, learned=None, max_frames=None, screenshot=None):
-    """Run ``controller`` on the plant and draw it live.
+    """Run ``controller`` on the task's plant and draw it live.
 
     Physics advances in fixed steps of ``tau`` from an accumulator of real
     time (at most ``MAX_CATCH_UP`` steps per frame, so a slow frame never makes
-    the simulation spiral); episodes restart on failure (counted) and after
-    500 steps (a success). Headless or with ``frames_dir``, one physics step is
-    drawn per frame without pacing. ``screenshot``: save the last frame there (PNG).
+    the simulation spiral); episodes (``sim.task.Episode``) restart when they
+    fail or end, and count as successes by the task's rules. Headless or with
+    ``frames_dir``, one physics step is drawn per frame without pacing.
+    ``screenshot``: save the last frame there (PNG).
 
     Returns
     -------
@@ -287,10 +297,10 @@ def watch(controller, params: CartPoleParams, *, method="", seconds=None, seed=0
     if max_frames is not None:
         max_frames = check_int("max_frames", max_frames, low=1)
     headless = bool(frames_dir) if headless is None else headless
-    rng = np.random.default_rng(seed)
-    viewer = Viewer(params, method=method, headless=headless, frames_dir=frames_dir)
-    state = cartpole.reset(rng)
-    steps = ep_steps = successes = failures = 0
+    viewer = Viewer(task, method=method, headless=headless, frames_dir=frames_dir)
+    tau = viewer.params.tau
+    plant = Episode(viewer.task, np.random.default_rng(seed))
+    steps = successes = failures = 0
     force = 0.0
     last = time.perf_counter()
     acc = 0.0
@@ -298,40 +308,39 @@ def watch(controller, params: CartPoleParams, *, method="", seconds=None, seed=0
         while not viewer.quit:
             req = viewer.poll()
             if req:
-                state = _apply_requests(req, state, rng)
-                ep_steps = 0 if "reset" in req else ep_steps
+                state = _apply_requests(req, plant.state, plant.rng, plant.task)
+                if "reset" in req:
+                    plant.reset(state)
+                else:
+                    plant.state = state
             now = time.perf_counter()
             if headless:
                 n = 0 if viewer.paused else 1
             else:
-                acc = 0.0 if viewer.paused else min(acc + now - last, MAX_CATCH_UP * params.tau)
-                n = int(acc // params.tau)
-                acc -= n * params.tau
+                acc = 0.0 if viewer.paused else min(acc + now - last, MAX_CATCH_UP * tau)
+                n = int(acc // tau)
+                acc -= n * tau
             last = now
             for _ in range(n):
-                force = act_one(controller, state)
-                applied, _ = cartpole.saturate(params, force)
-                state = cartpole.advance(params, state, float(applied))
+                force = act_one(controller, plant.state)
+                plant.step(force)
                 steps += 1
-                ep_steps += 1
-                failed = bool(cartpole.terminated(state)) or not np.all(np.isfinite(state))
-                if failed or ep_steps >= cartpole.EPISODE_STEPS:
-                    failures += int(failed)
-                    successes += int(not failed)
-                    state = cartpole.reset(rng)
-                    ep_steps = 0
-            viewer.draw(state, t=steps * params.tau, force=force, force_std=force_std(controller, state),
+                if plant.done:
+                    failures += int(not plant.succeeded)
+                    successes += int(plant.succeeded)
+                    plant.restart_if_done()
+            viewer.draw(plant.state, t=steps * tau, force=force, force_std=force_std(controller, plant.state),
                         successes=successes, failures=failures, learned=learned)
-            if seconds is not None and steps * params.tau >= seconds:
+            if seconds is not None and steps * tau >= seconds:
                 break
             if max_frames is not None and viewer.frames >= max_frames:
                 break
             if not headless:
-                time.sleep(max(0.0, params.tau - (time.perf_counter() - now)))
+                time.sleep(max(0.0, tau - (time.perf_counter() - now)))
         if screenshot:
             os.makedirs(os.path.dirname(os.path.abspath(screenshot)), exist_ok=True)
             pygame.image.save(viewer.surface, screenshot)
     finally:
         viewer.close()
     return {"frames": viewer.frames, "steps": steps, "successes": successes, "failures": failures,
-            "seconds": steps * params.tau}
+            "seconds": steps * tau}
