@@ -98,6 +98,7 @@ FLAG_NAMES = {
     "prior_var": "--prior-var", "obs_noise": "--obs-noise", "noise": "--noise", "inputs": "--inputs",
     "gate": "--gate", "update": "--update", "stream": "--stream", "fault_rate": "--fault-rate",
     "outlier_rate": "--outlier-rate",
+    "scheduler": "--scheduler", "resume": "--resume",
     "fallback": "--fallback", "jobs": "--jobs", "methods": "--methods", "steps": "--steps", "batch": "--batch",
     "lr": "--lr", "n_bins": "--bins", "sigma": "--sigma", "target": "--target", "query": "--query",
     "seconds": "--seconds", "calls": "--calls", "retrain_calls": "--retrain-calls", "capacities": "--capacities",
@@ -310,6 +311,7 @@ def _check_experiment_args(args, given):
                 raise ValueError(f"{given[dest]}: the fig3 run in --from fixed it; "
                                  "give it only without --from")
     _check_int("--jobs", args.jobs, 1, MAX_JOBS)
+    _check_cluster_args(args, given)
     _check_int("--trials", args.trials, 1, MAX_TRIALS)
     _check_int("--samples", args.samples, 1, MAX_SAMPLES)
     _check_int("--episodes", args.episodes, 1, MAX_EPISODES)
@@ -317,6 +319,19 @@ def _check_experiment_args(args, given):
     _check_int("--epochs", args.epochs, 1, 100_000)
     _check_real("--lr", args.lr, 0.0, 10.0, low_open=True)
     _check_real("--sigma-data", args.sigma_data, 0.0, 1e6)
+
+
+def _check_cluster_args(args, given):
+    """kbt experiment --scheduler / --resume: where the trials run, whether finished ones are kept."""
+    if args.scheduler is not None:
+        if not args.scheduler.strip():
+            raise ValueError("--scheduler: expected an address such as tcp://127.0.0.1:8786 but found ''")
+        if "jobs" in given:
+            raise ValueError(f"{given['jobs']}: does not apply with --scheduler (its workers run the trials)")
+    if args.from_dir is not None:
+        for dest in ("scheduler", "resume"):
+            if dest in given:
+                raise ValueError(f"{given[dest]}: does not apply with --from (no trials are run)")
 
 
 def _check_profile_args(args, given):
@@ -983,6 +998,25 @@ def cmd_profile(args):
     return 0
 
 
+def _trial_store(args, spec):
+    """The folder OUT/trials/ that keeps every finished trial (``sim.trial_store``); --resume reads it back."""
+    from sim.experiments import VarianceSpec
+    from sim.trial_store import LearningTrialStore, VarianceTrialStore
+
+    kind = VarianceTrialStore if isinstance(spec, VarianceSpec) else LearningTrialStore
+    store = kind(os.path.join(args.out, "trials"), spec, resume=args.resume)
+    if store.discarded:
+        print(f"kbt experiment: note: replaced {store.discarded} trial files in {store.directory} "
+              "(--resume keeps them)", file=sys.stderr)
+    return store
+
+
+def _trial_note(args, store):
+    if args.resume:
+        print(f"kbt experiment: {store.loaded} trials resumed from {store.directory}, {store.saved} run",
+              file=sys.stderr)
+
+
 def cmd_experiment(args):
     from controller.kalman_head import HeadConfig
     from sim import experiments as ex
@@ -997,7 +1031,9 @@ def cmd_experiment(args):
             kw["methods"] = tuple(args.methods)
         kw["settings"] = MethodSettings(epochs=args.epochs, lr=args.lr)
         spec = ex.LearningSpec.quick(**kw) if args.quick else ex.LearningSpec(**kw)
-        results = ex.run_learning(spec, jobs=jobs, progress=args.progress)
+        store = _trial_store(args, spec)
+        results = ex.run_learning(spec, jobs=jobs, progress=args.progress, scheduler=args.scheduler, store=store)
+        _trial_note(args, store)
         results["command"] = "kbt " + " ".join(args.argv)
         table = report.write_learning(results, args.out)
         at = report.summary_marks(results)
@@ -1022,6 +1058,11 @@ def cmd_experiment(args):
         if learning is not None:
             kw["seed"] = learning["seed"]      # the pre-trained reference on the fig3 run's held-out data
         spec = ex.calibration_spec(quick=args.quick, **kw)
+        if learning is None:
+            store = _trial_store(args, spec)
+            learning = ex.run_learning(spec, jobs=jobs, progress=args.progress, scheduler=args.scheduler,
+                                       store=store)
+            _trial_note(args, store)
         results = ex.run_calibration(spec, jobs=jobs, progress=args.progress, learning=learning)
         results["command"] = "kbt " + " ".join(args.argv)
         rows = report.write_calibration(results, args.out)
@@ -1033,9 +1074,11 @@ def cmd_experiment(args):
     else:  # fig5
         kw = {k: v for k, v in (("samples", args.samples), ("seed", args.seed)) if v is not None}
         if args.sigma_data:
-            kw["sigma_data"] = tuple(args.sigma_data)
+            kw["sigma_data"] = tuple(dict.fromkeys(args.sigma_data))     # each variance once
         spec = (ex.VarianceSpec.quick if args.quick else ex.VarianceSpec)(method=args.fig5_method, **kw)
-        results = ex.run_variance(spec, jobs=jobs, progress=args.progress)
+        store = _trial_store(args, spec)
+        results = ex.run_variance(spec, jobs=jobs, progress=args.progress, scheduler=args.scheduler, store=store)
+        _trial_note(args, store)
         results["command"] = "kbt " + " ".join(args.argv)
         settled = report.write_variance(results, args.out)
         for s, v in settled.items():
@@ -1190,7 +1233,14 @@ def build_parser():
     p.add_argument("--samples", type=int, default=None, help="samples per trial (default fig3/4: 400, fig5: 20000)")
     p.add_argument("--episodes", type=int, default=None, help="fig3/4: evaluation episodes per checkpoint (default 100, --quick 20)")
     p.add_argument("--seed", type=int, default=None, help="seeds the data of every trial (default 0)")
-    p.add_argument("--jobs", type=int, default=None, help="processes, >= 1 (default: all cores)")
+    p.add_argument("--jobs", type=int, default=None, help="processes, >= 1; not with --scheduler (default: all cores)")
+    p.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                   help="run the trials on the workers of this Dask scheduler, e.g. tcp://127.0.0.1:8786 "
+                        "(default: --jobs local processes)")
+    p.add_argument("--resume", action="store_true",
+                   help="every trial is saved in OUT/trials/ as it finishes (fig5: one file per Sigma_data); "
+                        "--resume keeps those and runs only the missing ones, refusing trials made with other "
+                        "settings (more --trials or --methods are fine). Default: OUT/trials/ is replaced")
     p.add_argument("--methods", nargs="+", default=None, metavar="M",
                    help="fig3/4: learning methods, e.g. kbt retrain-10 retrain-100 blob-10 (default: all of Figure 3)")
     p.add_argument("--epochs", type=int, default=100, help="retraining epochs per sample")

@@ -11,15 +11,15 @@
   reliability) of every method at 50/100/400 samples, optionally under label noise.
 
 Every (method, trial) pair is one job with its own seeds, so results do not
-depend on how many processes run them (``jobs``). Writing files and plotting
-live in ``sim/report.py``.
+depend on how many processes run them (``jobs``) nor on the backend
+(``sim.trials.run_jobs``: in-process, a local Dask cluster or a Dask
+``scheduler``); a ``store`` (``sim.trial_store``) keeps finished trials across
+runs. Writing files and plotting live in ``sim/report.py``.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from multiprocessing import get_context
 
 import numpy as np
 
@@ -30,8 +30,8 @@ from sim.cartpole import TARGET
 from controller.checks import check_int, check_positive
 from sim.data import sample_dataset
 from sim.methods import MethodSettings, is_learner, make_controller, parse_method
-from sim.progress import Progress
 from sim.stream import checkpoints_every, learning_trial
+from sim.trials import run_jobs
 
 __all__ = ["LearningSpec", "VarianceSpec", "run_learning", "run_variance", "moving_average", "calibration_spec",
            "run_calibration", "CALIBRATION_AT", "CALIBRATION_METHODS"]
@@ -109,56 +109,25 @@ def _reference(spec, method):
     return evaluate_success(controller, TARGET, n_episodes=spec.episodes, seed=spec.seed).success_rate
 
 
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-def _pool_map(fn, jobs, n_jobs, label, progress):
-    """Run ``fn`` over ``jobs`` in ``n_jobs`` processes; results in job order.
-
-    Worker processes get one BLAS thread each (set before they import NumPy):
-    the matrices here are tiny, and several multi-threaded BLAS pools on the
-    same cores spin against each other.
-    """
-    out = [None] * len(jobs)
-    with Progress(len(jobs), label, enabled=progress) as bar:
-        if n_jobs == 1:
-            for i, job in enumerate(jobs):
-                out[i] = fn(job)
-                bar.update(1)
-        else:
-            saved = {k: os.environ.get(k) for k in THREAD_VARS}
-            os.environ.update({k: "1" for k in THREAD_VARS})
-            try:
-                with get_context("spawn").Pool(n_jobs) as pool:
-                    for i, r in pool.imap_unordered(_indexed, [(fn, i, j) for i, j in enumerate(jobs)]):
-                        out[i] = r
-                        bar.update(1)
-            finally:
-                for k, v in saved.items():
-                    if v is None:
-                        os.environ.pop(k, None)
-                    else:
-                        os.environ[k] = v
-    return out
-
-
-def _indexed(args):
-    fn, i, job = args
-    return i, fn(job)
-
-
 #: per-checkpoint series stored for every method and trial (NaN where a method has no such metric)
 SERIES = ("success_rate", "rmse", "coverage50", "coverage90", "gnll", "crps", "pred_var", "nll", "ece", "accuracy")
 
 
-def run_learning(spec: LearningSpec, jobs=1, progress=True):
-    """Figures 3 and 4. Returns a dict (JSON-ready) with per-trial series."""
+def run_learning(spec: LearningSpec, jobs=1, progress=True, scheduler=None, store=None):
+    """Figures 3 and 4. Returns a dict (JSON-ready) with per-trial series.
+
+    ``jobs`` local worker processes (1: in this process), or the workers of
+    the Dask ``scheduler`` at that address; ``store`` (e.g.
+    ``sim.trial_store.LearningTrialStore``) saves each trial as it finishes
+    and skips the ones it holds (``sim.trials.run_jobs``).
+    """
     spec.validate()
     jobs = check_int("jobs", jobs, low=1)
     # heaviest jobs first so the pool's tail is short
     order = sorted(spec.methods, key=lambda m: -(parse_method(m)[1] or 0))
     work = [(spec, m, t) for m in order for t in range(spec.trials)]
-    results = _pool_map(_learning_job, work, jobs, "learning trials", progress)
+    results = run_jobs(_learning_job, work, workers=jobs, scheduler=scheduler, label="learning trials",
+                       progress=progress, store=store)
     marks = spec.marks()
     out = {"experiment": "learning", "seed": spec.seed, "trials": spec.trials, "samples": spec.samples,
            "sigma_data": spec.sigma_data,
@@ -246,11 +215,13 @@ def moving_average(x, window):
     return (c[n] - c[lo]) / (n - lo)
 
 
-def run_variance(spec: VarianceSpec, jobs=1, progress=True):
-    """Figure 5. Returns a dict (JSON-ready)."""
+def run_variance(spec: VarianceSpec, jobs=1, progress=True, scheduler=None, store=None):
+    """Figure 5. Returns a dict (JSON-ready). ``jobs``, ``scheduler``, ``store``: as in ``run_learning``
+    (a store such as ``sim.trial_store.VarianceTrialStore``)."""
     spec.validate()
     jobs = check_int("jobs", jobs, low=1)
-    results = _pool_map(_variance_job, [(spec, s) for s in spec.sigma_data], jobs, "variance runs", progress)
+    results = run_jobs(_variance_job, [(spec, s) for s in spec.sigma_data], workers=jobs, scheduler=scheduler,
+                       label="variance runs", progress=progress, store=store)
     out = {"experiment": "variance", "seed": spec.seed, "method": spec.method, "samples": spec.samples,
            "window": spec.window,
            "record_every": spec.record_every, "runs": {}}

@@ -52,6 +52,29 @@ class TrialResult:
             return np.array([c.success_rate for c in self.checkpoints])
         return np.array([c.metrics.get(key, np.nan) for c in self.checkpoints])
 
+    def to_dict(self):
+        """JSON-ready copy (plain ints, floats, lists, dicts; NaN kept): ``from_dict`` inverts it exactly."""
+        def plain(v):
+            if isinstance(v, dict):
+                return {k: plain(x) for k, x in v.items()}
+            if isinstance(v, (list, tuple, np.ndarray)):
+                return [plain(x) for x in v]
+            return v.item() if isinstance(v, np.generic) else v
+
+        return {"checkpoints": [{"samples": int(c.samples), "success_rate": float(c.success_rate),
+                                 "metrics": plain(c.metrics)} for c in self.checkpoints],
+                "learn_seconds": None if self.learn_seconds is None else plain(self.learn_seconds),
+                "rejected": int(self.rejected), "gated": int(self.gated)}
+
+    @classmethod
+    def from_dict(cls, d):
+        """The ``TrialResult`` of ``to_dict()`` (e.g. read back from JSON)."""
+        seconds = d["learn_seconds"]
+        return cls(checkpoints=[Checkpoint(int(c["samples"]), float(c["success_rate"]), dict(c["metrics"]))
+                                for c in d["checkpoints"]],
+                   learn_seconds=None if seconds is None else np.asarray(seconds, dtype=float),
+                   rejected=int(d["rejected"]), gated=int(d["gated"]))
+
 
 def learning_trial(controller, params: CartPoleParams, states, forces, checkpoints, *, episodes=100, eval_seed=0,
                    heldout=None, tokenizer=None, on_checkpoint=None, on_sample=None):

@@ -1,0 +1,189 @@
+"""Resumable experiment output: one JSON file per finished trial.
+
+``sim.trials.run_jobs(..., store=...)`` saves each result the moment it
+arrives and skips the jobs whose file is already there. The files live in one
+folder (``kbt experiment ... --out DIR`` uses ``DIR/trials/``):
+
+* ``_settings.json``: the experiment's settings and their fingerprint;
+* ``kbt-3.json`` (learning: method ``kbt``, trial 3) or ``sigma-20.0.json``
+  (variance: Sigma_data = 20): the result, with the same fingerprint.
+
+Only settings that change a single trial's result enter the fingerprint: the
+list of methods, the number of trials and the Sigma_data values of Figure 5
+do not, so a resumed run may add methods, trials or variances. Floats are
+written with ``repr`` (JSON's own), so a result read back is bit-identical to
+the one computed; NaN and infinities are kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import hashlib
+import json
+import os
+
+import numpy as np
+
+from sim.stream import TrialResult
+
+__all__ = ["JsonTrialStore", "LearningTrialStore", "VarianceTrialStore", "SETTINGS_FILE"]
+
+SETTINGS_FILE = "_settings.json"     # no method or variance key starts with "_"
+
+
+class JsonTrialStore:
+    """A folder of JSON trial files for ``run_jobs`` (``key``, ``load``, ``save``).
+
+    Parameters
+    ----------
+    directory : str
+        Created if missing.
+    settings : dict
+        ``{name: text}`` of every setting a trial's result depends on.
+    resume : bool
+        True: keep the files there and load them; refuse (ValueError) a folder
+        written with other settings. False: delete the trial files there
+        (``discarded`` counts them) and start afresh.
+
+    Subclasses define ``key(job)``, ``encode(result) -> dict`` and
+    ``decode(dict) -> result``. ``loaded`` and ``saved`` count the trials read
+    back and written.
+    """
+
+    def __init__(self, directory, settings, *, resume=False):
+        if not isinstance(directory, (str, os.PathLike)) or not os.fspath(directory):
+            raise ValueError(f"directory: expected a folder name but found {directory!r}")
+        self.directory = os.fspath(directory)
+        self.settings = {str(k): str(v) for k, v in settings.items()}
+        self.fingerprint = hashlib.sha256(json.dumps(self.settings, sort_keys=True).encode()).hexdigest()[:16]
+        self.resume = bool(resume)
+        self.loaded = self.saved = self.discarded = 0
+        os.makedirs(self.directory, exist_ok=True)
+        manifest = os.path.join(self.directory, SETTINGS_FILE)
+        old = _read_json(manifest)
+        if self.resume and old is not None and old.get("fingerprint") != self.fingerprint:
+            self._refuse(old.get("settings", {}))
+        if not self.resume:
+            for path in glob.glob(os.path.join(glob.escape(self.directory), "*.json")):
+                if os.path.basename(path) != SETTINGS_FILE:
+                    os.remove(path)
+                    self.discarded += 1
+            for path in glob.glob(os.path.join(glob.escape(self.directory), "*.json.*.tmp")):
+                os.remove(path)          # left by a kill during a write
+        if old != {"fingerprint": self.fingerprint, "settings": self.settings}:
+            _write_json(manifest, {"fingerprint": self.fingerprint, "settings": self.settings})
+
+    def _refuse(self, old):
+        changed = []
+        for k in sorted(set(old) | set(self.settings)):
+            a, b = old.get(k, "(none)"), self.settings.get(k, "(none)")
+            if a != b:
+                changed.append(f"{k} {a} -> {b}" if len(a) + len(b) < 40 else k)
+        raise ValueError(f"resume: {self.directory} holds trials made with other settings "
+                         f"({'; '.join(changed) or 'unknown'}); resume with the same settings, or start afresh")
+
+    def path(self, key):
+        return os.path.join(self.directory, f"{key}.json")
+
+    def load(self, key):
+        """The stored result of ``key``, or None if absent or unreadable (a file cut short by a kill)."""
+        data = _read_json(self.path(key)) if self.resume else None
+        if not isinstance(data, dict) or "result" not in data:
+            return None
+        if data.get("fingerprint") != self.fingerprint:
+            raise ValueError(f"resume: {self.path(key)} was made with other settings; resume with the same "
+                             "settings, or start afresh")
+        self.loaded += 1
+        return self.decode(data["result"])
+
+    def save(self, key, result):
+        _write_json(self.path(key), {"fingerprint": self.fingerprint, "key": key, "result": self.encode(result)})
+        self.saved += 1
+
+    def key(self, job):
+        raise NotImplementedError
+
+    def encode(self, result):
+        raise NotImplementedError
+
+    def decode(self, data):
+        raise NotImplementedError
+
+
+def _spec_settings(kind, spec, skip):
+    """``{field: repr}`` of a frozen spec dataclass, without the fields in ``skip``."""
+    out = {"experiment": kind}
+    out.update({f.name: repr(getattr(spec, f.name)) for f in dataclasses.fields(spec) if f.name not in skip})
+    return out
+
+
+class LearningTrialStore(JsonTrialStore):
+    """Trials of ``sim.experiments.run_learning``: jobs ``(spec, method, trial)``,
+    results ``(method, trial, TrialResult)``, files ``METHOD-TRIAL.json``."""
+
+    def __init__(self, directory, spec, *, resume=False):
+        super().__init__(directory, _spec_settings("learning", spec, ("methods", "trials")), resume=resume)
+        self.spec = spec
+
+    def key(self, job):
+        spec, method, trial = job
+        if spec != self.spec:
+            raise ValueError("store: a job's spec differs from the store's")
+        return f"{method}-{int(trial)}"
+
+    def encode(self, result):
+        method, trial, res = result
+        return {"method": method, "trial": int(trial), **res.to_dict()}
+
+    def decode(self, data):
+        return data["method"], data["trial"], TrialResult.from_dict(data)
+
+
+class VarianceTrialStore(JsonTrialStore):
+    """Runs of ``sim.experiments.run_variance``: jobs ``(spec, sigma_data)``,
+    results ``(sigma_data, dict)``, files ``sigma-S.json`` (S exact, as ``repr``)."""
+
+    def __init__(self, directory, spec, *, resume=False):
+        super().__init__(directory, _spec_settings("variance", spec, ("sigma_data",)), resume=resume)
+        self.spec = spec
+
+    def key(self, job):
+        spec, sigma_data = job
+        if spec != self.spec:
+            raise ValueError("store: a job's spec differs from the store's")
+        return f"sigma-{float(sigma_data)!r}"
+
+    def encode(self, result):
+        sigma_data, run = result
+        return {"sigma_data": float(sigma_data), "run": _plain(run)}
+
+    def decode(self, data):
+        return data["sigma_data"], data["run"]
+
+
+def _plain(v):
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple, np.ndarray)):
+        return [_plain(x) for x in v]
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _read_json(path):
+    """The JSON in ``path``, or None if it is missing or not valid JSON."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+def _write_json(path, payload):
+    """Write atomically (temporary file, then rename): a kill leaves the old file or the new one."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(payload, f)
+    os.replace(tmp, path)

@@ -1,0 +1,188 @@
+"""sim.trials.run_jobs (in-process, LocalCluster, a scheduler address) and the resumable trial store."""
+
+import dataclasses
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from sim import experiments as ex
+from sim.stream import Checkpoint, TrialResult
+from sim.trial_store import LearningTrialStore, VarianceTrialStore
+from sim.trials import THREAD_VARS, JobError, run_jobs
+
+TINY = ex.LearningSpec.quick(methods=("kbt", "rls"), trials=2, samples=20, episodes=5)
+
+
+def _without_timing(results):
+    """A learning result as JSON text without the wall-clock field (NaN compares equal as text)."""
+    methods = {m: {k: v for k, v in s.items() if k != "learn_seconds"} for m, s in results["methods"].items()}
+    return json.dumps({**results, "methods": methods}, sort_keys=True)
+
+
+class DictStore:
+    """An in-memory store: keys are the jobs' repr."""
+
+    def __init__(self):
+        self.data = {}
+
+    def key(self, job):
+        return repr(job)
+
+    def load(self, key):
+        return self.data.get(key)
+
+    def save(self, key, result):
+        self.data[key] = result
+
+
+# ---------------------------------------------------------------- in-process
+def test_in_process_results_in_job_order_and_no_dask_import():
+    code = ("import sys, math; from sim.trials import run_jobs; "
+            "print(run_jobs(math.factorial, [3, 0, 5], progress=False), 'distributed' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["[6,", "1,", "120]", "False"]
+
+
+def test_job_error_names_the_job_and_keeps_finished_results():
+    store = DictStore()
+    with pytest.raises(JobError, match=r"squares: job 2 \(-1.0\) failed: ValueError: math domain error") as e:
+        run_jobs(math.sqrt, [4.0, 9.0, -1.0, 16.0], label="squares", progress=False, store=store)
+    assert isinstance(e.value.__cause__, ValueError) and e.value.index == 2
+    assert store.data == {"4.0": 2.0, "9.0": 3.0}          # saved as they finished, before the failure
+
+
+def test_bad_arguments():
+    cases = [(dict(fn=3), "fn"), (dict(jobs=iter([1])), "jobs"), (dict(workers=0), "workers"),
+             (dict(workers=1.5), "workers"), (dict(scheduler=""), "scheduler"), (dict(scheduler=8786), "scheduler"),
+             (dict(label=None), "label"), (dict(progress="yes"), "progress"), (dict(store=object()), "store")]
+    for kw, name in cases:
+        args = {"fn": math.sqrt, "jobs": [1.0], **kw}
+        with pytest.raises(ValueError, match=f"^{name}: "):
+            run_jobs(args.pop("fn"), args.pop("jobs"), **args)
+
+    class SameKey(DictStore):
+        def key(self, job):
+            return "k"
+
+    with pytest.raises(ValueError, match="^store: jobs 0 and 1 have the same key"):
+        run_jobs(math.sqrt, [1.0, 2.0], store=SameKey(), progress=False)
+    # an unpicklable function is refused before any cluster starts
+    with pytest.raises(ValueError, match="^fn: cannot be pickled"):
+        run_jobs(lambda x: x, [1], workers=2, progress=False)
+
+
+# ---------------------------------------------------------------- the store
+def test_trial_result_round_trips_exactly_through_json():
+    res = TrialResult(checkpoints=[Checkpoint(0, 0.25, {"rmse": 0.1 + 0.2, "nll": np.nan, "quantiles": [1 / 3, np.inf],
+                                                        "reliability": {"count": [np.int64(3)]}})],
+                      learn_seconds=np.array([1e-5, 2.0 / 3.0]), rejected=1, gated=2)
+    back = TrialResult.from_dict(json.loads(json.dumps(res.to_dict())))
+    assert back.learn_seconds.tolist() == res.learn_seconds.tolist()
+    assert back.checkpoints[0].metrics["rmse"] == 0.1 + 0.2 and np.isnan(back.checkpoints[0].metrics["nll"])
+    assert json.dumps(back.to_dict()) == json.dumps(res.to_dict())
+    assert (back.rejected, back.gated, back.checkpoints[0].samples) == (1, 2, 0)
+
+
+def test_resume_recomputes_only_missing_trials(tmp_path, monkeypatch):
+    calls = []
+    job = ex._learning_job
+
+    def counted(args):
+        calls.append(args[1:])
+        return job(args)
+
+    monkeypatch.setattr(ex, "_learning_job", counted)
+    out = tmp_path / "trials"
+    first = ex.run_learning(TINY, progress=False, store=LearningTrialStore(out, TINY))
+    assert len(calls) == 4
+    assert sorted(p.name for p in out.iterdir()) == ["_settings.json", "kbt-0.json", "kbt-1.json", "rls-0.json",
+                                                     "rls-1.json"]
+    (out / "kbt-1.json").unlink()
+    calls.clear()
+    store = LearningTrialStore(out, TINY, resume=True)
+    second = ex.run_learning(TINY, progress=False, store=store)
+    assert calls == [("kbt", 1)] and (store.loaded, store.saved) == (3, 1)
+    assert _without_timing(second) == _without_timing(first)
+    for m, t in (("kbt", 0), ("rls", 0), ("rls", 1)):        # read back: bit-identical, timings included
+        assert second["methods"][m]["learn_seconds"][t] == first["methods"][m]["learn_seconds"][t]
+    calls.clear()
+    third = ex.run_learning(TINY, progress=False, store=LearningTrialStore(out, TINY, resume=True))
+    assert calls == [] and json.dumps(third) == json.dumps(second)
+    # more trials resume too; other settings are refused in one line; without resume the folder is replaced
+    more = LearningTrialStore(out, dataclasses.replace(TINY, trials=3), resume=True)
+    assert more.load("kbt-0") is not None
+    with pytest.raises(ValueError, match=r"^resume: .* other settings \(samples 20 -> 30\)[^\n]*$"):
+        LearningTrialStore(out, dataclasses.replace(TINY, samples=30), resume=True)
+    fresh = LearningTrialStore(out, dataclasses.replace(TINY, samples=30))
+    assert fresh.discarded == 4 and os.listdir(out) == ["_settings.json"]
+
+
+def test_variance_store_resumes(tmp_path):
+    spec = ex.VarianceSpec(sigma_data=(0.0, 20.0), samples=30, window=10, record_every=5)
+    first = ex.run_variance(spec, progress=False, store=VarianceTrialStore(tmp_path, spec))
+    assert sorted(os.listdir(tmp_path)) == ["_settings.json", "sigma-0.0.json", "sigma-20.0.json"]
+    store = VarianceTrialStore(tmp_path, spec, resume=True)
+    again = ex.run_variance(spec, progress=False, store=store)
+    assert (store.loaded, store.saved) == (2, 0) and json.dumps(again) == json.dumps(first)
+
+
+# ---------------------------------------------------------------- Dask
+@pytest.mark.slow
+def test_local_cluster_matches_in_process():
+    a = ex.run_learning(TINY, jobs=1, progress=False)
+    b = ex.run_learning(TINY, jobs=2, progress=False)
+    assert _without_timing(a) == _without_timing(b)
+    assert [len(t) for t in b["methods"]["kbt"]["learn_seconds"]] == [20, 20]
+
+
+@pytest.fixture(scope="module")
+def scheduler():
+    """The address of a one-worker LocalCluster started the way run_jobs starts its own."""
+    from sim.trials import _client
+
+    with _client(1, None) as client:
+        yield client.scheduler.address
+
+
+def test_scheduler_address_runs_saves_and_names_errors(scheduler):
+    store = DictStore()
+    assert run_jobs(math.factorial, [5, 0, 3], scheduler=scheduler, progress=False, store=store) == [120, 1, 6]
+    assert store.data == {"5": 120, "0": 1, "3": 6}
+    store.data.pop("0")
+    assert run_jobs(math.sqrt, [5, 0, 3], scheduler=scheduler, progress=False, store=store) == [120, 0.0, 6]
+    with pytest.raises(JobError, match=r"job 1 \(-4.0\) failed: ValueError: math domain error"):
+        run_jobs(math.sqrt, [1.0, -4.0], scheduler=scheduler, progress=False)
+    # the worker processes run with one BLAS thread
+    assert run_jobs(os.getenv, list(THREAD_VARS), scheduler=scheduler, progress=False) == ["1"] * len(THREAD_VARS)
+
+
+# ---------------------------------------------------------------- the command line
+def test_cli_resume_and_scheduler_flags(tmp_path, capsys):
+    from sim.cli import main
+
+    out = tmp_path / "fig3"
+    base = ["experiment", "fig3", "--methods", "kbt", "--trials", "1", "--episodes", "2", "--jobs", "1",
+            "--no-progress", "--out", str(out)]
+    assert main(base + ["--samples", "20"]) == 0
+    first = json.loads((out / "results.json").read_text())
+    assert sorted(os.listdir(out / "trials")) == ["_settings.json", "kbt-0.json"]
+    capsys.readouterr()
+    assert main(base + ["--samples", "20", "--resume"]) == 0
+    assert "kbt experiment: 1 trials resumed from" in capsys.readouterr().err
+    again = json.loads((out / "results.json").read_text())
+    assert again["methods"] == first["methods"]                  # timings included: read back, not re-run
+    for extra, message in ((["--samples", "30", "--resume"], "--resume: "),
+                           (["--scheduler", "tcp://127.0.0.1:1"], "--jobs: does not apply with --scheduler"),
+                           (["--scheduler", " "], "--scheduler: expected an address")):
+        with pytest.raises(SystemExit) as e:
+            main(base + extra)
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and f"kbt experiment: error: {message}" in err and err.count("\n") == 1, err
+    with pytest.raises(SystemExit) as e:
+        main(["experiment", "calibration", "--from", str(out), "--resume", "--out", str(tmp_path / "cal")])
+    assert e.value.code == 2 and "--resume: does not apply with --from" in capsys.readouterr().err
