@@ -3,14 +3,19 @@
 Subcommands (each has ``--help``):
 
 * ``kbt lqr``: LQR gain and closed-loop eigenvalues for a cart-pole;
-* ``kbt run``: the main job -- a learning method (kbt, retrain, blob) in the
-  deployed loop (``sim.deploy``) with its progress table, or a fixed
-  controller (lqr, pretrained) evaluated over seeded episodes;
+* ``kbt run``: the main job -- a learning method (kbt, kbt-softmax, rls,
+  retrain, blob) in the deployed loop (``sim.deploy``) with its progress
+  table, or a fixed controller (lqr, expert, pretrained) evaluated over seeded
+  episodes; ``--task balance|swingup`` (``sim.task``);
 * ``kbt view``: watch a controller live in a pygame window (``sim.view``);
 * ``kbt profile``: latency, memory, FLOPs and device budgets of every method
   (``firmware_profile``, fed with TARGET's data by ``sim.profile_run``);
-* ``kbt experiment``: the paper's Figures 3/4/5 and calibration (``sim.experiments``);
-* ``kbt pretrain``: pre-train the decision transformer on SOURCE LQR data (``sim.pretrain``).
+* ``kbt experiment``: the paper's Figures 3/4/5 and calibration
+  (``sim.experiments``), and the deployed-learning experiments ``onpolicy``
+  and ``swingup`` (``sim.exp_onpolicy``); trials run in-process or on Dask
+  (``sim.trials``) and are kept as they finish (``sim.trial_store``);
+* ``kbt pretrain``: pre-train the decision transformer on SOURCE expert data
+  (``sim.pretrain``, ``sim.pretrain_swingup``).
 
 This module is the top of the import graph: it may import ``sim``,
 ``controller`` and ``firmware_profile`` (docs/architecture.md).
@@ -31,11 +36,11 @@ from controller.kalman_head import DEFAULT_OBS_NOISE, DEFAULT_PRIOR_VAR, HeadCon
 from controller.tokenizer import TARGET_STYLES
 from controller.transformer import TransformerConfig
 from sim.cartpole import INTEGRATORS, SYSTEMS
-from sim.deploy import FALLBACKS, STREAMS
+from sim.deploy import FALLBACKS, LABEL_MODES, STREAMS
 
 __all__ = ["main", "build_parser"]
 
-METHODS = ("lqr", "pretrained", "kbt", "kbt-softmax", "rls", "retrain", "blob")
+METHODS = ("lqr", "expert", "pretrained", "kbt", "kbt-softmax", "rls", "retrain", "blob")
 LEARNERS = ("kbt", "kbt-softmax", "rls", "retrain", "blob")
 STATEFUL = ("kbt", "kbt-softmax", "rls")       # methods with --save-state / --load-state
 
@@ -51,18 +56,39 @@ def _add_system_args(p, default="target"):
     p.set_defaults(_default_system=default)
 
 
+def _presets(args):
+    """--system presets of the task: the balance task's SOURCE/TARGET, or the swing-up task's."""
+    if getattr(args, "task", "balance") == "swingup":
+        from sim.task import SWINGUP, SWINGUP_TARGET
+
+        return {"source": SWINGUP.params, "target": SWINGUP_TARGET}
+    return SYSTEMS
+
+
 def _system_from_args(args):
-    """(name, CartPoleParams) from --system or --m-c/--m-p/--l-p."""
+    """(name, CartPoleParams) from --system or --m-c/--m-p/--l-p (presets of --task)."""
     custom = {k: getattr(args, k) for k in ("m_c", "m_p", "l_p") if getattr(args, k) is not None}
     if custom and args.system:
         raise ValueError("--system: give either --system or --m-c/--m-p/--l-p, not both")
+    presets = _presets(args)
     if custom:
-        base = SYSTEMS[args._default_system]
+        base = presets[args._default_system]
         params = base.with_(integrator=args.integrator, **custom)
         name = "custom(" + ",".join(f"{k}={v:g}" for k, v in sorted(custom.items())) + ")"
         return name, params
     name = args.system or args._default_system
-    return name, SYSTEMS[name].with_(integrator=args.integrator)
+    return name, presets[name].with_(integrator=args.integrator)
+
+
+def _task_from_args(args):
+    """(name, Task): --task's rules on the plant of --system / --m-c/--m-p/--l-p
+    (the swing-up task keeps its own integrator, RK4)."""
+    from sim.task import TASKS, as_task
+
+    name, params = _system_from_args(args)
+    task_name = getattr(args, "task", "balance")
+    task = TASKS[task_name].on(params) if task_name == "swingup" else as_task(params)
+    return (name if task_name == "balance" else f"{name} ({task_name})"), task
 
 
 def _write_json(path, payload):
@@ -97,7 +123,8 @@ FLAG_NAMES = {
     "integrator": "--integrator", "sigma_data": "--sigma-data", "n_layers": "--head-layers",
     "prior_var": "--prior-var", "obs_noise": "--obs-noise", "noise": "--noise", "inputs": "--inputs",
     "gate": "--gate", "update": "--update", "stream": "--stream", "fault_rate": "--fault-rate",
-    "outlier_rate": "--outlier-rate",
+    "outlier_rate": "--outlier-rate", "labels": "--labels", "ask_above": "--ask-above", "label_rate": "--label-rate",
+    "task": "--task", "every": "--every", "gated": "--gated", "ticks": "--samples",
     "scheduler": "--scheduler", "resume": "--resume",
     "fallback": "--fallback", "jobs": "--jobs", "methods": "--methods", "steps": "--steps", "batch": "--batch",
     "lr": "--lr", "n_bins": "--bins", "sigma": "--sigma", "target": "--target", "query": "--query",
@@ -163,14 +190,14 @@ def _flag_methods(command):
     memory = ("retrain", "blob")
     if command == "view":
         return {"samples": LEARNERS, "capacity": memory, "allow_prior": STATEFUL,
-                "weights": tuple(m for m in METHODS if m != "lqr")}
+                "weights": tuple(m for m in METHODS if m not in ("lqr", "expert"))}
     table = {dest: LEARNERS for dest in ("samples", "trials", "sigma_data", "stream", "period_ms", "fault_rate",
-                                         "outlier_rate", "fallback")}
+                                         "outlier_rate", "fallback", "labels", "ask_above", "label_rate")}
     # --save-state / --load-state: _check_state_args
     table.update({dest: STATEFUL for dest in ("head_layers", "prior_var", "obs_noise", "noise", "inputs", "gate",
                                               "update", "allow_prior")})
     table.update({dest: memory for dest in ("capacity", "epochs", "lr")})
-    table.update(design_for=("lqr",), weights=tuple(m for m in METHODS if m != "lqr"))
+    table.update(design_for=("lqr", "expert"), weights=tuple(m for m in METHODS if m not in ("lqr", "expert")))
     return table
 
 
@@ -267,6 +294,13 @@ def _check_run_args(args, given):
         _check_real("--sigma-data", args.sigma_data, 0.0, 1e6)
         _check_real("--period-ms", args.period_ms, 0.0, 1e6, low_open=True)
         _check_real("--fault-rate", args.fault_rate, 0.0, 0.99)
+        _check_real("--ask-above", args.ask_above, 0.0, 1e6, low_open=True)
+        _check_real("--label-rate", args.label_rate, 0.0, 1.0, low_open=True)
+        if args.labels != "always" and args.stream != "onpolicy":
+            raise ValueError(f"--labels: {args.labels} means the expert takes over some ticks; it needs --stream onpolicy")
+        if args.labels == "uncertain" and args.method in ("retrain", "blob"):
+            raise ValueError(f"--labels: uncertain needs an epistemic variance; {args.method} has none "
+                             "(use kbt, kbt-softmax or rls)")
     _check_int("--head-layers", getattr(args, "head_layers", None), 1, 8)
     _check_real("--prior-var", getattr(args, "prior_var", None), 0.0, 1e6, low_open=True)
     _check_real("--obs-noise", getattr(args, "obs_noise", None), 1e-8, 1e6)
@@ -296,8 +330,11 @@ def _check_view_args(args, given):
 
 
 def _check_experiment_args(args, given):
-    unused = {"fig3": ("sigma_data",), "fig4": ("sigma_data",),
-              "fig5": ("trials", "episodes", "methods", "epochs", "lr")}.get(args.name, ())
+    deployed = ("ask_above", "gated", "task", "every")
+    unused = {"fig3": ("sigma_data",) + deployed, "fig4": ("sigma_data",) + deployed,
+              "fig5": ("trials", "episodes", "methods", "epochs", "lr") + deployed,
+              "calibration": deployed, "onpolicy": ("sigma_data",),
+              "swingup": ("sigma_data", "task")}.get(args.name, ())
     for dest in unused:
         if dest in given:
             raise ValueError(f"{given[dest]}: does not apply to experiment {args.name}")
@@ -319,6 +356,8 @@ def _check_experiment_args(args, given):
     _check_int("--epochs", args.epochs, 1, 100_000)
     _check_real("--lr", args.lr, 0.0, 10.0, low_open=True)
     _check_real("--sigma-data", args.sigma_data, 0.0, 1e6)
+    _check_real("--ask-above", args.ask_above, 0.0, 1e6, low_open=True)
+    _check_int("--every", args.every, 1, MAX_SAMPLES)
 
 
 def _check_cluster_args(args, given):
@@ -345,6 +384,9 @@ def _check_profile_args(args, given):
 
 
 def _check_pretrain_args(args, given):
+    if "dagger_rounds" in given and args.task != "swingup":
+        raise ValueError(f"{given['dagger_rounds']}: does not apply to --task {args.task} (only to swingup)")
+    _check_int("--dagger-rounds", args.dagger_rounds, 0, 1_000)
     _check_int("--seed", args.seed, 0)
     _check_int("--steps", args.steps, 1, 10_000_000)
     _check_int("--batch", args.batch, 1, 1_000_000)
@@ -559,8 +601,8 @@ def _method_name(args):
     return f"{args.method}-{args.capacity}" if args.method in ("retrain", "blob") else args.method
 
 
-def _make_controller(args, params):
-    """The controller of ``--method`` on ``params``, through the one factory every command uses."""
+def _make_controller(args, task):
+    """The controller of ``--method`` on ``task``, through the one factory every command uses."""
     from sim.methods import MethodSettings, make_controller
 
     kw = {}
@@ -569,10 +611,10 @@ def _make_controller(args, params):
     if getattr(args, "epochs", None) is not None:
         kw["epochs"] = args.epochs
     if getattr(args, "design_for", None):
-        kw["lqr_design"] = SYSTEMS[args.design_for]
+        kw["lqr_design"] = _presets(args)[args.design_for]
     settings = MethodSettings(weights=args.weights, head=_head_config(args), softmax_head=_head_config(args, True),
                               sigma_data=getattr(args, "sigma_data", 0.0) or 0.0, **kw)
-    return make_controller(_method_name(args), params, settings, seed=args.seed)
+    return make_controller(_method_name(args), task, settings, seed=args.seed)
 
 
 def _deploy_config(args, trial=None):
@@ -583,7 +625,8 @@ def _deploy_config(args, trial=None):
     return DeployConfig(samples=args.samples, stream=args.stream, episodes=args.episodes, seed=args.seed,
                         data_seed=None if trial is None else args.seed + 1 + trial, period=period,
                         fault_rate=args.fault_rate, fallback=args.fallback, sigma_data=args.sigma_data,
-                        outlier_rate=args.outlier_rate, start=start, data_start=data_start).validate()
+                        outlier_rate=args.outlier_rate, start=start, data_start=data_start, labels=args.labels,
+                        ask_above=args.ask_above, label_rate=args.label_rate)
 
 
 # ---------------------------------------------------------------- resuming a saved run
@@ -621,7 +664,8 @@ def _run_record(args, consumed):
     stream = getattr(args, "stream", "iid")
     if stream == "iid":
         positions[str(_data_seed(args))] = data_start + consumed
-    return {"version": RUN_RECORD_VERSION, "method": args.method, "system": name, "m_c": params.m_c,
+    return {"version": RUN_RECORD_VERSION, "method": args.method, "task": getattr(args, "task", "balance"),
+            "system": name, "m_c": params.m_c,
             "m_p": params.m_p, "l_p": params.l_p, "integrator": params.integrator, "stream": stream,
             "sigma_data": float(getattr(args, "sigma_data", 0.0) or 0.0), "seed": args.seed,
             "samples": start + consumed, "data_seed": _data_seed(args),
@@ -700,9 +744,14 @@ def _restore_run_settings(args):
     if not isinstance(run, dict):
         return
     notes = args._resume["notes"]
+    saved_task = run.get("task", "balance")       # files written before tasks existed: balance
+    if "task" not in given:
+        args.task = saved_task
+    elif args.task != saved_task:
+        notes.append(("--task", args.task, saved_task))
     system_given = [flag for dest, flag in _SYSTEM_FLAGS.items() if dest in given]
     if not system_given:
-        preset = SYSTEMS.get(run["system"])
+        preset = _presets(args).get(run["system"])
         if preset is not None and (preset.m_c, preset.m_p, preset.l_p) == (run["m_c"], run["m_p"], run["l_p"]):
             args.system = run["system"]
         else:
@@ -811,7 +860,7 @@ def _table_row(row):
             f"{row['deadline_misses']:>7} {row.get('gated', 0):>6} {row['rejected']:>9} {row['sensor_faults']:>7}")
 
 
-def _run_trials(args, params, name):
+def _run_trials(args, task, name):
     """Several deployed learning runs (data seeds seed+1 .. seed+trials); mean success per checkpoint."""
     from sim.deploy import run_deployment
     from sim.progress import Progress
@@ -820,10 +869,10 @@ def _run_trials(args, params, name):
     with Progress(args.trials, f"{args.method} trials", enabled=args.progress) as bar:
         for t in range(args.trials):
             args.interrupted_after = f"{t} of {args.trials} trials"     # for the Ctrl-C message
-            controller = _make_controller(args, params)
+            controller = _make_controller(args, task)
             if hasattr(controller, "warm_up"):
                 controller.warm_up()
-            res = run_deployment(controller, params, _deploy_config(args, trial=t))
+            res = run_deployment(controller, task, _deploy_config(args, trial=t))
             per_trial.append(res.rows)
             gated.append(res.gated)
             bar.update(1)
@@ -844,23 +893,24 @@ def _run_trials(args, params, name):
     return 0
 
 
-def _run_learning(args, params, name):
+def _run_learning(args, task, name):
     """One deployed learning run with the progress table."""
     from sim.deploy import run_deployment
     from sim.progress import Progress
 
-    controller = _make_controller(args, params)
+    controller = _make_controller(args, task)
     resumed = _load_state(args, controller)
     if hasattr(controller, "warm_up"):
         controller.warm_up()
     cfg = _deploy_config(args)
-    period_ms = 1000 * (params.tau if cfg.period is None else cfg.period)
+    period_ms = 1000 * (task.params.tau if cfg.period is None else cfg.period)
     after = f" after the saved run's {cfg.start}" if cfg.start else ""
     print(f"{args.method} on {name}: {cfg.samples} {cfg.stream} expert samples{after}, "
           f"one per {period_ms:g} ms tick; success over {cfg.episodes} episodes at each checkpoint")
     print(TABLE_HEAD)
     view = None
     done = [0]                        # samples this run has learned (for a save on Ctrl-C)
+    taken = [0]                       # expert take-overs so far (the view marks a new one)
     stop = _DeferredInterrupt()       # Ctrl-C stops between ticks, never inside an update
     with Progress(cfg.samples, f"{args.method} learning", enabled=args.progress and not args.view) as bar:
         def on_checkpoint(row):
@@ -873,16 +923,19 @@ def _run_learning(args, params, name):
             done[0] = res.ticks
             stop.check()
             if view is not None:
-                return view.show(state, force, learned=res.updates, force_std=force_std(controller, state))
+                pilot = res.takeovers > taken[0]
+                taken[0] = res.takeovers
+                return view.show(state, force, learned=res.updates, force_std=force_std(controller, state),
+                                 pilot=pilot, takeovers=res.takeovers if cfg.labels != "always" else None)
             return True
 
         if args.view:
             from sim.view import Viewer, force_std
 
-            view = Viewer(params, method=args.method)
+            view = Viewer(task, method=args.method)
         try:
             with stop:
-                res = run_deployment(controller, params, cfg, on_checkpoint=on_checkpoint, on_tick=on_tick)
+                res = run_deployment(controller, task, cfg, on_checkpoint=on_checkpoint, on_tick=on_tick)
                 stop.check()
         except KeyboardInterrupt:
             if args.save_state:       # what was learned so far, and where the stream stopped; atomic
@@ -914,18 +967,19 @@ def cmd_run(args):
     from sim.loop import evaluate_success
 
     _restore_run_settings(args)   # --load-state: the saved run's settings the command line does not give
-    name, params = _system_from_args(args)
+    name, task = _task_from_args(args)
+    params = task.params
     _check_state_args(args)
     if args.method in LEARNERS:
         _deploy_config(args)      # bad settings fail before any work
     if args.method in LEARNERS and args.trials > 1:
         if args.save_state or args.load_state or args.view:
             raise ValueError("--trials: a multi-trial run cannot save, load or view a state; use --trials 1")
-        return _run_trials(args, params, name)
+        return _run_trials(args, task, name)
     if args.method in LEARNERS:
-        return _run_learning(args, params, name)
-    controller = _make_controller(args, params)
-    ev = evaluate_success(controller, params, n_episodes=args.episodes, seed=args.seed)
+        return _run_learning(args, task, name)
+    controller = _make_controller(args, task)
+    ev = evaluate_success(controller, task, n_episodes=args.episodes, seed=args.seed)
     design = args.design_for or name
     label = f"{args.method} (designed for {design})" if args.method == "lqr" else args.method
     print(f"{label} on {name}: success {ev.success_rate:.3f} over {ev.n_episodes} episodes "
@@ -942,20 +996,20 @@ def cmd_run(args):
     if args.view:
         from sim.view import watch
 
-        watch(controller, params, method=args.method, seconds=None, seed=args.seed)
+        watch(controller, task, method=args.method, seconds=None, seed=args.seed)
     return 0
 
 
 def cmd_view(args):
-    from controller.lqr import LQRController
     from sim.deploy import iid_samples
+    from sim.experts import expert_for
     from sim.progress import Progress
     from sim.view import watch
 
     _restore_run_settings(args)   # --load-state: the saved run's settings the command line does not give
-    name, params = _system_from_args(args)
+    name, task = _task_from_args(args)
     method = _method_name(args)
-    controller = _make_controller(args, params)
+    controller = _make_controller(args, task)
     _check_state_args(args)
     _load_state(args, controller)
     learned = None
@@ -964,13 +1018,14 @@ def cmd_view(args):
         if samples < 0:
             raise ValueError(f"--samples: expected an integer >= 0 but found {samples}")
         first = _stream_position(args)[1]         # a resumed head continues its i.i.d. stream
-        S, F = iid_samples(LQRController(params), args.seed + 1, first, samples) if samples else (None, None)
+        S, F = (iid_samples(expert_for(task), args.seed + 1, first, samples, task=task) if samples
+                else (None, None))
         with Progress(samples, f"{method} adapting before the view", enabled=args.progress and samples > 0) as bar:
             for i in range(samples):
                 controller.observe(S[i], F[i])
                 bar.update(1)
         learned = getattr(controller, "n_updates", samples)   # includes a resumed head's updates
-    out = watch(controller, params, method=method, seconds=args.seconds, seed=args.seed, frames_dir=args.frames,
+    out = watch(controller, task, method=method, seconds=args.seconds, seed=args.seed, frames_dir=args.frames,
                 headless=args.headless or bool(args.frames) or bool(args.screenshot), learned=learned,
                 screenshot=args.screenshot)
     print(f"{method} on {name}: {out['seconds']:.1f} s simulated, {out['frames']} frames, "
@@ -1017,6 +1072,37 @@ def _trial_note(args, store):
               file=sys.stderr)
 
 
+def _experiment_deployed(args, jobs):
+    """kbt experiment onpolicy / swingup: deployed learning runs per variant and trial."""
+    from sim import exp_onpolicy as ex
+    from sim.methods import MethodSettings
+    from sim.report_deployed import format_summary, write_deployed
+
+    kw = {k: v for k, v in (("trials", args.trials), ("ticks", args.samples), ("seed", args.seed),
+                            ("episodes", args.episodes), ("ask_above", args.ask_above), ("every", args.every))
+          if v is not None}
+    if args.methods:
+        kw["methods"] = tuple(args.methods)
+    if args.gated is not None:
+        kw["gated"] = tuple(args.gated)
+    kw["settings"] = MethodSettings(epochs=args.epochs, lr=args.lr)
+    if args.name == "swingup":
+        spec = ex.swingup_spec(quick=args.quick, **kw)
+    else:
+        kw["task"] = args.task or "balance"
+        spec = ex.OnPolicySpec.quick(**kw) if args.quick else ex.OnPolicySpec(**kw)
+    store = ex.trial_store(os.path.join(args.out, "trials"), spec, resume=args.resume)
+    results = ex.run_onpolicy(spec, jobs=jobs, progress=args.progress, scheduler=args.scheduler, store=store)
+    _trial_note(args, store)
+    results["command"] = "kbt " + " ".join(args.argv)
+    summary = write_deployed(results, args.out)
+    print(f"{args.name} on {spec.task}: mean success over {spec.trials} trials at tick checkpoints; labels and "
+          f"falls while learning (means at the end); labels to 0.99: median over the trials that reached it")
+    print(format_summary(results, summary))
+    print(f"wrote {args.out}/results.json, results.csv and success.png")
+    return 0
+
+
 def cmd_experiment(args):
     from controller.kalman_head import HeadConfig
     from sim import experiments as ex
@@ -1024,6 +1110,8 @@ def cmd_experiment(args):
     from sim.methods import MethodSettings
 
     jobs = args.jobs or (os.cpu_count() or 1)
+    if args.name in ("onpolicy", "swingup"):
+        return _experiment_deployed(args, jobs)
     if args.name in ("fig3", "fig4"):
         kw = {k: v for k, v in (("trials", args.trials), ("samples", args.samples), ("seed", args.seed),
                                 ("episodes", args.episodes)) if v is not None}
@@ -1098,6 +1186,8 @@ def cmd_pretrain(args):
     from sim.cartpole import SOURCE, TARGET
     from sim.loop import evaluate_success
 
+    if args.task == "swingup":
+        return _pretrain_swingup(args)
     cfg = TransformerConfig(n_bins=args.bins, target=args.target, sigma=args.sigma, query=args.query,
                             final_ln=args.final_ln)
     policy, history = pretrain(cfg, seed=args.seed, steps=args.steps, batch=args.batch, lr=args.lr,
@@ -1110,6 +1200,29 @@ def cmd_pretrain(args):
     print(f"held-out force RMSE on SOURCE data: {m['val_rmse']:.4f} N (final loss {m['final_loss']:.4f}, "
           f"{m['train_seconds']:.1f} s)")
     print(f"success over 100 episodes (seed 0): SOURCE {m['success_source']:.2f}, TARGET {m['success_target']:.2f}")
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _pretrain_swingup(args):
+    """kbt pretrain --task swingup: noisy expert rollouts + DAgger on SOURCE (``sim.pretrain_swingup``)."""
+    import shlex
+
+    from controller.transformer import TransformerConfig
+    from sim.pretrain_swingup import SWINGUP_CONFIG, pretrain_swingup
+
+    cfg = TransformerConfig(n_bins=args.bins, target=args.target, sigma=args.sigma, query=args.query,
+                            final_ln=args.final_ln, state_scale=SWINGUP_CONFIG.state_scale)
+    rounds = 4 if args.dagger_rounds is None else args.dagger_rounds
+    policy, history = pretrain_swingup(cfg, seed=args.seed, steps_initial=args.steps, batch=args.batch,
+                                       lr=args.lr, dagger_rounds=rounds, progress=args.progress)
+    policy.meta["command"] = "kbt " + " ".join(shlex.quote(a) for a in args.argv)
+    policy.save(args.out)
+    m = policy.meta
+    print(f"held-out force RMSE on clean SOURCE swing-up expert episodes: {m['val_rmse']:.4f} N "
+          f"(final loss {m['final_loss']:.4f}, {m['n_data']} labelled states, {m['train_seconds']:.1f} s)")
+    print(f"swing-up success over 100 episodes (seed 0): SOURCE {m['success_source']:.2f}, "
+          f"TARGET {m['success_target']:.2f}, SHIFT2 {m['success_shift2']:.2f}")
     print(f"wrote {args.out}")
     return 0
 
@@ -1147,6 +1260,9 @@ def build_parser():
 
     p = sub.add_parser("run", help="run a controller in the closed loop")
     _add_system_args(p)
+    p.add_argument("--task", choices=("balance", "swingup"), default="balance",
+                   help="balance (the pole starts upright) or swingup (it starts hanging down; docs/swingup.md); "
+                        "--system source/target are the task's own plants (default balance)")
     p.add_argument("--method", choices=METHODS, default="kbt",
                    help="controller (default kbt: the pre-trained transformer adapting online)")
     p.add_argument("--design-for", choices=sorted(SYSTEMS), default=None,
@@ -1173,6 +1289,15 @@ def build_parser():
                    help="inject NaN sensor readings and NaN labels with this probability per tick (default 0)")
     g.add_argument("--outlier-rate", type=float, default=0.0,
                    help="replace the label by a corrupt one (+-1000 N) with this probability per tick (default 0)")
+    g.add_argument("--labels", choices=LABEL_MODES, default="always",
+                   help="on-policy stream: who labels. always: the expert labels every tick; uncertain: the expert "
+                        "takes over (acts and labels) only the ticks where the controller's epistemic std is above "
+                        "--ask-above; random: it takes over at random ticks with probability --label-rate "
+                        "(default always)")
+    g.add_argument("--ask-above", type=float, default=1.0,
+                   help="--labels uncertain: epistemic standard deviation (N) above which the expert takes over (default 1)")
+    g.add_argument("--label-rate", type=float, default=0.5,
+                   help="--labels random: probability per tick that the expert takes over, in (0, 1] (default 0.5)")
     g.add_argument("--fallback", choices=FALLBACKS, default="hold",
                    help="on a non-finite reading: hold the last force, or LQR on the last good reading")
     g.add_argument("--save-state", metavar="PATH",
@@ -1189,6 +1314,9 @@ def build_parser():
 
     p = sub.add_parser("view", help="watch a controller live in a pygame window")
     _add_system_args(p)
+    p.add_argument("--task", choices=("balance", "swingup"), default="balance",
+                   help="balance (the pole starts upright) or swingup (it starts hanging down; docs/swingup.md); "
+                        "--system source/target are the task's own plants (default balance)")
     p.add_argument("--method", choices=METHODS, default="kbt", help="controller (default kbt)")
     p.add_argument("--capacity", type=int, default=10, help="retrain, blob: FIFO memory capacity")
     p.add_argument("--samples", type=int, default=None,
@@ -1220,10 +1348,13 @@ def build_parser():
     p.set_defaults(func=cmd_profile)
 
     p = sub.add_parser("experiment", help="reproduce a figure of the paper (JSON, CSV, PNG)")
-    p.add_argument("name", choices=("fig3", "fig4", "fig5", "calibration"),
+    p.add_argument("name", choices=("fig3", "fig4", "fig5", "calibration", "onpolicy", "swingup"),
                    help="fig3/fig4: success and time per sample vs samples (one run makes both); "
                         "fig5: predicted variance vs samples for several Sigma_data; "
-                        "calibration: accuracy, ECE, NLL, RMSE, coverage and reliability diagrams")
+                        "calibration: accuracy, ECE, NLL, RMSE, coverage and reliability diagrams; "
+                        "onpolicy: every method learning from labels on the states it visits, and KBT asking "
+                        "for labels only where it is unsure; swingup: every method adapting to the swing-up "
+                        "task's changed plant")
     p.add_argument("--from", dest="from_dir", metavar="DIR",
                    help="calibration: read a full (not --quick) fig3 run's results.json from DIR instead of running anew "
                         "(default: run anew)")
@@ -1248,15 +1379,31 @@ def build_parser():
     p.add_argument("--sigma-data", type=float, nargs="+", default=None,
                    help="fig5: label-noise variances (N^2, default 0 10 20 50); calibration: one variance for "
                         "the stream and the held-out labels (default 0)")
+    p.add_argument("--ask-above", type=float, default=None,
+                   help="onpolicy: epistemic std (N) above which the expert takes over for the gated variants (default 1)")
+    p.add_argument("--every", type=int, default=None,
+                   help="onpolicy, swingup: checkpoint spacing in ticks (default 20; swingup 100; --quick 25)")
+    p.add_argument("--gated", nargs="*", default=None, metavar="M",
+                   help="onpolicy: methods also run asking for labels only where unsure, and at random at the same "
+                        "label rate (default kbt; among kbt kbt-softmax rls; none: --gated with no name)")
+    p.add_argument("--task", choices=("balance", "swingup"), default=None,
+                   help="onpolicy: the task (default balance; swingup needs the swing-up weights)")
     p.add_argument("--method", dest="fig5_method", choices=("kbt", "kbt-softmax"), default="kbt",
                    help="fig5: the head whose predicted variance is tracked (default kbt)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
     p.set_defaults(func=cmd_experiment)
 
-    p = sub.add_parser("pretrain", help="pre-train the decision transformer on SOURCE LQR data")
+    p = sub.add_parser("pretrain", help="pre-train the decision transformer on SOURCE expert data "
+                                        "(balance: LQR, swingup: the swing-up expert)")
     p.add_argument("--out", required=True, metavar="PATH", help="where to write the .npz (required, no default; its folder must exist)")
+    p.add_argument("--task", choices=("balance", "swingup"), default="balance",
+                   help="balance: i.i.d. box states with LQR labels (sim.pretrain); swingup: noisy expert "
+                        "rollouts + DAgger (sim.pretrain_swingup, docs/swingup.md) (default balance)")
+    p.add_argument("--dagger-rounds", type=int, default=None,
+                   help="swingup only: DAgger rounds after the expert-data phase (default 4)")
     p.add_argument("--seed", type=int, default=0, help="seeds the initialisation and the data")
-    p.add_argument("--steps", type=int, default=4000, help="Adam steps (default 4000)")
+    p.add_argument("--steps", type=int, default=4000,
+                   help="Adam steps (default 4000; swingup: of the expert-data phase, each DAgger round adds 2000)")
     p.add_argument("--batch", type=int, default=256, help="samples per step (default 256)")
     p.add_argument("--lr", type=float, default=3e-3, help="initial learning rate (default 3e-3)")
     p.add_argument("--bins", type=int, default=TransformerConfig.n_bins, help="action bins")
