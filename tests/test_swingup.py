@@ -145,3 +145,67 @@ def test_target_is_a_shift_for_the_expert(expert):
     target = SWINGUP.on(SWINGUP_TARGET)
     assert evaluate_success(expert, target, 20, seed=0).success_rate <= 0.1
     assert evaluate_success(SwingupExpert(SWINGUP_TARGET), target, 20, seed=0).success_rate >= 0.99
+
+
+# ---------------------------------------------------------------- the pre-trained swing-up transformer
+TINY = dict(expert_episodes=3, dagger_rounds=1, dagger_episodes=2, steps_initial=10, steps_per_round=10, batch=32,
+            eval_episodes=2, n_val_episodes=1, report_episodes=2, progress=False)
+
+
+def test_pretrain_swingup_is_deterministic_and_records_its_recipe():
+    from sim.pretrain_swingup import SWINGUP_CONFIG, pretrain_swingup
+
+    a, hist = pretrain_swingup(seed=5, **TINY)
+    b, _ = pretrain_swingup(seed=5, **TINY)
+    c, _ = pretrain_swingup(seed=6, **TINY)
+    assert all(np.array_equal(a.params[k], b.params[k]) for k in a.params)
+    assert not all(np.array_equal(a.params[k], c.params[k]) for k in a.params)
+    assert a.config == SWINGUP_CONFIG
+    assert [h["round"] for h in hist] == [0, 1] and hist[1]["n_data"] > hist[0]["n_data"]
+    for key in ("seed", "success_source", "success_target", "success_shift2", "val_rmse", "dagger_rounds"):
+        assert key in a.meta
+    with pytest.raises(ValueError, match="beta0"):
+        pretrain_swingup(beta0=1.5, **TINY)
+    with pytest.raises(TypeError, match="system"):
+        pretrain_swingup(system="source", **TINY)
+
+
+def test_collect_labels_visited_states_with_the_clean_expert(expert):
+    from sim.pretrain_swingup import collect
+
+    s, f = collect(SWINGUP, expert, 3, np.random.default_rng(0), noise_std=5.0)
+    assert s.shape == (3 * SWINGUP.episode_steps, 4) and f.shape == (len(s),)
+    np.testing.assert_allclose(f, expert.act(s), rtol=1e-12, atol=1e-12)
+
+
+def test_pretrain_flag_only_for_swingup(tmp_path):
+    from sim.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["pretrain", "--out", str(tmp_path / "w.npz"), "--dagger-rounds", "2"])
+    assert not (tmp_path / "w.npz").exists()
+
+
+def test_shipped_swingup_weights_and_their_metadata():
+    import os
+
+    from controller.model import PRETRAINED_PATH, TransformerPolicy
+
+    policy = TransformerPolicy.load(os.path.join(os.path.dirname(PRETRAINED_PATH), "pretrained_swingup.npz"))
+    m = policy.meta
+    assert m["command"] == "kbt pretrain --task swingup --out controller/data/pretrained_swingup.npz --seed 0 --no-progress"
+    assert m["seed"] == 0 and m["task"] == "swingup"
+    assert m["success_source"] >= 0.95 and m["success_target"] <= 0.1
+    assert policy.config.state_scale == pytest.approx((2.0, 3.5, math.pi, 8.0))
+    assert policy.config.u_max == 30.0 and policy.config.d_model == 16
+
+
+@pytest.mark.slow
+def test_shipped_swingup_policy_swings_up_source_not_target():
+    import os
+
+    from controller.model import PRETRAINED_PATH, TransformerPolicy
+
+    policy = TransformerPolicy.load(os.path.join(os.path.dirname(PRETRAINED_PATH), "pretrained_swingup.npz"))
+    assert evaluate_success(policy, SWINGUP, 100, seed=0).success_rate >= 0.95
+    assert evaluate_success(policy, SWINGUP.on(SWINGUP_TARGET), 100, seed=0).success_rate <= 0.1
