@@ -9,13 +9,11 @@ Bayesian head) and ``TransformerPolicy.head_weights`` is W_O, shape
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-import zipfile
 from importlib import resources
 
 import numpy as np
 
+from controller import npz_format
 from controller import transformer as tf
 from controller.transformer import TransformerConfig
 from controller.checks import as_float_array
@@ -98,22 +96,16 @@ class TransformerPolicy:
     # ------------------------------------------------------------ persistence
     def save(self, path):
         """Write weights, config and metadata to one ``.npz`` (atomically)."""
-        arrays = {"__format__": np.array(FORMAT), "__version__": np.array(FORMAT_VERSION),
-                  "__config__": np.array(json.dumps(self.config.to_dict())),
+        arrays = {"__config__": np.array(json.dumps(self.config.to_dict())),
                   "__meta__": np.array(json.dumps(self.meta, default=str))}
         arrays.update(self.params)
-        atomic_savez(path, arrays)
+        npz_format.write(path, FORMAT, FORMAT_VERSION, arrays)
 
     @classmethod
     def load(cls, path):
         """Read a file written by ``save``; raises ValueError on a missing,
         corrupt or mismatched file, naming what is wrong."""
-        data = _read_npz(path)
-        if str(data.get("__format__", "")) != FORMAT:
-            raise ValueError(f"{path}: not a kbt transformer file (format {data.get('__format__')!r})")
-        version = int(data.get("__version__", -1))
-        if version != FORMAT_VERSION:
-            raise ValueError(f"{path}: format version {version} is not supported (expected {FORMAT_VERSION})")
+        data = npz_format.read(path, FORMAT, FORMAT_VERSION, "a kbt transformer file")
         try:
             cfg = json.loads(str(data["__config__"]))
             # settings added after the first files were written, with the values those files used
@@ -123,7 +115,7 @@ class TransformerPolicy:
             meta = json.loads(str(data.get("__meta__", "{}")))
         except (KeyError, TypeError, json.JSONDecodeError) as e:
             raise ValueError(f"{path}: unreadable config ({e})") from None
-        params = {k: v for k, v in data.items() if not k.startswith("__")}
+        params = npz_format.payload(data)
         try:
             return cls(config, params, meta=meta)
         except ValueError as e:
@@ -152,50 +144,9 @@ def _check_params(params, config):
     return out
 
 
-_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")   # a zip archive (.npz), the second one empty
-
-
-def _read_npz(path):
-    """The arrays of a ``.npz`` file; every failure is one short ValueError naming the file once."""
-    if not os.path.exists(path):
-        raise ValueError(f"{path}: file not found")
-    if os.path.isdir(path):
-        raise ValueError(f"{path}: is a folder, not a .npz file")
-    try:
-        with open(path, "rb") as f:
-            magic = f.read(4)
-    except OSError as e:
-        raise ValueError(f"{path}: cannot read ({e.strerror or e})") from None
-    if magic not in _ZIP_MAGIC:
-        raise ValueError(f"{path}: corrupt or not a .npz file (not a zip archive)")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as e:
-        # numpy's own text about pickled data advises allow_pickle=True: never right for a kbt file
-        why = "it holds pickled Python objects, which kbt never writes" if "pickle" in str(e) else str(e)
-        raise ValueError(f"{path}: corrupt or unreadable .npz ({why})") from None
-
-
-def atomic_savez(path, arrays):
-    """``np.savez`` to a temporary file in the same folder, then rename over ``path``."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual file mode
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+# kept importable from here: the file format lives in controller/npz_format.py
+_read_npz = npz_format.read_npz
+atomic_savez = npz_format.atomic_savez
 
 
 def load_pretrained(path=None):
