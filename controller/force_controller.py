@@ -62,7 +62,7 @@ class ForceController:
         params, buffers = self._input_arrays()
         return {"params": list(params) + ([head.gate] if head.gate.size else []),
                 "state": [a for layer in head.core.layers for a in (layer.M, layer.S)] + [head.noise],
-                "buffers": list(buffers) + [head._zt, head._Pz]}
+                "buffers": list(buffers) + list(head.work_arrays())}
 
     # ------------------------------------------------------------ acting
     def act(self, states):

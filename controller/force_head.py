@@ -78,6 +78,12 @@ class ForceHead:
         ``[R, a, b]``: the noise variance in use (N^2) and its inverse-gamma statistics.
     n_updates, n_rejected : int
         Labels learned from, and labels the gate refused.
+    gate : ndarray
+        The gate's threshold table (``gate_table``; empty: no gate).
+    uses_numba : bool
+        True when updates and predictions run in the Numba kernels (L = 1).
+    d_in : int
+        Inputs z (without the bias entry).
     """
 
     def __init__(self, prior_mean, config: HeadConfig | None = None):
@@ -120,6 +126,11 @@ class ForceHead:
         layer = self.core.layers[0]
         return layer.M[:, 0], layer.S[0], self.noise
 
+    def work_arrays(self):
+        """(z~, P z~): the kernels' work arrays of this head, (d_in + 1,) each; the
+        fused controller kernels write z~ in place."""
+        return self._zt, self._Pz
+
     def kernel_settings(self):
         """(learn, floor, gate table, jitter) as the kernels take them."""
         c = self.config
@@ -151,10 +162,11 @@ class ForceHead:
         z = as_float_array("z", z, (self.d_in,))
         y = float(as_float_array("y", y, ()))
         if self.uses_numba:
-            self._zt[:-1] = z
-            self._zt[-1] = 1.0
+            zt, Pz = self.work_arrays()
+            zt[:-1] = z
+            zt[-1] = 1.0
             m, P, noise = self.kernel_arrays()
-            status = fn.force_update(m, P, self._zt, y, noise, *self.kernel_settings(), self._Pz)
+            status = fn.force_update(m, P, zt, y, noise, *self.kernel_settings(), Pz)
         else:
             status = self.update_reference(z, y)
         return self.count(status)
@@ -178,8 +190,8 @@ class ForceHead:
         S = q[0] + R + cfg.jitter
         if e * e > self.gate_threshold() * S:
             return fn.GATED
-        self.core._update_one(z.astype(self.core.dtype), np.array([y], self.core.dtype),
-                              np.zeros((1, 1), self.core.dtype), obs_noise=R)
+        self.core.update_reference(z.astype(self.core.dtype), np.array([y], self.core.dtype),
+                                   np.zeros((1, 1), self.core.dtype), obs_noise=R)
         if self.learns_noise:
             self.noise[1] += 0.5
             self.noise[2] += 0.5 * e * e * R / S

@@ -1,43 +1,35 @@
-"""The Kalman Bayesian head: closed-form sequential Bayesian fine-tuning of T_2.
+"""The Kalman Bayesian head: its settings (``HeadConfig``) and its state (``KalmanHead``).
 
 T_2's linear layer ``W_O`` is replaced by an L-layer ReLU network whose weights
-are Gaussian. A sample (features ``h``, target ``y``) updates the weight
-posterior in closed form (Algorithm 2 of the paper, with the corrections in
-docs/relu-moments.md and docs/output-update.md):
+are Gaussian; one labelled sample updates the weight posterior in closed form
+(Algorithm 2 of the paper, corrected: docs/relu-moments.md, docs/output-update.md).
 
-forward (filtering), layer i = 1..L, ``z^0 = h``:
-    (19), (21)  mu_u, Sigma_u of ``u^i = W^i^T [z^{i-1}; 1]``
-    (22), (23)  mu_z, Sigma_z of ``z^i = ReLU(u^i)`` (hidden layers), and
-                Sigma_{u,z} (Stein or the paper's diagonal (47))
-    (27), (32), (33) softmax output: mu_p, Sigma_p, Sigma_{u,p}
+Where the pieces are:
 
-backward (smoothing), layer i = L..1:
-    output      ``update="kalman"``: G = Sigma_{u,p} (Sigma_p + R)^-1,
-                mu_u^+ = mu_u + G (y - mu_p), Sigma_u^+ = Sigma_u - G Sigma_{p,u};
-                ``update="paper"``: (37)-(39) with mu_p^+ = y, Sigma_p^+ = Sigma_data
-    weights     (40)-(42)  K_w = Sigma_{w,u} Sigma_u^-1,
-                mu_w^+ = mu_w + K_w (mu_u^+ - mu_u),
-                Sigma_w^+ = Sigma_w + K_w (Sigma_u^+ - Sigma_u) K_w^T
-    input       (replaces (43)-(45)) K_z = Sigma_{z,u} Sigma_u^-1, same innovation
-    ReLU        (37)-(39)  K_u = Sigma_{u,z} Sigma_z^-1 from z^{i-1}'s update to u^{i-1}'s
-
-With per-neuron blocks, ``Sigma_{w_k, u} = S_k mu_z~ e_k^T``, so the weight
-update of neuron k is a rank-one term in ``g_k = S_k mu_z~``.
+* the equations (prior (34)-(36), forward moments, backward update) as plain
+  functions: ``controller/kalman_update.py``, on ``controller/moments.py``;
+* the Numba kernel of the default softmax configuration (L = 1, per-neuron
+  blocks, Kalman output update): ``controller/kalman_numba.py``;
+* the versioned ``.npz`` file format: ``controller/npz_format.py``;
+* this module: the settings, validated on construction, and the stateful
+  head that holds the posterior, picks the kernel or the reference, checks
+  the public inputs and saves / loads its state.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from controller import kalman_numba as kn
-from controller import moments as mo
-from controller.model import _read_npz, atomic_savez
+from controller import kalman_update as ku
+from controller import npz_format
 from controller.checks import as_float_array, check_choice, check_int, check_positive
+from controller.kalman_update import Layer, Moments
 
-__all__ = ["HeadConfig", "KalmanHead", "STATE_FORMAT", "STATE_VERSION"]
+__all__ = ["HeadConfig", "KalmanHead", "Layer", "Moments", "STATE_FORMAT", "STATE_VERSION"]
 
 STATE_FORMAT = "kbt-kalman-head"
 STATE_VERSION = 1
@@ -147,30 +139,31 @@ class HeadConfig:
         return asdict(self)
 
 
-@dataclass
-class _Layer:
-    M: np.ndarray               # mean weights (n_in + 1, n_out)
-    S: np.ndarray               # (n_out, n1, n1) per-neuron, or (n_out, n1, n_out, n1) dense
-
-
-@dataclass
-class Moments:
-    """Forward moments of one pass (batched over N states)."""
-
-    mu_zt: list = field(default_factory=list)      # per layer input z~: (N, n1)
-    Sigma_zt: list = field(default_factory=list)   # (N, n1, n1)
-    mu_u: list = field(default_factory=list)       # per layer (N, n_out)
-    Sigma_u: list = field(default_factory=list)    # (N, n_out, n_out)
-    Sigma_uz: list = field(default_factory=list)   # hidden layers: Cov(u, ReLU(u))
-    mu_p: np.ndarray = None                        # output mean (N, n_out_L)
-    Sigma_p: np.ndarray = None
-    Sigma_up: np.ndarray = None
+#: header keys of a head state file besides the layers (the rest of ``__name__`` keys are extras)
+_STATE_KEYS = ("__format__", "__version__", "__config__", "__d_in__", "__n_updates__")
 
 
 class KalmanHead:
     """Gaussian weight posterior of the Bayesian head, updated one sample at a time.
 
     Build it from the pre-trained head with ``KalmanHead.from_pretrained(W_O, config)``.
+
+    Public attributes
+    -----------------
+    config : HeadConfig
+    layers : list of Layer
+        The posterior: per layer the mean weights ``M`` (n_in + 1, n_out) and
+        their covariance ``S`` (per-neuron blocks or one dense block). Updates
+        change them in place (the reference may replace an ``S`` array).
+    d_in, n_out : int
+        Input features and outputs.
+    dtype : numpy.dtype
+    n_updates : int
+        Samples learned from.
+    extra : dict
+        The extra ``__name__`` arrays of the state file this head was loaded from.
+    uses_numba : bool
+        True when updates run in the Numba kernel (``kalman_numba``).
     """
 
     def __init__(self, config: HeadConfig, layers, d_in):
@@ -191,97 +184,42 @@ class KalmanHead:
         """True when updates run in the Numba kernel."""
         return self._ws is not None
 
+    def work_arrays(self):
+        """The Numba kernel's preallocated work arrays (empty for the NumPy reference)."""
+        if self._ws is None:
+            return []
+        w = self._ws
+        return [w.zt, w.g, w.q, w.p, w.A, w.G, w.tmp, w.v, self._zero_cov]
+
     # ------------------------------------------------------------ prior
     @classmethod
     def from_pretrained(cls, W_O, config: HeadConfig | None = None):
-        """Prior (34)-(36): the mean network reproduces ``softmax(W_O^T [h; 1])``.
-
-        L = 1: ``M^1 = W_O``. L >= 2, hidden width n >= 2d: layer 1 puts a
-        positive copy of h in units 0..d-1 and a negative copy in units
-        n-d..n-1 (34); each middle layer adds the copies back and splits them
-        again (35); the last layer adds them back and applies W_O (36):
-        ``ReLU(h) - ReLU(-h) = h``. Units d..n-d-1 start with zero weights.
-        Weight covariances are ``prior_var[i] I`` (independent per neuron).
-        """
+        """Prior (34)-(36) (``kalman_update.prior_layers``): the mean network
+        reproduces the pre-trained head ``W_O^T [h; 1]`` for any L."""
         config = HeadConfig() if config is None else config
         W_O = as_float_array("W_O", W_O, (None, None))
-        d, n_out = W_O.shape[0] - 1, W_O.shape[1]
-        L, n = config.n_layers, config.hidden_width(d)
-        if L >= 2 and n < 2 * d:
-            raise ValueError(f"hidden: expected a width >= 2 d = {2 * d} but found {n}")
-        if config.output == "gaussian" and n_out != 1:
-            raise ValueError(f"W_O: the gaussian head has one output (the force) but found {n_out} columns")
-        # split: z = [h; 0; -h] pattern, R maps z back to h = z[:d] - z[n-d:]
-        split = np.zeros((d, n))
-        split[:, :d] = np.eye(d)
-        split[:, n - d:] = -np.eye(d)
-        means = []
-        if L == 1:
-            means.append(W_O.copy())
-        else:
-            rng = np.random.default_rng(config.seed)
-            free = slice(d, n - d)
-
-            def free_weights(M):
-                # random input weights for the free units (output weights stay zero)
-                if config.free_units == "random" and n > 2 * d:
-                    M[:, free] = rng.normal(0.0, 1.0 / np.sqrt(M.shape[0]), (M.shape[0], n - 2 * d))
-                return M
-
-            means.append(free_weights(np.vstack([split, np.zeros((1, n))])))                       # (34)
-            for _ in range(1, L - 1):
-                means.append(free_weights(np.vstack([split.T @ split, np.zeros((1, n))])))         # (35)
-            means.append(np.vstack([split.T @ W_O[:d], W_O[d:]]))                                  # (36)
-        dt = np.dtype(config.dtype)
-        layers = []
-        for i, M in enumerate(means):
-            n1, k = M.shape
-            v = config.layer_prior_var(i)
-            if config.covariance == "block":
-                S = np.broadcast_to(v * np.eye(n1), (k, n1, n1)).copy()
-            else:
-                S = (v * np.eye(k * n1)).reshape(k, n1, k, n1)
-            layers.append(_Layer(M.astype(dt), S.astype(dt)))
-        return cls(config, layers, d)
+        return cls(config, ku.prior_layers(W_O, config), W_O.shape[0] - 1)
 
     # ------------------------------------------------------------ forward
     def mean_network(self, H):
         """The network evaluated at the mean weights (no uncertainty): H (N, d) -> logits (N, n_out)."""
-        z = np.asarray(H, dtype=self.dtype)
-        for i, layer in enumerate(self.layers):
-            u = z @ layer.M[:-1] + layer.M[-1]
-            z = np.maximum(u, 0.0) if i < len(self.layers) - 1 else u
-        return z
+        return ku.mean_network(self.layers, H, self.dtype)
 
     def forward(self, H):
-        """Moment propagation (filtering) for a batch of features H (N, d)."""
-        cfg = self.config
-        dense = cfg.covariance == "dense"
-        H = np.asarray(H, dtype=self.dtype)
-        N = H.shape[0]
-        mu_z = H
-        Sigma_z = np.broadcast_to(cfg.input_var * np.eye(self.d_in, dtype=self.dtype), (N, self.d_in, self.d_in))
-        mom = Moments()
-        for i, layer in enumerate(self.layers):
-            mu_zt, Sigma_zt = mo.augment(mu_z, Sigma_z)
-            mu_u, Sigma_u = mo.linear_moments(layer.M, layer.S, mu_zt, Sigma_zt, dense)
-            mom.mu_zt.append(mu_zt)
-            mom.Sigma_zt.append(Sigma_zt)
-            mom.mu_u.append(mu_u)
-            mom.Sigma_u.append(Sigma_u)
-            if i < len(self.layers) - 1:
-                mu_z, Sigma_z, Sigma_uz = mo.relu_moments(mu_u, Sigma_u, cfg.relu_order, cfg.cross)
-                mom.Sigma_uz.append(Sigma_uz)
-        if cfg.output == "softmax":
-            mom.mu_p, mom.Sigma_p, mom.Sigma_up = mo.softmax_moments(mu_u, Sigma_u)  # (27), (32), (33)
-        else:
-            mom.mu_p, mom.Sigma_p, mom.Sigma_up = mu_u, Sigma_u, Sigma_u
-        return mom
+        """Moment propagation (filtering) for a batch of features H (N, d) -> ``Moments``."""
+        return ku.forward(self.layers, H, self.config)
 
     def predict(self, H):
         """Predictive output mean (N, n_out) and covariance (N, n_out, n_out) for features H."""
         mom = self.forward(_features(H, self.d_in))
         return mom.mu_p, mom.Sigma_p
+
+    def probs_one(self, h):
+        """Predictive mean for one feature vector h (d,) of the head's dtype, by
+        the Numba kernel (``uses_numba`` only; the returned array is reused)."""
+        w = self._ws
+        kn.probs_l1(self.layers[0].M, h, w.zt, w.p)
+        return w.p
 
     # ------------------------------------------------------------ backward
     def update(self, h, y, data_cov=None):
@@ -313,8 +251,13 @@ class KalmanHead:
         if self._ws is not None:
             self._update_fast(h, y, self._zero_cov if data_cov is None else data_cov, data_cov is not None)
         else:
-            self._update_one(h, y, np.zeros((self.n_out, self.n_out), self.dtype) if data_cov is None else data_cov)
+            self.update_reference(h, y, np.zeros((self.n_out, self.n_out), self.dtype) if data_cov is None else data_cov)
         self.n_updates += 1
+
+    def update_reference(self, h, y, data_cov, obs_noise=None):
+        """The NumPy reference of one update (``kalman_update.update``), any configuration;
+        ``obs_noise`` overrides the configured R. Does not count the sample."""
+        ku.update(self.layers, h, y, data_cov, self.config, obs_noise)
 
     def _update_fast(self, h, y, C, has_C):
         """The Numba kernel for the default configuration (no checks)."""
@@ -322,7 +265,7 @@ class KalmanHead:
         ok = kn.update_l1(layer.M, layer.S, h, y, C, has_C, self.dtype.type(cfg.obs_noise),
                           self.dtype.type(cfg.jitter), w.zt, w.g, w.q, w.p, w.A, w.G, w.tmp, w.v)
         if not ok:  # innovation covariance lost definiteness: the reference grows the jitter
-            self._update_one(h, y, C)
+            self.update_reference(h, y, C)
 
     def _check_sample(self, h, y, data_cov):
         H = _features(h, self.d_in)
@@ -333,75 +276,8 @@ class KalmanHead:
         if self.config.output == "softmax":
             if np.any(Y < -1e-12) or np.any(np.abs(Y.sum(axis=1) - 1.0) > 1e-6):
                 raise ValueError("y: expected probability vectors (entries >= 0, rows summing to 1)")
-        k = self.n_out
-        if data_cov is None:
-            C = np.zeros((H.shape[0], k, k))
-        else:
-            C = as_float_array("data_cov", data_cov, [(k, k), (None, k, k)])
-            C = np.broadcast_to(C, (H.shape[0], k, k)) if C.ndim == 2 else C
-            if C.shape[0] != H.shape[0]:
-                raise ValueError(f"data_cov: expected {H.shape[0]} matrices but found {C.shape[0]}")
-            if not np.allclose(C, np.swapaxes(C, 1, 2), atol=1e-10) or \
-                    np.linalg.eigvalsh(C).min() < -1e-10:
-                raise ValueError("data_cov: expected symmetric positive semi-definite matrices")
+        C = _check_data_cov(data_cov, H.shape[0], self.n_out)
         return H.astype(self.dtype), Y.astype(self.dtype), C.astype(self.dtype)
-
-    def _update_one(self, h, y, data_cov, obs_noise=None):
-        """Algorithm 2, lines 12-31, for one sample (NumPy reference); ``obs_noise``
-        overrides the configured R (the gaussian head's learned noise)."""
-        cfg = self.config
-        r = cfg.obs_noise if obs_noise is None else obs_noise
-        dense = cfg.covariance == "dense"
-        mom = self.forward(h[None, :])
-        p, Sp, Sup = mom.mu_p[0], mom.Sigma_p[0], mom.Sigma_up[0]
-        mu_u, Su = mom.mu_u[-1][0], mom.Sigma_u[-1][0]
-        k = len(p)
-        eye = np.eye(k, dtype=self.dtype)
-        if cfg.update == "kalman":
-            # G = Sigma_{u,p} (Sigma_p + R)^-1, R = obs_noise I + Sigma_data
-            G = _solve_right(Sup, Sp + (r + cfg.jitter) * eye + data_cov)
-            mu_u_post = mu_u + G @ (y - p)
-            Su_post = Su - G @ Sup.T
-        else:
-            # (37)-(39) with z^L = p: K_u = Sigma_{u,p} Sigma_p^-1, mu_p^+ = y, Sigma_p^+ = Sigma_data
-            K = _solve_right(Sup, Sp + cfg.jitter * eye)
-            mu_u_post = mu_u + K @ (y - p)
-            Su_post = Su + K @ (data_cov - Sp) @ K.T
-        Su_post = _sym(Su_post)
-        for i in range(len(self.layers) - 1, -1, -1):
-            layer = self.layers[i]
-            mu_u, Su = mom.mu_u[i][0], mom.Sigma_u[i][0]
-            mu_zt, Szt = mom.mu_zt[i][0], mom.Sigma_zt[i][0]
-            # a = Sigma_u^-1 (mu_u^+ - mu_u),  B = Sigma_u^-1 (Sigma_u^+ - Sigma_u) Sigma_u^-1
-            a, B = _innovation(Su, mu_u_post - mu_u, Su_post - Su, cfg.jitter)
-            # input z^{i-1}: K_z = Sigma_{z,u} Sigma_u^-1 with Sigma_{z,u} = Sigma_z M (old mean)
-            n_in = layer.M.shape[0] - 1
-            Szu = Szt[:n_in] @ layer.M
-            mu_z_post = mu_zt[:n_in] + Szu @ a
-            Sz_post = Szt[:n_in, :n_in] + Szu @ B @ Szu.T
-            # (40)-(42) weights
-            g = mo.weight_u_cross(layer.S, mu_zt, dense)
-            if dense:
-                layer.M += np.einsum("kaj,j->ak", g, a)
-                layer.S += np.einsum("kaj,jl,mbl->kamb", g, B, g)
-                P = layer.S.shape[0] * layer.S.shape[1]
-                flat = _sym(layer.S.reshape(P, P))
-                np.fill_diagonal(flat, np.maximum(np.diagonal(flat), 0.0))
-                layer.S = flat.reshape(layer.S.shape)
-            else:
-                # neuron k: mu_k += g_k a_k,  S_k += B_kk g_k g_k^T  (rank one)
-                layer.M += g.T * a[None, :]
-                c = _psd_rank_one_factor(np.diagonal(B), g, mu_zt)
-                layer.S += c[:, None, None] * g[:, :, None] * g[:, None, :]
-                layer.S = _sym(layer.S)
-            if i == 0:
-                break
-            # (37)-(39) back through the ReLU of layer i-1: K_u = Sigma_{u,z} Sigma_z^-1
-            Suz = mom.Sigma_uz[i - 1][0]
-            Sz = Szt[:n_in, :n_in]
-            K = _solve_right(Suz, Sz + cfg.jitter * np.eye(n_in, dtype=self.dtype))
-            mu_u_post = mom.mu_u[i - 1][0] + K @ (mu_z_post - mu_zt[:n_in])
-            Su_post = _sym(mom.Sigma_u[i - 1][0] + K @ (Sz_post - Sz) @ K.T)
 
     # ------------------------------------------------------------ persistence
     def state_arrays(self):
@@ -413,58 +289,29 @@ class KalmanHead:
         return out
 
     def save(self, path, extra=None):
-        """Atomic, versioned ``.npz`` of the posterior so a device can resume.
+        """Atomic, versioned ``.npz`` of the posterior (``npz_format``) so a device can resume.
         ``extra`` arrays (keys ``__name__``) are stored alongside and come back in ``.extra``."""
         arrays = dict(extra or {})
-        arrays.update({"__format__": np.array(STATE_FORMAT), "__version__": np.array(STATE_VERSION),
-                  "__config__": np.array(json.dumps(self.config.to_dict())),
-                  "__d_in__": np.array(self.d_in), "__n_updates__": np.array(self.n_updates)})
+        arrays.update({"__config__": np.array(json.dumps(self.config.to_dict())),
+                       "__d_in__": np.array(self.d_in), "__n_updates__": np.array(self.n_updates)})
         arrays.update(self.state_arrays())
-        atomic_savez(path, arrays)
+        npz_format.write(path, STATE_FORMAT, STATE_VERSION, arrays)
 
     @classmethod
     def load(cls, path, expect_config: HeadConfig | None = None):
         """Read a saved posterior; a corrupt file or one whose config differs
         from ``expect_config`` raises ValueError."""
-        data = _read_npz(path)
-        if str(data.get("__format__", "")) != STATE_FORMAT:
-            raise ValueError(f"{path}: not a kbt Kalman-head state file")
-        if int(data.get("__version__", -1)) != STATE_VERSION:
-            raise ValueError(f"{path}: state version {data.get('__version__')} is not supported "
-                             f"(expected {STATE_VERSION})")
-        try:
-            cfg_dict = json.loads(str(data["__config__"]))
-            cfg_dict["prior_var"] = tuple(cfg_dict["prior_var"])
-            config = HeadConfig(**cfg_dict)
-            d_in = int(data["__d_in__"])
-        except (KeyError, TypeError, ValueError) as e:
-            raise ValueError(f"{path}: unreadable head config ({e})") from None
+        data = npz_format.read(path, STATE_FORMAT, STATE_VERSION, "a kbt Kalman-head state file")
+        config, d_in = _saved_config(path, data)
         if expect_config is not None and config != expect_config:
             raise ValueError(f"{path}: saved head config {config} does not match the expected {expect_config}")
-        layers = []
-        i = 0
-        while f"layer{i}.M" in data:
-            M, S = data[f"layer{i}.M"], data.get(f"layer{i}.S")
-            if S is None or not np.all(np.isfinite(M)) or not np.all(np.isfinite(S)):
-                raise ValueError(f"{path}: layer {i} is missing or not finite")
-            layers.append(_Layer(M.astype(config.dtype), S.astype(config.dtype)))
-            i += 1
-        if len(layers) != config.n_layers:
-            raise ValueError(f"{path}: expected {config.n_layers} layers but found {len(layers)}")
-        for i, layer in enumerate(layers):
-            ref = cls.from_pretrained(np.zeros((d_in + 1, layers[-1].M.shape[1])), config).layers[i]
-            if layer.M.shape != ref.M.shape or layer.S.shape != ref.S.shape:
-                raise ValueError(f"{path}: layer {i} has shapes {layer.M.shape}, {layer.S.shape}; "
-                                 f"expected {ref.M.shape}, {ref.S.shape}")
-        head = cls(config, layers, d_in)
+        head = cls(config, _saved_layers(path, data, config, d_in), d_in)
         head.n_updates = int(data.get("__n_updates__", 0))
-        head.extra = {k: v for k, v in data.items()
-                      if k.startswith("__") and k not in ("__format__", "__version__", "__config__",
-                                                          "__d_in__", "__n_updates__")}
+        head.extra = {k: v for k, v in data.items() if k.startswith("__") and k not in _STATE_KEYS}
         return head
 
     def copy(self):
-        head = KalmanHead(self.config, [_Layer(m.M.copy(), m.S.copy()) for m in self.layers], self.d_in)
+        head = KalmanHead(self.config, [layer.copy() for layer in self.layers], self.d_in)
         head.n_updates = self.n_updates
         return head
 
@@ -475,49 +322,43 @@ def _features(h, d):
     return H[None, :] if H.ndim == 1 else H
 
 
-def _sym(A):
-    return 0.5 * (A + np.swapaxes(A, -1, -2))
+def _check_data_cov(data_cov, n, k):
+    """data_cov as (n, k, k) symmetric PSD matrices (zeros when None)."""
+    if data_cov is None:
+        return np.zeros((n, k, k))
+    C = as_float_array("data_cov", data_cov, [(k, k), (None, k, k)])
+    C = np.broadcast_to(C, (n, k, k)) if C.ndim == 2 else C
+    if C.shape[0] != n:
+        raise ValueError(f"data_cov: expected {n} matrices but found {C.shape[0]}")
+    if not np.allclose(C, np.swapaxes(C, 1, 2), atol=1e-10) or np.linalg.eigvalsh(C).min() < -1e-10:
+        raise ValueError("data_cov: expected symmetric positive semi-definite matrices")
+    return C
 
 
-def _cholesky(A, jitter):
-    """Cholesky factor of a symmetric matrix, adding jitter (growing x10) until it succeeds."""
-    A = _sym(A)
-    scale = max(float(np.mean(np.abs(np.diagonal(A)))), 1e-300)
-    extra = jitter
-    for _ in range(12):
-        try:
-            return np.linalg.cholesky(A + extra * np.eye(A.shape[0], dtype=A.dtype))
-        except np.linalg.LinAlgError:
-            extra = max(extra * 10.0, 1e-12 * scale)
-    raise np.linalg.LinAlgError("matrix is not positive definite even with jitter")
+def _saved_config(path, data):
+    """(HeadConfig, d_in) of a state file's header."""
+    try:
+        cfg_dict = json.loads(str(data["__config__"]))
+        cfg_dict["prior_var"] = tuple(cfg_dict["prior_var"])
+        return HeadConfig(**cfg_dict), int(data["__d_in__"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"{path}: unreadable head config ({e})") from None
 
 
-def _solve_right(B, A, jitter=0.0):
-    """B A^-1 for a symmetric positive definite A, by Cholesky."""
-    Lc = _cholesky(A, jitter)
-    # B A^-1 = (A^-1 B^T)^T
-    from scipy.linalg import cho_solve
-
-    return cho_solve((Lc, True), B.T).T
-
-
-def _innovation(Su, dmu, dS, jitter):
-    """a = Sigma_u^-1 dmu and B = Sigma_u^-1 dS Sigma_u^-1 (one Cholesky)."""
-    from scipy.linalg import cho_solve
-
-    Lc = _cholesky(Su, jitter)
-    a = cho_solve((Lc, True), dmu)
-    X = cho_solve((Lc, True), dS)
-    B = cho_solve((Lc, True), X.T)
-    return a, _sym(B)
-
-
-def _psd_rank_one_factor(c, g, mu_zt):
-    """Clip the rank-one coefficients so that S_k + c_k g_k g_k^T stays PSD.
-
-    With g_k = S_k mu~, S_k + c g g^T is PSD iff c >= -1 / (mu~^T S_k mu~)
-    (and mu~^T S_k mu~ = g_k . mu~). A downdate is capped at 99.9 % of that.
-    """
-    q = g @ mu_zt                                                      # mu~^T S_k mu~ per neuron
-    floor = -0.999 / np.maximum(q, 1e-300)
-    return np.maximum(c, floor)
+def _saved_layers(path, data, config, d_in):
+    """The layers of a state file, checked against the shapes ``config`` gives."""
+    layers = []
+    while f"layer{len(layers)}.M" in data:
+        i = len(layers)
+        M, S = data[f"layer{i}.M"], data.get(f"layer{i}.S")
+        if S is None or not np.all(np.isfinite(M)) or not np.all(np.isfinite(S)):
+            raise ValueError(f"{path}: layer {i} is missing or not finite")
+        layers.append(Layer(M.astype(config.dtype), S.astype(config.dtype)))
+    if len(layers) != config.n_layers:
+        raise ValueError(f"{path}: expected {config.n_layers} layers but found {len(layers)}")
+    refs = ku.prior_layers(np.zeros((d_in + 1, layers[-1].M.shape[1])), config)
+    for i, (layer, ref) in enumerate(zip(layers, refs)):
+        if layer.M.shape != ref.M.shape or layer.S.shape != ref.S.shape:
+            raise ValueError(f"{path}: layer {i} has shapes {layer.M.shape}, {layer.S.shape}; "
+                             f"expected {ref.M.shape}, {ref.S.shape}")
+    return layers

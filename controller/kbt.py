@@ -88,9 +88,10 @@ class KBTController(ForceController):
     def _bind(self):
         f, head = self._fast, self.head
         m, P, noise = head.kernel_arrays()
+        zt, Pz = head.work_arrays()
         # (W, ws, h, h_mean, h_T, s_inv, skip, zt): the input map; then the head's arrays
-        inputs = (f.weights, f.workspace, f.h, self.h_mean, self.h_T, self.s_inv, self.skip, head._zt)
-        self._obs_tail = (m, P, noise, *head.kernel_settings(), head._Pz)
+        inputs = (f.weights, f.workspace, f.h, self.h_mean, self.h_T, self.s_inv, self.skip, zt)
+        self._obs_tail = (m, P, noise, *head.kernel_settings(), Pz)
         self._inputs = inputs
         self._m = m
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from controller import kalman_numba as kn
 from controller.kalman_head import HeadConfig, KalmanHead
 from controller.transformer_numba import FastInference
 from controller.model import TransformerPolicy
@@ -106,9 +105,7 @@ class SoftmaxKBTController:
         """Forces for states (N, 4) -> (N,), or one state (4,) -> float."""
         if np.ndim(states) == 1 and self.head.uses_numba:
             s = as_float_array("states", states, (4,))
-            w = self.head._ws
-            kn.probs_l1(self.head.layers[0].M, self._features_one(s), w.zt, w.p)
-            return float(self.tokenizer.decode(w.p))
+            return float(self.tokenizer.decode(self.head.probs_one(self._features_one(s))))
         single = np.ndim(states) == 1
         p, _ = self.head.predict(self.features(states))
         f = self.tokenizer.decode(p)
@@ -189,10 +186,7 @@ class SoftmaxKBTController:
         head's means and covariances, ``buffers`` the update kernel's and
         single-state inference's work arrays."""
         head = self.head
-        buffers = [self._h64, self._h]
-        if head._ws is not None:
-            w = head._ws
-            buffers += [w.zt, w.g, w.q, w.p, w.A, w.G, w.tmp, w.v, head._zero_cov]
+        buffers = [self._h64, self._h] + head.work_arrays()
         if self._fast is not None:
             buffers += self._fast.buffers()
         return {"params": list(self.policy.params.values()) + [self.h_mean, self.h_T],

@@ -64,11 +64,12 @@ class RLSController(ForceController):
 
     def _bind(self):
         m, P, noise = self.head.kernel_arrays()
-        self._m = m
-        self._obs_tail = (m, P, noise, *self.head.kernel_settings(), self.head._Pz)
+        zt, Pz = self.head.work_arrays()
+        self._m, self._zt = m, zt
+        self._obs_tail = (m, P, noise, *self.head.kernel_settings(), Pz)
 
     def _observe_kernel(self, s, y):
-        return fn.rls_observe(s, y, self.s_inv, self.head._zt, *self._obs_tail)
+        return fn.rls_observe(s, y, self.s_inv, self._zt, *self._obs_tail)
 
     def _act_kernel(self, s):
-        return fn.rls_act(s, self.s_inv, self.head._zt, self._m)
+        return fn.rls_act(s, self.s_inv, self._zt, self._m)
