@@ -130,6 +130,9 @@ class DeployConfig:
     ask_above : float    "uncertain": the expert takes over when the epistemic std (N) at the state exceeds it
     label_rate : float   "random": probability per tick that the expert takes over, in (0, 1]
     checkpoints : tuple  tick counts at which to evaluate; empty: 10, 25, 50, 100, 200, ... and ``samples``
+    plant : bool         False: the offline protocol of the learning experiments -- the i.i.d. samples
+                         arrive with no plant running (nothing acts between checkpoints, no
+                         deadline or fault accounting); the same loop, checkpoints and result
     """
 
     samples: int = 400
@@ -148,6 +151,7 @@ class DeployConfig:
     ask_above: float = 1.0
     label_rate: float = 0.5
     checkpoints: tuple = ()
+    plant: bool = True
 
     def __post_init__(self):
         check_int("samples", self.samples, low=1)
@@ -173,6 +177,8 @@ class DeployConfig:
             raise ValueError(f"label_rate: expected a probability in (0, 1] but found {self.label_rate}")
         for n in self.checkpoints:
             check_int("checkpoints", n, low=1, high=self.samples)
+        if not self.plant and self.stream != "iid":
+            raise ValueError("plant: the offline protocol (plant=False) needs the i.i.d. stream")
         if self.labels != "always" and self.stream != "onpolicy":
             raise ValueError(f"labels: {self.labels!r} needs the on-policy stream (stream='onpolicy')")
 
@@ -243,7 +249,7 @@ def epistemic_std(controller, state):
 class _Loop:
     """The state of one deployed run between ticks (see ``run_deployment``)."""
 
-    def __init__(self, controller, task, cfg, expert):
+    def __init__(self, controller, task, cfg, expert, samples=None):
         self.controller, self.task, self.cfg = controller, task, cfg
         self.expert = expert_for(task) if expert is None else expert
         self.learns = callable(getattr(controller, "observe", None))
@@ -256,7 +262,9 @@ class _Loop:
 
         rng_plant, self.rng_fault, self.rng_label, self.rng_outlier, self.rng_ask = (
             tick_rng(k) for k in (1, 2, 3, 5, 6))
-        if cfg.stream == "iid":
+        if samples is not None:
+            self.S, self.F = samples
+        elif cfg.stream == "iid":
             self.S, self.F = iid_samples(self.expert, cfg.stream_seed, cfg.stream_start, cfg.samples,
                                          sigma_data=cfg.sigma_data, task=task)
         from sim.data import sample_states
@@ -269,17 +277,19 @@ class _Loop:
         self.miss_run = 0
         self.res.plant_episodes = 1
 
-    def checkpoint(self, n, on_checkpoint):
+    def checkpoint(self, n, on_checkpoint, measure=None):
         cfg, res, controller = self.cfg, self.res, self.controller
         ev = evaluate_success(controller, self.task, n_episodes=cfg.episodes, seed=cfg.seed)
         lat = np.asarray(res.update_seconds) * 1e6
         row = {"samples": cfg.start + n, "success_rate": ev.success_rate,
-               "pred_std": _mean_pred_std(controller, self.probe),
+               # offline, no extra prediction: a sampling controller (BLoB) would draw from its inference rng
+               "pred_std": _mean_pred_std(controller, self.probe) if cfg.plant else None,
                "update_p50_us": float(np.percentile(lat, 50)) if lat.size else None,
                "update_p99_us": float(np.percentile(lat, 99)) if lat.size else None,
                "deadline_misses": res.deadline_misses, "rejected": res.rejected, "gated": res.gated,
                "noise_var": getattr(controller, "noise_var", None), "sensor_faults": res.sensor_faults,
-               "labels": res.labels, "takeovers": res.takeovers, "falls": res.plant_failures}
+               "labels": res.labels, "takeovers": res.takeovers, "falls": res.plant_failures,
+               "metrics": {} if measure is None else measure(controller)}
         res.rows.append(row)
         if on_checkpoint is not None:
             on_checkpoint(row)
@@ -359,6 +369,8 @@ class _Loop:
         res = self.res
         res.ticks += 1
         res.act_seconds.append(t_act)
+        if not self.cfg.plant:
+            return
         if t_act + t_upd > period:
             res.deadline_misses += 1
             self.miss_run += 1
@@ -373,7 +385,7 @@ class _Loop:
 
 
 def run_deployment(controller, task, config: DeployConfig = DeployConfig(), *, expert=None,
-                   on_checkpoint=None, on_tick=None):
+                   on_checkpoint=None, on_tick=None, samples=None, measure=None):
     """Run the deployed loop for ``config.samples`` ticks.
 
     Parameters
@@ -391,6 +403,10 @@ def run_deployment(controller, task, config: DeployConfig = DeployConfig(), *, e
     on_tick : callable(state, force, result), optional
         Called after every tick (the live view); returning False stops the
         run, returning a state (4,) replaces the plant's (a reset or a push).
+    samples : (states (n, 4), forces (n,)), optional
+        The i.i.d. stream to learn from, instead of drawing it (``iid_samples``).
+    measure : callable(controller) -> dict, optional
+        Extra metrics at each checkpoint, after the success rate (row ``"metrics"``).
 
     Returns
     -------
@@ -402,14 +418,19 @@ def run_deployment(controller, task, config: DeployConfig = DeployConfig(), *, e
     task = as_task(task)
     cfg = config
     period = task.params.tau if cfg.period is None else float(cfg.period)
-    loop = _Loop(controller, task, cfg, expert)
-    loop.checkpoint(0, on_checkpoint)
+    if samples is not None and (cfg.stream != "iid" or len(samples[0]) < cfg.samples):
+        raise ValueError(f"samples: expected an i.i.d. stream of at least {cfg.samples} samples")
+    loop = _Loop(controller, task, cfg, expert, samples)
+    loop.checkpoint(0, on_checkpoint, measure)
     while loop.res.ticks < cfg.samples:
         t0 = time.perf_counter()
-        reading = loop.sense()
-        force, pilot = loop.act(reading)
+        reading, force, pilot = None, 0.0, False
+        if cfg.plant:
+            reading = loop.sense()
+            force, pilot = loop.act(reading)
         t_act = time.perf_counter() - t0
-        loop.plant.step(force)
+        if cfg.plant:
+            loop.plant.step(force)
         t_upd = loop.learn(loop.label(reading, force, pilot))
         loop.account(t_act, t_upd, period)
         if on_tick is not None:
@@ -420,5 +441,5 @@ def run_deployment(controller, task, config: DeployConfig = DeployConfig(), *, e
                 loop.plant.state = reply
         loop.restart_if_done()
         if loop.res.ticks in loop.marks:
-            loop.checkpoint(loop.res.ticks, on_checkpoint)
+            loop.checkpoint(loop.res.ticks, on_checkpoint, measure)
     return loop.res

@@ -78,9 +78,10 @@ def write_deployed(results, out_dir):
 
 def format_summary(results, summary):
     """The summary as a plain-text table (what the command prints)."""
-    marks = results["checkpoints"]
-    show = [j for j, n in enumerate([0] + list(marks)) if n in {0} | set(marks[-4:])]
-    ticks = [0] + list(marks)
+    ticks = [0] + list(results["checkpoints"])
+    # 0 and about a quarter, a half, three quarters and all of the run
+    want = {0} | {ticks[int(round(q * (len(ticks) - 1)))] for q in (0.25, 0.5, 0.75, 1.0)}
+    show = [j for j, n in enumerate(ticks) if n in want]
     head = f"{'variant':>16} " + " ".join(f"{'@' + str(ticks[j]):>7}" for j in show)
     head += f" {'worst':>6} {'labels':>7} {'falls':>6} {'labels to 0.99':>15} {'ms/label':>9}"
     lines = [head]

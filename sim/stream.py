@@ -1,26 +1,22 @@
-"""One learning trial: stream expert-labelled samples into a controller and
-measure it at checkpoints.
+"""One learning trial of the experiments: stream expert-labelled samples into
+a controller and measure it at checkpoints.
 
-It serves the learning experiments: ``kbt experiment fig3`` / ``fig4`` and
-``calibration`` (``sim.experiments.run_learning``, one trial per method and
-data seed). ``kbt run`` does not use it: it runs the deployed loop
-(``sim.deploy``), which also steps the plant, handles faults and counts
-deadline misses. Both measure "success after n samples" with the same
-``sim.loop.evaluate_success`` (seeded episodes of the plant), so a figure and
-the command line agree on what it means.
+It serves ``kbt experiment fig3`` / ``fig4`` and ``calibration``
+(``sim.experiments.run_learning``, one trial per method and data seed). It is
+the deployed loop (``sim.deploy.run_deployment``) in its offline protocol
+(``plant=False``: the paper's setting, where the samples arrive with no plant
+running), with held-out calibration metrics measured at each checkpoint: one
+learning loop and one checkpoint rule for ``kbt run`` and the figures.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from controller.calibration import calibration_report
-from sim.cartpole import CartPoleParams
 from controller.checks import check_int
-from sim.loop import evaluate_success
 
 __all__ = ["Checkpoint", "TrialResult", "checkpoints_every", "learning_trial"]
 
@@ -76,7 +72,7 @@ class TrialResult:
                    rejected=int(d["rejected"]), gated=int(d["gated"]))
 
 
-def learning_trial(controller, params: CartPoleParams, states, forces, checkpoints, *, episodes=100, eval_seed=0,
+def learning_trial(controller, params, states, forces, checkpoints, *, episodes=100, eval_seed=0,
                    heldout=None, tokenizer=None, on_checkpoint=None, on_sample=None):
     """Stream ``(states[i], forces[i])`` into ``controller.observe`` in order.
 
@@ -85,6 +81,8 @@ def learning_trial(controller, params: CartPoleParams, states, forces, checkpoin
     controller
         Has ``act``; learning controllers also ``observe``; ``probs`` and
         ``predict`` are used for the held-out metrics when present.
+    params : CartPoleParams or Task
+        Where the success rate is measured.
     checkpoints : list of int
         Sample counts after which to measure (0 = before any sample).
     episodes, eval_seed
@@ -100,34 +98,35 @@ def learning_trial(controller, params: CartPoleParams, states, forces, checkpoin
     TrialResult
         ``learn_seconds[i]`` is the wall time of the i-th ``observe`` alone.
     """
+    from sim.deploy import DeployConfig, run_deployment
+
     n = max(checkpoints)
     if n > len(states):
         raise ValueError(f"checkpoints: the last checkpoint {n} exceeds the {len(states)} samples")
     marks = set(checkpoints)
-    result = TrialResult(learn_seconds=np.zeros(n))
+    result = TrialResult()
 
-    def measure(i):
-        ev = evaluate_success(controller, params, n_episodes=episodes, seed=eval_seed)
-        metrics = {}
-        if heldout is not None and hasattr(controller, "predict"):
-            metrics = calibration_report(controller, *heldout, tokenizer=tokenizer)
-        cp = Checkpoint(i, ev.success_rate, metrics)
-        result.checkpoints.append(cp)
-        if on_checkpoint is not None:
-            on_checkpoint(cp)
+    def measure(c):
+        if heldout is not None and hasattr(c, "predict"):
+            return calibration_report(c, *heldout, tokenizer=tokenizer)
+        return {}
 
-    if 0 in marks:
-        measure(0)
-    for i in range(n):
-        t0 = time.perf_counter()
-        try:
-            if controller.observe(states[i], forces[i]) is False:
-                result.gated += 1
-        except ValueError:
-            result.rejected += 1
-        result.learn_seconds[i] = time.perf_counter() - t0
+    def checkpoint(row):
+        if row["samples"] in marks:
+            cp = Checkpoint(row["samples"], row["success_rate"], row["metrics"])
+            result.checkpoints.append(cp)
+            if on_checkpoint is not None:
+                on_checkpoint(cp)
+
+    def tick(state, force, res):
         if on_sample is not None:
-            on_sample(i, result.learn_seconds[i])
-        if i + 1 in marks:
-            measure(i + 1)
+            on_sample(res.ticks - 1, res.update_seconds[-1] if res.update_seconds else 0.0)
+        return True
+
+    cfg = DeployConfig(samples=n, stream="iid", episodes=episodes, seed=eval_seed, plant=False,
+                       checkpoints=tuple(sorted(m for m in marks if m > 0)))
+    res = run_deployment(controller, params, cfg, samples=(states, forces), measure=measure,
+                         on_checkpoint=checkpoint, on_tick=tick if on_sample is not None else None)
+    result.learn_seconds = np.asarray(res.update_seconds, dtype=float)
+    result.rejected, result.gated = res.rejected, res.gated
     return result
