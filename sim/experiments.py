@@ -75,6 +75,9 @@ class LearningSpec:
 
         return sorted(set(checkpoints_every(self.every, self.samples)) | {n for n in SUMMARY_AT if n <= self.samples})
 
+    def __post_init__(self):
+        self.validate()
+
     def validate(self):
         for m in self.methods:
             if not is_learner(m):
@@ -162,6 +165,9 @@ class VarianceSpec:
         base = dict(samples=2000, window=100, record_every=10)
         base.update(kw)
         return cls(**base)
+
+    def __post_init__(self):
+        self.validate()
 
     def validate(self):
         for s in self.sigma_data:

@@ -42,12 +42,6 @@ def _check_controller(controller):
     return controller
 
 
-def _check_params(params):
-    if not isinstance(params, CartPoleParams):
-        raise ValueError(f"params: expected CartPoleParams but found {type(params).__name__}")
-    return params
-
-
 @dataclass
 class TickRecord:
     """What one control period did."""
@@ -61,12 +55,14 @@ class TickRecord:
 
 
 class ClosedLoop:
-    """One plant and one controller stepped at a fixed period ``params.tau``.
+    """One plant and one controller stepped at a fixed period ``tau``, by the task's rules.
 
     Parameters
     ----------
     controller : object with ``act``
-    params : CartPoleParams
+    params : CartPoleParams or Task
+        The plant (balancing it) or a task (``sim.task``): saturation,
+        integration, wrapping and the failure test are the task's.
     state : array_like, shape (4,)
         Initial state.
     realtime : bool
@@ -76,7 +72,8 @@ class ClosedLoop:
 
     def __init__(self, controller, params: CartPoleParams, state, *, realtime=False):
         self.controller = _check_controller(controller)
-        self.params = _check_params(params)
+        self.task = as_task(params)
+        self.params = self.task.params
         self.reset(state)
         self.realtime = bool(realtime)
         self._next_deadline = None
@@ -97,8 +94,8 @@ class ClosedLoop:
         applied, saturated = cartpole.saturate(self.params, force)
         record = TickRecord(self.t, self.state.copy(), force, float(applied), bool(saturated), False)
         if np.isfinite(applied):
-            self.state = cartpole.advance(self.params, self.state, applied)
-        record.terminated = bool(cartpole.terminated(self.state)) or not np.all(np.isfinite(self.state))
+            self.state = self.task.step(self.state, applied)[0]
+        record.terminated = bool(self.task.failed(self.state))
         self.t += self.params.tau
         self.steps += 1
         self.saturations += int(saturated)
