@@ -176,8 +176,10 @@ class KalmanHead:
         self.extra = {}
         self._ws = None
         if config.backend == "numba" and kn.eligible(config):
-            self._ws = kn.Workspace(layers[0].M.shape[0], self.n_out, self.dtype)
+            self._ws = kn.new_work(layers[0].M.shape[0], self.n_out, self.dtype)
             self._zero_cov = np.zeros((self.n_out, self.n_out), self.dtype)
+            self._noise = (self.dtype.type(config.obs_noise), self.dtype.type(config.jitter))
+            self._work = tuple(self._ws)              # a plain tuple: typed in C by the dispatcher
 
     @property
     def uses_numba(self):
@@ -188,8 +190,7 @@ class KalmanHead:
         """The Numba kernel's preallocated work arrays (empty for the NumPy reference)."""
         if self._ws is None:
             return []
-        w = self._ws
-        return [w.zt, w.g, w.q, w.p, w.A, w.G, w.tmp, w.v, self._zero_cov]
+        return list(self._ws) + [self._zero_cov]
 
     # ------------------------------------------------------------ prior
     @classmethod
@@ -218,7 +219,7 @@ class KalmanHead:
         """Predictive mean for one feature vector h (d,) of the head's dtype, by
         the Numba kernel (``uses_numba`` only; the returned array is reused)."""
         w = self._ws
-        kn.probs_l1(self.layers[0].M, h, w.zt, w.p)
+        kn.softmax_probs(self.layers[0].M, h, w.zt, w.p)
         return w.p
 
     # ------------------------------------------------------------ backward
@@ -261,9 +262,8 @@ class KalmanHead:
 
     def _update_fast(self, h, y, C, has_C):
         """The Numba kernel for the default configuration (no checks)."""
-        w, layer, cfg = self._ws, self.layers[0], self.config
-        ok = kn.update_l1(layer.M, layer.S, h, y, C, has_C, self.dtype.type(cfg.obs_noise),
-                          self.dtype.type(cfg.jitter), w.zt, w.g, w.q, w.p, w.A, w.G, w.tmp, w.v)
+        layer = self.layers[0]
+        ok = kn.update_one_layer((layer.M, layer.S), (h, y, C, has_C), self._noise, self._work)
         if not ok:  # innovation covariance lost definiteness: the reference grows the jitter
             self.update_reference(h, y, C)
 

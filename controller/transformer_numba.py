@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from controller.jit import jit
+from controller.numba_ops import softmax_inplace
 
 __all__ = ["FastInference"]
 
@@ -114,7 +115,7 @@ def _features_one(s, scale, ev, ep, eq, eqs, final_ln, ln1g, ln1b, wq, bq, wk, b
 
 @jit
 def _head_probs(h, W, p):
-    """p = softmax(W^T [h; 1]) into ``p`` [n_bins]."""
+    """p = softmax(W^T [h; 1]) into ``p`` [n_bins] (bias row last in W, added first)."""
     d = h.shape[0]
     m = -1e300
     for k in range(W.shape[1]):
@@ -124,12 +125,7 @@ def _head_probs(h, W, p):
         p[k] = acc
         if acc > m:
             m = acc
-    tot = 0.0
-    for k in range(W.shape[1]):
-        p[k] = math.exp(p[k] - m)
-        tot += p[k]
-    for k in range(W.shape[1]):
-        p[k] /= tot
+    softmax_inplace(p, m)
 
 
 class FastInference:

@@ -81,18 +81,24 @@ def _counted_update(d, K, data_cov, monkeypatch):
     h = rng.normal(size=d)
     y = np.full(K, 1.0 / K)
     C = np.eye(K) * 0.01
-    for name in ("_softmax_into", "_cholesky_inplace", "_solve_lower_t"):
-        monkeypatch.setattr(kn, name, getattr(kn, name).py_func)
-    monkeypatch.setattr(kn, "math", FakeMath)
-    ws = kn.Workspace(n1, K, np.float64)
-    work = [_objects(w) for w in (ws.zt, ws.g, ws.q, ws.p, ws.A, ws.G, ws.tmp, ws.v)]
+    from controller import numba_ops as ops
+
+    for mod, names in ((kn, ("_augment", "_logits_softmax", "_gain_inputs", "_innovation_cov", "_gain",
+                             "_weights_step", "softmax_inplace", "cholesky_inplace", "solve_cholesky_inplace")),
+                       (ops, ("softmax_inplace", "cholesky_inplace", "solve_cholesky_inplace"))):
+        for name in names:
+            monkeypatch.setattr(mod, name, getattr(mod, name).py_func)
+    monkeypatch.setattr(ops, "math", FakeMath)
+    ws = kn.new_work(n1, K, np.float64)
+    work = tuple(_objects(w) for w in ws)
     Mo, So = _objects(M), _objects(S)
     Counter.n = 0
-    ok = kn.update_l1.py_func(Mo, So, _objects(h), _objects(y), _objects(C), data_cov, CF(1e-3), CF(1e-9), *work)
+    ok = kn.update_one_layer.py_func((Mo, So), (_objects(h), _objects(y), _objects(C), data_cov),
+                                     (CF(1e-3), CF(1e-9)), work)
     count = Counter.n
     monkeypatch.undo()
     Mc, Sc = M.copy(), S.copy()
-    kn.update_l1(Mc, Sc, h, y, C, data_cov, 1e-3, 1e-9, ws.zt, ws.g, ws.q, ws.p, ws.A, ws.G, ws.tmp, ws.v)
+    kn.update_one_layer((Mc, Sc), (h, y, C, data_cov), (1e-3, 1e-9), tuple(ws))
     assert ok
     np.testing.assert_allclose(np.vectorize(lambda c: c.v)(Mo).astype(float), Mc, rtol=1e-10, atol=1e-12)
     return count
