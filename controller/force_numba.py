@@ -109,7 +109,7 @@ def _kbt_inputs(state, W, ws, h, h_mean, h_T, s_inv, skip, zt):
     for i in range(state.shape[0]):
         if not math.isfinite(state[i]):
             return False
-    _features_one(state, *W, *ws, h)
+    _features_one(state, W, ws, h)
     d = h.shape[0]
     # h' = T (h - mean)   (feature standardisation, docs/feature-scaling.md)
     for a in range(d):

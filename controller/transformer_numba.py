@@ -9,6 +9,7 @@ once; ``act_one(state)`` returns the decoded force.
 from __future__ import annotations
 
 import math
+from collections import namedtuple
 
 import numpy as np
 
@@ -45,11 +46,20 @@ def _affine(a, w, b, out):
             out[t, o] = acc
 
 
+#: field order of the packed T_1 weights (``FastInference.weights``; per-layer arrays stacked over layers)
+T1Weights = namedtuple("T1Weights", "scale ev ep eq eqs final_ln ln1g ln1b wq bq wk bk wv bv wo bo "
+                                    "ln2g ln2b w1 b1 w2 b2 lnfg lnfb eps n_heads")
+#: field order of T_1's work arrays (``FastInference.workspace``)
+T1Work = namedtuple("T1Work", "x a q k v o y z att")
+
+
 @jit
-def _features_one(s, scale, ev, ep, eq, eqs, final_ln, ln1g, ln1b, wq, bq, wk, bk, wv, bv, wo, bo,
-                  ln2g, ln2b, w1, b1, w2, b2, lnfg, lnfb, eps, n_heads,
-                  x, a, q, k, v, o, y, z, att, h):
-    """T_1 for one state: writes H_dec into ``h`` [d]."""
+def _features_one(s, W, ws, h):
+    """T_1 for one state: writes H_dec into ``h`` [d]. ``W`` and ``ws`` are
+    plain tuples in the field order of ``T1Weights`` and ``T1Work``."""
+    (scale, ev, ep, eq, eqs, final_ln, ln1g, ln1b, wq, bq, wk, bk, wv, bv, wo, bo,
+     ln2g, ln2b, w1, b1, w2, b2, lnfg, lnfb, eps, n_heads) = W
+    x, a, q, k, v, o, y, z, att = ws
     n_state, d = ev.shape
     T = n_state + 1
     dh = d // n_heads
@@ -165,12 +175,12 @@ class FastInference:
 
     @property
     def weights(self):
-        """The packed weights, as ``_features_one`` takes them (a tuple)."""
+        """The packed weights, as ``_features_one`` takes them (a tuple in ``T1Weights`` order)."""
         return self._weights
 
     @property
     def workspace(self):
-        """The preallocated work arrays of ``_features_one`` (a tuple)."""
+        """The preallocated work arrays of ``_features_one`` (a tuple in ``T1Work`` order)."""
         return self._ws
 
     def buffers(self):
@@ -180,7 +190,7 @@ class FastInference:
     def features_one(self, state):
         """H_dec [d] for one state [4] (the returned array is reused by the next call)."""
         self._state[:] = state
-        _features_one(self._state, *self._weights, *self._ws, self.h)
+        _features_one(self._state, self._weights, self._ws, self.h)
         return self.h
 
     def probs_one(self, state):
