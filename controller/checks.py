@@ -11,7 +11,7 @@ import numbers
 
 import numpy as np
 
-__all__ = ["as_float_array", "check_positive", "check_choice", "check_int", "check_rng"]
+__all__ = ["as_float_array", "check_positive", "check_choice", "check_int", "check_rng", "check_field_types"]
 
 
 def as_float_array(name, value, shape=None, *, finite=True, dtype=np.float64):
@@ -91,3 +91,35 @@ def check_rng(seed_or_rng):
     if isinstance(seed_or_rng, np.random.Generator):
         return seed_or_rng
     return np.random.default_rng(check_int("seed", seed_or_rng, low=0))
+
+
+#: annotation name -> (accepted types, what the message calls them); bool is never an int or a real here
+_FIELD_TYPES = {
+    "int": ((numbers.Integral,), "an integer"),
+    "float": ((numbers.Real,), "a real number"),
+    "str": ((str,), "a string"),
+    "bool": ((bool, np.bool_), "True or False"),
+    "tuple": ((tuple, list, numbers.Real), "a number or a tuple of numbers"),
+    "dict": ((dict,), "a dict"),
+    "None": ((type(None),), "None"),
+}
+
+
+def check_field_types(obj):
+    """TypeError unless every field of the dataclass ``obj`` has the type its
+    annotation names (``int``, ``float``, ``str``, ``bool``, ``tuple``, ``dict``,
+    unions with ``None``); the message names the field and the expected type."""
+    import dataclasses
+
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        kinds = [k.strip() for k in str(f.type).split("|")]
+        ok = False
+        for kind in kinds:
+            types, _ = _FIELD_TYPES[kind]
+            if isinstance(value, bool) and kind in ("int", "float", "tuple"):
+                continue
+            ok = ok or isinstance(value, types)
+        if not ok:
+            expected = " or ".join(_FIELD_TYPES[k][1] for k in kinds)
+            raise TypeError(f"{f.name}: expected {expected} but found {type(value).__name__} {value!r}")

@@ -26,7 +26,7 @@ import numpy as np
 from controller import kalman_numba as kn
 from controller import kalman_update as ku
 from controller import npz_format
-from controller.checks import as_float_array, check_choice, check_int, check_positive
+from controller.checks import as_float_array, check_choice, check_field_types, check_int, check_positive
 from controller.kalman_update import Layer, Moments
 
 __all__ = ["HeadConfig", "KalmanHead", "Layer", "Moments", "STATE_FORMAT", "STATE_VERSION"]
@@ -99,6 +99,8 @@ class HeadConfig:
     backend: str = "numba"
 
     def __post_init__(self):
+        """TypeError for a field of the wrong type, ValueError for a value out of range."""
+        check_field_types(self)
         check_choice("output", self.output, ("gaussian", "softmax", "linear"))
         check_choice("inputs", self.inputs, ("features+state", "features"))
         check_int("n_layers", self.n_layers, low=1, high=8)

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from controller.tokenizer import ActionTokenizer
+from controller.checks import check_field_types, check_int, check_positive
 
 __all__ = [
     "TransformerConfig", "init_params", "param_shapes", "forward", "backward",
@@ -61,6 +62,12 @@ class TransformerConfig:
     query: str = "state"
 
     def __post_init__(self):
+        """TypeError for a field of the wrong type, ValueError for a value out of range."""
+        check_field_types(self)
+        for name in ("d_model", "n_heads", "d_ff", "n_layers", "n_state", "n_bins"):
+            check_int(name, getattr(self, name), low=2 if name == "n_bins" else 1)
+        for name in ("ln_eps", "u_max", "sigma"):
+            check_positive(name, getattr(self, name))
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model: expected a multiple of n_heads={self.n_heads} but found {self.d_model}")
         object.__setattr__(self, "state_scale", tuple(float(v) for v in self.state_scale))
@@ -347,6 +354,17 @@ class Adam:
     t: int = 0
     m: dict = field(default_factory=dict)
     v: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        """TypeError for a field of the wrong type, ValueError for a value out of range."""
+        check_field_types(self)
+        check_positive("lr", self.lr)
+        for name in ("beta1", "beta2"):
+            b = check_positive(name, getattr(self, name), allow_zero=True)
+            if b >= 1:
+                raise ValueError(f"{name}: expected a number in [0, 1) but found {b}")
+        check_positive("eps", self.eps)
+        check_int("t", self.t, low=0)
 
     def step(self, params, grads, lr=None):
         lr = self.lr if lr is None else lr

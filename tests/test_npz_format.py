@@ -61,3 +61,4 @@ def test_a_head_file_in_the_first_layout_loads(tmp_path):
     head = KalmanHead.load(str(p), expect_config=cfg)
     assert head.n_updates == 7 and int(head.extra["__step__"]) == 3
     np.testing.assert_array_equal(head.layers[0].M, W)
+
