@@ -46,6 +46,35 @@ def _affine(a, w, b, out):
             out[t, o] = acc
 
 
+@jit
+def _attention(q, k, v, n_heads, att, o):
+    """Scaled dot-product attention of every token, per head: o [T, d] (att: work [T])."""
+    T, d = q.shape
+    dh = d // n_heads
+    inv_sqrt = 1.0 / math.sqrt(dh)
+    for hd in range(n_heads):
+        c0 = hd * dh
+        for t in range(T):
+            m = -1e300
+            for u in range(T):
+                sc = 0.0
+                for c in range(dh):
+                    sc += q[t, c0 + c] * k[u, c0 + c]
+                sc *= inv_sqrt
+                att[u] = sc
+                if sc > m:
+                    m = sc
+            tot = 0.0
+            for u in range(T):
+                att[u] = math.exp(att[u] - m)
+                tot += att[u]
+            for c in range(dh):
+                acc = 0.0
+                for u in range(T):
+                    acc += att[u] * v[u, c0 + c]
+                o[t, c0 + c] = acc / tot
+
+
 #: field order of the packed T_1 weights (``FastInference.weights``; per-layer arrays stacked over layers)
 T1Weights = namedtuple("T1Weights", "scale ev ep eq eqs final_ln ln1g ln1b wq bq wk bk wv bv wo bo "
                                     "ln2g ln2b w1 b1 w2 b2 lnfg lnfb eps n_heads")
@@ -62,8 +91,6 @@ def _features_one(s, W, ws, h):
     x, a, q, k, v, o, y, z, att = ws
     n_state, d = ev.shape
     T = n_state + 1
-    dh = d // n_heads
-    inv_sqrt = 1.0 / math.sqrt(dh)
     # tokens: s_i / scale_i * E_val[i] + E_pos[i]; query token last
     for i in range(n_state):
         si = s[i] / scale[i]
@@ -80,27 +107,7 @@ def _features_one(s, W, ws, h):
         _affine(a, wq[layer], bq[layer], q)
         _affine(a, wk[layer], bk[layer], k)
         _affine(a, wv[layer], bv[layer], v)
-        for hd in range(n_heads):
-            c0 = hd * dh
-            for t in range(T):
-                m = -1e300
-                for u in range(T):
-                    sc = 0.0
-                    for c in range(dh):
-                        sc += q[t, c0 + c] * k[u, c0 + c]
-                    sc *= inv_sqrt
-                    att[u] = sc
-                    if sc > m:
-                        m = sc
-                tot = 0.0
-                for u in range(T):
-                    att[u] = math.exp(att[u] - m)
-                    tot += att[u]
-                for c in range(dh):
-                    acc = 0.0
-                    for u in range(T):
-                        acc += att[u] * v[u, c0 + c]
-                    o[t, c0 + c] = acc / tot
+        _attention(q, k, v, n_heads, att, o)
         _affine(o, wo[layer], bo[layer], y)
         for t in range(T):
             for j in range(d):
