@@ -981,7 +981,7 @@ def cmd_run(args):
     controller = _make_controller(args, task)
     ev = evaluate_success(controller, task, n_episodes=args.episodes, seed=args.seed)
     design = args.design_for or name
-    label = f"{args.method} (designed for {design})" if args.method == "lqr" else args.method
+    label = f"{args.method} (designed for {design})" if args.method in ("lqr", "expert") else args.method
     print(f"{label} on {name}: success {ev.success_rate:.3f} over {ev.n_episodes} episodes "
           f"(mean length {ev.lengths.mean():.1f} steps, saturated {100 * ev.saturation_fraction:.2f} % of steps, "
           f"{ev.seconds:.3f} s)")

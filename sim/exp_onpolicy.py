@@ -188,7 +188,7 @@ def run_onpolicy(spec: OnPolicySpec, jobs=1, progress=True, scheduler=None, stor
     if work:
         results += run_jobs(_onpolicy_job, work, workers=jobs, scheduler=scheduler, label="random-label trials",
                             progress=progress, store=store)
-    out = {"experiment": "onpolicy", "task": spec.task, "seed": spec.seed, "trials": spec.trials,
+    out = {"experiment": "swingup" if spec.task == "swingup" else "onpolicy", "task": spec.task, "seed": spec.seed, "trials": spec.trials,
            "ticks": spec.ticks, "episodes": spec.episodes, "ask_above": spec.ask_above,
            "checkpoints": spec.marks(), "variants": {}}
     for v in spec.variants():

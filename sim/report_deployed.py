@@ -66,7 +66,7 @@ def write_deployed(results, out_dir):
         ax1.fill_between(ticks, succ.min(axis=0), succ.max(axis=0), color=line.get_color(), alpha=0.12)
         labels = np.asarray(r["labels"], dtype=float).mean(axis=0)
         ax2.plot(labels, succ.mean(axis=0), marker=".", label=v)
-    ax1.set(xlabel="control ticks", ylabel="success rate (mean, band min-max)", title=title, ylim=(-0.02, 1.02))
+    ax1.set(xlabel="control ticks (i.i.d. variants: samples)", ylabel="success rate (mean, band min-max)", title=title, ylim=(-0.02, 1.02))
     ax2.set(xlabel="expert labels used (mean)", ylabel="success rate (mean)", xscale="symlog",
             title="success vs labels", ylim=(-0.02, 1.02))
     ax1.legend(fontsize=7)
