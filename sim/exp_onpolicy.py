@@ -83,10 +83,8 @@ class OnPolicySpec:
             raise ValueError("gated: asking for labels needs the on-policy stream in streams")
         if self.task not in TASKS:
             raise ValueError(f"task: expected one of {', '.join(TASKS)} but found {self.task!r}")
-        check_int("trials", self.trials, low=1)
-        check_int("ticks", self.ticks, low=1)
-        check_int("every", self.every, low=1)
-        check_int("episodes", self.episodes, low=1)
+        for name in ("trials", "ticks", "every", "episodes"):
+            check_int(name, getattr(self, name), low=1)
         check_int("seed", self.seed, low=0)
         check_positive("ask_above", self.ask_above)
 
