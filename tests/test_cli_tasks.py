@@ -39,3 +39,16 @@ def test_bad_label_flags_fail_before_work(argv, words, capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert words in err and "Traceback" not in err
+
+
+def test_swingup_experiment_writes_its_files(tmp_path, capsys):
+    out = tmp_path / "sw"
+    assert main(["experiment", "swingup", "--quick", "--methods", "kbt", "rls", "--trials", "1", "--samples", "40",
+                 "--every", "20", "--episodes", "3", "--jobs", "1", "--out", str(out), "--no-progress"]) == 0
+    data = json.loads((out / "results.json").read_text())
+    assert data["experiment"] == "swingup" and data["task"] == "swingup"
+    assert set(data["variants"]) == {"kbt", "rls", "kbt@iid", "rls@iid"}
+    assert data["variants"]["kbt@iid"]["ticks"][0] == [0, 20, 40]
+    assert (out / "results.csv").exists() and (out / "success.png").exists()
+    assert len(list((out / "trials").glob("*-0.json"))) == 4
+    assert "kbt@iid" in capsys.readouterr().out
