@@ -1,7 +1,8 @@
 """What every controller built on the Gaussian force head shares.
 
 A subclass supplies ``inputs(states) -> Z`` (the head's inputs, NumPy) and the
-two fused Numba calls ``_observe_kernel(state, y)`` / ``_act_kernel(state)``;
+two fused Numba calls ``_observe_kernel(state, y)`` / ``_act_kernel(state)`` on
+the argument groups ``_bind`` packs;
 this class gives them ``act``, ``observe``, ``predict``, ``predict_split``,
 the state files and the JIT warm-up.
 
@@ -167,6 +168,20 @@ class ForceController:
         self.head = head
         self._bind()
 
-    def _bind(self):  # pragma: no cover - interface
-        """Pack the argument tuples of the fused kernels for the current head."""
+    def _bind(self):
+        """Pack the fused kernels' argument groups for the current head: ``_head_state``,
+        ``_head_settings``, ``_head_work`` (plain tuples in ``force_numba.HeadState``,
+        ``HeadSettings``, ``HeadWork`` order) and, for ``act``, its z~ work array and
+        mean weights. A subclass binding more (its input map) extends this."""
+        head = self.head
+        self._head_state, self._head_work = head.kernel_arrays(), head.work_arrays()
+        self._head_settings = head.kernel_settings()
+        self._zt, self._m = self._head_work[0], self._head_state[0]
+
+    def _observe_kernel(self, s, y):  # pragma: no cover - interface
+        """The fused ``observe`` kernel on the bound groups: the status code."""
+        raise NotImplementedError
+
+    def _act_kernel(self, s):  # pragma: no cover - interface
+        """The fused ``act`` kernel on the bound groups: the mean force."""
         raise NotImplementedError

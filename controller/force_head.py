@@ -122,17 +122,19 @@ class ForceHead:
         return self.config.noise == "learned"
 
     def kernel_arrays(self):
-        """(m, P, noise) of an L = 1 head: the arrays the Numba kernels update in place."""
+        """(m, P, noise) of an L = 1 head: the arrays the Numba kernels update in place
+        (the ``force_numba.HeadState`` group)."""
         layer = self.core.layers[0]
         return layer.M[:, 0], layer.S[0], self.noise
 
     def work_arrays(self):
-        """(z~, P z~): the kernels' work arrays of this head, (d_in + 1,) each; the
-        fused controller kernels write z~ in place."""
+        """(z~, P z~): the kernels' work arrays of this head, (d_in + 1,) each (the
+        ``force_numba.HeadWork`` group); the fused controller kernels write z~ in place."""
         return self._zt, self._Pz
 
     def kernel_settings(self):
-        """(learn, floor, gate table, jitter) as the kernels take them."""
+        """(learn, floor, gate table, jitter) as the kernels take them (the
+        ``force_numba.HeadSettings`` group)."""
         c = self.config
         return self.learns_noise, c.noise_floor, self.gate, c.jitter
 
@@ -165,8 +167,7 @@ class ForceHead:
             zt, Pz = self.work_arrays()
             zt[:-1] = z
             zt[-1] = 1.0
-            m, P, noise = self.kernel_arrays()
-            status = fn.force_update(m, P, zt, y, noise, *self.kernel_settings(), Pz)
+            status = fn.force_update(self.kernel_arrays(), self.kernel_settings(), (zt, Pz), y)
         else:
             status = self.update_reference(z, y)
         return self.count(status)

@@ -21,26 +21,56 @@ sample with ``z~ = [z; 1]`` (n1 entries):
 Every array is passed in, so a call allocates nothing. Status codes:
 ``LEARNED`` (0), ``GATED`` (1), ``NONFINITE`` (2: NaN or inf in the state or
 label; nothing changes).
+
+Arguments come in named groups, as in ``kalman_numba``: plain tuples whose
+field order the namedtuples below define (``HeadState``, ``HeadSettings``,
+``HeadWork``, ``KBTInputs``), unpacked by name in a kernel's first lines.
+Callers pass plain tuples, not the namedtuples: Numba types a tuple of arrays
+in C when it is called from Python but a namedtuple in Python (about 1.5 us
+more per group, measured with Numba 0.68). The fused kernels take the groups a
+controller binds once (``ForceController._bind``) first and the call's state
+(and label) last.
 """
 
 from __future__ import annotations
 
 import math
+from collections import namedtuple
 
 from controller.jit import jit
 from controller.transformer_numba import _features_one
 
-__all__ = ["LEARNED", "GATED", "NONFINITE", "force_update", "force_mean", "kbt_observe", "kbt_act",
-           "rls_observe", "rls_act"]
+__all__ = ["LEARNED", "GATED", "NONFINITE", "HeadState", "HeadSettings", "HeadWork", "KBTInputs",
+           "force_update", "force_mean", "kbt_observe", "kbt_act", "rls_observe", "rls_act"]
 
 LEARNED, GATED, NONFINITE = 0, 1, 2
 
+#: what an update changes, in place: mean weights m (n1,), covariance P (n1, n1) and the
+#: noise state [R, a, b] (``ForceHead.kernel_arrays()``)
+HeadState = namedtuple("HeadState", "m P noise")
+#: the update's settings: learn (bool: learn the noise), floor (R's floor), gate (the
+#: threshold table; empty: no gate), jitter (``ForceHead.kernel_settings()``)
+HeadSettings = namedtuple("HeadSettings", "learn floor gate jitter")
+#: the head's work arrays, (n1,) each: zt holds z~ = [z; 1] (the update's input; the fused
+#: kernels write it), Pz = P z~ (``ForceHead.work_arrays()``)
+HeadWork = namedtuple("HeadWork", "zt Pz")
+#: KBT's input map z(s): W and ws (T_1's packed weights and work arrays, plain tuples in
+#: ``transformer_numba.T1Weights`` / ``T1Work`` order), h (d,) T_1's output, h_mean (d,) and
+#: h_T (d, d) the feature standardiser, s_inv (4,) the state scaling, skip (bool: append s_norm)
+KBTInputs = namedtuple("KBTInputs", "W ws h h_mean h_T s_inv skip")
+
 
 @jit
-def force_update(m, P, zt, y, noise, learn, floor, gate, jitter, Pz):
+def force_update(head, settings, work, y):
     """One sample into the weight posterior (m, P) and the noise state
-    ``noise = [R, a, b]``, in place. ``gate``: the threshold table (empty: no
-    gate). Returns LEARNED, GATED or NONFINITE."""
+    ``noise = [R, a, b]``, in place; z~ is read from ``work``'s zt.
+
+    Groups (plain tuples in the field order of ``HeadState``, ``HeadSettings``,
+    ``HeadWork``); ``y`` the label. Returns LEARNED, GATED or NONFINITE.
+    """
+    m, P, noise = head
+    learn, floor, gate, jitter = settings
+    zt, Pz = work
     n1 = zt.shape[0]
     if not math.isfinite(y):
         return NONFINITE
@@ -104,8 +134,10 @@ def _state_inputs(state, s_inv, zt, offset):
 
 
 @jit
-def _kbt_inputs(state, W, ws, h, h_mean, h_T, s_inv, skip, zt):
-    """z~ = [T (h(s) - mean); s_norm (if skip); 1] into ``zt``; False if the state is not finite."""
+def _kbt_inputs(state, inputs, zt):
+    """z~ = [T (h(s) - mean); s_norm (if skip); 1] into ``zt``; False if the state is not finite.
+    ``inputs``: a plain tuple in ``KBTInputs`` order."""
+    W, ws, h, h_mean, h_T, s_inv, skip = inputs
     for i in range(state.shape[0]):
         if not math.isfinite(state[i]):
             return False
@@ -124,32 +156,39 @@ def _kbt_inputs(state, W, ws, h, h_mean, h_T, s_inv, skip, zt):
 
 
 @jit
-def kbt_observe(state, y, W, ws, h, h_mean, h_T, s_inv, skip, zt, m, P, noise, learn, floor, gate, jitter, Pz):
-    """Features of ``state`` and one head update: the whole of ``KBTController.observe``."""
-    if not _kbt_inputs(state, W, ws, h, h_mean, h_T, s_inv, skip, zt):
+def kbt_observe(inputs, head, settings, work, state, y):
+    """Features of ``state`` and one head update with label ``y``: the whole of
+    ``KBTController.observe``. Groups in ``KBTInputs``, ``HeadState``,
+    ``HeadSettings``, ``HeadWork`` order."""
+    zt, _ = work                                   # (zt, Pz): Pz is force_update's
+    if not _kbt_inputs(state, inputs, zt):
         return NONFINITE
-    return force_update(m, P, zt, y, noise, learn, floor, gate, jitter, Pz)
+    return force_update(head, settings, work, y)
 
 
 @jit
-def kbt_act(state, W, ws, h, h_mean, h_T, s_inv, skip, zt, m):
-    """Predictive mean force at one state (NaN for a non-finite state)."""
-    if not _kbt_inputs(state, W, ws, h, h_mean, h_T, s_inv, skip, zt):
+def kbt_act(inputs, zt, m, state):
+    """Predictive mean force at one state (NaN for a non-finite state); ``inputs`` in
+    ``KBTInputs`` order, zt the head's z~ work array, m its mean weights."""
+    if not _kbt_inputs(state, inputs, zt):
         return math.nan
     return force_mean(m, zt)
 
 
 @jit
-def rls_observe(state, y, s_inv, zt, m, P, noise, learn, floor, gate, jitter, Pz):
-    """z~ = [s_norm; 1] and one update: the whole of ``RLSController.observe``."""
+def rls_observe(s_inv, head, settings, work, state, y):
+    """z~ = [s_norm; 1] and one update with label ``y``: the whole of
+    ``RLSController.observe``. Groups in ``HeadState``, ``HeadSettings``, ``HeadWork`` order."""
+    zt, _ = work                                   # (zt, Pz): Pz is force_update's
     if not _state_inputs(state, s_inv, zt, 0):
         return NONFINITE
     zt[zt.shape[0] - 1] = 1.0
-    return force_update(m, P, zt, y, noise, learn, floor, gate, jitter, Pz)
+    return force_update(head, settings, work, y)
 
 
 @jit
-def rls_act(state, s_inv, zt, m):
+def rls_act(s_inv, zt, m, state):
+    """Predictive mean force u = m^T [s_norm; 1] (NaN for a non-finite state)."""
     if not _state_inputs(state, s_inv, zt, 0):
         return math.nan
     zt[zt.shape[0] - 1] = 1.0

@@ -82,21 +82,17 @@ class KBTController(ForceController):
         # the packed T_1 weights the fused kernels read (scalars left out), the
         # standardiser and the state scaling; T_1's work arrays and its output h
         f = self._fast
-        params = [a for a in f.weights if isinstance(a, np.ndarray)] + [self.h_mean, self.h_T, self.s_inv]
+        params = f.weight_arrays() + [self.h_mean, self.h_T, self.s_inv]
         return params, list(f.workspace) + [f.h]
 
     def _bind(self):
-        f, head = self._fast, self.head
-        m, P, noise = head.kernel_arrays()
-        zt, Pz = head.work_arrays()
-        # (W, ws, h, h_mean, h_T, s_inv, skip, zt): the input map; then the head's arrays
-        inputs = (f.weights, f.workspace, f.h, self.h_mean, self.h_T, self.s_inv, self.skip, zt)
-        self._obs_tail = (m, P, noise, *head.kernel_settings(), Pz)
-        self._inputs = inputs
-        self._m = m
+        super()._bind()
+        f = self._fast
+        # the input map z(s), a plain tuple in force_numba.KBTInputs order
+        self._inputs = (f.weights, f.workspace, f.h, self.h_mean, self.h_T, self.s_inv, self.skip)
 
     def _observe_kernel(self, s, y):
-        return fn.kbt_observe(s, y, *self._inputs, *self._obs_tail)
+        return fn.kbt_observe(self._inputs, self._head_state, self._head_settings, self._head_work, s, y)
 
     def _act_kernel(self, s):
-        return fn.kbt_act(s, *self._inputs, self._m)
+        return fn.kbt_act(self._inputs, self._zt, self._m, s)

@@ -62,14 +62,8 @@ class RLSController(ForceController):
     def _input_arrays(self):
         return [self.s_inv], []
 
-    def _bind(self):
-        m, P, noise = self.head.kernel_arrays()
-        zt, Pz = self.head.work_arrays()
-        self._m, self._zt = m, zt
-        self._obs_tail = (m, P, noise, *self.head.kernel_settings(), Pz)
-
     def _observe_kernel(self, s, y):
-        return fn.rls_observe(s, y, self.s_inv, self._zt, *self._obs_tail)
+        return fn.rls_observe(self.s_inv, self._head_state, self._head_settings, self._head_work, s, y)
 
     def _act_kernel(self, s):
-        return fn.rls_act(s, self.s_inv, self._zt, self._m)
+        return fn.rls_act(self.s_inv, self._zt, self._m, s)

@@ -185,6 +185,10 @@ class FastInference:
         """The packed weights, as ``_features_one`` takes them (a tuple in ``T1Weights`` order)."""
         return self._weights
 
+    def weight_arrays(self):
+        """The packed weights' arrays (the scalars of ``weights`` left out): what a device holds."""
+        return [a for a in self._weights if isinstance(a, np.ndarray)]
+
     @property
     def workspace(self):
         """The preallocated work arrays of ``_features_one`` (a tuple in ``T1Work`` order)."""
