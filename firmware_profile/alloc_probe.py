@@ -13,7 +13,7 @@ Prints one JSON line with allocations per call:
 * ``kbt_observe`` / ``kbt_act``: ``KBTController.observe`` / ``act`` from
   Python (Numba side only; NumPy temporaries are measured by ``memory.traced_peak``);
 * ``kbt_softmax_*``: the same for the paper's softmax head
-  (``SoftmaxKBTController``): its update kernel ``kalman_numba.update_l1``
+  (``SoftmaxKBTController``): its update kernel ``kalman_numba.update_one_layer``
   inside a jitted loop and from Python, and its ``observe`` / ``act``.
 
 Only public attributes of the controllers are used; the kernels get fresh
@@ -32,24 +32,23 @@ from controller.jit import jit
 
 
 @jit
-def _repeat_kbt_observe(n, state, y, W, ws, h, h_mean, h_T, s_inv, skip, zt, m, P, noise, learn, floor, gate,
-                        jitter, Pz):
+def _repeat_kbt_observe(n, inputs, head, settings, work, state, y):
     for _ in range(n):
-        fn.kbt_observe(state, y, W, ws, h, h_mean, h_T, s_inv, skip, zt, m, P, noise, learn, floor, gate, jitter, Pz)
+        fn.kbt_observe(inputs, head, settings, work, state, y)
 
 
 @jit
-def _repeat_kbt_act(n, state, W, ws, h, h_mean, h_T, s_inv, skip, zt, m):
+def _repeat_kbt_act(n, inputs, zt, m, state):
     acc = 0.0
     for _ in range(n):
-        acc += fn.kbt_act(state, W, ws, h, h_mean, h_T, s_inv, skip, zt, m)
+        acc += fn.kbt_act(inputs, zt, m, state)
     return acc
 
 
 @jit
-def _repeat_update_l1(n, M, S, h, y, C, r, jit_, zt, g, q, p, A, G, tmp, v):
+def _repeat_update_one_layer(n, post, sample, noise, work):
     for _ in range(n):
-        kn.update_l1(M, S, h, y, C, False, r, jit_, zt, g, q, p, A, G, tmp, v)
+        kn.update_one_layer(post, sample, noise, work)
 
 
 def _allocs():
@@ -86,14 +85,14 @@ def kbt_counts(policy, s):
     c = KBTController(policy)
     c.warm_up()
     f = FastInference(policy)
-    m, P, noise = (a.copy() for a in c.head.kernel_arrays())
-    zt, Pz = np.zeros(c.head.d_in + 1), np.zeros(c.head.d_in + 1)
-    inputs = (f.weights, f.workspace, f.h, c.h_mean, c.h_T, c.s_inv, c.skip, zt)
+    head = tuple(a.copy() for a in c.head.kernel_arrays())                 # HeadState
+    work = (np.zeros(c.head.d_in + 1), np.zeros(c.head.d_in + 1))           # HeadWork
+    inputs = (f.weights, f.workspace, f.h, c.h_mean, c.h_T, c.s_inv, c.skip)  # KBTInputs
     y = float(c.act(s)) + 0.1
-    tail = (m, P, noise, *c.head.kernel_settings(), Pz)
-    return {"kbt_observe_kernel_inside": inside(_repeat_kbt_observe, (s, y, *inputs, *tail)),
-            "kbt_act_kernel_inside": inside(_repeat_kbt_act, (s, *inputs, m)),
-            "kbt_observe_kernel_from_python": per_call(lambda: fn.kbt_observe(s, y, *inputs, *tail)),
+    groups = (inputs, head, c.head.kernel_settings(), work)
+    return {"kbt_observe_kernel_inside": inside(_repeat_kbt_observe, (*groups, s, y)),
+            "kbt_act_kernel_inside": inside(_repeat_kbt_act, (inputs, work[0], head[0], s)),
+            "kbt_observe_kernel_from_python": per_call(lambda: fn.kbt_observe(*groups, s, y)),
             "kbt_observe": per_call(lambda: c.observe(s, y)),
             "kbt_act": per_call(lambda: c.act(s))}
 
@@ -107,15 +106,14 @@ def softmax_counts(policy, s):
     layer = c.head.layers[0]
     M, S = layer.M.copy(), layer.S.copy()
     n1, K = M.shape
-    w = kn.Workspace(n1, K, dt)
     h = c.features(s[None, :])[0].astype(dt)
     y = c.tokenizer.encode(np.array([1.0]))[0].astype(dt)
     C = np.zeros((K, K), dt)
-    r, jit_ = dt.type(c.head_config.obs_noise), dt.type(c.head_config.jitter)
-    args = (M, S, h, y, C, r, jit_, w.zt, w.g, w.q, w.p, w.A, w.G, w.tmp, w.v)
-    return {"kbt_softmax_update_kernel_inside": inside(_repeat_update_l1, args),
-            "kbt_softmax_update_kernel_from_python":
-                per_call(lambda: kn.update_l1(M, S, h, y, C, False, r, jit_, *args[7:])),
+    # Posterior, Sample, Noise, Work
+    groups = ((M, S), (h, y, C, False), (dt.type(c.head_config.obs_noise), dt.type(c.head_config.jitter)),
+              tuple(kn.new_work(n1, K, dt)))
+    return {"kbt_softmax_update_kernel_inside": inside(_repeat_update_one_layer, groups),
+            "kbt_softmax_update_kernel_from_python": per_call(lambda: kn.update_one_layer(*groups)),
             "kbt_softmax_observe": per_call(lambda: c.observe(s, 1.0)),
             "kbt_softmax_act": per_call(lambda: c.act(s))}
 

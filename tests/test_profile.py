@@ -113,9 +113,10 @@ def _values(a):
     return np.vectorize(lambda c: c.v if isinstance(c, CF) else c, otypes=[float])(a)
 
 
-def _force_args(d_in, rng, R=0.5, learn=True, gate=True):
-    """(m, P, zt, y, noise, learn, floor, gate, jitter, Pz) for ``force_update`` with a
-    sample the gate lets through; P is a random SPD matrix."""
+def _force_args(d_in, rng, R=0.5, learn=True, gate=True, floor=1e-4):
+    """(head, settings, work, y) for ``force_update`` (plain tuples in ``HeadState``,
+    ``HeadSettings``, ``HeadWork`` order) with a sample the gate lets through; P is a
+    random SPD matrix."""
     from controller.force_head import gate_table
 
     n1 = d_in + 1
@@ -126,70 +127,83 @@ def _force_args(d_in, rng, R=0.5, learn=True, gate=True):
     y = float(m @ zt + 0.3)
     noise = np.array([R, 3.0, 3.0 * R])
     table = gate_table(1e-4) if gate else np.zeros(0)
-    return [m, P, zt, y, noise, learn, 1e-4, table, 1e-9, np.zeros(n1)]
+    return (m, P, noise), (learn, floor, table, 1e-9), (zt, np.zeros(n1)), y
 
 
-def _counted_force(fn_name, args, cf_at, monkeypatch):
-    """Run ``force_numba.<fn_name>``'s Python source (and its helpers') with the
-    arguments at positions ``cf_at`` as counting floats; returns (count, result,
-    the counted arguments). Undoes every monkeypatch when done."""
+def _counting(group, at=None):
+    """``group`` (a tuple) with its entries at positions ``at`` (all: None) as counting
+    floats: arrays as object arrays of ``CF``, scalars as one ``CF``."""
+    return tuple((_objects(np.asarray(a)) if np.ndim(a) else CF(a)) if at is None or i in at else a
+                 for i, a in enumerate(group))
+
+
+def _copies(group):
+    return tuple(a.copy() if isinstance(a, np.ndarray) else a for a in group)
+
+
+def _counted_force(fn_name, args, monkeypatch):
+    """Run ``force_numba.<fn_name>``'s Python source (and its helpers') on ``args``
+    (the counting ones made by ``_counting``); returns (count, result). Undoes every
+    monkeypatch when done."""
     from controller import force_numba as fnb
 
     source = getattr(fnb, fn_name).py_func
     for name in ("force_update", "force_mean", "_state_inputs", "_kbt_inputs"):
         monkeypatch.setattr(fnb, name, getattr(fnb, name).py_func)
     monkeypatch.setattr(fnb, "math", FakeMath)
-    counted = [(_objects(np.asarray(a)) if np.ndim(a) else CF(a)) if i in cf_at else a for i, a in enumerate(args)]
     Counter.n = 0
-    out = source(*counted)
+    out = source(*args)
     count = Counter.n
     monkeypatch.undo()
-    return count, out, counted
+    return count, out
 
 
 @pytest.mark.parametrize("d_in, gate, learn", [(1, True, True), (2, False, True), (4, True, False), (20, True, True)])
 def test_force_update_flops_equal_the_counted_kernel(d_in, gate, learn, monkeypatch):
     from controller import force_numba as fnb
 
-    args = _force_args(d_in, np.random.default_rng(d_in), learn=learn, gate=gate)
-    count, status, counted = _counted_force("force_update", args, {0, 1, 2, 3, 4, 9}, monkeypatch)
-    compiled = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
-    assert status == fnb.force_update(*compiled) == fnb.LEARNED
+    head, settings, work, y = _force_args(d_in, np.random.default_rng(d_in), learn=learn, gate=gate)
+    counted = _counting(head)
+    count, status = _counted_force("force_update", (counted, settings, _counting(work), CF(y)), monkeypatch)
+    compiled = _copies(head)
+    assert status == fnb.force_update(compiled, settings, _copies(work), y) == fnb.LEARNED
     assert count == flops.force_update_flops(d_in, gate=gate, learn=learn)
-    for i in (0, 1, 4):       # m, P and the noise state agree with the compiled kernel
-        np.testing.assert_allclose(_values(counted[i]), compiled[i], rtol=1e-12, atol=1e-14)
+    for got, want in zip(counted, compiled):      # m, P and the noise state agree with the compiled kernel
+        np.testing.assert_allclose(_values(got), want, rtol=1e-12, atol=1e-14)
 
 
 def test_force_update_flops_capped_and_gated(monkeypatch):
     from controller import force_numba as fnb
 
-    # R << q: c = 1 / S is capped at 0.999 / q (one more division)
-    args = _force_args(3, np.random.default_rng(1), R=1e-12)
-    args[6] = 1e-14           # noise floor below R, so the learned R stays tiny
-    count, status, _ = _counted_force("force_update", args, {0, 1, 2, 3, 4, 9}, monkeypatch)
+    # R << q: c = 1 / S is capped at 0.999 / q (one more division); the noise floor
+    # below R, so the learned R stays tiny
+    head, settings, work, y = _force_args(3, np.random.default_rng(1), R=1e-12, floor=1e-14)
+    count, status = _counted_force("force_update", (_counting(head), settings, _counting(work), CF(y)),
+                                   monkeypatch)
     assert status == fnb.LEARNED and count == flops.force_update_flops(3, capped=True)
     # a label far outside the predictive: the gate refuses it after 2 n1^2 + 4 n1 + 6 FLOPs
-    args = _force_args(3, np.random.default_rng(2))
-    args[3] += 1e6
-    count, status, _ = _counted_force("force_update", args, {0, 1, 2, 3, 4, 9}, monkeypatch)
+    head, settings, work, y = _force_args(3, np.random.default_rng(2))
+    count, status = _counted_force("force_update", (_counting(head), settings, _counting(work), CF(y + 1e6)),
+                                   monkeypatch)
     assert status == fnb.GATED and count == 2 * 16 + 4 * 4 + 6
 
 
 def _fused_args(pretrained, skip):
-    """A KBT controller's fused-kernel arguments (public attributes) for one state."""
+    """A KBT controller's fused-kernel groups (public attributes) for one state:
+    (controller, state, y, inputs, head, settings, work), plain tuples in ``KBTInputs``,
+    ``HeadState``, ``HeadSettings``, ``HeadWork`` order; fresh copies and work arrays."""
     from controller.kalman_head import HeadConfig
     from controller.kbt import KBTController
-
     from controller.transformer_numba import FastInference
 
     c = KBTController(pretrained, HeadConfig(inputs="features+state" if skip else "features"))
     f = FastInference(pretrained)
-    m, P, noise = (a.copy() for a in c.head.kernel_arrays())
-    d_in = c.head.d_in
+    n1 = c.head.d_in + 1
     state = np.array([0.1, -0.2, 0.03, 0.05])
     y = float(c.act(state)) + 0.5
-    inputs = [f.weights, f.workspace, f.h, c.h_mean, c.h_T, c.s_inv, c.skip, np.zeros(d_in + 1)]
-    return c, state, y, inputs, (m, P, noise), c.head.kernel_settings()
+    inputs = (f.weights, f.workspace, f.h, c.h_mean, c.h_T, c.s_inv, c.skip)
+    head = _copies(c.head.kernel_arrays())
+    return c, state, y, inputs, head, c.head.kernel_settings(), (np.zeros(n1), np.zeros(n1))
 
 
 def _features_stub():
@@ -213,28 +227,26 @@ def test_kbt_observe_and_act_flops_equal_the_counted_fused_kernels(pretrained, s
     kbt_*_flops minus features_flops, and the posterior equals the compiled kernel's."""
     from controller import force_numba as fnb
 
-    c, state, y, inputs, (m, P, noise), (learn, floor, gate, jitter) = _fused_args(pretrained, skip)
-    W, ws, h, h_mean, h_T, s_inv, sk, zt = inputs
-    Pz = np.zeros_like(zt)
+    c, state, y, inputs, head, settings, work = _fused_args(pretrained, skip)
     cfg = pretrained.config
     monkeypatch.setattr(fnb, "_features_one", _features_stub())
-    obs = [state, y, W, ws, h, h_mean, h_T, s_inv, sk, zt, m, P, noise, learn, floor, gate, jitter, Pz]
-    count, status, counted = _counted_force("kbt_observe", obs, {0, 1, 4, 9, 10, 11, 12, 17}, monkeypatch)
+    counted = _counting(head)
+    count, status = _counted_force("kbt_observe", (_counting(inputs, at={2}), counted, settings, _counting(work),
+                                                   *_counting((state, y))), monkeypatch)
     assert status == fnb.LEARNED
     assert count == flops.kbt_observe_flops(cfg, skip=skip) - flops.features_flops(cfg)
-    m2, P2, noise2 = m.copy(), P.copy(), noise.copy()
-    fnb.kbt_observe(state, y, W, ws, np.zeros_like(h), h_mean, h_T, s_inv, sk, np.zeros_like(zt), m2, P2, noise2,
-                    learn, floor, gate, jitter, np.zeros_like(Pz))
-    np.testing.assert_allclose(_values(counted[10]), m2, rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(_values(counted[11]), P2, rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(_values(counted[12]), noise2, rtol=1e-9, atol=1e-12)
+    compiled = _copies(head)
+    fresh = (*inputs[:2], np.zeros_like(inputs[2]), *inputs[3:])        # a zeroed h
+    fnb.kbt_observe(fresh, compiled, settings, _copies(work), state, y)
+    for got, want in zip(counted, compiled):      # m, P and the noise state
+        np.testing.assert_allclose(_values(got), want, rtol=1e-9, atol=1e-12)
 
     monkeypatch.setattr(fnb, "_features_one", _features_stub())
-    act = [state, W, ws, h, h_mean, h_T, s_inv, sk, zt, m]
-    count, force, _ = _counted_force("kbt_act", act, {0, 3, 8, 9}, monkeypatch)
+    m = head[0]
+    count, force = _counted_force("kbt_act", (_counting(inputs, at={2}), *_counting((work[0], m, state))),
+                                  monkeypatch)
     assert count == flops.kbt_act_flops(cfg, skip=skip) - flops.features_flops(cfg)
-    assert CF._val(force) == pytest.approx(fnb.kbt_act(state, W, ws, np.zeros_like(h), h_mean, h_T, s_inv, sk,
-                                                       np.zeros_like(zt), m), rel=1e-10)
+    assert CF._val(force) == pytest.approx(fnb.kbt_act(fresh, np.zeros_like(work[0]), m, state), rel=1e-10)
 
 
 def test_rls_flops_equal_the_counted_fused_kernels(monkeypatch):
@@ -242,13 +254,14 @@ def test_rls_flops_equal_the_counted_fused_kernels(monkeypatch):
     from controller.rls import RLSController
 
     r = RLSController([-1.0, -2.0, -30.0, -5.0])
-    m, P, noise = (a.copy() for a in r.head.kernel_arrays())
+    head = _copies(r.head.kernel_arrays())
     state = np.array([0.1, -0.2, 0.03, 0.05])
     y = float(r.act(state)) + 0.1
-    obs = [state, y, r.s_inv, np.zeros(5), m, P, noise, *r.head.kernel_settings(), np.zeros(5)]
-    count, status, _ = _counted_force("rls_observe", obs, {0, 1, 3, 4, 5, 6, 11}, monkeypatch)
+    obs = (r.s_inv, _counting(head), r.head.kernel_settings(), _counting((np.zeros(5), np.zeros(5))),
+           *_counting((state, y)))
+    count, status = _counted_force("rls_observe", obs, monkeypatch)
     assert status == fnb.LEARNED and count == flops.rls_observe_flops()
-    count, _, _ = _counted_force("rls_act", [state, r.s_inv, np.zeros(5), m], {0, 2, 3}, monkeypatch)
+    count, _ = _counted_force("rls_act", (r.s_inv, *_counting((np.zeros(5), head[0], state))), monkeypatch)
     assert count == flops.rls_act_flops() == 14
 
 
@@ -283,6 +296,7 @@ def test_features_flops_tiny_transformer():
 def test_memory_figures_are_the_arrays_nbytes(pretrained):
     from controller.kalman_head import HeadConfig
     from controller.kbt import KBTController
+    from controller.transformer_numba import FastInference
 
     c = KBTController(pretrained)
     parts = memory.breakdown(c)
@@ -294,7 +308,7 @@ def test_memory_figures_are_the_arrays_nbytes(pretrained):
     assert memory.bytes_of(parts["buffers"], 4) * 2 == sum(a.nbytes for a in parts["buffers"])
     # params: the packed T_1 weights the fused kernels read, the standardiser, the state scale, the gate table
     assert any(a is c.h_T for a in parts["params"]) and any(a is c.head.gate for a in parts["params"])
-    n_t1 = sum(a.size for a in c._fast.weights if isinstance(a, np.ndarray))
+    n_t1 = sum(a.size for a in FastInference(pretrained).weight_arrays())   # the policy's packed T_1 weights
     assert memory.bytes_of(parts["params"]) == 8 * (n_t1 + c.h_mean.size + c.h_T.size + 4 + c.head.gate.size)
     c32 = KBTController(pretrained, HeadConfig(dtype="float32"))
     parts32 = memory.breakdown(c32)
