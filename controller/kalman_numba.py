@@ -38,7 +38,7 @@ from controller.jit import jit
 from controller.numba_ops import cholesky_inplace, solve_cholesky_inplace, softmax_inplace
 
 __all__ = ["Posterior", "Sample", "Noise", "Work", "new_work", "eligible", "update_one_layer",
-           "softmax_probs", "update_l1", "Workspace"]
+           "softmax_probs"]
 
 #: the layer's posterior: mean weights M (n1, K) and per-neuron covariances S (K, n1, n1), updated in place
 Posterior = namedtuple("Posterior", "M S")
@@ -60,10 +60,6 @@ def new_work(n_in1, k, dtype):
     """Zeroed ``Work`` arrays for a layer with n_in1 = d + 1 inputs and k outputs."""
     return Work(np.zeros(n_in1, dtype), np.zeros((k, n_in1), dtype), np.zeros(k, dtype), np.zeros(k, dtype),
                 np.zeros((k, k), dtype), np.zeros((k, k), dtype), np.zeros((k, k), dtype), np.zeros(k, dtype))
-
-
-#: the name ``firmware_profile/alloc_probe.py`` builds the work arrays with
-Workspace = new_work
 
 
 @jit
@@ -198,12 +194,3 @@ def update_one_layer(post, sample, noise, work):
     _gain(A, tmp, G, v)
     _weights_step(M, S, y, p, q, g, G, tmp, jitter)
     return True
-
-
-# ---------------------------------------------------------------- former names
-# ``firmware_profile/alloc_probe.py`` still calls the kernels by their first
-# names and flat arguments; these entries pack the groups and forward.
-@jit
-def update_l1(M, S, h, y, C, has_C, r, jitter, zt, g, q, p, A, G, tmp, v):
-    """Former name and flat arguments of ``update_one_layer``."""
-    return update_one_layer((M, S), (h, y, C, has_C), (r, jitter), (zt, g, q, p, A, G, tmp, v))
