@@ -13,7 +13,7 @@ FLOP (a multiply-add is two); comparisons, copies and index arithmetic are free.
   ``force_mean`` on d_in = d + n_state inputs; ``rls_observe_flops`` /
   ``rls_act_flops`` the same for ``rls`` (the state alone).
 * ``head_update_flops(d, K)`` counts the softmax head's Numba kernel
-  ``update_l1`` line by line (``controller/kalman_numba.py``): d features, K
+  ``update_one_layer`` line by line (``controller/kalman_numba.py``): d features, K
   output bins (the paper's head, ``kbt-softmax``).
 * ``head_probs_flops`` / ``decode_flops``: one predictive mean and its force.
 * ``features_flops(cfg)``: T_1 for one state, linear algebra only (embedding,
@@ -89,13 +89,13 @@ def rls_act_flops(n_state=4):
 
 # ---------------------------------------------------------------- the paper's softmax head
 def cholesky_flops(n):
-    """``_cholesky_inplace`` on n x n: column j costs 2j + 1 (diagonal: j
+    """``numba_ops.cholesky_inplace`` on n x n: column j costs 2j + 1 (diagonal: j
     multiply-subtracts and a sqrt) and (n - 1 - j)(2j + 1) below it."""
     return sum(2 * j + 1 + (n - 1 - j) * (2 * j + 1) for j in range(n))
 
 
 def head_update_flops(d, K, data_cov=False):
-    """One ``update_l1``: d features (z~ has n1 = d + 1 entries), K bins."""
+    """One ``kalman_numba.update_one_layer``: d features (z~ has n1 = d + 1 entries), K bins."""
     n1 = d + 1
     gq = K * n1 * (2 * n1 + 2)            # g_k = S_k z~ (n1 dot products), q_k = z~^T g_k
     softmax = K * (2 * n1 + 4)            # mu_u = M^T z~, exp(u - max), sum, divide
@@ -109,7 +109,7 @@ def head_update_flops(d, K, data_cov=False):
 
 
 def head_probs_flops(d, K):
-    """mu_p = softmax(M^T [h; 1]) (``probs_l1``)."""
+    """mu_p = softmax(M^T [h; 1]) (``kalman_numba.softmax_probs``)."""
     return K * (2 * (d + 1) + 4)
 
 
