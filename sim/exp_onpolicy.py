@@ -137,8 +137,8 @@ def _onpolicy_job(args):
     controller = make_controller(method, task, spec.settings, seed=trial)
     if hasattr(controller, "warm_up"):
         controller.warm_up()
-    cfg = DeployConfig(samples=spec.ticks, stream="iid" if iid else "onpolicy", episodes=spec.episodes, seed=_trial_seed(spec, trial),
-                       labels=labels or "always", ask_above=spec.ask_above, label_rate=label_rate or 0.5,
+    cfg = DeployConfig(samples=spec.ticks, stream="iid" if iid else "onpolicy", episodes=spec.episodes,
+                       seed=_trial_seed(spec, trial), labels=labels or "always", ask_above=spec.ask_above, label_rate=label_rate or 0.5,
                        checkpoints=tuple(spec.marks()))
     res = run_deployment(controller, task, cfg)
     rows = res.rows
@@ -186,8 +186,8 @@ def run_onpolicy(spec: OnPolicySpec, jobs=1, progress=True, scheduler=None, stor
     if work:
         results += run_jobs(_onpolicy_job, work, workers=jobs, scheduler=scheduler, label="random-label trials",
                             progress=progress, store=store)
-    out = {"experiment": "swingup" if spec.task == "swingup" else "onpolicy", "task": spec.task, "seed": spec.seed, "trials": spec.trials,
-           "ticks": spec.ticks, "episodes": spec.episodes, "ask_above": spec.ask_above,
+    out = {"experiment": "swingup" if spec.task == "swingup" else "onpolicy", "task": spec.task,
+           "seed": spec.seed, "trials": spec.trials, "ticks": spec.ticks, "episodes": spec.episodes, "ask_above": spec.ask_above,
            "checkpoints": spec.marks(), "variants": {}}
     for v in spec.variants():
         runs = sorted((r for r in results if r[0] == v), key=lambda r: r[1])
