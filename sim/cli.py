@@ -1104,7 +1104,6 @@ def _experiment_deployed(args, jobs):
 
 
 def cmd_experiment(args):
-    from controller.kalman_head import HeadConfig
     from sim import experiments as ex
     from sim import report
     from sim.methods import MethodSettings

@@ -9,7 +9,7 @@ actions are the labels the learners adapt to.
 from __future__ import annotations
 
 from sim.cartpole import CartPoleParams
-from sim.task import Task, as_task
+from sim.task import as_task
 
 __all__ = ["expert_for"]
 

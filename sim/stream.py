@@ -18,7 +18,7 @@ import numpy as np
 from controller.calibration import calibration_report
 from controller.checks import check_int
 
-__all__ = ["Checkpoint", "TrialResult", "checkpoints_every", "learning_trial"]
+__all__ = ["Checkpoint", "TrialResult", "checkpoints_every", "learning_trial", "to_plain"]
 
 
 def checkpoints_every(step, samples):
@@ -26,6 +26,15 @@ def checkpoints_every(step, samples):
     step = check_int("step", step, low=1)
     samples = check_int("samples", samples, low=1)
     return sorted(set(range(0, samples, step)) | {samples})
+
+
+def to_plain(v):
+    """NumPy scalars and arrays inside dicts, lists and tuples -> plain Python (for JSON)."""
+    if isinstance(v, dict):
+        return {k: to_plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple, np.ndarray)):
+        return [to_plain(x) for x in v]
+    return v.item() if isinstance(v, np.generic) else v
 
 
 @dataclass
@@ -50,16 +59,9 @@ class TrialResult:
 
     def to_dict(self):
         """JSON-ready copy (plain ints, floats, lists, dicts; NaN kept): ``from_dict`` inverts it exactly."""
-        def plain(v):
-            if isinstance(v, dict):
-                return {k: plain(x) for k, x in v.items()}
-            if isinstance(v, (list, tuple, np.ndarray)):
-                return [plain(x) for x in v]
-            return v.item() if isinstance(v, np.generic) else v
-
         return {"checkpoints": [{"samples": int(c.samples), "success_rate": float(c.success_rate),
-                                 "metrics": plain(c.metrics)} for c in self.checkpoints],
-                "learn_seconds": None if self.learn_seconds is None else plain(self.learn_seconds),
+                                 "metrics": to_plain(c.metrics)} for c in self.checkpoints],
+                "learn_seconds": None if self.learn_seconds is None else to_plain(self.learn_seconds),
                 "rejected": int(self.rejected), "gated": int(self.gated)}
 
     @classmethod

@@ -23,9 +23,8 @@ import hashlib
 import json
 import os
 
-import numpy as np
 
-from sim.stream import TrialResult
+from sim.stream import TrialResult, to_plain
 
 __all__ = ["JsonTrialStore", "LearningTrialStore", "VarianceTrialStore", "SETTINGS_FILE"]
 
@@ -156,18 +155,12 @@ class VarianceTrialStore(JsonTrialStore):
 
     def encode(self, result):
         sigma_data, run = result
-        return {"sigma_data": float(sigma_data), "run": _plain(run)}
+        return {"sigma_data": float(sigma_data), "run": to_plain(run)}
 
     def decode(self, data):
         return data["sigma_data"], data["run"]
 
 
-def _plain(v):
-    if isinstance(v, dict):
-        return {k: _plain(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple, np.ndarray)):
-        return [_plain(x) for x in v]
-    return v.item() if isinstance(v, np.generic) else v
 
 
 def _read_json(path):
