@@ -8,8 +8,8 @@ Draws i.i.d. states from the TARGET swing-up expert's own episodes (the
 * the same read-out on the state alone and on the features alone;
 * KBT's own posterior mean after 25, 100, 300 and 1000 samples;
 
-by held-out force RMSE (all states, and near upright: |theta| < 0.35 rad,
-where the expert hands over to LQR) and by swing-up success on TARGET (100
+by held-out force RMSE (all states, near upright: |theta| < 0.35 rad,
+where the expert hands over to LQR, and away from it) and by swing-up success on TARGET (100
 episodes, seed 0). Prints a table; about 30 s.
 
     python tools/swingup_readout_probe.py
@@ -57,17 +57,18 @@ def main():
         w, *_ = np.linalg.lstsq(np.hstack([inputs(S), np.ones((len(S), 1))]), F, rcond=None)
         ro = Readout(inputs, w)
         pred = ro.act(Sh)
-        rows.append((f"least squares, {name}, 20000", rmse(pred, Fh), rmse(pred, Fh, near),
+        rows.append((f"least squares, {name}, 20000", rmse(pred, Fh), rmse(pred, Fh, near), rmse(pred, Fh, ~near),
                      evaluate_success(ro, task, 100, 0).success_rate))
     for n in range(1, 1001):
         kbt.observe(S[n - 1], F[n - 1])
         if n in (25, 100, 300, 1000):
             pred = kbt.act(Sh)
-            rows.append((f"KBT posterior mean, {n}", rmse(pred, Fh), rmse(pred, Fh, near),
+            rows.append((f"KBT posterior mean, {n}", rmse(pred, Fh), rmse(pred, Fh, near), rmse(pred, Fh, ~near),
                          evaluate_success(kbt, task, 100, 0).success_rate))
-    print(f"{'read-out, samples':>40} {'RMSE (N)':>9} {'near upright':>13} {'success':>8}")
-    for name, a, b, s in rows:
-        print(f"{name:>40} {a:>9.3f} {b:>13.3f} {s:>8.2f}")
+    print(f"held-out states near upright (|theta| < 0.35 rad): {near.mean():.3f}")
+    print(f"{'read-out, samples':>40} {'RMSE (N)':>9} {'near upright':>13} {'away':>6} {'success':>8}")
+    for name, a, b, c, s in rows:
+        print(f"{name:>40} {a:>9.3f} {b:>13.3f} {c:>6.3f} {s:>8.2f}")
 
 
 if __name__ == "__main__":
