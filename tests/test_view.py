@@ -149,3 +149,23 @@ def test_screenshot_saves_the_last_frame(tmp_path, capsys):
     shot = tmp_path / "shot.png"
     assert main(["view", "--method", "lqr", "--seconds", "0.1", "--screenshot", str(shot), "--no-progress"]) == 0
     assert pygame.image.load(str(shot)).get_size() == (900, 520)
+
+
+def test_swingup_layout_and_expert_takeover_colour():
+    """Swing-up: the track is the task's (|x| <= 3 m) and a hanging pole fits
+    below it; a tick the expert took over paints the cart in the pilot colour."""
+    from sim.task import SWINGUP, SWINGUP_TARGET
+
+    task = SWINGUP.on(SWINGUP_TARGET)
+    r = Renderer(task)
+    for x in (-3.0, 3.0):
+        for theta in (0.0, np.pi, np.pi / 2):
+            cx, cy = r.pole_tip(np.array([x, 0, theta, 0]))
+            assert 0 <= cx < r.width and 0 <= cy < r.height, (x, theta)
+    assert r.pole_tip(np.array([0, 0, np.pi, 0]))[1] > r.ground          # hanging: below the track
+    surf = _surface(r)
+    state = np.array([0.5, 0.0, np.pi, 0.0])
+    r.draw(surf, state, Overlay(method="kbt", pilot=True, takeovers=3))
+    assert tuple(surf.get_at(r.cart_centre(state)))[:3] == COLORS["pilot"]
+    r.draw(surf, state, Overlay(method="kbt"))
+    assert tuple(surf.get_at(r.cart_centre(state)))[:3] == COLORS["cart"]
