@@ -67,7 +67,11 @@ class ProfileConfig:
         base.update(kw)
         return cls(**base)
 
+    def __post_init__(self):
+        self.validate()
+
     def validate(self):
+        """Checked on construction; returns self (kept for callers that chain it)."""
         check_int("calls", self.calls, low=10)
         check_int("retrain_calls", self.retrain_calls, low=1)
         if not self.capacities:
