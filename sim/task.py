@@ -29,7 +29,7 @@ from controller.checks import check_choice, check_int, check_positive, check_rng
 from sim import cartpole
 from sim.cartpole import SOURCE, CartPoleParams
 
-__all__ = ["Task", "Episode", "BALANCE", "SWINGUP", "SWINGUP_TARGET", "TASKS", "as_task", "wrap_angle", "UPRIGHT"]
+__all__ = ["Task", "Episode", "BALANCE", "SWINGUP", "SWINGUP_TARGET", "SWINGUP_SHIFT2", "TASK_RULES", "TASKS", "as_task", "wrap_angle", "UPRIGHT"]
 
 #: |theta| <= 12 deg is "upright" (Gymnasium's bound)
 UPRIGHT = cartpole.THETA_THRESHOLD
