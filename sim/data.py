@@ -13,7 +13,7 @@ import numpy as np
 from controller.checks import as_float_array, check_int, check_positive, check_rng
 from controller.features import DEFAULT_BOX as FEATURE_BOX
 
-__all__ = ["DEFAULT_BOX", "sample_states", "sample_dataset", "trajectory_states", "TRAJECTORY_EPISODES"]
+__all__ = ["DEFAULT_BOX", "sample_states", "sample_dataset", "trajectory_states", "collect", "TRAJECTORY_EPISODES"]
 
 #: expert episodes whose visited states make up a swing-up task's i.i.d. pool
 TRAJECTORY_EPISODES = 20
@@ -63,20 +63,48 @@ def sample_dataset(expert, n, seed, *, box=None, sigma_data=0.0):
     return states, forces
 
 
+def collect(task, expert, n_episodes, rng, *, policy=None, beta=1.0, noise_std=0.0):
+    """States visited by ``n_episodes`` batched episodes of ``task`` and their expert labels.
+
+    Each period every live episode applies the expert's force with probability
+    ``beta`` (else ``policy``'s), plus Gaussian noise of standard deviation
+    ``noise_std`` (N; a scalar or one value per episode). Episodes stop when
+    they fail (off the track); the state that failed is not recorded.
+
+    Returns
+    -------
+    states : ndarray (M, 4)
+    forces : ndarray (M,)  the expert's force on each state
+    """
+    n = n_episodes
+    noise = np.broadcast_to(np.asarray(noise_std, dtype=float), (n,))
+    s = task.reset(rng, n)
+    alive = np.ones(n, dtype=bool)
+    states, labels = [], []
+    for _ in range(task.episode_steps):
+        idx = np.flatnonzero(alive)
+        if idx.size == 0:
+            break
+        cur = s[idx]
+        f_exp = expert.act(cur)
+        states.append(cur.copy())
+        labels.append(f_exp)
+        if policy is None or beta >= 1.0:
+            f = f_exp
+        else:
+            use_expert = rng.random(idx.size) < beta
+            f = np.where(use_expert, f_exp, policy.act(cur))
+        f = f + noise[idx] * rng.standard_normal(idx.size)
+        nxt, _ = task.step(cur, f)
+        s[idx] = nxt
+        alive[idx[task.failed(nxt)]] = False
+    return np.concatenate(states), np.concatenate(labels)
+
+
 def trajectory_states(task, expert, seed, episodes=TRAJECTORY_EPISODES):
     """Every state the expert visits in ``episodes`` seeded episodes of ``task``
-    (initial states from ``task.reset(default_rng(seed), episodes)``; an
-    episode stops when it fails), shape (M, 4): the pool the swing-up task's
-    i.i.d. stream draws from."""
+    (``collect`` with the expert alone, initial states from
+    ``task.reset(default_rng(seed), episodes)``), shape (M, 4): the pool the
+    swing-up task's i.i.d. stream draws from."""
     episodes = check_int("episodes", episodes, low=1)
-    state = task.reset(np.random.default_rng(seed), episodes)
-    alive = np.ones(episodes, dtype=bool)
-    visited = [state.copy()]
-    for _ in range(task.episode_steps - 1):
-        state = state[alive]
-        state, _ = task.step(state, np.asarray(expert.act(state), dtype=float).reshape(len(state)))
-        alive = ~task.failed(state)
-        visited.append(state[alive].copy())
-        if not alive.any():
-            break
-    return np.concatenate(visited)
+    return collect(task, expert, episodes, np.random.default_rng(seed))[0]

@@ -37,6 +37,7 @@ from controller.checks import check_int, check_positive
 from controller.model import TransformerPolicy
 from controller.transformer import Adam, TransformerConfig
 from sim.cartpole import CartPoleParams
+from sim.data import collect
 from sim.loop import evaluate_success
 from sim.pretrain import force_rmse
 from sim.progress import Progress
@@ -48,44 +49,6 @@ __all__ = ["SWINGUP_CONFIG", "pretrain_swingup", "collect"]
 #: the swing-up transformer: the balance model's shape, a box covering the swing-up's states
 #: (the expert's own rollouts reach |x| 1.85 m, |x_dot| 3.3 m/s, |theta_dot| 7.5 rad/s)
 SWINGUP_CONFIG = TransformerConfig(state_scale=(2.0, 3.5, math.pi, 8.0))
-
-
-def collect(task, expert, n_episodes, rng, *, policy=None, beta=1.0, noise_std=0.0):
-    """States visited by ``n_episodes`` batched episodes of ``task`` and their expert labels.
-
-    Each period every live episode applies the expert's force with probability
-    ``beta`` (else ``policy``'s), plus Gaussian noise of standard deviation
-    ``noise_std`` (N; a scalar or one value per episode). Episodes stop when
-    they fail (off the track); the state that failed is not recorded.
-
-    Returns
-    -------
-    states : ndarray (M, 4)
-    forces : ndarray (M,)  the expert's force on each state
-    """
-    n = n_episodes
-    noise = np.broadcast_to(np.asarray(noise_std, dtype=float), (n,))
-    s = task.reset(rng, n)
-    alive = np.ones(n, dtype=bool)
-    states, labels = [], []
-    for _ in range(task.episode_steps):
-        idx = np.flatnonzero(alive)
-        if idx.size == 0:
-            break
-        cur = s[idx]
-        f_exp = expert.act(cur)
-        states.append(cur.copy())
-        labels.append(f_exp)
-        if policy is None or beta >= 1.0:
-            f = f_exp
-        else:
-            use_expert = rng.random(idx.size) < beta
-            f = np.where(use_expert, f_exp, policy.act(cur))
-        f = f + noise[idx] * rng.standard_normal(idx.size)
-        nxt, _ = task.step(cur, f)
-        s[idx] = nxt
-        alive[idx[task.failed(nxt)]] = False
-    return np.concatenate(states), np.concatenate(labels)
 
 
 def pretrain_swingup(config: TransformerConfig | None = None, *, system: CartPoleParams = SWINGUP.params,
