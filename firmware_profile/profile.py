@@ -71,7 +71,6 @@ class ProfileConfig:
         self.validate()
 
     def validate(self):
-        """Checked on construction; returns self (kept for callers that chain it)."""
         check_int("calls", self.calls, low=10)
         check_int("retrain_calls", self.retrain_calls, low=1)
         if not self.capacities:
@@ -178,7 +177,6 @@ def run_profile(cfg: ProfileConfig, work: Workload, progress=None):
 
     if not isinstance(work, Workload):
         raise ValueError(f"work: expected a Workload but found {type(work).__name__}")
-    cfg.validate()
     say = progress or (lambda msg: None)
     pol = load_pretrained()
     tcfg = pol.config

@@ -1043,7 +1043,7 @@ def cmd_profile(args):
                             ("capacities", tuple(args.capacities) if args.capacities else None),
                             ("budget_kib", args.budget_kib), ("seed", args.seed)) if v is not None}
     kw["rate_hz"] = args.rate
-    cfg = (ProfileConfig.quick(**kw) if args.quick else ProfileConfig(**kw)).validate()
+    cfg = ProfileConfig.quick(**kw) if args.quick else ProfileConfig(**kw)
     res = run_profile(cfg, progress=(lambda m: print(f"... {m}", file=sys.stderr, flush=True))
                       if args.progress else None)
     res["command"] = "kbt " + " ".join(args.argv)

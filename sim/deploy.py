@@ -182,10 +182,6 @@ class DeployConfig:
         if self.labels != "always" and self.stream != "onpolicy":
             raise ValueError(f"labels: {self.labels!r} needs the on-policy stream (stream='onpolicy')")
 
-    def validate(self):
-        """Kept for callers of older versions: the config is validated on creation."""
-        return self
-
     @property
     def stream_seed(self):
         """The seed of the i.i.d. stream."""

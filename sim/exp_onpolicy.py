@@ -33,6 +33,7 @@ import numpy as np
 
 from controller.checks import check_int, check_positive
 from sim.methods import MethodSettings, is_learner, make_controller, parse_method
+from sim.stream import checkpoints_every
 from sim.task import TASKS
 
 __all__ = ["OnPolicySpec", "run_onpolicy", "labels_to_reach", "swingup_spec", "trial_store", "ONPOLICY_METHODS", "SWINGUP_METHODS"]
@@ -96,7 +97,8 @@ class OnPolicySpec:
         return cls(**base)
 
     def marks(self):
-        return sorted(set(range(self.every, self.ticks, self.every)) | {self.ticks})
+        """Checkpoints (ticks): every ``every`` ticks and the last; 0 is always measured."""
+        return [m for m in checkpoints_every(self.every, self.ticks) if m > 0]
 
     def variants(self):
         out = list(self.methods) if "onpolicy" in self.streams else []

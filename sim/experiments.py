@@ -124,7 +124,6 @@ def run_learning(spec: LearningSpec, jobs=1, progress=True, scheduler=None, stor
     ``sim.trial_store.LearningTrialStore``) saves each trial as it finishes
     and skips the ones it holds (``sim.trials.run_jobs``).
     """
-    spec.validate()
     jobs = check_int("jobs", jobs, low=1)
     # heaviest jobs first so the pool's tail is short
     order = sorted(spec.methods, key=lambda m: -(parse_method(m)[1] or 0))
@@ -224,7 +223,6 @@ def moving_average(x, window):
 def run_variance(spec: VarianceSpec, jobs=1, progress=True, scheduler=None, store=None):
     """Figure 5. Returns a dict (JSON-ready). ``jobs``, ``scheduler``, ``store``: as in ``run_learning``
     (a store such as ``sim.trial_store.VarianceTrialStore``)."""
-    spec.validate()
     jobs = check_int("jobs", jobs, low=1)
     results = run_jobs(_variance_job, [(spec, s) for s in spec.sigma_data], workers=jobs, scheduler=scheduler,
                        label="variance runs", progress=progress, store=store)

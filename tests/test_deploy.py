@@ -138,7 +138,7 @@ def test_view_reply_replaces_the_state():
 ])
 def test_bad_config(kw, word):
     with pytest.raises(ValueError, match=word):
-        DeployConfig(**kw).validate()
+        DeployConfig(**kw)
 
 
 def test_non_finite_action_falls_back_and_is_counted():
