@@ -58,11 +58,9 @@ def _add_system_args(p, default="target"):
 
 def _presets(args):
     """--system presets of the task: the balance task's SOURCE/TARGET, or the swing-up task's."""
-    if getattr(args, "task", "balance") == "swingup":
-        from sim.task import SWINGUP, SWINGUP_TARGET
+    from sim.task import PLANTS
 
-        return {"source": SWINGUP.params, "target": SWINGUP_TARGET}
-    return SYSTEMS
+    return PLANTS[getattr(args, "task", "balance")]
 
 
 def _system_from_args(args):

@@ -122,10 +122,9 @@ def _trial_seed(spec, trial):
 
 
 def _task(spec):
-    from sim.task import SWINGUP, SWINGUP_TARGET
-    from sim.cartpole import TARGET
+    from sim.task import PLANTS
 
-    return SWINGUP.on(SWINGUP_TARGET) if spec.task == "swingup" else TASKS["balance"].on(TARGET)
+    return TASKS[spec.task].on(PLANTS[spec.task]["target"])
 
 
 def _onpolicy_job(args):

@@ -27,9 +27,9 @@ import numpy as np
 
 from controller.checks import check_choice, check_int, check_positive, check_rng
 from sim import cartpole
-from sim.cartpole import SOURCE, CartPoleParams
+from sim.cartpole import SOURCE, SYSTEMS, CartPoleParams
 
-__all__ = ["Task", "Episode", "BALANCE", "SWINGUP", "SWINGUP_TARGET", "SWINGUP_SHIFT2", "TASK_RULES", "TASKS", "as_task", "wrap_angle", "UPRIGHT"]
+__all__ = ["Task", "Episode", "BALANCE", "SWINGUP", "SWINGUP_TARGET", "SWINGUP_SHIFT2", "TASK_RULES", "TASKS", "PLANTS", "as_task", "wrap_angle", "UPRIGHT"]
 
 #: |theta| <= 12 deg is "upright" (Gymnasium's bound)
 UPRIGHT = cartpole.THETA_THRESHOLD
@@ -149,6 +149,8 @@ SWINGUP_SHIFT2 = CartPoleParams(m_c=3.0, m_p=0.1, l_p=0.5, integrator="rk4")
 BALANCE = Task("balance", SOURCE)
 SWINGUP = Task("swingup", SOURCE.with_(integrator="rk4"), **TASK_RULES["swingup"])
 TASKS = {"balance": BALANCE, "swingup": SWINGUP}
+#: each task's plants by name: the one the expert data come from and the changed one
+PLANTS = {"balance": SYSTEMS, "swingup": {"source": SWINGUP.params, "target": SWINGUP_TARGET}}
 
 
 def as_task(task_or_params) -> Task:
