@@ -34,9 +34,10 @@ import numpy as np
 from controller.checks import check_int, check_positive
 from sim.methods import MethodSettings, is_learner, make_controller, parse_method
 from sim.stream import checkpoints_every
+from sim.trial_store import JsonTrialStore, _spec_settings
 from sim.task import TASKS
 
-__all__ = ["OnPolicySpec", "run_onpolicy", "labels_to_reach", "swingup_spec", "trial_store", "ONPOLICY_METHODS", "SWINGUP_METHODS"]
+__all__ = ["OnPolicySpec", "run_onpolicy", "labels_to_reach", "swingup_spec", "trial_store", "DeployedTrialStore", "ONPOLICY_METHODS", "SWINGUP_METHODS"]
 
 ONPOLICY_METHODS = ("kbt", "kbt-softmax", "rls", "retrain-10", "retrain-25", "retrain-100", "blob-10", "blob-100")
 #: methods with an epistemic variance, which can ask for labels only where they are unsure
@@ -198,22 +199,24 @@ def run_onpolicy(spec: OnPolicySpec, jobs=1, progress=True, scheduler=None, stor
     return out
 
 
+class DeployedTrialStore(JsonTrialStore):
+    """Trials of ``run_onpolicy``: jobs ``(spec, variant, trial, label_rate)``,
+    results ``(variant, trial, record)``, files ``VARIANT-TRIAL.json``."""
+
+    def key(self, job):
+        _, variant, trial, _ = job
+        return f"{variant}-{int(trial)}"
+
+    def encode(self, result):
+        variant, trial, record = result
+        return {"variant": variant, "trial": int(trial), "record": record}
+
+    def decode(self, data):
+        return data["variant"], data["trial"], data["record"]
+
+
 def trial_store(directory, spec, *, resume=False):
-    """The resumable folder of an on-policy / swing-up run: one JSON file per
-    (variant, trial), named ``VARIANT-TRIAL.json`` (``sim.trial_store``)."""
-    from sim.trial_store import JsonTrialStore, _spec_settings
-
-    class DeployedTrialStore(JsonTrialStore):
-        def key(self, job):
-            _, variant, trial, _ = job
-            return f"{variant}-{int(trial)}"
-
-        def encode(self, result):
-            variant, trial, record = result
-            return {"variant": variant, "trial": int(trial), "record": record}
-
-        def decode(self, data):
-            return data["variant"], data["trial"], data["record"]
-
+    """The resumable folder of an on-policy / swing-up run (``sim.trial_store``):
+    the methods, gated methods, trial count and streams may grow on resume."""
     return DeployedTrialStore(directory, _spec_settings("deployed", spec, ("methods", "gated", "trials", "streams")),
                               resume=resume)
