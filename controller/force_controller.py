@@ -9,7 +9,7 @@ the state files and the JIT warm-up.
     act(s)        the predictive mean force mu(s)
     predict(s)    (mu, q + R): mean and total predictive variance (N^2)
     predict_split (mu, R, q): aleatoric (label noise) and epistemic (weights) parts
-    observe(s, f) one update; True if learned, False if the gate refused the label
+    observe(s, f) one update (True: learned; a far label with a small robust weight)
 """
 
 from __future__ import annotations
@@ -56,9 +56,9 @@ class ForceController:
         """The arrays a device running this controller holds, by role (lists of ndarrays):
 
         * ``params``: frozen -- the input map's weights and scalings, and the
-          gate's threshold table;
+          change detector's settings and re-open prior;
         * ``state``: what learning changes -- the weight posterior (mean and
-          covariance of every layer) and the noise statistics ``[R, a, b]``;
+          covariance of every layer) and the noise state ``[R, a, b, g]``;
         * ``buffers``: work arrays of the fused kernels (z~, P z~, and the input map's).
 
         The arrays are the controller's own (not copies); ``firmware_profile.memory``
@@ -66,7 +66,7 @@ class ForceController:
         """
         head = self.head
         params, buffers = self._input_arrays()
-        return {"params": list(params) + ([head.gate] if head.gate.size else []),
+        return {"params": list(params) + [head.detector, head.reopen_to],
                 "state": [a for layer in head.core.layers for a in (layer.M, layer.S)] + [head.noise],
                 "buffers": list(buffers) + list(head.work_arrays())}
 
@@ -102,9 +102,14 @@ class ForceController:
         return self.head.n_updates
 
     @property
-    def n_rejected(self):
-        """Labels the innovation gate refused."""
-        return self.head.n_rejected
+    def n_downweighted(self):
+        """Labels learned with a robust weight below one half (innovation beyond c sigma)."""
+        return self.head.n_downweighted
+
+    @property
+    def n_changes(self):
+        """Changes of the plant or the noise the head detected (each re-opened its posterior)."""
+        return self.head.n_changes
 
     @property
     def noise_var(self):
@@ -114,8 +119,8 @@ class ForceController:
     def observe(self, state, expert_force):
         """One closed-form update from (state, expert force).
 
-        Returns True if learned, False if the innovation gate refused the label;
-        a non-finite state or label is a ValueError and changes nothing.
+        Returns True (learned: a label far from the prediction with a small
+        robust weight); a non-finite state or label is a ValueError and changes nothing.
         """
         s = as_state(state)
         try:

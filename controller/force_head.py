@@ -15,13 +15,23 @@ Update (L = 1 is exact Bayesian linear regression; L >= 2 is the paper's
 forward moment propagation and backward RTS smoothing with a linear output):
     Kalman output step with noise R, then (40)-(42) for the weights of every layer.
 
-Learned noise (a conjugate inverse-gamma recursion for R, docs/head-v2.md):
-    a += 1/2,  b += 1/2 e^2 R / S,  R = max(R_floor, b / a),
-    starting from a0 = n0 / 2, b0 = a0 R0 (n0 = ``noise_prior_count``).
-Gate: a label whose ``e^2 / S`` exceeds the squared two-sided ``gate``-quantile
-of the predictive (Student's t with nu = 2 a degrees of freedom while R is
-learned, a Gaussian when R is known) is counted in ``n_rejected`` and not
-learned from (nothing changes).
+Robust weight (docs/robust-update.md): with x = e^2 / S, the update sees the
+innovation variance S_w = S + e^2 / c^2 instead of S (WoLF's inverse
+multiquadric weight w = S / S_w = 1 / (1 + x / c^2)). One label then moves the
+predicted force at any state s' by at most (c / 2) sqrt(q(s')), its epistemic
+standard deviation there times c / 2, however far the label is.
+
+Change detector (docs/change-detection.md): Page's CUSUM of the clipped
+log-likelihood ratio of "innovation variance lambda S" against "S",
+    g = max(0, g + k min(x, kappa) - nu),  k = (1 - 1/lambda) / 2,
+    kappa = c^2 (or 16 without a robust weight),  nu = ln(lambda) / 2;
+past h the weight covariance re-opens to the prior's v I and the noise
+statistics to their prior (the mean weights are kept).
+
+Learned noise (an inverse-gamma recursion for R, docs/head-v2.md), discounted
+by ``keep = 1 - 1 / noise_memory`` per sample and weighted by w:
+    a = keep a + w/2,  b = keep b + w e^2 R / (2 S),  R = max(R_floor, b / a),
+starting from a0 = n0 / 2, b0 = a0 R0 (n0 = ``noise_prior_count``).
 
 The L = 1 Numba kernel (``force_numba.force_update``) and the NumPy
 reference here give the same posterior (tested).
@@ -37,10 +47,10 @@ from controller import force_numba as fn
 from controller.checks import as_float_array, check_positive
 from controller.kalman_head import HeadConfig, KalmanHead
 
-__all__ = ["ForceHead", "gate_table", "with_known_noise"]
+__all__ = ["ForceHead", "detector_settings", "with_known_noise"]
 
-#: degrees of freedom tabulated for the gate; beyond them the Gaussian limit
-GATE_DOF = 400
+#: the clip kappa of the change detector when no robust weight sets it (c = 4)
+DEFAULT_CLIP = 16.0
 
 
 def with_known_noise(config, sigma_data):
@@ -50,20 +60,12 @@ def with_known_noise(config, sigma_data):
     return replace(config, obs_noise=check_positive("sigma_data", sigma_data, allow_zero=True))
 
 
-def gate_table(p, learned=True):
-    """Thresholds on e^2 / S: entry nu is the squared two-sided p-quantile of
-    Student's t with nu degrees of freedom (entry 0 unused), the last entry the
-    Gaussian (chi-square, 1 dof) limit; one entry (the limit) for known noise,
-    none when ``p == 0`` (no gate)."""
-    from scipy import stats
-
-    if p <= 0:
-        return np.zeros(0)
-    limit = stats.chi2.isf(p, 1)
-    if not learned:
-        return np.array([limit])
-    nu = np.arange(1, GATE_DOF)
-    return np.concatenate([[np.inf], stats.t.isf(p / 2, nu) ** 2, [limit]])
+def detector_settings(config):
+    """The change detector's ``[k, kappa, nu, h]`` for a ``HeadConfig`` (h = 0: off):
+    per sample ``g = max(0, g + k min(x, kappa) - nu)``, a change when g > h."""
+    lam = config.change_ratio
+    kappa = config.robust ** 2 if config.robust > 0 else DEFAULT_CLIP
+    return np.array([0.5 * (1.0 - 1.0 / lam), kappa, 0.5 * np.log(lam), config.change])
 
 
 class ForceHead:
@@ -74,12 +76,14 @@ class ForceHead:
     config : HeadConfig
     core : KalmanHead
         The weight posterior (layers of mean ``M`` and covariance ``S``).
-    noise : ndarray, shape (3,)
-        ``[R, a, b]``: the noise variance in use (N^2) and its inverse-gamma statistics.
-    n_updates, n_rejected : int
-        Labels learned from, and labels the gate refused.
-    gate : ndarray
-        The gate's threshold table (``gate_table``; empty: no gate).
+    noise : ndarray, shape (4,)
+        ``[R, a, b, g]``: the noise variance in use (N^2), its inverse-gamma
+        statistics and the change detector's statistic g.
+    n_updates, n_downweighted, n_changes : int
+        Labels learned from; of them, labels learned with a robust weight below
+        one half; changes detected (each re-opened the posterior).
+    detector : ndarray, shape (4,)
+        ``[k, kappa, nu, h]`` of the change detector (``detector_settings``).
     uses_numba : bool
         True when updates and predictions run in the Numba kernels (L = 1).
     d_in : int
@@ -98,9 +102,13 @@ class ForceHead:
         self.d_in = w0.size - 1
         a0 = 0.5 * config.noise_prior_count
         r0 = max(config.obs_noise, config.noise_floor)        # the initial guess, floored like every later R
-        self.noise = np.array([r0, a0, a0 * r0])
-        self.n_rejected = 0
-        self.gate = gate_table(config.gate, config.noise == "learned")
+        self.noise = np.array([r0, a0, a0 * r0, 0.0])
+        self.n_downweighted = 0
+        self.n_changes = 0
+        self.detector = detector_settings(config)
+        #: what a detected change re-opens to: [v, a0, b0] (P = v I; noise statistics)
+        self.reopen_to = np.array([config.layer_prior_var(0), a0, a0 * r0])
+        self._prior_cov = [layer.S.copy() for layer in self.core.layers]
         #: True when updates and predictions run in the Numba kernel (L = 1)
         self.uses_numba = config.backend == "numba" and config.n_layers == 1 and config.covariance == "block"
         dt = self.core.dtype
@@ -133,16 +141,11 @@ class ForceHead:
         return self._zt, self._Pz
 
     def kernel_settings(self):
-        """(learn, floor, gate table, jitter) as the kernels take them (the
-        ``force_numba.HeadSettings`` group)."""
+        """(learn, floor, c^2, jitter, keep, detector, prior) as the kernels take them
+        (the ``force_numba.HeadSettings`` group)."""
         c = self.config
-        return self.learns_noise, c.noise_floor, self.gate, c.jitter
-
-    def gate_threshold(self):
-        """The current threshold on e^2 / S (inf: no gate)."""
-        if self.gate.size == 0:
-            return np.inf
-        return float(self.gate[min(int(2.0 * self.noise[1]), self.gate.size - 1)])
+        keep = 1.0 - 1.0 / c.noise_memory if c.noise_memory > 0 else 1.0
+        return self.learns_noise, c.noise_floor, c.robust ** 2, c.jitter, keep, self.detector, self.reopen_to
 
     # ------------------------------------------------------------ forward
     def predict(self, Z):
@@ -156,7 +159,8 @@ class ForceHead:
 
     # ------------------------------------------------------------ backward
     def update(self, z, y):
-        """Learn from one sample; returns True if learned, False if the gate refused it.
+        """Learn from one sample; returns True (every finite label is learned from, a
+        far one with a small weight).
 
         ``z`` (d_in,) inputs, ``y`` the force (N); a non-finite value is a
         ValueError and leaves the head unchanged.
@@ -173,47 +177,76 @@ class ForceHead:
         return self.count(status)
 
     def count(self, status):
-        """Book-keeping after a kernel call: True if learned, False if gated."""
-        if status == fn.LEARNED:
-            self.core.n_updates += 1
-            return True
-        if status == fn.GATED:
-            self.n_rejected += 1
-            return False
-        raise ValueError("state or label: expected finite values but found NaN or inf")
+        """Book-keeping after a kernel call: True if learned (a non-finite input is a ValueError)."""
+        if status == fn.NONFINITE:
+            raise ValueError("state or label: expected finite values but found NaN or inf")
+        self.core.n_updates += 1
+        self.n_downweighted += int(status == fn.DOWNWEIGHTED)
+        self.n_changes += int(status == fn.CHANGED)
+        return True
+
+    def _reopen(self):
+        """A detected change: every layer's weight covariance back to the prior's, the
+        noise statistics to theirs (``force_numba._reopen``); the means stay."""
+        for layer, S0 in zip(self.core.layers, self._prior_cov):
+            layer.S[...] = S0
+        if self.learns_noise:
+            _, a0, b0 = self.reopen_to
+            self.noise[:3] = [b0 / a0, a0, b0]
 
     def update_reference(self, z, y):
         """The NumPy reference of ``force_numba.force_update`` (any L); returns its status code."""
         cfg = self.config
-        R = self.noise[0]
+        if not (np.isfinite(y) and np.all(np.isfinite(z))):
+            return fn.NONFINITE
         mu, q = self.predict(z[None, :])
         e = y - mu[0]
-        S = q[0] + R + cfg.jitter
-        if e * e > self.gate_threshold() * S:
-            return fn.GATED
+        S = q[0] + self.noise[0] + cfg.jitter
+        status = fn.LEARNED
+        k, kappa, nu, h = self.detector
+        if h > 0:
+            # CUSUM of the clipped log-likelihood ratio of "variance lambda S" against "S"
+            g = max(0.0, self.noise[3] + k * min(e * e / S, kappa) - nu)
+            if g > h:
+                self._reopen()
+                _, q = self.predict(z[None, :])
+                S = q[0] + self.noise[0] + cfg.jitter
+                g, status = 0.0, fn.CHANGED
+            self.noise[3] = g
+        R = self.noise[0]
+        c2 = cfg.robust ** 2
+        # robust weight w = 1 / (1 + x / c^2): the update sees S_w = S + e^2 / c^2,
+        # i.e. the noise R + e^2 / c^2
+        extra = e * e / c2 if c2 > 0 else 0.0
+        if c2 > 0 and e * e / S > c2 and status == fn.LEARNED:
+            status = fn.DOWNWEIGHTED
         self.core.update_reference(z.astype(self.core.dtype), np.array([y], self.core.dtype),
-                                   np.zeros((1, 1), self.core.dtype), obs_noise=R)
+                                   np.zeros((1, 1), self.core.dtype), obs_noise=R + extra)
         if self.learns_noise:
-            self.noise[1] += 0.5
-            self.noise[2] += 0.5 * e * e * R / S
+            keep = self.kernel_settings()[4]
+            w = S / (S + extra)
+            self.noise[1] = keep * self.noise[1] + 0.5 * w
+            self.noise[2] = keep * self.noise[2] + 0.5 * w * e * e * R / S
             self.noise[0] = max(cfg.noise_floor, self.noise[2] / self.noise[1])
-        return fn.LEARNED
+        return status
 
     # ------------------------------------------------------------ files
     def save(self, path, extra=None):
         arrays = dict(extra or {})
-        arrays.update({"__noise__": self.noise, "__rejected__": np.array(self.n_rejected)})
+        arrays.update({"__noise__": self.noise, "__downweighted__": np.array(self.n_downweighted),
+                       "__changes__": np.array(self.n_changes)})
         self.core.save(path, extra=arrays)
 
     def load_from(self, path):
         """Replace this head's posterior with a saved one (same config, else ValueError)."""
         core = KalmanHead.load(path, expect_config=replace(self.config, backend="numpy"))
         noise = core.extra.get("__noise__")
-        if noise is None or noise.shape != (3,) or not np.all(np.isfinite(noise)):
+        if noise is None or noise.shape != (4,) or not np.all(np.isfinite(noise)):
             raise ValueError(f"{path}: no valid noise state in the file")
         self.core = core
         self.noise = noise.astype(float).copy()
-        self.n_rejected = int(core.extra.get("__rejected__", 0))
+        self.n_downweighted = int(core.extra.get("__downweighted__", 0))
+        self.n_changes = int(core.extra.get("__changes__", 0))
         return core.extra
 
     def copy(self):

@@ -2,25 +2,31 @@
 ``observe`` / ``act`` paths of the controllers built on it.
 
 Same equations as ``ForceHead``'s NumPy reference (``KalmanHead`` with a
-linear output, plus the noise and gate rules in ``force_head.py``), for one
-sample with ``z~ = [z; 1]`` (n1 entries):
+linear output, plus the robust weight, the change detector and the noise
+rules in ``force_head.py``; docs/robust-update.md, docs/change-detection.md),
+for one sample with ``z~ = [z; 1]`` (n1 entries):
 
     Pz   = P z~                         Cov(w, u)
     q    = z~^T P z~                    epistemic variance of u = w^T z~      (21)
     mu   = m^T z~                       predictive mean of the force         (19)
     S    = q + R (+ jitter)             innovation variance
-    e    = y - mu                       innovation
-    gate: e^2 > thr[nu] * S  ->  rejected, nothing changes; thr[nu] is the
-          squared two-sided quantile of Student's t with nu = 2 a degrees of
-          freedom (the last entry: the chi-square limit); nu = 2 a grows by one per
-          learned sample, so a young noise estimate gates loosely
-    m   += Pz e / S                     (41) with K_w = Pz / S
-    P   -= c Pz Pz^T,  c = min(1 / S, 0.999 / q)   (42); c keeps P PSD in floating point
-    learned noise:  a += 1/2,  b += 1/2 e^2 R / S,  R = max(R_floor, b / a)
+    e    = y - mu,  x = e^2 / S         innovation and its standardised square
+    change detector (Page's CUSUM of a clipped log-likelihood ratio):
+         g = max(0, g + k min(x, kappa) - nu);  g > h: a change --
+         P = v I and the noise statistics back to their prior (m is kept),
+         g = 0, and Pz, q, S, x again with the re-opened posterior
+    robust weight (inverse multiquadric, WoLF): w = 1 / (1 + x / c^2), i.e. the
+         update sees the innovation variance S_w = S / w = S + e^2 / c^2
+    m   += Pz e / S_w                   (41) with K_w = Pz / S_w
+    P   -= c Pz Pz^T,  c = min(1 / S_w, 0.999 / q)   (42); c keeps P PSD in floating point
+    learned noise (discounted, weighted inverse-gamma statistics):
+         a = keep a + w / 2,  b = keep b + w e^2 R / (2 S),  R = max(R_floor, b / a)
 
 Every array is passed in, so a call allocates nothing. Status codes:
-``LEARNED`` (0), ``GATED`` (1), ``NONFINITE`` (2: NaN or inf in the state or
-label; nothing changes).
+``LEARNED`` (0), ``DOWNWEIGHTED`` (1: learned with a weight w below one half,
+i.e. x > c^2), ``NONFINITE`` (2: NaN or inf in the state or label; nothing
+changes), ``CHANGED`` (3: a change was detected at this sample; the posterior
+was re-opened, then the sample learned).
 
 Arguments come in named groups, as in ``kalman_numba``: plain tuples whose
 field order the namedtuples below define (``HeadState``, ``HeadSettings``,
@@ -40,17 +46,19 @@ from collections import namedtuple
 from controller.jit import jit
 from controller.transformer_numba import _features_one
 
-__all__ = ["LEARNED", "GATED", "NONFINITE", "HeadState", "HeadSettings", "HeadWork", "KBTInputs",
-           "force_update", "force_mean", "kbt_observe", "kbt_act", "rls_observe", "rls_act"]
+__all__ = ["LEARNED", "DOWNWEIGHTED", "NONFINITE", "CHANGED", "HeadState", "HeadSettings", "HeadWork",
+           "KBTInputs", "force_update", "force_mean", "kbt_observe", "kbt_act", "rls_observe", "rls_act"]
 
-LEARNED, GATED, NONFINITE = 0, 1, 2
+LEARNED, DOWNWEIGHTED, NONFINITE, CHANGED = 0, 1, 2, 3
 
 #: what an update changes, in place: mean weights m (n1,), covariance P (n1, n1) and the
-#: noise state [R, a, b] (``ForceHead.kernel_arrays()``)
+#: noise state [R, a, b, g] (g: the change detector's statistic; ``ForceHead.kernel_arrays()``)
 HeadState = namedtuple("HeadState", "m P noise")
-#: the update's settings: learn (bool: learn the noise), floor (R's floor), gate (the
-#: threshold table; empty: no gate), jitter (``ForceHead.kernel_settings()``)
-HeadSettings = namedtuple("HeadSettings", "learn floor gate jitter")
+#: the update's settings (``ForceHead.kernel_settings()``): learn (bool: learn the noise),
+#: floor (R's floor), c2 (c^2 of the robust weight; 0: no weight), jitter, keep (the noise
+#: statistics' discount per sample; 1: no forgetting), detector ([k, kappa, nu, h]: the
+#: change detector; h = 0: off) and prior ([v, a0, b0]: what a change re-opens to)
+HeadSettings = namedtuple("HeadSettings", "learn floor c2 jitter keep detector prior")
 #: the head's work arrays, (n1,) each: zt holds z~ = [z; 1] (the update's input; the fused
 #: kernels write it), Pz = P z~ (``ForceHead.work_arrays()``)
 HeadWork = namedtuple("HeadWork", "zt Pz")
@@ -61,41 +69,85 @@ KBTInputs = namedtuple("KBTInputs", "W ws h h_mean h_T s_inv skip")
 
 
 @jit
-def force_update(head, settings, work, y):
-    """One sample into the weight posterior (m, P) and the noise state
-    ``noise = [R, a, b]``, in place; z~ is read from ``work``'s zt.
-
-    Groups (plain tuples in the field order of ``HeadState``, ``HeadSettings``,
-    ``HeadWork``); ``y`` the label. Returns LEARNED, GATED or NONFINITE.
-    """
-    m, P, noise = head
-    learn, floor, gate, jitter = settings
-    zt, Pz = work
+def _moments(m, P, zt, Pz):
+    """Pz = P z~ in place; returns (mu, q) = (m^T z~, z~^T P z~)."""
     n1 = zt.shape[0]
-    if not math.isfinite(y):
-        return NONFINITE
-    R = noise[0]
     mu = 0.0
     q = 0.0
     for a in range(n1):
-        if not math.isfinite(zt[a]):
-            return NONFINITE
         acc = 0.0
         for b in range(n1):
             acc += P[a, b] * zt[b]
         Pz[a] = acc
         q += zt[a] * acc
         mu += m[a] * zt[a]
+    return mu, q
+
+
+@jit
+def _reopen(P, noise, learn, prior):
+    """A detected change: P = v I and, when the noise is learned, its statistics back to
+    the prior's (a0, b0; R = b0 / a0, floored when the head was built)."""
+    n1 = P.shape[0]
+    for a in range(n1):
+        for b in range(n1):
+            P[a, b] = 0.0
+        P[a, a] = prior[0]
+    if learn:
+        noise[1] = prior[1]
+        noise[2] = prior[2]
+        noise[0] = prior[2] / prior[1]
+
+
+@jit
+def force_update(head, settings, work, y):
+    """One sample into the weight posterior (m, P) and the noise state
+    ``noise = [R, a, b, g]``, in place; z~ is read from ``work``'s zt.
+
+    Groups (plain tuples in the field order of ``HeadState``, ``HeadSettings``,
+    ``HeadWork``); ``y`` the label. Returns LEARNED, DOWNWEIGHTED, NONFINITE or CHANGED.
+    """
+    m, P, noise = head
+    learn, floor, c2, jitter, keep, detector, prior = settings
+    zt, Pz = work
+    n1 = zt.shape[0]
+    if not math.isfinite(y):
+        return NONFINITE
+    for a in range(n1):
+        if not math.isfinite(zt[a]):
+            return NONFINITE
+    mu, q = _moments(m, P, zt, Pz)
+    R = noise[0]
     e = y - mu
     S = q + R + jitter
-    # gate on the normalised innovation squared e^2 / S
-    if gate.shape[0] > 0 and e * e > gate[min(int(2.0 * noise[1]), gate.shape[0] - 1)] * S:
-        return GATED
-    # (41) m += K_w e with K_w = Pz / S
+    x = e * e / S
+    status = LEARNED
+    if detector[3] > 0.0:
+        # CUSUM: g accumulates the clipped log-likelihood ratio of "variance lambda S"
+        # against "S"; one label adds at most k kappa - nu < h, so no single label is a change
+        g = noise[3] + detector[0] * min(x, detector[1]) - detector[2]
+        if g < 0.0:
+            g = 0.0
+        if g > detector[3]:
+            _reopen(P, noise, learn, prior)
+            mu, q = _moments(m, P, zt, Pz)
+            R = noise[0]
+            S = q + R + jitter
+            x = e * e / S
+            g = 0.0
+            status = CHANGED
+        noise[3] = g
+    # robust weight w = 1 / (1 + x / c^2): the update sees S_w = S / w = S + e^2 / c^2
+    Sw = S
+    if c2 > 0.0:
+        Sw = S + e * e / c2
+        if x > c2 and status == LEARNED:
+            status = DOWNWEIGHTED
+    # (41) m += K_w e with K_w = Pz / S_w
     for a in range(n1):
-        m[a] += Pz[a] * e / S
-    # (42) P -= c Pz Pz^T; exact c = 1 / S, capped at 0.999 / q so P stays PSD when R << q
-    c = 1.0 / S
+        m[a] += Pz[a] * e / Sw
+    # (42) P -= c Pz Pz^T; exact c = 1 / S_w, capped at 0.999 / q so P stays PSD when R << q
+    c = 1.0 / Sw
     if q > 0.0 and c > 0.999 / q:
         c = 0.999 / q
     for a in range(n1):
@@ -105,13 +157,14 @@ def force_update(head, settings, work, y):
             P[a, b] = v
             P[b, a] = v
     if learn:
-        # conjugate inverse-gamma statistics of the noise, each innovation
-        # discounted by the share R / S of its variance that is noise
-        noise[1] += 0.5
-        noise[2] += 0.5 * e * e * R / S
+        # inverse-gamma statistics of the noise, discounted by keep per sample; each
+        # innovation counts with its weight w and the share R / S of its variance that is noise
+        w = S / Sw
+        noise[1] = keep * noise[1] + 0.5 * w
+        noise[2] = keep * noise[2] + 0.5 * w * e * e * R / S
         r = noise[2] / noise[1]
         noise[0] = r if r > floor else floor
-    return LEARNED
+    return status
 
 
 @jit

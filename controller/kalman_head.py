@@ -47,7 +47,7 @@ class HeadConfig:
 
     The default is the Gaussian force head: Bayesian regression of the force
     (N) on ``[h'; s_norm; 1]`` with the observation noise learned online and
-    an innovation gate. ``output="softmax"`` is the paper's head over force bins.
+    a robust weight and a change detector. ``output="softmax"`` is the paper's head over force bins.
     """
 
     #: 'gaussian' (force in N, one output), 'softmax' (the paper's bins) or
@@ -77,10 +77,20 @@ class HeadConfig:
     noise_floor: float = 1e-4
     #: gaussian head: weight of the initial guess R0 in pseudo-samples
     noise_prior_count: float = 2.0
-    #: gaussian head: reject a label whose normalised innovation e / sqrt(q + R)
-    #: is this improbable (two-sided tail probability under the predictive:
-    #: Student's t while the noise is learned, Gaussian when known); 0 turns the gate off
-    gate: float = 1e-4
+    #: gaussian head: c of the robust (inverse multiquadric) weight w = 1 / (1 + x / c^2)
+    #: of a label whose standardised innovation squared is x = e^2 / (q + R); a label
+    #: moves the predicted force at any state by at most c / 2 epistemic standard
+    #: deviations there (docs/robust-update.md); 0: every label at full weight
+    robust: float = 4.0
+    #: gaussian head: threshold h of the change detector (a CUSUM of the clipped
+    #: log-likelihood ratio of the innovations, docs/change-detection.md); past it the
+    #: weight covariance and the noise statistics re-open to the prior's; 0: never
+    change: float = 20.0
+    #: gaussian head: the innovation-variance ratio lambda > 1 the change detector tests for
+    change_ratio: float = 10.0
+    #: gaussian head: memory of the learned noise in samples (its statistics are
+    #: discounted by 1 - 1 / noise_memory per sample); 0: never forget
+    noise_memory: float = 1000.0
     #: jitter added to matrices before Cholesky solves
     jitter: float = 1e-9
     #: variance of the input features z^0 = h (Algorithm 2 line 13); 0 = exact features
@@ -119,9 +129,14 @@ class HeadConfig:
         check_choice("noise", self.noise, ("learned", "known"))
         check_positive("noise_floor", self.noise_floor)
         check_positive("noise_prior_count", self.noise_prior_count)
-        check_positive("gate", self.gate, allow_zero=True)
-        if self.gate >= 1:
-            raise ValueError(f"gate: expected a tail probability in [0, 1) but found {self.gate}")
+        check_positive("robust", self.robust, allow_zero=True)
+        check_positive("change", self.change, allow_zero=True)
+        check_positive("change_ratio", self.change_ratio)
+        if self.change_ratio <= 1:
+            raise ValueError(f"change_ratio: expected a variance ratio above 1 but found {self.change_ratio}")
+        check_positive("noise_memory", self.noise_memory, allow_zero=True)
+        if 0 < self.noise_memory < 1:
+            raise ValueError(f"noise_memory: expected 0 (never forget) or at least 1 sample but found {self.noise_memory}")
         check_positive("jitter", self.jitter, allow_zero=True)
         check_positive("input_var", self.input_var, allow_zero=True)
         check_int("relu_order", self.relu_order, low=1, high=60)

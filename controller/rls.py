@@ -5,7 +5,7 @@ Bayesian linear regression of the force on ``z = s_norm = s / (box / sqrt 3)``
 (with a bias), i.e. an adaptive linear state feedback ``u = w^T [s_norm; 1]``,
 whose prior mean is the SOURCE LQR gain (``u = -K s``, so
 ``w0 = [-K * box / sqrt 3; 0]``). It is the Gaussian force head with the
-state as its only input: same update, learned noise and gate as KBT, so the
+state as its only input: same update, learned noise, robust weight and change detector as KBT, so the
 comparison isolates what the transformer features add.
 """
 
