@@ -23,7 +23,7 @@ standard deviation there times c / 2, however far the label is.
 
 Change detector (docs/change-detection.md): Page's CUSUM of the clipped
 log-likelihood ratio of "innovation variance lambda S" against "S",
-    g = max(0, g + k min(x, kappa) - nu),  k = (1 - 1/lambda) / 2,
+    g = max(0, g + min(k x, k kappa) - nu),  k = (1 - 1/lambda) / 2,
     kappa = c^2 (or 16 without a robust weight),  nu = ln(lambda) / 2;
 past h the weight covariance re-opens to the prior's v I and the noise
 statistics to their prior (the mean weights are kept).
@@ -61,11 +61,12 @@ def with_known_noise(config, sigma_data):
 
 
 def detector_settings(config):
-    """The change detector's ``[k, kappa, nu, h]`` for a ``HeadConfig`` (h = 0: off):
-    per sample ``g = max(0, g + k min(x, kappa) - nu)``, a change when g > h."""
+    """The change detector's ``[k, k kappa, nu, h]`` for a ``HeadConfig`` (h = 0: off):
+    per sample ``g = max(0, g + min(k x, k kappa) - nu)``, a change when g > h."""
     lam = config.change_ratio
     kappa = config.robust ** 2 if config.robust > 0 else DEFAULT_CLIP
-    return np.array([0.5 * (1.0 - 1.0 / lam), kappa, 0.5 * np.log(lam), config.change])
+    k = 0.5 * (1.0 - 1.0 / lam)
+    return np.array([k, k * kappa, 0.5 * np.log(lam), config.change])
 
 
 class ForceHead:
@@ -83,7 +84,7 @@ class ForceHead:
         Labels learned from; of them, labels learned with a robust weight below
         one half; changes detected (each re-opened the posterior).
     detector : ndarray, shape (4,)
-        ``[k, kappa, nu, h]`` of the change detector (``detector_settings``).
+        ``[k, k kappa, nu, h]`` of the change detector (``detector_settings``).
     uses_numba : bool
         True when updates and predictions run in the Numba kernels (L = 1).
     d_in : int
@@ -203,10 +204,10 @@ class ForceHead:
         e = y - mu[0]
         S = q[0] + self.noise[0] + cfg.jitter
         status = fn.LEARNED
-        k, kappa, nu, h = self.detector
+        k, cap, nu, h = self.detector
         if h > 0:
             # CUSUM of the clipped log-likelihood ratio of "variance lambda S" against "S"
-            g = max(0.0, self.noise[3] + k * min(e * e / S, kappa) - nu)
+            g = max(0.0, self.noise[3] + min(k * e * e / S, cap) - nu)
             if g > h:
                 self._reopen()
                 _, q = self.predict(z[None, :])

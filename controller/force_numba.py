@@ -12,7 +12,7 @@ for one sample with ``z~ = [z; 1]`` (n1 entries):
     S    = q + R (+ jitter)             innovation variance
     e    = y - mu,  x = e^2 / S         innovation and its standardised square
     change detector (Page's CUSUM of a clipped log-likelihood ratio):
-         g = max(0, g + k min(x, kappa) - nu);  g > h: a change --
+         g = max(0, g + min(k x, k kappa) - nu);  g > h: a change --
          P = v I and the noise statistics back to their prior (m is kept),
          g = 0, and Pz, q, S, x again with the re-opened posterior
     robust weight (inverse multiquadric, WoLF): w = 1 / (1 + x / c^2), i.e. the
@@ -56,7 +56,7 @@ LEARNED, DOWNWEIGHTED, NONFINITE, CHANGED = 0, 1, 2, 3
 HeadState = namedtuple("HeadState", "m P noise")
 #: the update's settings (``ForceHead.kernel_settings()``): learn (bool: learn the noise),
 #: floor (R's floor), c2 (c^2 of the robust weight; 0: no weight), jitter, keep (the noise
-#: statistics' discount per sample; 1: no forgetting), detector ([k, kappa, nu, h]: the
+#: statistics' discount per sample; 1: no forgetting), detector ([k, k kappa, nu, h]: the
 #: change detector; h = 0: off) and prior ([v, a0, b0]: what a change re-opens to)
 HeadSettings = namedtuple("HeadSettings", "learn floor c2 jitter keep detector prior")
 #: the head's work arrays, (n1,) each: zt holds z~ = [z; 1] (the update's input; the fused
@@ -125,7 +125,7 @@ def force_update(head, settings, work, y):
     if detector[3] > 0.0:
         # CUSUM: g accumulates the clipped log-likelihood ratio of "variance lambda S"
         # against "S"; one label adds at most k kappa - nu < h, so no single label is a change
-        g = noise[3] + detector[0] * min(x, detector[1]) - detector[2]
+        g = noise[3] + min(detector[0] * x, detector[1]) - detector[2]
         if g < 0.0:
             g = 0.0
         if g > detector[3]:

@@ -34,20 +34,25 @@ __all__ = ["force_update_flops", "force_mean_flops", "standardise_flops", "kbt_o
 
 
 # ---------------------------------------------------------------- Gaussian force head
-def force_update_flops(d_in, gate=True, learn=True, capped=False):
+def force_update_flops(d_in, detect=True, robust=True, learn=True, capped=False, change=False):
     """One learned sample in ``force_numba.force_update`` with d_in inputs (n1 = d_in + 1):
 
-    * ``Pz = P z~``, ``q = z~^T Pz``, ``mu = m^T z~``: 2 n1^2 + 4 n1;
-    * ``e = y - mu``, ``S = q + R + jitter``: 3;
-    * the gate (when it has a table): its index ``2 a``, ``e^2``, ``thr S``: 3;
-    * ``m += Pz e / S``: 3 n1;  ``c = 1 / S`` and the cap test ``0.999 / q``: 2
+    * ``_moments``: ``Pz = P z~``, ``q = z~^T Pz``, ``mu = m^T z~``: 2 n1^2 + 4 n1;
+    * ``e = y - mu``, ``S = q + R + jitter``, ``x = e^2 / S``: 5;
+    * the change detector (``detect``): ``g + k min(x, kappa) - nu``: 3; a detected
+      change (``change``) re-opens (``R = b0 / a0`` when learning: 1) and runs
+      ``_moments``, S and x again: 2 n1^2 + 4 n1 + 4;
+    * the robust weight (``robust``): ``S_w = S + e^2 / c^2``: 3;
+    * ``m += Pz e / S_w``: 3 n1;  ``c = 1 / S_w`` and the cap test ``0.999 / q``: 2
       (+1 when ``capped``: c = 0.999 / q);
     * ``P -= c Pz Pz^T`` on the lower triangle (mirrored): n1 + n1 (n1 + 1);
-    * the learned noise (``learn``): a, b and R = b / a: 7.
-
-    A sample the gate refuses stops after the gate (2 n1^2 + 4 n1 + 6)."""
+    * the learned noise (``learn``): w = S / S_w, the discounted a and b, R = b / a: 12.
+    """
     n1 = d_in + 1
-    return (3 * n1 * n1 + 9 * n1 + 5 + (3 if gate else 0) + (1 if capped else 0) + (7 if learn else 0))
+    base = 3 * n1 * n1 + 9 * n1 + 7
+    reopen = (2 * n1 * n1 + 4 * n1 + 4 + (1 if learn else 0)) if change else 0
+    return (base + (3 if detect else 0) + reopen + (3 if robust else 0) + (1 if capped else 0)
+            + (12 if learn else 0))
 
 
 def force_mean_flops(d_in):
@@ -64,12 +69,12 @@ def _kbt_inputs_flops(cfg, skip):
     return features_flops(cfg) + standardise_flops(cfg.d_model) + (cfg.n_state if skip else 0)
 
 
-def kbt_observe_flops(cfg, skip=True, gate=True, learn=True):
+def kbt_observe_flops(cfg, skip=True, learn=True):
     """The fused ``kbt_observe`` for a ``TransformerConfig``: T_1's features (linear
     algebra only, ``features_flops``), the standardisation, the state skip path
     (``skip``: z = [h'; s_norm]) and one learned ``force_update``."""
     d_in = cfg.d_model + (cfg.n_state if skip else 0)
-    return _kbt_inputs_flops(cfg, skip) + force_update_flops(d_in, gate, learn)
+    return _kbt_inputs_flops(cfg, skip) + force_update_flops(d_in, learn=learn)
 
 
 def kbt_act_flops(cfg, skip=True):
@@ -78,9 +83,9 @@ def kbt_act_flops(cfg, skip=True):
     return _kbt_inputs_flops(cfg, skip) + force_mean_flops(d_in)
 
 
-def rls_observe_flops(n_state=4, gate=True, learn=True):
+def rls_observe_flops(n_state=4, learn=True):
     """``rls_observe``: s_norm = s * s_inv and one learned ``force_update`` on it."""
-    return n_state + force_update_flops(n_state, gate, learn)
+    return n_state + force_update_flops(n_state, learn=learn)
 
 
 def rls_act_flops(n_state=4):

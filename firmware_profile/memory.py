@@ -3,7 +3,7 @@
 ``breakdown(controller)`` returns the controller's own ``memory_arrays()``:
 
 * ``params``: the model it runs (transformer weights, feature standardiser,
-  state scaling, the force head's gate table);
+  state scaling, the force head's change-detector settings);
 * ``state``: what learning changes besides the weights it runs with -- the
   Kalman heads' means and covariances (and the force head's noise
   statistics), or Adam's moments for retraining and BLoB (plus BLoB's adapters);

@@ -126,9 +126,9 @@ def _memory_entry(controller, update=None):
     return out
 
 
-def _entry(name, infer, update, first_call_s, mem, fl_update, fl_infer, rate, peak, rejected=None):
+def _entry(name, infer, update, first_call_s, mem, fl_update, fl_infer, rate, peak, downweighted=None):
     e = {"method": name, "inference_us": timing.percentiles(infer), "first_call_s": first_call_s,
-         "memory": mem, "flops_update": fl_update, "flops_inference": fl_infer, "rejected_updates": rejected}
+         "memory": mem, "flops_update": fl_update, "flops_inference": fl_infer, "downweighted_updates": downweighted}
     e["update_us"] = timing.percentiles(update) if update is not None else None
     e["deadline"] = timing.deadline_analysis(infer, update if update is not None else np.zeros(len(infer)), rate)
     e["gflops_inference"] = fl_infer / (e["inference_us"]["p50"] * 1e3)
@@ -139,7 +139,7 @@ def _entry(name, infer, update, first_call_s, mem, fl_update, fl_infer, rate, pe
 
 def _f32_cost(cfg, work, S, F):
     """kbt (the force head) in float64 and float32 on the same stream: success,
-    force difference and labels the gate refused. Both run the fused Numba
+    force difference and labels down-weighted below one half. Both run the fused Numba
     kernels; float32 stores the head's posterior (m, P) and inputs z~ in float32."""
     from controller.kalman_head import HeadConfig
     from controller.kbt import KBTController
@@ -153,7 +153,7 @@ def _f32_cost(cfg, work, S, F):
         for i in range(cfg.f32_samples):
             c.observe(S[i], F[i])
         out[f"success_{dt}"] = work.success_rate(c, cfg.episodes, cfg.seed)
-        out[f"rejected_{dt}"] = int(c.n_rejected)
+        out[f"downweighted_{dt}"] = int(c.n_downweighted)
         out[f"backend_{dt}"] = "numba" if c.head.uses_numba else "numpy"
         forces[dt] = np.array([c.act(s) for s in probe])
     d = np.abs(forces["float64"] - forces["float32"])
@@ -204,11 +204,11 @@ def run_profile(cfg: ProfileConfig, work: Workload, progress=None):
         c.warm_up()
         first = time.perf_counter() - t0
         infer = timing.time_calls(lambda i: c.act(states[i]), cfg.calls)
-        rejected0 = getattr(c, "n_rejected", None)
+        dw0 = getattr(c, "n_downweighted", None)
         upd = timing.time_calls(lambda i: c.observe(S[i], F[i]), cfg.calls, warmup=0)
-        rejected = None if rejected0 is None else int(c.n_rejected - rejected0)
+        dw = None if dw0 is None else int(c.n_downweighted - dw0)
         mem = _memory_entry(c, lambda: c.observe(S[0], F[0]))
-        methods.append(_entry(name, infer, upd, first, mem, fl_upd, fl_inf, cfg.rate_hz, peak, rejected))
+        methods.append(_entry(name, infer, upd, first, mem, fl_upd, fl_inf, cfg.rate_hz, peak, dw))
 
     # kbt (the default: force head, fused kernels), the paper's softmax head, rls
     c = KBTController(pol)
@@ -333,9 +333,9 @@ def _notes(res):
                          f"{e['inference_us']['p50']:.1f} us; first call {e['first_call_s']:.2f} s; "
                          f"{e['flops_update']} FLOP per observe, {e['flops_inference']} per act")
     for e in res["methods"]:
-        if e.get("rejected_updates") is not None:
-            lines.append(f"{e['method']}: the innovation gate refused {e['rejected_updates']} of "
-                         f"{e['update_us']['calls']} labels during the timed updates")
+        if e.get("downweighted_updates") is not None:
+            lines.append(f"{e['method']}: {e['downweighted_updates']} of "
+                         f"{e['update_us']['calls']} labels down-weighted below 1/2 during the timed updates")
     for m, r in res["retrain_over_kbt_update_p50"].items():
         lines.append(f"{m} update p50 / kbt update p50 = {r:,.0f}x")
     lines.append("Numba paths: pretrained, kbt and rls (fused observe / act), kbt-softmax, retrain inference; "
@@ -343,8 +343,8 @@ def _notes(res):
     lines.append(f"float32 vs float64 after {f['samples']} kbt updates (float32 posterior and inputs, "
                  f"{f.get('backend_float32', 'numba')} kernels): success {f['success_float32']:.2f} vs "
                  f"{f['success_float64']:.2f}, force difference max {f['max_force_diff_N']:.2e} N, "
-                 f"mean {f['mean_force_diff_N']:.2e} N, gate refusals {f.get('rejected_float32', '-')} vs "
-                 f"{f.get('rejected_float64', '-')}")
+                 f"mean {f['mean_force_diff_N']:.2e} N, labels down-weighted below 1/2 "
+                 f"{f.get('downweighted_float32', '-')} vs {f.get('downweighted_float64', '-')}")
     lines += _allocation_lines(res["numba_allocations_per_call"])
     for e in res["methods"]:
         lines.append(f"{e['method']}: traced NumPy peak during one update "

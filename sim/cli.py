@@ -120,7 +120,7 @@ FLAG_NAMES = {
     "seed": "--seed", "data_seed": "--seed", "m_c": "--m-c", "m_p": "--m-p", "l_p": "--l-p",
     "integrator": "--integrator", "sigma_data": "--sigma-data", "n_layers": "--head-layers",
     "prior_var": "--prior-var", "obs_noise": "--obs-noise", "noise": "--noise", "inputs": "--inputs",
-    "gate": "--gate", "update": "--update", "stream": "--stream", "fault_rate": "--fault-rate",
+    "robust": "--robust", "change": "--detect", "update": "--update", "stream": "--stream", "fault_rate": "--fault-rate",
     "outlier_rate": "--outlier-rate", "labels": "--labels", "ask_above": "--ask-above", "label_rate": "--label-rate",
     "task": "--task", "every": "--every", "gated": "--gated", "ticks": "--samples",
     "scheduler": "--scheduler", "resume": "--resume",
@@ -192,7 +192,7 @@ def _flag_methods(command):
     table = {dest: LEARNERS for dest in ("samples", "trials", "sigma_data", "stream", "period_ms", "fault_rate",
                                          "outlier_rate", "fallback", "labels", "ask_above", "label_rate")}
     # --save-state / --load-state: _check_state_args
-    table.update({dest: STATEFUL for dest in ("head_layers", "prior_var", "obs_noise", "noise", "inputs", "gate",
+    table.update({dest: STATEFUL for dest in ("head_layers", "prior_var", "obs_noise", "noise", "inputs", "robust", "detect",
                                               "update", "allow_prior")})
     table.update({dest: memory for dest in ("capacity", "epochs", "lr")})
     table.update(design_for=("lqr", "expert"), weights=tuple(m for m in METHODS if m not in ("lqr", "expert")))
@@ -302,7 +302,8 @@ def _check_run_args(args, given):
     _check_int("--head-layers", getattr(args, "head_layers", None), 1, 8)
     _check_real("--prior-var", getattr(args, "prior_var", None), 0.0, 1e6, low_open=True)
     _check_real("--obs-noise", getattr(args, "obs_noise", None), 1e-8, 1e6)
-    _check_real("--gate", getattr(args, "gate", None), 0.0, 1e6)
+    _check_real("--robust", getattr(args, "robust", None), 0.0, 1e3)
+    _check_real("--detect", getattr(args, "detect", None), 0.0, 1e6)
     if args.method in ("retrain", "blob"):
         _check_int("--capacity", args.capacity, 1, 100_000)
         _check_int("--epochs", args.epochs, 1, 100_000)
@@ -589,9 +590,9 @@ def _head_config(args, softmax=False):
         if getattr(args, "update", None):
             kw["update"] = args.update
         return HeadConfig(output="softmax", **kw)
-    for key in ("inputs", "noise", "gate"):
+    for key, field in (("inputs", "inputs"), ("noise", "noise"), ("robust", "robust"), ("detect", "change")):
         if getattr(args, key, None) is not None:
-            kw[key] = getattr(args, key)
+            kw[field] = getattr(args, key)
     return HeadConfig(**kw)
 
 
@@ -636,7 +637,7 @@ def _deploy_config(args, trial=None):
 RUN_RECORD_VERSION = 1
 #: head flags (args dest) -> HeadConfig field, per head output
 _HEAD_FLAGS = {"head_layers": "n_layers", "prior_var": "prior_var", "obs_noise": "obs_noise"}
-_HEAD_FLAGS_GAUSSIAN = dict(_HEAD_FLAGS, noise="noise", inputs="inputs", gate="gate")
+_HEAD_FLAGS_GAUSSIAN = dict(_HEAD_FLAGS, noise="noise", inputs="inputs", robust="robust", detect="change")
 _HEAD_FLAGS_SOFTMAX = dict(_HEAD_FLAGS, update="update")
 #: run settings restored from the record: args dest -> flag
 _RUN_FLAGS = {"stream": "--stream", "sigma_data": "--sigma-data", "seed": "--seed"}
@@ -795,7 +796,7 @@ def _resume_position(args, controller):
         resume["start"] = run["samples"]
         resume["positions"] = {k: int(v) for k, v in run["positions"].items()}
     else:
-        seen = controller.n_updates + int(getattr(controller, "n_rejected", 0) or 0)
+        seen = controller.n_updates
         resume["start"] = seen
         resume["positions"] = {str(_data_seed(args)): seen}
         why = "has an unreadable run record" if run == "invalid" else "was saved by an older kbt"
@@ -846,7 +847,7 @@ def _check_state_args(args):
 
 
 TABLE_HEAD = (f"{'samples':>8} {'success':>8} {'pred std (N)':>13} {'noise R (N^2)':>14} {'update p50 (us)':>16} "
-              f"{'p99 (us)':>9} {'misses':>7} {'gated':>6} {'rejected':>9} {'faults':>7}")
+              f"{'p99 (us)':>9} {'misses':>7} {'down-wt':>8} {'changes':>8} {'rejected':>9} {'faults':>7}")
 
 
 def _table_row(row):
@@ -855,7 +856,8 @@ def _table_row(row):
 
     return (f"{row['samples']:>8} {row['success_rate']:>8.2f} {f(row['pred_std'], '.3f'):>13} "
             f"{f(row.get('noise_var'), '.4g'):>14} {f(row['update_p50_us'], '.0f'):>16} {f(row['update_p99_us'], '.0f'):>9} "
-            f"{row['deadline_misses']:>7} {row.get('gated', 0):>6} {row['rejected']:>9} {row['sensor_faults']:>7}")
+            f"{row['deadline_misses']:>7} {row.get('downweighted', 0):>8} {row.get('changes', 0):>8} "
+            f"{row['rejected']:>9} {row['sensor_faults']:>7}")
 
 
 def _run_trials(args, task, name):
@@ -863,7 +865,7 @@ def _run_trials(args, task, name):
     from sim.deploy import run_deployment
     from sim.progress import Progress
 
-    per_trial, gated = [], []
+    per_trial, downweighted, changes = [], [], []
     with Progress(args.trials, f"{args.method} trials", enabled=args.progress) as bar:
         for t in range(args.trials):
             args.interrupted_after = f"{t} of {args.trials} trials"     # for the Ctrl-C message
@@ -872,7 +874,8 @@ def _run_trials(args, task, name):
                 controller.warm_up()
             res = run_deployment(controller, task, _deploy_config(args, trial=t))
             per_trial.append(res.rows)
-            gated.append(res.gated)
+            downweighted.append(res.downweighted)
+            changes.append(res.changes)
             bar.update(1)
     marks = [r["samples"] for r in per_trial[0]]
     succ = np.array([[r["success_rate"] for r in rows] for rows in per_trial])      # [trials, checkpoints]
@@ -882,12 +885,14 @@ def _run_trials(args, task, name):
     for j, m in enumerate(marks):
         print(f"{m:>8} {succ[:, j].mean():>13.3f} {succ[:, j].min():>6.2f} {succ[:, j].max():>6.2f}")
     print(f"update latency p50 (median over trials): {np.nanmedian(p50):.0f} us; "
-          f"labels refused by the innovation gate: {sum(gated)} in all ({max(gated)} at most in one trial)")
+          f"labels down-weighted below 1/2: {sum(downweighted)} in all ({max(downweighted)} at most in one trial); "
+          f"changes detected: {sum(changes)} in all ({max(changes)} at most in one trial)")
     if args.json:
         _write_json(args.json, {"method": args.method, "system": name, "episodes": args.episodes, "seed": args.seed,
                                 "trials": args.trials, "samples": args.samples, "stream": args.stream,
                                 "checkpoints": marks, "success_rate": succ[:, -1].mean(),
-                                "success_per_trial": succ, "gated_per_trial": gated, "per_trial": per_trial})
+                                "success_per_trial": succ, "downweighted_per_trial": downweighted,
+                                "changes_per_trial": changes, "per_trial": per_trial})
     return 0
 
 
@@ -948,7 +953,7 @@ def _run_learning(args, task, name):
     s = res.summary()
     total = f", {cfg.start + res.ticks} samples with the saved run's" if cfg.start else ""
     print(f"{args.method} on {name}: success {last['success_rate']:.3f} after {res.updates} updates{total} "
-          f"({res.gated} refused by the innovation gate, {res.rejected} rejected as non-finite, {res.sensor_faults} sensor faults, {res.deadline_misses} deadline misses of "
+          f"({res.downweighted} down-weighted below 1/2, {res.changes} changes detected, {res.rejected} rejected as non-finite, {res.sensor_faults} sensor faults, {res.deadline_misses} deadline misses of "
           f"{res.ticks} ticks; update p50 {s['update_p50_us']:.0f} us)")
     _save_state(args, controller, res.ticks)
     if args.json:
@@ -1240,8 +1245,12 @@ def _add_head_args(g):
                         "(= --sigma-data if given, else --obs-noise)")
     g.add_argument("--inputs", choices=("features+state", "features"), default=None,
                    help="kbt: head inputs, T_1 features with the state as a skip path (default) or features only")
-    g.add_argument("--gate", type=float, default=None,
-                   help=f"kbt, rls: refuse labels whose innovation is this improbable (default {HeadConfig.gate:g}; 0: off)")
+    g.add_argument("--robust", type=float, default=None,
+                   help=f"kbt, rls: c of the robust weight 1 / (1 + x / c^2) of a label x = e^2 / S from the "
+                        f"prediction (default {HeadConfig.robust:g}; 0: every label at full weight)")
+    g.add_argument("--detect", type=float, default=None,
+                   help=f"kbt, rls: threshold of the change detector that re-opens the posterior "
+                        f"(default {HeadConfig.change:g}; 0: off)")
     g.add_argument("--update", choices=("kalman", "paper"), default=None, help="kbt-softmax: output update (default kalman)")
 
 

@@ -204,7 +204,8 @@ class DeployResult:
     takeovers: int = 0                                 # ticks the expert acted ("uncertain" / "random" labels)
     updates: int = 0                                   # accepted learning updates
     rejected: int = 0                                  # updates the controller refused (non-finite input)
-    gated: int = 0                                     # labels the innovation gate refused
+    downweighted: int = 0                              # labels learned with a robust weight below 1/2
+    changes: int = 0                                   # changes of plant or noise the head detected
     sensor_faults: int = 0
     action_faults: int = 0                             # non-finite forces from the controller
     deadline_misses: int = 0
@@ -219,7 +220,7 @@ class DeployResult:
         act = np.asarray(self.act_seconds) * 1e6
         return {
             "ticks": self.ticks, "labels": self.labels, "takeovers": self.takeovers, "updates": self.updates,
-            "rejected_updates": self.rejected, "gated": self.gated,
+            "rejected_updates": self.rejected, "downweighted": self.downweighted, "changes": self.changes,
             "sensor_faults": self.sensor_faults, "action_faults": self.action_faults,
             "deadline_misses": self.deadline_misses,
             "longest_miss_run": self.longest_miss_run, "plant_episodes": self.plant_episodes,
@@ -249,6 +250,7 @@ class _Loop:
         self.controller, self.task, self.cfg = controller, task, cfg
         self.expert = expert_for(task) if expert is None else expert
         self.learns = callable(getattr(controller, "observe", None))
+        self.counters0 = {k: int(getattr(controller, k, 0)) for k in ("n_downweighted", "n_changes")}
         if cfg.labels == "uncertain" and not callable(getattr(controller, "predict_split", None)):
             raise ValueError(f"labels: 'uncertain' needs a controller with an epistemic variance (predict_split); "
                              f"{type(controller).__name__} has none")
@@ -282,7 +284,8 @@ class _Loop:
                "pred_std": _mean_pred_std(controller, self.probe) if cfg.plant else None,
                "update_p50_us": float(np.percentile(lat, 50)) if lat.size else None,
                "update_p99_us": float(np.percentile(lat, 99)) if lat.size else None,
-               "deadline_misses": res.deadline_misses, "rejected": res.rejected, "gated": res.gated,
+               "deadline_misses": res.deadline_misses, "rejected": res.rejected,
+               "downweighted": res.downweighted, "changes": res.changes,
                "noise_var": getattr(controller, "noise_var", None), "sensor_faults": res.sensor_faults,
                "labels": res.labels, "takeovers": res.takeovers, "falls": res.plant_failures,
                "metrics": {} if measure is None else measure(controller)}
@@ -351,15 +354,18 @@ class _Loop:
         res.labels += 1
         t1 = time.perf_counter()
         try:
-            if self.controller.observe(*sample) is False:
-                res.gated += 1
-            else:
-                res.updates += 1
+            self.controller.observe(*sample)
+            res.updates += 1
         except ValueError:
             res.rejected += 1
         t_upd = time.perf_counter() - t1
         res.update_seconds.append(t_upd)
+        res.downweighted, res.changes = (self._counter(k) for k in ("n_downweighted", "n_changes"))
         return t_upd
+
+    def _counter(self, name):
+        """A controller counter since this run started (0 for a controller without it)."""
+        return int(getattr(self.controller, name, 0)) - self.counters0[name]
 
     def account(self, t_act, t_upd, period):
         res = self.res

@@ -140,7 +140,8 @@ def run_learning(spec: LearningSpec, jobs=1, progress=True, scheduler=None, stor
         out["methods"][m].update({
             "quantiles": [[c.metrics.get("quantiles") for c in r[2].checkpoints] for r in runs],
             "reliability": [[c.metrics.get("reliability") for c in r[2].checkpoints] for r in runs],
-            "gated": [r[2].gated for r in runs],
+            "downweighted": [r[2].downweighted for r in runs],
+            "changes": [r[2].changes for r in runs],
             "learn_seconds": [r[2].learn_seconds.tolist() for r in runs],
         })
     for ref in ("pretrained", "lqr"):
@@ -208,7 +209,7 @@ def _variance_job(args):
     record(spec.samples)
     return sigma_data, {"samples": steps, "pred_var": total, "aleatoric": aleatoric, "epistemic": epistemic,
                         "noise_var": getattr(c, "noise_var", None), "realised_var": float(np.var(forces - expert.act(states))),
-                        "gated": getattr(c, "n_rejected", 0)}
+                        "downweighted": getattr(c, "n_downweighted", 0), "changes": getattr(c, "n_changes", 0)}
 
 
 def moving_average(x, window):

@@ -49,7 +49,8 @@ class TrialResult:
     checkpoints: list = field(default_factory=list)   # [Checkpoint]
     learn_seconds: np.ndarray | None = None           # (samples,) wall time of each observe()
     rejected: int = 0                                 # updates the controller refused (ValueError)
-    gated: int = 0                                    # labels the innovation gate refused
+    downweighted: int = 0                             # labels learned with a robust weight below 1/2
+    changes: int = 0                                  # changes the head detected
 
     def series(self, key):
         """One figure per checkpoint: ``"success_rate"`` or a metric name."""
@@ -62,7 +63,8 @@ class TrialResult:
         return {"checkpoints": [{"samples": int(c.samples), "success_rate": float(c.success_rate),
                                  "metrics": to_plain(c.metrics)} for c in self.checkpoints],
                 "learn_seconds": None if self.learn_seconds is None else to_plain(self.learn_seconds),
-                "rejected": int(self.rejected), "gated": int(self.gated)}
+                "rejected": int(self.rejected),
+                "downweighted": int(self.downweighted), "changes": int(self.changes)}
 
     @classmethod
     def from_dict(cls, d):
@@ -71,7 +73,8 @@ class TrialResult:
         return cls(checkpoints=[Checkpoint(int(c["samples"]), float(c["success_rate"]), dict(c["metrics"]))
                                 for c in d["checkpoints"]],
                    learn_seconds=None if seconds is None else np.asarray(seconds, dtype=float),
-                   rejected=int(d["rejected"]), gated=int(d["gated"]))
+                   rejected=int(d["rejected"]), downweighted=int(d.get("downweighted", 0)),
+                   changes=int(d.get("changes", 0)))
 
 
 def learning_trial(controller, params, states, forces, checkpoints, *, episodes=100, eval_seed=0,
@@ -130,5 +133,5 @@ def learning_trial(controller, params, states, forces, checkpoints, *, episodes=
     res = run_deployment(controller, params, cfg, samples=(states, forces), measure=measure,
                          on_checkpoint=checkpoint, on_tick=tick if on_sample is not None else None)
     result.learn_seconds = np.asarray(res.update_seconds, dtype=float)
-    result.rejected, result.gated = res.rejected, res.gated
+    result.rejected, result.downweighted, result.changes = res.rejected, res.downweighted, res.changes
     return result

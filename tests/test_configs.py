@@ -7,7 +7,7 @@ from controller.kalman_head import HeadConfig
 
 @pytest.mark.parametrize("make, kwargs, error, match", [
     ("head", {"n_layers": "2"}, TypeError, "n_layers: expected an integer"),
-    ("head", {"gate": True}, TypeError, "gate: expected a real number"),
+    ("head", {"robust": True}, TypeError, "robust: expected a real number"),
     ("head", {"n_layers": 0}, ValueError, r"n_layers: expected an integer in \[1, 8\]"),
     ("transformer", {"d_ff": 2.0}, TypeError, "d_ff: expected an integer"),
     ("transformer", {"sigma": 0.0}, ValueError, "sigma: expected a finite number > 0"),

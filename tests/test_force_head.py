@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from controller import force_numba as fn
 from controller.force_head import ForceHead
 from controller.kalman_head import HeadConfig
 from controller.kbt import KBTController
@@ -26,7 +27,7 @@ def test_known_noise_l1_equals_bayesian_linear_regression_in_any_order(backend):
     w0 = rng.normal(size=d + 1)
     X, y = rng.normal(size=(n, d)), rng.normal(size=n) * 3
     m_ref, P_ref = _blr(w0, v, r, X, y)
-    cfg = HeadConfig(prior_var=v, obs_noise=r, noise="known", gate=0.0, jitter=0.0, backend=backend)
+    cfg = HeadConfig(prior_var=v, obs_noise=r, noise="known", robust=0.0, change=0.0, jitter=0.0, backend=backend)
     for order in (np.arange(n), np.arange(n)[::-1], rng.permutation(n)):
         head = ForceHead(w0, cfg)
         assert head.uses_numba == (backend == "numba")
@@ -40,22 +41,95 @@ def test_known_noise_l1_equals_bayesian_linear_regression_in_any_order(backend):
         np.testing.assert_allclose(q, np.einsum("na,ab,nb->n", Xt, P_ref, Xt), atol=1e-9)
 
 
-def test_numba_kernel_matches_numpy_reference_with_learned_noise_and_gate():
+def _linear_stream(rng, w, n, noise_sd=0.7):
+    X = rng.normal(size=(n, w.size - 1))
+    return X, np.hstack([X, np.ones((n, 1))]) @ w + rng.normal(0, noise_sd, n)
+
+
+def test_numba_kernel_matches_numpy_reference_with_weights_changes_and_learned_noise():
     rng = np.random.default_rng(1)
-    d, n = 6, 300
-    w_true = rng.normal(size=d + 1)
-    X = rng.normal(size=(n, d))
-    y = np.hstack([X, np.ones((n, 1))]) @ w_true + rng.normal(0, 0.7, n)
-    y[[40, 41, 200]] = [1000.0, -500.0, 80.0]             # corrupt labels the gate must refuse
+    d = 6
+    X1, y1 = _linear_stream(rng, rng.normal(size=d + 1), 300)
+    X2, y2 = _linear_stream(rng, 3 * rng.normal(size=d + 1), 200)     # the plant changes at sample 300
+    X, y = np.vstack([X1, X2]), np.hstack([y1, y2])
+    y[[40, 41, 200]] = [1000.0, -500.0, 80.0]             # corrupt labels: learned with a small weight
     heads = [ForceHead(np.zeros(d + 1), HeadConfig(prior_var=3.0, backend=b)) for b in ("numba", "numpy")]
-    for i in range(n):
-        a, b = (h.update(X[i], y[i]) for h in heads)
+    statuses = []
+    for i in range(len(y)):
+        zt = np.append(X[i], 1.0)
+        a = fn.force_update(heads[0].kernel_arrays(), heads[0].kernel_settings(), (zt, np.zeros(d + 1)), y[i])
+        b = heads[1].update_reference(X[i], y[i])
         assert a == b, f"step {i}: numba {a}, numpy {b}"
+        heads[0].count(a), heads[1].count(b)
+        statuses.append(a)
     fast, ref = heads
     for x, z in zip(fast.kernel_arrays(), ref.kernel_arrays()):
         np.testing.assert_allclose(x, z, rtol=1e-7, atol=1e-10)
-    assert fast.n_rejected == ref.n_rejected >= 3
-    assert fast.n_updates == ref.n_updates == n - fast.n_rejected
+    assert fast.n_updates == ref.n_updates == len(y)
+    assert fast.n_downweighted == ref.n_downweighted >= 3
+    assert fast.n_changes == ref.n_changes == 1, "one change of plant, one detection"
+    assert 300 <= statuses.index(fn.CHANGED) < 310
+
+
+def _far_label_shift(head, z, probes, e):
+    """Largest |change| of the predicted force over ``probes`` caused by one label at
+    innovation ``e`` from the prediction at ``z``, and the bound (c / 2) sqrt(q) at each probe."""
+    before, q = head.predict(probes)
+    mu = head.predict(z[None, :])[0][0]
+    h = head.copy()
+    h.update(z, mu + e)
+    after, _ = h.predict(probes)
+    return np.abs(after - before), 0.5 * head.config.robust * np.sqrt(q)
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_one_label_moves_the_prediction_by_at_most_c_over_2_epistemic_std(backend):
+    rng = np.random.default_rng(11)
+    d = 5
+    head = ForceHead(rng.normal(size=d + 1), HeadConfig(prior_var=2.0, backend=backend))
+    X, y = _linear_stream(rng, rng.normal(size=d + 1), 20)
+    for i in range(20):
+        head.update(X[i], y[i])
+    probes = rng.normal(size=(200, d))
+    z = rng.normal(size=d)
+    S = head.predict(z[None, :])[1][0] + head.noise_var
+    c = head.config.robust
+    worst = 0.0
+    for e in np.concatenate([np.geomspace(1e-3, 1e6, 60), [c * np.sqrt(S)]]):   # c sqrt(S): the largest effect
+        for sign in (1, -1):
+            shift, bound = _far_label_shift(head, z, probes, sign * e)
+            assert np.all(shift <= bound * (1 + 1e-9)), e
+            worst = max(worst, float((shift / bound).max()))
+    assert worst > 0.5, "the bound is not loose by more than a factor 2"
+    # an absurd label (1e6 sigma) moves the prediction by a tiny amount
+    shift, bound = _far_label_shift(head, z, probes, 1e6 * np.sqrt(S))
+    assert np.all(shift < 1e-4 * bound)
+
+
+def test_no_single_label_can_signal_a_change():
+    cfg = HeadConfig()
+    k, cap, nu, h = ForceHead(np.zeros(3), cfg).detector
+    assert cap - nu < h / 3, "at least four improbable labels in a row"
+    head = ForceHead(np.zeros(3), cfg)
+    for y in (1e9, -1e9, 1e9):
+        head.update(np.ones(2), y)
+    assert head.n_changes == 0 and head.n_downweighted == 3
+
+
+def test_noise_level_followed_and_no_change_while_nothing_changes():
+    rng = np.random.default_rng(12)
+    d = 4
+    w = rng.normal(size=d + 1)
+    head = ForceHead(np.zeros(d + 1), HeadConfig(prior_var=10.0))
+    levels, errors = (0.0, 4.0, 0.0, 4.0), []
+    for level in levels:
+        X, y = _linear_stream(rng, w, 5000, np.sqrt(level))
+        for i in range(len(y)):
+            head.update(X[i], y[i])
+            if i == 1999:
+                errors.append(head.noise_var - level)
+    assert head.n_changes <= 2, "only the switches from clean to noisy labels look like changes"
+    assert all(abs(err) < 0.2 * 4.0 for err in errors), errors
 
 
 def test_learned_noise_finds_the_label_noise_and_respects_the_floor():
@@ -78,7 +152,7 @@ def test_two_layer_moments_match_monte_carlo():
     rng = np.random.default_rng(3)
     d = 3
     head = ForceHead(rng.normal(size=d + 1), HeadConfig(n_layers=2, hidden=8, prior_var=(0.3, 0.5),
-                                                         free_units="random", gate=0.0))
+                                                         free_units="random", robust=0.0))
     for _ in range(5):
         head.update(rng.normal(size=d), rng.normal() * 2)
     z = rng.normal(size=(1, d))
@@ -98,21 +172,22 @@ def test_two_layer_moments_match_monte_carlo():
     assert q[0] == pytest.approx(u.var(), rel=0.02)
 
 
-def test_gate_refuses_a_corrupt_label_and_leaves_the_head_unchanged(pretrained):
+def test_a_corrupt_label_is_learned_with_a_small_weight(pretrained):
     c = KBTController(pretrained)
     S, F = sample_dataset(LQRController(TARGET), 60, seed=7)
     for i in range(50):
         assert c.observe(S[i], F[i])
-    before = [a.copy() for a in c.head.kernel_arrays()]
-    assert c.observe(S[50], 1000.0) is False
-    assert c.n_rejected == 1 and c.n_updates == 50
-    for x, y in zip(before, c.head.kernel_arrays()):
-        np.testing.assert_array_equal(x, y)
+    probes = S[50:60]
+    before, _, q = c.predict_split(probes)
+    assert c.observe(S[50], 1000.0) is True
+    assert c.n_downweighted == 1 and c.n_updates == 51 and c.n_changes == 0
+    shift = np.abs(c.act(probes) - before)
+    assert np.all(shift <= 0.5 * c.head.config.robust * np.sqrt(q))
     with pytest.raises(ValueError, match="finite"):
         c.observe(S[51], np.nan)
     with pytest.raises(ValueError, match="finite"):
         c.observe(np.array([np.nan, 0, 0, 0]), 1.0)
-    assert c.n_updates == 50
+    assert c.n_updates == 51
 
 
 def test_prior_reproduces_the_pretrained_controller(pretrained):
@@ -154,7 +229,9 @@ def test_state_file_round_trip_keeps_noise_and_counts(pretrained, tmp_path):
     a.save_state(path)
     b = KBTController(pretrained)
     b.load_state(path)
-    assert (b.n_updates, b.n_rejected, b.noise_var) == (a.n_updates, a.n_rejected, a.noise_var)
+    assert (b.n_updates, b.n_downweighted, b.n_changes, b.noise_var) == (a.n_updates, a.n_downweighted,
+                                                                         a.n_changes, a.noise_var)
+    assert a.n_downweighted == 1
     assert b.act(S[3]) == a.act(S[3])
     r = RLSController(LQRController(SOURCE).K)
     with pytest.raises(ValueError):

@@ -113,21 +113,20 @@ def _values(a):
     return np.vectorize(lambda c: c.v if isinstance(c, CF) else c, otypes=[float])(a)
 
 
-def _force_args(d_in, rng, R=0.5, learn=True, gate=True, floor=1e-4):
+def _force_args(d_in, rng, R=0.5, learn=True, detect=True, robust=True, floor=1e-4):
     """(head, settings, work, y) for ``force_update`` (plain tuples in ``HeadState``,
-    ``HeadSettings``, ``HeadWork`` order) with a sample the gate lets through; P is a
-    random SPD matrix."""
-    from controller.force_head import gate_table
-
+    ``HeadSettings``, ``HeadWork`` order) with a sample within two sigma of the
+    prediction (no change, full weight); P is a random SPD matrix."""
     n1 = d_in + 1
     m = rng.normal(size=n1)
     A = rng.normal(size=(n1, n1))
     P = A @ A.T / n1 + 0.1 * np.eye(n1)
     zt = np.append(rng.normal(size=d_in), 1.0)
     y = float(m @ zt + 0.3)
-    noise = np.array([R, 3.0, 3.0 * R])
-    table = gate_table(1e-4) if gate else np.zeros(0)
-    return (m, P, noise), (learn, floor, table, 1e-9), (zt, np.zeros(n1)), y
+    noise = np.array([R, 3.0, 3.0 * R, 1.0])
+    detector = np.array([0.45, 7.2, 1.15, 20.0 if detect else 0.0])
+    settings = (learn, floor, 16.0 if robust else 0.0, 1e-9, 0.999, detector, np.array([10.0, 1.0, 10.0]))
+    return (m, P, noise), settings, (zt, np.zeros(n1)), y
 
 
 def _counting(group, at=None):
@@ -148,7 +147,7 @@ def _counted_force(fn_name, args, monkeypatch):
     from controller import force_numba as fnb
 
     source = getattr(fnb, fn_name).py_func
-    for name in ("force_update", "force_mean", "_state_inputs", "_kbt_inputs"):
+    for name in ("force_update", "force_mean", "_state_inputs", "_kbt_inputs", "_moments", "_reopen"):
         monkeypatch.setattr(fnb, name, getattr(fnb, name).py_func)
     monkeypatch.setattr(fnb, "math", FakeMath)
     Counter.n = 0
@@ -158,34 +157,43 @@ def _counted_force(fn_name, args, monkeypatch):
     return count, out
 
 
-@pytest.mark.parametrize("d_in, gate, learn", [(1, True, True), (2, False, True), (4, True, False), (20, True, True)])
-def test_force_update_flops_equal_the_counted_kernel(d_in, gate, learn, monkeypatch):
+@pytest.mark.parametrize("d_in, detect, robust, learn", [(1, True, True, True), (2, False, True, True),
+                                                     (4, True, False, False), (20, True, True, True)])
+def test_force_update_flops_equal_the_counted_kernel(d_in, detect, robust, learn, monkeypatch):
     from controller import force_numba as fnb
 
-    head, settings, work, y = _force_args(d_in, np.random.default_rng(d_in), learn=learn, gate=gate)
+    head, settings, work, y = _force_args(d_in, np.random.default_rng(d_in), learn=learn, detect=detect,
+                                          robust=robust)
     counted = _counting(head)
     count, status = _counted_force("force_update", (counted, settings, _counting(work), CF(y)), monkeypatch)
     compiled = _copies(head)
     assert status == fnb.force_update(compiled, settings, _copies(work), y) == fnb.LEARNED
-    assert count == flops.force_update_flops(d_in, gate=gate, learn=learn)
+    assert count == flops.force_update_flops(d_in, detect=detect, robust=robust, learn=learn)
     for got, want in zip(counted, compiled):      # m, P and the noise state agree with the compiled kernel
         np.testing.assert_allclose(_values(got), want, rtol=1e-12, atol=1e-14)
 
 
-def test_force_update_flops_capped_and_gated(monkeypatch):
+def test_force_update_flops_capped_downweighted_and_changed(monkeypatch):
     from controller import force_numba as fnb
 
-    # R << q: c = 1 / S is capped at 0.999 / q (one more division); the noise floor
-    # below R, so the learned R stays tiny
-    head, settings, work, y = _force_args(3, np.random.default_rng(1), R=1e-12, floor=1e-14)
+    # R << q and no robust weight: c = 1 / S is capped at 0.999 / q (one more division);
+    # the noise floor below R, so the learned R stays tiny
+    head, settings, work, y = _force_args(3, np.random.default_rng(1), R=1e-12, floor=1e-14, robust=False)
     count, status = _counted_force("force_update", (_counting(head), settings, _counting(work), CF(y)),
                                    monkeypatch)
-    assert status == fnb.LEARNED and count == flops.force_update_flops(3, capped=True)
-    # a label far outside the predictive: the gate refuses it after 2 n1^2 + 4 n1 + 6 FLOPs
+    assert status == fnb.LEARNED and count == flops.force_update_flops(3, robust=False, capped=True)
+    # a label far outside the predictive: learned with a small weight, same FLOPs
     head, settings, work, y = _force_args(3, np.random.default_rng(2))
-    count, status = _counted_force("force_update", (_counting(head), settings, _counting(work), CF(y + 1e6)),
+    count, status = _counted_force("force_update", (_counting(head), settings, _counting(work), CF(y + 1e3)),
                                    monkeypatch)
-    assert status == fnb.GATED and count == 2 * 16 + 4 * 4 + 6
+    assert status == fnb.DOWNWEIGHTED and count == flops.force_update_flops(3)
+    # the detector's statistic just below its threshold: a far label is a change
+    head, settings, work, y = _force_args(3, np.random.default_rng(3))
+    head[2][3] = 19.0
+    reopen = _counting(settings, at={6})        # the prior re-opened to: counting floats, so its FLOPs count
+    count, status = _counted_force("force_update", (_counting(head), reopen, _counting(work), CF(y + 1e3)),
+                                   monkeypatch)
+    assert status == fnb.CHANGED and count == flops.force_update_flops(3, change=True)
 
 
 def _fused_args(pretrained, skip):
@@ -266,10 +274,10 @@ def test_rls_flops_equal_the_counted_fused_kernels(monkeypatch):
 
 
 def test_force_flops_hand_counted_smallest_case():
-    # d_in = 1 (n1 = 2): Pz, q, mu 2*4 + 4*2 = 16; e, S 3; gate 3; m 3*2 = 6; c and the cap test 2;
-    # P 2 + 2*3 = 8; learned noise 7  -> 45
-    assert flops.force_update_flops(1) == 45
-    assert flops.force_update_flops(1, gate=False, learn=False) == 35
+    # d_in = 1 (n1 = 2): Pz, q, mu 2*4 + 4*2 = 16; e, S, x 5; detector 3; robust weight 3;
+    # m 3*2 = 6; c and the cap test 2; P 2 + 2*3 = 8; learned noise 12  -> 55
+    assert flops.force_update_flops(1) == 55
+    assert flops.force_update_flops(1, detect=False, robust=False, learn=False) == 37
     assert flops.force_mean_flops(1) == 4 and flops.standardise_flops(2) == 12
 
 
@@ -306,15 +314,16 @@ def test_memory_figures_are_the_arrays_nbytes(pretrained):
     assert any(np.shares_memory(a, P) for a in parts["state"]) and any(a is noise for a in parts["state"])
     assert memory.bytes_of(parts["params"]) == sum(a.nbytes for a in parts["params"])
     assert memory.bytes_of(parts["buffers"], 4) * 2 == sum(a.nbytes for a in parts["buffers"])
-    # params: the packed T_1 weights the fused kernels read, the standardiser, the state scale, the gate table
-    assert any(a is c.h_T for a in parts["params"]) and any(a is c.head.gate for a in parts["params"])
+    # params: the packed T_1 weights the fused kernels read, the standardiser, the state scale, the detector settings
+    assert any(a is c.h_T for a in parts["params"]) and any(a is c.head.detector for a in parts["params"])
     n_t1 = sum(a.size for a in FastInference(pretrained).weight_arrays())   # the policy's packed T_1 weights
-    assert memory.bytes_of(parts["params"]) == 8 * (n_t1 + c.h_mean.size + c.h_T.size + 4 + c.head.gate.size)
+    assert memory.bytes_of(parts["params"]) == 8 * (n_t1 + c.h_mean.size + c.h_T.size + 4 + c.head.detector.size
+                                                    + c.head.reopen_to.size)
     c32 = KBTController(pretrained, HeadConfig(dtype="float32"))
     parts32 = memory.breakdown(c32)
     assert c32.head.core.layers[0].M.dtype == np.float32
-    # float32 figures are the float32 controller's nbytes (its noise triple stays float64: 3 x 4 bytes counted)
-    assert (sum(L.M.nbytes + L.S.nbytes for L in c32.head.core.layers) + 3 * 4
+    # float32 figures are the float32 controller's nbytes (its noise state stays float64: 4 x 4 bytes counted)
+    assert (sum(L.M.nbytes + L.S.nbytes for L in c32.head.core.layers) + 4 * 4
             == memory.bytes_of(parts["state"], 4) == memory.bytes_of(parts32["state"], 4))
 
 
@@ -329,7 +338,7 @@ def test_memory_breakdown_of_every_method(pretrained):
     assert memory.bytes_of(parts["params"]) == sum(a.nbytes for a in pretrained.params.values()) + 8 * (d + d * d)
     r = RLSController([-1.0, -2.0, -30.0, -5.0])
     parts = memory.breakdown(r)
-    assert memory.bytes_of(parts["state"]) == 8 * (5 + 25 + 3)           # m, P, [R, a, b]
+    assert memory.bytes_of(parts["state"]) == 8 * (5 + 25 + 4)           # m, P, [R, a, b, g]
     assert memory.bytes_of(parts["buffers"]) == 8 * (5 + 5)              # z~, P z~
     parts = memory.breakdown(pretrained)
     assert parts["state"] == [] and memory.bytes_of(parts["params"]) == sum(a.nbytes for a in pretrained.params.values())
@@ -397,7 +406,7 @@ SCHEMA_KEYS = {"schema", "config", "machine_peak_gflops", "methods", "retrain_ov
                "float32_vs_float64", "numba_allocations_per_call", "devices", "command"}
 METHOD_KEYS = {"method", "inference_us", "update_us", "first_call_s", "memory", "flops_update",
                "flops_inference", "deadline", "gflops_inference", "gflops_update", "peak_fraction_update",
-               "float32_total_with_peak_bytes", "budgets", "rejected_updates"}
+               "float32_total_with_peak_bytes", "budgets", "downweighted_updates"}
 ALLOC_KEYS = {"kbt_observe_kernel_inside", "kbt_act_kernel_inside", "kbt_observe_kernel_from_python",
               "kbt_observe", "kbt_act", "kbt_softmax_update_kernel_inside",
               "kbt_softmax_update_kernel_from_python", "kbt_softmax_observe", "kbt_softmax_act"}
@@ -423,7 +432,7 @@ def test_profile_command_json_schema(tmp_path, capsys, pretrained):
     cfg = pretrained.config
     assert by["kbt"]["flops_update"] == flops.kbt_observe_flops(cfg)
     assert by["kbt"]["flops_inference"] == flops.kbt_act_flops(cfg)
-    assert by["kbt"]["rejected_updates"] is not None and by["retrain-10"]["rejected_updates"] is None
+    assert by["kbt"]["downweighted_updates"] is not None and by["retrain-10"]["downweighted_updates"] is None
     assert by["kbt-softmax"]["flops_update"] == (flops.features_flops(cfg)
                                                  + flops.head_update_flops(cfg.d_model, cfg.n_bins))
     assert by["kbt-softmax"]["flops_inference"] == flops.forward_flops(cfg)

@@ -120,7 +120,7 @@ def test_interrupted_run_saves_its_stream_position(tmp_path, capsys, monkeypatch
 # ------------------------------------------------------------------ settings
 def test_saved_settings_are_restored_and_a_given_one_that_differs_is_noted(tmp_path, capsys):
     first, second = tmp_path / "first.npz", tmp_path / "second.npz"
-    _run(["--method", "rls", "--system", "source", "--seed", "3", "--obs-noise", "2", "--gate", "0",
+    _run(["--method", "rls", "--system", "source", "--seed", "3", "--obs-noise", "2", "--robust", "0",
           "--samples", "12", "--save-state", str(first)], capsys)
     out = _run(["--samples", "5", "--sigma-data", "10", "--load-state", str(first), "--save-state", str(second)],
                capsys)
@@ -128,7 +128,7 @@ def test_saved_settings_are_restored_and_a_given_one_that_differs_is_noted(tmp_p
     assert out.err.strip() == "note: --sigma-data 10 differs from the saved run (0); using 10"
     rec = _record(second)
     assert (rec["method"], rec["system"], rec["seed"], rec["sigma_data"]) == ("rls", "source", 3, 10.0)
-    assert rec["head"]["obs_noise"] == 2.0 and rec["head"]["gate"] == 0.0
+    assert rec["head"]["obs_noise"] == 2.0 and rec["head"]["robust"] == 0.0
     assert rec["samples"] == 17 and rec["positions"] == {"4": 17}
 
 

@@ -80,12 +80,12 @@ def test_bad_arguments():
 def test_trial_result_round_trips_exactly_through_json():
     res = TrialResult(checkpoints=[Checkpoint(0, 0.25, {"rmse": 0.1 + 0.2, "nll": np.nan, "quantiles": [1 / 3, np.inf],
                                                         "reliability": {"count": [np.int64(3)]}})],
-                      learn_seconds=np.array([1e-5, 2.0 / 3.0]), rejected=1, gated=2)
+                      learn_seconds=np.array([1e-5, 2.0 / 3.0]), rejected=1, downweighted=2, changes=1)
     back = TrialResult.from_dict(json.loads(json.dumps(res.to_dict())))
     assert back.learn_seconds.tolist() == res.learn_seconds.tolist()
     assert back.checkpoints[0].metrics["rmse"] == 0.1 + 0.2 and np.isnan(back.checkpoints[0].metrics["nll"])
     assert json.dumps(back.to_dict()) == json.dumps(res.to_dict())
-    assert (back.rejected, back.gated, back.checkpoints[0].samples) == (1, 2, 0)
+    assert (back.rejected, back.downweighted, back.checkpoints[0].samples) == (1, 2, 0)
 
 
 def test_resume_recomputes_only_missing_trials(tmp_path, monkeypatch):

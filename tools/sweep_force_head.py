@@ -2,7 +2,7 @@
 
 Tuning data seeds 101..105 (the README's figures use data seeds 1..20, which
 this sweep never sees). For each setting: success over 100 TARGET episodes
-at 10/25/50/100/400 i.i.d. samples (mean and worst seed), labels the gate
+at 10/25/50/100/400 i.i.d. samples (mean and worst seed), labels down-weighted
 refused, the learned noise R, and on 1000 held-out samples the force RMSE and
 the 90 % coverage at 400 samples, without label noise and with Sigma_data = 20.
 
@@ -42,7 +42,7 @@ def run(make, seed, sigma_data, heldout):
     hs, hf = heldout
     mean, var = c.predict(hs)
     z = np.abs(hf - mean) / np.sqrt(var)
-    return {"success": succ, "rejected": c.n_rejected, "R": c.noise_var,
+    return {"success": succ, "downweighted": c.n_downweighted, "R": c.noise_var,
             "rmse": float(np.sqrt(np.mean((mean - hf) ** 2))), "cover90": float(np.mean(z <= norm.ppf(0.95)))}
 
 
@@ -50,7 +50,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=None)
     ap.add_argument("--v", type=float, nargs="+", default=[1.0, 3.0, 10.0, 30.0])
-    ap.add_argument("--gate", type=float, default=HeadConfig.gate, help="gate tail probability")
+    ap.add_argument("--robust", type=float, default=HeadConfig.robust, help="c of the robust weight")
     ap.add_argument("--r0", type=float, nargs="+", default=[HeadConfig().obs_noise],
                     help="initial guesses R0 of the learned noise (N^2)")
     ap.add_argument("--methods", nargs="+", default=["kbt:features+state", "kbt:features", "rls:state"])
@@ -63,15 +63,15 @@ def main(argv=None):
         heldout = sample_dataset(LQRController(TARGET), 1000, seed=999, sigma_data=sigma_data)
         for method, inputs in (m.split(":") for m in args.methods):
             for v, r0 in ((v, r0) for v in args.v for r0 in args.r0):
-                cfg = HeadConfig(prior_var=v, gate=args.gate, obs_noise=r0)
+                cfg = HeadConfig(prior_var=v, robust=args.robust, obs_noise=r0)
                 if method == "kbt":
                     cfg = replace(cfg, inputs=inputs)
                     make = lambda cfg=cfg: KBTController(pol, cfg)
                 else:
                     make = lambda cfg=cfg: RLSController(K_src, cfg)
                 res = [run(make, s, sigma_data, heldout) for s in SEEDS]
-                row = {"method": method, "inputs": inputs, "v": v, "r0": r0, "gate": args.gate, "sigma_data": sigma_data,
-                       "rejected": sum(r["rejected"] for r in res),
+                row = {"method": method, "inputs": inputs, "v": v, "r0": r0, "robust": args.robust, "sigma_data": sigma_data,
+                       "downweighted": sum(r["downweighted"] for r in res),
                        "R": float(np.mean([r["R"] for r in res])),
                        "rmse": float(np.mean([r["rmse"] for r in res])),
                        "cover90": float(np.mean([r["cover90"] for r in res]))}
