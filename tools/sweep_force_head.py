@@ -3,7 +3,7 @@
 Tuning data seeds 101..105 (the README's figures use data seeds 1..20, which
 this sweep never sees). For each setting: success over 100 TARGET episodes
 at 10/25/50/100/400 i.i.d. samples (mean and worst seed), labels down-weighted
-refused, the learned noise R, and on 1000 held-out samples the force RMSE and
+below one half, the learned noise R, and on 1000 held-out samples the force RMSE and
 the 90 % coverage at 400 samples, without label noise and with Sigma_data = 20.
 
     python tools/sweep_force_head.py --out docs/data/force_head_sweep.json
