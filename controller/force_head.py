@@ -24,13 +24,14 @@ standard deviation there times c / 2, however far the label is.
 Change detector (docs/change-detection.md): Page's CUSUM of the clipped
 log-likelihood ratio of "innovation variance lambda S" against "S",
     g = max(0, g + min(k x, k kappa) - nu),  k = (1 - 1/lambda) / 2,
-    kappa = c^2 (or 16 without a robust weight),  nu = ln(lambda) / 2;
+    kappa = ``change_clip``,  nu = ln(lambda) / 2;
 past h the weight covariance re-opens to the prior's v I and the noise
 statistics to their prior (the mean weights are kept).
 
 Learned noise (an inverse-gamma recursion for R, docs/head-v2.md), discounted
-by ``keep = 1 - 1 / noise_memory`` per sample and weighted by w:
-    a = keep a + w/2,  b = keep b + w e^2 R / (2 S),  R = max(R_floor, b / a),
+by ``keep = 1 - 1 / noise_memory`` per sample, each innovation's share of noise
+``e^2 R / S = x R`` with x clipped at c^2 (bounded influence, docs/robust-update.md):
+    a = keep a + 1/2,  b = keep b + min(x, c^2) R / 2,  R = max(R_floor, b / a),
 starting from a0 = n0 / 2, b0 = a0 R0 (n0 = ``noise_prior_count``).
 
 The L = 1 Numba kernel (``force_numba.force_update``) and the NumPy
@@ -49,8 +50,6 @@ from controller.kalman_head import HeadConfig, KalmanHead
 
 __all__ = ["ForceHead", "detector_settings", "with_known_noise"]
 
-#: the clip kappa of the change detector when no robust weight sets it (c = 4)
-DEFAULT_CLIP = 16.0
 
 
 def with_known_noise(config, sigma_data):
@@ -64,9 +63,8 @@ def detector_settings(config):
     """The change detector's ``[k, k kappa, nu, h]`` for a ``HeadConfig`` (h = 0: off):
     per sample ``g = max(0, g + min(k x, k kappa) - nu)``, a change when g > h."""
     lam = config.change_ratio
-    kappa = config.robust ** 2 if config.robust > 0 else DEFAULT_CLIP
     k = 0.5 * (1.0 - 1.0 / lam)
-    return np.array([k, k * kappa, 0.5 * np.log(lam), config.change])
+    return np.array([k, k * config.change_clip, 0.5 * np.log(lam), config.change])
 
 
 class ForceHead:
@@ -225,9 +223,9 @@ class ForceHead:
                                    np.zeros((1, 1), self.core.dtype), obs_noise=R + extra)
         if self.learns_noise:
             keep = self.kernel_settings()[4]
-            w = S / (S + extra)
-            self.noise[1] = keep * self.noise[1] + 0.5 * w
-            self.noise[2] = keep * self.noise[2] + 0.5 * w * e * e * R / S
+            x = e * e / S
+            self.noise[1] = keep * self.noise[1] + 0.5
+            self.noise[2] = keep * self.noise[2] + 0.5 * (min(x, c2) if c2 > 0 else x) * R
             self.noise[0] = max(cfg.noise_floor, self.noise[2] / self.noise[1])
         return status
 

@@ -19,8 +19,8 @@ for one sample with ``z~ = [z; 1]`` (n1 entries):
          update sees the innovation variance S_w = S / w = S + e^2 / c^2
     m   += Pz e / S_w                   (41) with K_w = Pz / S_w
     P   -= c Pz Pz^T,  c = min(1 / S_w, 0.999 / q)   (42); c keeps P PSD in floating point
-    learned noise (discounted, weighted inverse-gamma statistics):
-         a = keep a + w / 2,  b = keep b + w e^2 R / (2 S),  R = max(R_floor, b / a)
+    learned noise (discounted inverse-gamma statistics, each innovation clipped at c^2):
+         a = keep a + 1/2,  b = keep b + min(x, c^2) R / 2,  R = max(R_floor, b / a)
 
 Every array is passed in, so a call allocates nothing. Status codes:
 ``LEARNED`` (0), ``DOWNWEIGHTED`` (1: learned with a weight w below one half,
@@ -158,10 +158,13 @@ def force_update(head, settings, work, y):
             P[b, a] = v
     if learn:
         # inverse-gamma statistics of the noise, discounted by keep per sample; each
-        # innovation counts with its weight w and the share R / S of its variance that is noise
-        w = S / Sw
-        noise[1] = keep * noise[1] + 0.5 * w
-        noise[2] = keep * noise[2] + 0.5 * w * e * e * R / S
+        # innovation counts with the share R / S of its variance that is noise, e^2 R / S = x R,
+        # and x clipped at c^2, so that one absurd label raises b by at most c^2 R / 2
+        xc = x
+        if c2 > 0.0 and xc > c2:
+            xc = c2
+        noise[1] = keep * noise[1] + 0.5
+        noise[2] = keep * noise[2] + 0.5 * R * xc
         r = noise[2] / noise[1]
         noise[0] = r if r > floor else floor
     return status

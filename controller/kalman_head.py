@@ -81,13 +81,15 @@ class HeadConfig:
     #: of a label whose standardised innovation squared is x = e^2 / (q + R); a label
     #: moves the predicted force at any state by at most c / 2 epistemic standard
     #: deviations there (docs/robust-update.md); 0: every label at full weight
-    robust: float = 4.0
+    robust: float = 8.0
     #: gaussian head: threshold h of the change detector (a CUSUM of the clipped
     #: log-likelihood ratio of the innovations, docs/change-detection.md); past it the
     #: weight covariance and the noise statistics re-open to the prior's; 0: never
-    change: float = 20.0
+    change: float = 400.0
     #: gaussian head: the innovation-variance ratio lambda > 1 the change detector tests for
-    change_ratio: float = 10.0
+    change_ratio: float = 1000.0
+    #: gaussian head: the change detector counts x = e^2 / (q + R) up to this clip
+    change_clip: float = 256.0
     #: gaussian head: memory of the learned noise in samples (its statistics are
     #: discounted by 1 - 1 / noise_memory per sample); 0: never forget
     noise_memory: float = 1000.0
@@ -134,6 +136,7 @@ class HeadConfig:
         check_positive("change_ratio", self.change_ratio)
         if self.change_ratio <= 1:
             raise ValueError(f"change_ratio: expected a variance ratio above 1 but found {self.change_ratio}")
+        check_positive("change_clip", self.change_clip)
         check_positive("noise_memory", self.noise_memory, allow_zero=True)
         if 0 < self.noise_memory < 1:
             raise ValueError(f"noise_memory: expected 0 (never forget) or at least 1 sample but found {self.noise_memory}")

@@ -68,7 +68,7 @@ def test_numba_kernel_matches_numpy_reference_with_weights_changes_and_learned_n
     assert fast.n_updates == ref.n_updates == len(y)
     assert fast.n_downweighted == ref.n_downweighted >= 3
     assert fast.n_changes == ref.n_changes == 1, "one change of plant, one detection"
-    assert 300 <= statuses.index(fn.CHANGED) < 310
+    assert 300 <= statuses.index(fn.CHANGED) < 350, "detected within 50 samples of the change"
 
 
 def _far_label_shift(head, z, probes, e):
