@@ -91,6 +91,13 @@ class ForceController:
         mean, q = self.head.predict(Z)
         return mean, np.full_like(mean, self.head.noise_var), q
 
+    def shift_bound(self, states):
+        """(c / 2) sqrt(q) per state (N,): the most one label, however far, can move the
+        predicted force at each state (docs/robust-update.md); inf without a robust weight."""
+        c = self.head.config.robust
+        _, _, q = self.predict_split(states)
+        return 0.5 * c * np.sqrt(q) if c > 0 else np.full_like(q, np.inf)
+
     def predict(self, states):
         """(mean force, total predictive variance q + R) per state."""
         mean, ale, epi = self.predict_split(states)

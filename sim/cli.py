@@ -860,12 +860,20 @@ def _table_row(row):
             f"{row['rejected']:>9} {row['sensor_faults']:>7}")
 
 
+def _corrupt_line(n, shift, bound):
+    """The corrupt labels' effect: the largest shift of the predicted force one made, against its bound."""
+    if not bound:
+        return f"corrupt labels: {n}; this method has no bound on their effect"
+    return (f"corrupt labels (+-1000 N): {n}; the largest shift of the predicted force by one of them: "
+            f"{shift:.3g} N, against its bound (c/2) x epistemic std {bound:.3g} N at that state")
+
+
 def _run_trials(args, task, name):
     """Several deployed learning runs (data seeds seed+1 .. seed+trials); mean success per checkpoint."""
     from sim.deploy import run_deployment
     from sim.progress import Progress
 
-    per_trial, downweighted, changes = [], [], []
+    per_trial, downweighted, changes, corrupt = [], [], [], []
     with Progress(args.trials, f"{args.method} trials", enabled=args.progress) as bar:
         for t in range(args.trials):
             args.interrupted_after = f"{t} of {args.trials} trials"     # for the Ctrl-C message
@@ -876,6 +884,7 @@ def _run_trials(args, task, name):
             per_trial.append(res.rows)
             downweighted.append(res.downweighted)
             changes.append(res.changes)
+            corrupt.append((res.corrupt, res.corrupt_shift, res.corrupt_bound))
             bar.update(1)
     marks = [r["samples"] for r in per_trial[0]]
     succ = np.array([[r["success_rate"] for r in rows] for rows in per_trial])      # [trials, checkpoints]
@@ -887,12 +896,17 @@ def _run_trials(args, task, name):
     print(f"update latency p50 (median over trials): {np.nanmedian(p50):.0f} us; "
           f"labels down-weighted below 1/2: {sum(downweighted)} in all ({max(downweighted)} at most in one trial); "
           f"changes detected: {sum(changes)} in all ({max(changes)} at most in one trial)")
+    if sum(n for n, _, _ in corrupt):
+        _, shift, bound = max(corrupt, key=lambda t: t[1] / t[2] if t[2] else -1.0)
+        print(_corrupt_line(sum(n for n, _, _ in corrupt), shift, bound))
     if args.json:
         _write_json(args.json, {"method": args.method, "system": name, "episodes": args.episodes, "seed": args.seed,
                                 "trials": args.trials, "samples": args.samples, "stream": args.stream,
                                 "checkpoints": marks, "success_rate": succ[:, -1].mean(),
                                 "success_per_trial": succ, "downweighted_per_trial": downweighted,
-                                "changes_per_trial": changes, "per_trial": per_trial})
+                                "changes_per_trial": changes,
+                                "corrupt_per_trial": [dict(zip(("labels", "shift_N", "bound_N"), t)) for t in corrupt],
+                                "per_trial": per_trial})
     return 0
 
 
@@ -955,6 +969,8 @@ def _run_learning(args, task, name):
     print(f"{args.method} on {name}: success {last['success_rate']:.3f} after {res.updates} updates{total} "
           f"({res.downweighted} down-weighted below 1/2, {res.changes} changes detected, {res.rejected} rejected as non-finite, {res.sensor_faults} sensor faults, {res.deadline_misses} deadline misses of "
           f"{res.ticks} ticks; update p50 {s['update_p50_us']:.0f} us)")
+    if res.corrupt:
+        print(_corrupt_line(res.corrupt, res.corrupt_shift, res.corrupt_bound))
     _save_state(args, controller, res.ticks)
     if args.json:
         _write_json(args.json, {

@@ -206,6 +206,9 @@ class DeployResult:
     rejected: int = 0                                  # updates the controller refused (non-finite input)
     downweighted: int = 0                              # labels learned with a robust weight below 1/2
     changes: int = 0                                   # changes of plant or noise the head detected
+    corrupt: int = 0                                   # corrupt labels fed (outlier_rate)
+    corrupt_shift: float = 0.0                         # largest |change| of the predicted force one made (N)
+    corrupt_bound: float = 0.0                         # ... and its bound (c / 2) x epistemic std there (N)
     sensor_faults: int = 0
     action_faults: int = 0                             # non-finite forces from the controller
     deadline_misses: int = 0
@@ -221,6 +224,8 @@ class DeployResult:
         return {
             "ticks": self.ticks, "labels": self.labels, "takeovers": self.takeovers, "updates": self.updates,
             "rejected_updates": self.rejected, "downweighted": self.downweighted, "changes": self.changes,
+            "corrupt_labels": self.corrupt, "corrupt_shift_N": self.corrupt_shift,
+            "corrupt_bound_N": self.corrupt_bound,
             "sensor_faults": self.sensor_faults, "action_faults": self.action_faults,
             "deadline_misses": self.deadline_misses,
             "longest_miss_run": self.longest_miss_run, "plant_episodes": self.plant_episodes,
@@ -273,6 +278,7 @@ class _Loop:
         self.plant = Episode(task, rng_plant)
         self.last_force, self.last_good = 0.0, self.plant.state.copy()
         self.miss_run = 0
+        self.corrupt = False
         self.res.plant_episodes = 1
 
     def checkpoint(self, n, on_checkpoint, measure=None):
@@ -342,7 +348,8 @@ class _Loop:
                 f += float(self.rng_label.normal(0.0, np.sqrt(cfg.sigma_data)))
         if cfg.fault_rate and self.rng_fault.random() < cfg.fault_rate:
             f = np.nan
-        if cfg.outlier_rate and self.rng_outlier.random() < cfg.outlier_rate:
+        self.corrupt = bool(cfg.outlier_rate and self.rng_outlier.random() < cfg.outlier_rate)
+        if self.corrupt:
             f = float(self.rng_outlier.choice((-1000.0, 1000.0)))     # a corrupt label
         return s, f
 
@@ -352,6 +359,9 @@ class _Loop:
             return 0.0
         res = self.res
         res.labels += 1
+        measured = self.corrupt and callable(getattr(self.controller, "shift_bound", None))
+        if measured:
+            before, bound = self.controller.act(self.probe), self.controller.shift_bound(self.probe)
         t1 = time.perf_counter()
         try:
             self.controller.observe(*sample)
@@ -360,6 +370,12 @@ class _Loop:
             res.rejected += 1
         t_upd = time.perf_counter() - t1
         res.update_seconds.append(t_upd)
+        res.corrupt += int(self.corrupt)
+        if measured:
+            shift = np.abs(self.controller.act(self.probe) - before)
+            j = int(np.argmax(shift / bound))
+            if shift[j] / bound[j] > (res.corrupt_shift / res.corrupt_bound if res.corrupt_bound else -1.0):
+                res.corrupt_shift, res.corrupt_bound = float(shift[j]), float(bound[j])
         res.downweighted, res.changes = (self._counter(k) for k in ("n_downweighted", "n_changes"))
         return t_upd
 
