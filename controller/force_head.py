@@ -64,7 +64,7 @@ def detector_settings(config):
     per sample ``g = max(0, g + min(k x, k kappa) - nu)``, a change when g > h."""
     lam = config.change_ratio
     k = 0.5 * (1.0 - 1.0 / lam)
-    return np.array([k, k * config.change_clip, 0.5 * np.log(lam), config.change])
+    return np.array([k, k * config.change_clip, 0.5 * np.log(lam), config.change_threshold])
 
 
 class ForceHead:

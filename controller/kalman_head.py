@@ -85,7 +85,7 @@ class HeadConfig:
     #: gaussian head: threshold h of the change detector (a CUSUM of the clipped
     #: log-likelihood ratio of the innovations, docs/change-detection.md); past it the
     #: weight covariance and the noise statistics re-open to the prior's; 0: never
-    change: float = 400.0
+    change_threshold: float = 400.0
     #: gaussian head: the innovation-variance ratio lambda > 1 the change detector tests for
     change_ratio: float = 1000.0
     #: gaussian head: the change detector counts x = e^2 / (q + R) up to this clip
@@ -132,7 +132,7 @@ class HeadConfig:
         check_positive("noise_floor", self.noise_floor)
         check_positive("noise_prior_count", self.noise_prior_count)
         check_positive("robust", self.robust, allow_zero=True)
-        check_positive("change", self.change, allow_zero=True)
+        check_positive("change_threshold", self.change_threshold, allow_zero=True)
         check_positive("change_ratio", self.change_ratio)
         if self.change_ratio <= 1:
             raise ValueError(f"change_ratio: expected a variance ratio above 1 but found {self.change_ratio}")

@@ -120,7 +120,7 @@ FLAG_NAMES = {
     "seed": "--seed", "data_seed": "--seed", "m_c": "--m-c", "m_p": "--m-p", "l_p": "--l-p",
     "integrator": "--integrator", "sigma_data": "--sigma-data", "n_layers": "--head-layers",
     "prior_var": "--prior-var", "obs_noise": "--obs-noise", "noise": "--noise", "inputs": "--inputs",
-    "robust": "--robust", "change": "--detect", "update": "--update", "stream": "--stream", "fault_rate": "--fault-rate",
+    "robust": "--robust", "change_threshold": "--detect", "update": "--update", "stream": "--stream", "fault_rate": "--fault-rate",
     "outlier_rate": "--outlier-rate", "labels": "--labels", "ask_above": "--ask-above", "label_rate": "--label-rate",
     "task": "--task", "every": "--every", "gated": "--gated", "ticks": "--samples",
     "scheduler": "--scheduler", "resume": "--resume",
@@ -158,9 +158,11 @@ def _explicit_flags(argv, command):
     for action in sub._actions:
         if action.option_strings and action.default is not argparse.SUPPRESS:
             flags[action.dest] = max(action.option_strings, key=len)
-            action.default = _UNSET
+            # an append action adds to its default: None (not a sentinel) means not given
+            action.default = None if isinstance(action, argparse._AppendAction) else _UNSET
     ns, _ = parser.parse_known_args(argv)
-    return {dest: flag for dest, flag in flags.items() if getattr(ns, dest, _UNSET) is not _UNSET}
+    return {dest: flag for dest, flag in flags.items()
+            if getattr(ns, dest, _UNSET) is not _UNSET and getattr(ns, dest, _UNSET) is not None}
 
 
 def _check_int(flag, value, low, high=None):
@@ -590,7 +592,7 @@ def _head_config(args, softmax=False):
         if getattr(args, "update", None):
             kw["update"] = args.update
         return HeadConfig(output="softmax", **kw)
-    for key, field in (("inputs", "inputs"), ("noise", "noise"), ("robust", "robust"), ("detect", "change")):
+    for key, field in (("inputs", "inputs"), ("noise", "noise"), ("robust", "robust"), ("detect", "change_threshold")):
         if getattr(args, key, None) is not None:
             kw[field] = getattr(args, key)
     return HeadConfig(**kw)
@@ -621,8 +623,9 @@ def _deploy_config(args, trial=None):
 
     period = None if args.period_ms is None else args.period_ms / 1000.0
     start, data_start = _stream_position(args)
-    return DeployConfig(samples=args.samples, stream=args.stream, episodes=args.episodes, seed=args.seed,
-                        data_seed=None if trial is None else args.seed + 1 + trial, period=period,
+    return DeployConfig(samples=args.samples, stream=args.stream, episodes=args.episodes,
+                        seed=args.seed if trial is None else trial_seed(args.seed, trial), period=period,
+                        changes=tuple(getattr(args, "_changes", ())),
                         fault_rate=args.fault_rate, fallback=args.fallback, sigma_data=args.sigma_data,
                         outlier_rate=args.outlier_rate, start=start, data_start=data_start, labels=args.labels,
                         ask_above=args.ask_above, label_rate=args.label_rate)
@@ -637,7 +640,7 @@ def _deploy_config(args, trial=None):
 RUN_RECORD_VERSION = 1
 #: head flags (args dest) -> HeadConfig field, per head output
 _HEAD_FLAGS = {"head_layers": "n_layers", "prior_var": "prior_var", "obs_noise": "obs_noise"}
-_HEAD_FLAGS_GAUSSIAN = dict(_HEAD_FLAGS, noise="noise", inputs="inputs", robust="robust", detect="change")
+_HEAD_FLAGS_GAUSSIAN = dict(_HEAD_FLAGS, noise="noise", inputs="inputs", robust="robust", detect="change_threshold")
 _HEAD_FLAGS_SOFTMAX = dict(_HEAD_FLAGS, update="update")
 #: run settings restored from the record: args dest -> flag
 _RUN_FLAGS = {"stream": "--stream", "sigma_data": "--sigma-data", "seed": "--seed"}
@@ -868,8 +871,15 @@ def _corrupt_line(n, shift, bound):
             f"{shift:.3g} N, against its bound (c/2) x epistemic std {bound:.3g} N at that state")
 
 
+def trial_seed(seed, trial):
+    """The seed of trial ``trial`` of ``kbt run --seed SEED --trials N``: 1000 SEED + trial (its
+    plant, faults and evaluation episodes; its i.i.d. data seed is one more), as in the
+    experiments; so trial t of seed 0 is ``kbt run --seed t``."""
+    return 1000 * seed + trial
+
+
 def _run_trials(args, task, name):
-    """Several deployed learning runs (data seeds seed+1 .. seed+trials); mean success per checkpoint."""
+    """Several deployed learning runs, each with its own seed (``trial_seed``); mean success per checkpoint."""
     from sim.deploy import run_deployment
     from sim.progress import Progress
 
@@ -902,6 +912,7 @@ def _run_trials(args, task, name):
     if args.json:
         _write_json(args.json, {"method": args.method, "system": name, "episodes": args.episodes, "seed": args.seed,
                                 "trials": args.trials, "samples": args.samples, "stream": args.stream,
+                                "trial_seeds": [trial_seed(args.seed, t) for t in range(args.trials)],
                                 "checkpoints": marks, "success_rate": succ[:, -1].mean(),
                                 "success_per_trial": succ, "downweighted_per_trial": downweighted,
                                 "changes_per_trial": changes,
@@ -982,6 +993,17 @@ def _run_learning(args, task, name):
     return 0
 
 
+def _parse_changes(args, params):
+    """``--change`` entries as ``sim.schedule.Change`` (ValueError naming the flag otherwise)."""
+    from sim.schedule import check_schedule, parse_change
+
+    try:
+        changes = [parse_change(text, params) for text in args.change or ()]
+        return check_schedule(changes, args.samples)
+    except ValueError as e:
+        raise ValueError(f"--change: {str(e).removeprefix('changes: ')}") from None
+
+
 def cmd_run(args):
     from sim.loop import evaluate_success
 
@@ -990,6 +1012,7 @@ def cmd_run(args):
     params = task.params
     _check_state_args(args)
     if args.method in LEARNERS:
+        args._changes = _parse_changes(args, params)
         _deploy_config(args)      # bad settings fail before any work
     if args.method in LEARNERS and args.trials > 1:
         if args.save_state or args.load_state or args.view:
@@ -1266,7 +1289,7 @@ def _add_head_args(g):
                         f"prediction (default {HeadConfig.robust:g}; 0: every label at full weight)")
     g.add_argument("--detect", type=float, default=None,
                    help=f"kbt, rls: threshold of the change detector that re-opens the posterior "
-                        f"(default {HeadConfig.change:g}; 0: off)")
+                        f"(default {HeadConfig.change_threshold:g}; 0: off)")
     g.add_argument("--update", choices=("kalman", "paper"), default=None, help="kbt-softmax: output update (default kalman)")
 
 
@@ -1309,6 +1332,10 @@ def build_parser():
     g.add_argument("--period-ms", type=float, default=None, help="control period for the deadline (default: tau)")
     g.add_argument("--fault-rate", type=float, default=0.0,
                    help="inject NaN sensor readings and NaN labels with this probability per tick (default 0)")
+    g.add_argument("--change", action="append", default=None, metavar="TICK:M_C,M_P,L_P",
+                   help="from tick TICK on, the plant has these masses (kg) and pole length (m); or "
+                        "TICK:noise=VAR, the labels' noise variance (N^2). Repeat for a schedule, e.g. "
+                        "--change 400:1,0.5,2 --change 800:1,1,5; every checkpoint is measured on the plant in force")
     g.add_argument("--outlier-rate", type=float, default=0.0,
                    help="replace the label by a corrupt one (+-1000 N) with this probability per tick (default 0)")
     g.add_argument("--labels", choices=LABEL_MODES, default="always",

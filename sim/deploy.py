@@ -34,13 +34,14 @@ sequence per data seed, so 30 + 30 samples are the same 60 as one run of 60).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from controller.checks import check_int, check_positive
 from sim.experts import expert_for
 from sim.loop import act_one, evaluate_success
+from sim.schedule import check_schedule
 from sim.task import Episode, as_task
 
 __all__ = ["DeployConfig", "DeployResult", "run_deployment", "checkpoints_for", "iid_samples", "STREAMS",
@@ -130,6 +131,8 @@ class DeployConfig:
     ask_above : float    "uncertain": the expert takes over when the epistemic std (N) at the state exceeds it
     label_rate : float   "random": probability per tick that the expert takes over, in (0, 1]
     checkpoints : tuple  tick counts at which to evaluate; empty: 10, 25, 50, 100, 200, ... and ``samples``
+    changes : tuple      ``sim.schedule.Change`` entries: the plant or the label noise from a tick on
+                         (every checkpoint is evaluated on the plant in force)
     plant : bool         False: the offline protocol of the learning experiments -- the i.i.d. samples
                          arrive with no plant running (nothing acts between checkpoints, no
                          deadline or fault accounting); the same loop, checkpoints and result
@@ -151,6 +154,7 @@ class DeployConfig:
     ask_above: float = 1.0
     label_rate: float = 0.5
     checkpoints: tuple = ()
+    changes: tuple = ()
     plant: bool = True
 
     def __post_init__(self):
@@ -177,6 +181,7 @@ class DeployConfig:
             raise ValueError(f"label_rate: expected a probability in (0, 1] but found {self.label_rate}")
         for n in self.checkpoints:
             check_int("checkpoints", n, low=1, high=self.samples)
+        object.__setattr__(self, "changes", check_schedule(self.changes, self.samples))
         if not self.plant and self.stream != "iid":
             raise ValueError("plant: the offline protocol (plant=False) needs the i.i.d. stream")
         if self.labels != "always" and self.stream != "onpolicy":
@@ -236,10 +241,23 @@ class DeployResult:
         }
 
 
+def probe_states(task, expert, seed, n=200):
+    """States where the predictive spread is measured: ``n`` from the balance box, or, for
+    the swing-up task, ``n`` drawn from the states its expert visits (seeded)."""
+    from sim.data import sample_states, trajectory_states
+
+    rng = np.random.default_rng([seed, 4])
+    if task.name != "swingup":
+        return sample_states(n, rng)
+    pool = trajectory_states(task, expert, seed + 4, episodes=5)
+    return pool[rng.integers(len(pool), size=n)]
+
+
 def _mean_pred_std(controller, probe):
+    """The mean over ``probe`` of the predictive standard deviation sqrt(q + R) (N)."""
     if not hasattr(controller, "predict"):
         return None
-    return float(np.sqrt(np.mean(controller.predict(probe)[1])))
+    return float(np.mean(np.sqrt(controller.predict(probe)[1])))
 
 
 def epistemic_std(controller, state):
@@ -253,7 +271,11 @@ class _Loop:
 
     def __init__(self, controller, task, cfg, expert, samples=None):
         self.controller, self.task, self.cfg = controller, task, cfg
+        if cfg.changes and expert is not None:
+            raise ValueError("expert: a run with changes labels with the expert of the plant in force; pass none")
         self.expert = expert_for(task) if expert is None else expert
+        self.sigma = cfg.sigma_data                  # the label noise in force
+        self.pending = list(cfg.changes)
         self.learns = callable(getattr(controller, "observe", None))
         self.counters0 = {k: int(getattr(controller, k, 0)) for k in ("n_downweighted", "n_changes")}
         if cfg.labels == "uncertain" and not callable(getattr(controller, "predict_split", None)):
@@ -270,9 +292,7 @@ class _Loop:
         elif cfg.stream == "iid":
             self.S, self.F = iid_samples(self.expert, cfg.stream_seed, cfg.stream_start, cfg.samples,
                                          sigma_data=cfg.sigma_data, task=task)
-        from sim.data import sample_states
-
-        self.probe = sample_states(200, np.random.default_rng([cfg.seed, 4]))
+        self.probe = probe_states(task, self.expert, cfg.seed)
         self.marks = set(cfg.checkpoints or checkpoints_for(cfg.samples))
         self.res = DeployResult(start=cfg.start)
         self.plant = Episode(task, rng_plant)
@@ -284,6 +304,7 @@ class _Loop:
     def checkpoint(self, n, on_checkpoint, measure=None):
         cfg, res, controller = self.cfg, self.res, self.controller
         ev = evaluate_success(controller, self.task, n_episodes=cfg.episodes, seed=cfg.seed)
+        p = self.task.params
         lat = np.asarray(res.update_seconds) * 1e6
         row = {"samples": cfg.start + n, "success_rate": ev.success_rate,
                # offline, no extra prediction: a sampling controller (BLoB) would draw from its inference rng
@@ -294,10 +315,31 @@ class _Loop:
                "downweighted": res.downweighted, "changes": res.changes,
                "noise_var": getattr(controller, "noise_var", None), "sensor_faults": res.sensor_faults,
                "labels": res.labels, "takeovers": res.takeovers, "falls": res.plant_failures,
+               "plant": [p.m_c, p.m_p, p.l_p], "sigma_data": self.sigma,
+               "rmse_expert_N": float(np.sqrt(np.mean((controller.act(self.probe) - self.expert.act(self.probe)) ** 2)))
+               if cfg.changes else None,
                "metrics": {} if measure is None else measure(controller)}
         res.rows.append(row)
         if on_checkpoint is not None:
             on_checkpoint(row)
+
+    def apply_changes(self):
+        """Changes due at this tick: the plant (the state carries over) and its expert, the
+        label noise; what is left of an i.i.d. stream is relabelled by the new expert."""
+        tick = self.res.ticks
+        while self.pending and self.pending[0].at == tick:
+            change = self.pending.pop(0)
+            if change.params is not None:
+                self.task = replace(self.task, params=change.params)
+                self.plant.task = self.task
+                self.expert = expert_for(self.task)
+            if change.sigma_data is not None:
+                self.sigma = change.sigma_data
+            if self.cfg.stream == "iid":
+                rest = self.S[tick:]
+                noise = np.random.default_rng([self.cfg.seed, 7, tick]).standard_normal(len(rest))
+                self.F = self.F.copy()
+                self.F[tick:] = self.expert.act(rest) + np.sqrt(self.sigma) * noise
 
     def sense(self):
         """1. The sensor reading: the state, or NaN in one component on a fault."""
@@ -344,8 +386,8 @@ class _Loop:
                 f = force
             else:
                 f = act_one(self.expert, reading) if np.all(np.isfinite(reading)) else np.nan
-            if cfg.sigma_data > 0:
-                f += float(self.rng_label.normal(0.0, np.sqrt(cfg.sigma_data)))
+            if self.sigma > 0:
+                f += float(self.rng_label.normal(0.0, np.sqrt(self.sigma)))
         if cfg.fault_rate and self.rng_fault.random() < cfg.fault_rate:
             f = np.nan
         self.corrupt = bool(cfg.outlier_rate and self.rng_outlier.random() < cfg.outlier_rate)
@@ -441,6 +483,7 @@ def run_deployment(controller, task, config: DeployConfig = DeployConfig(), *, e
     loop = _Loop(controller, task, cfg, expert, samples)
     loop.checkpoint(0, on_checkpoint, measure)
     while loop.res.ticks < cfg.samples:
+        loop.apply_changes()
         t0 = time.perf_counter()
         reading, force, pilot = None, 0.0, False
         if cfg.plant:

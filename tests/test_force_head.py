@@ -27,7 +27,7 @@ def test_known_noise_l1_equals_bayesian_linear_regression_in_any_order(backend):
     w0 = rng.normal(size=d + 1)
     X, y = rng.normal(size=(n, d)), rng.normal(size=n) * 3
     m_ref, P_ref = _blr(w0, v, r, X, y)
-    cfg = HeadConfig(prior_var=v, obs_noise=r, noise="known", robust=0.0, change=0.0, jitter=0.0, backend=backend)
+    cfg = HeadConfig(prior_var=v, obs_noise=r, noise="known", robust=0.0, change_threshold=0.0, jitter=0.0, backend=backend)
     for order in (np.arange(n), np.arange(n)[::-1], rng.permutation(n)):
         head = ForceHead(w0, cfg)
         assert head.uses_numba == (backend == "numba")
