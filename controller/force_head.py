@@ -32,7 +32,9 @@ Learned noise (an inverse-gamma recursion for R, docs/head-v2.md), discounted
 by ``keep = 1 - 1 / noise_memory`` per sample, each innovation's share of noise
 ``e^2 R / S = x R`` with x clipped at c^2 (bounded influence, docs/robust-update.md):
     a = keep a + 1/2,  b = keep b + min(x, c^2) R / 2,  R = max(R_floor, b / a),
-starting from a0 = n0 / 2, b0 = a0 R0 (n0 = ``noise_prior_count``).
+starting from a0 = n0 / 2, b0 = a0 R0 (n0 = ``noise_prior_count``); held while the
+detector's g is above ``force_numba.NOISE_HOLD`` h (it weighs a change: a changed
+plant must not be taken for noisier labels).
 
 The L = 1 Numba kernel (``force_numba.force_update``) and the NumPy
 reference here give the same posterior (tested).
@@ -60,11 +62,13 @@ def with_known_noise(config, sigma_data):
 
 
 def detector_settings(config):
-    """The change detector's ``[k, k kappa, nu, h]`` for a ``HeadConfig`` (h = 0: off):
-    per sample ``g = max(0, g + min(k x, k kappa) - nu)``, a change when g > h."""
+    """The change detector's ``[k, k kappa, nu, h, h_hold]`` for a ``HeadConfig`` (h = 0: off):
+    per sample ``g = max(0, g + min(k x, k kappa) - nu)``, a change when g > h; the noise
+    statistics wait while g > h_hold = ``force_numba.NOISE_HOLD`` h."""
     lam = config.change_ratio
     k = 0.5 * (1.0 - 1.0 / lam)
-    return np.array([k, k * config.change_clip, 0.5 * np.log(lam), config.change_threshold])
+    h = config.change_threshold
+    return np.array([k, k * config.change_clip, 0.5 * np.log(lam), h, fn.NOISE_HOLD * h])
 
 
 class ForceHead:
@@ -82,7 +86,7 @@ class ForceHead:
         Labels learned from; of them, labels learned with a robust weight below
         one half; changes detected (each re-opened the posterior).
     detector : ndarray, shape (4,)
-        ``[k, k kappa, nu, h]`` of the change detector (``detector_settings``).
+        ``[k, k kappa, nu, h, h_hold]`` of the change detector (``detector_settings``).
     uses_numba : bool
         True when updates and predictions run in the Numba kernels (L = 1).
     d_in : int
@@ -202,7 +206,7 @@ class ForceHead:
         e = y - mu[0]
         S = q[0] + self.noise[0] + cfg.jitter
         status = fn.LEARNED
-        k, cap, nu, h = self.detector
+        k, cap, nu, h, _ = self.detector
         if h > 0:
             # CUSUM of the clipped log-likelihood ratio of "variance lambda S" against "S"
             g = max(0.0, self.noise[3] + min(k * e * e / S, cap) - nu)
@@ -221,7 +225,7 @@ class ForceHead:
             status = fn.DOWNWEIGHTED
         self.core.update_reference(z.astype(self.core.dtype), np.array([y], self.core.dtype),
                                    np.zeros((1, 1), self.core.dtype), obs_noise=R + extra)
-        if self.learns_noise:
+        if self.learns_noise and (h <= 0 or self.noise[3] <= self.detector[4]):
             keep = self.kernel_settings()[4]
             x = e * e / S
             self.noise[1] = keep * self.noise[1] + 0.5

@@ -19,7 +19,8 @@ for one sample with ``z~ = [z; 1]`` (n1 entries):
          update sees the innovation variance S_w = S / w = S + e^2 / c^2
     m   += Pz e / S_w                   (41) with K_w = Pz / S_w
     P   -= c Pz Pz^T,  c = min(1 / S_w, 0.999 / q)   (42); c keeps P PSD in floating point
-    learned noise (discounted inverse-gamma statistics, each innovation clipped at c^2):
+    learned noise (discounted inverse-gamma statistics, each innovation clipped at c^2;
+         held while g > h_hold = NOISE_HOLD h, the detector weighing a change):
          a = keep a + 1/2,  b = keep b + min(x, c^2) R / 2,  R = max(R_floor, b / a)
 
 Every array is passed in, so a call allocates nothing. Status codes:
@@ -46,18 +47,20 @@ from collections import namedtuple
 from controller.jit import jit
 from controller.transformer_numba import _features_one
 
-__all__ = ["LEARNED", "DOWNWEIGHTED", "NONFINITE", "CHANGED", "HeadState", "HeadSettings", "HeadWork",
+__all__ = ["LEARNED", "DOWNWEIGHTED", "NONFINITE", "CHANGED", "NOISE_HOLD", "HeadState", "HeadSettings", "HeadWork",
            "KBTInputs", "force_update", "force_mean", "kbt_observe", "kbt_act", "rls_observe", "rls_act"]
 
 LEARNED, DOWNWEIGHTED, NONFINITE, CHANGED = 0, 1, 2, 3
+#: the noise statistics wait while the change detector's g is above this share of its threshold h
+NOISE_HOLD = 0.25
 
 #: what an update changes, in place: mean weights m (n1,), covariance P (n1, n1) and the
 #: noise state [R, a, b, g] (g: the change detector's statistic; ``ForceHead.kernel_arrays()``)
 HeadState = namedtuple("HeadState", "m P noise")
 #: the update's settings (``ForceHead.kernel_settings()``): learn (bool: learn the noise),
 #: floor (R's floor), c2 (c^2 of the robust weight; 0: no weight), jitter, keep (the noise
-#: statistics' discount per sample; 1: no forgetting), detector ([k, k kappa, nu, h]: the
-#: change detector; h = 0: off) and prior ([v, a0, b0]: what a change re-opens to)
+#: statistics' discount per sample; 1: no forgetting), detector ([k, k kappa, nu, h, h_hold]:
+#: the change detector; h = 0: off) and prior ([v, a0, b0]: what a change re-opens to)
 HeadSettings = namedtuple("HeadSettings", "learn floor c2 jitter keep detector prior")
 #: the head's work arrays, (n1,) each: zt holds z~ = [z; 1] (the update's input; the fused
 #: kernels write it), Pz = P z~ (``ForceHead.work_arrays()``)
@@ -156,8 +159,9 @@ def force_update(head, settings, work, y):
             v = P[a, b] - ca * Pz[b]
             P[a, b] = v
             P[b, a] = v
-    if learn:
-        # inverse-gamma statistics of the noise, discounted by keep per sample; each
+    if learn and (detector[3] <= 0.0 or noise[3] <= detector[4]):
+        # inverse-gamma statistics of the noise (held while the detector holds evidence of a
+        # change, so that a changed plant is not taken for noisier labels), discounted by keep per sample; each
         # innovation counts with the share R / S of its variance that is noise, e^2 R / S = x R,
         # and x clipped at c^2, so that one absurd label raises b by at most c^2 R / 2
         xc = x

@@ -34,7 +34,7 @@ __all__ = ["force_update_flops", "force_mean_flops", "standardise_flops", "kbt_o
 
 
 # ---------------------------------------------------------------- Gaussian force head
-def force_update_flops(d_in, detect=True, robust=True, learn=True, capped=False, change=False):
+def force_update_flops(d_in, detect=True, robust=True, learn=True, capped=False, change=False, held=False):
     """One learned sample in ``force_numba.force_update`` with d_in inputs (n1 = d_in + 1):
 
     * ``_moments``: ``Pz = P z~``, ``q = z~^T Pz``, ``mu = m^T z~``: 2 n1^2 + 4 n1;
@@ -46,13 +46,14 @@ def force_update_flops(d_in, detect=True, robust=True, learn=True, capped=False,
     * ``m += Pz e / S_w``: 3 n1;  ``c = 1 / S_w`` and the cap test ``0.999 / q``: 2
       (+1 when ``capped``: c = 0.999 / q);
     * ``P -= c Pz Pz^T`` on the lower triangle (mirrored): n1 + n1 (n1 + 1);
-    * the learned noise (``learn``): the discounted a and b (x clipped at c^2), R = b / a: 7.
+    * the learned noise (``learn``, and not ``held`` by the detector's evidence): the
+      discounted a and b (x clipped at c^2), R = b / a: 7.
     """
     n1 = d_in + 1
     base = 3 * n1 * n1 + 9 * n1 + 7
     reopen = (2 * n1 * n1 + 4 * n1 + 4 + (1 if learn else 0)) if change else 0
     return (base + (3 if detect else 0) + reopen + (3 if robust else 0) + (1 if capped else 0)
-            + (7 if learn else 0))
+            + (7 if learn and not held else 0))
 
 
 def force_mean_flops(d_in):

@@ -335,7 +335,8 @@ def _check_experiment_args(args, given):
     unused = {"fig3": ("sigma_data",) + deployed, "fig4": ("sigma_data",) + deployed,
               "fig5": ("trials", "episodes", "methods", "epochs", "lr") + deployed,
               "calibration": deployed, "onpolicy": ("sigma_data",),
-              "swingup": ("sigma_data", "task")}.get(args.name, ())
+              "swingup": ("sigma_data", "task"),
+              "drift": ("sigma_data", "samples") + deployed}.get(args.name, ())
     for dest in unused:
         if dest in given:
             raise ValueError(f"{given[dest]}: does not apply to experiment {args.name}")
@@ -1145,6 +1146,32 @@ def _experiment_deployed(args, jobs):
     return 0
 
 
+def _experiment_drift(args, jobs):
+    """kbt experiment drift: every method through schedules of changes (``sim.exp_drift``)."""
+    from sim import exp_drift as ex
+    from sim.methods import MethodSettings
+    from sim.report_drift import format_drift, write_drift
+
+    kw = {k: v for k, v in (("trials", args.trials), ("seed", args.seed), ("episodes", args.episodes))
+          if v is not None}
+    if args.methods:
+        kw["methods"] = tuple(args.methods)
+    kw["settings"] = MethodSettings(epochs=args.epochs, lr=args.lr)
+    spec = ex.DriftSpec.quick(**kw) if args.quick else ex.DriftSpec(**kw)
+    store = ex.trial_store(os.path.join(args.out, "trials"), spec, resume=args.resume)
+    results = ex.run_drift(spec, jobs=jobs, progress=args.progress, scheduler=args.scheduler, store=store)
+    _trial_note(args, store)
+    results["command"] = "kbt " + " ".join(args.argv)
+    rows = write_drift(results, args.out)
+    print(f"drift: mean success 10/25/50 samples after each change over {spec.trials} trials "
+          f"({spec.heavy_trials} for retraining and BLoB); samples to 0.99 (median over the trials that got there); "
+          f"held-out RMSE against the expert in force 200 samples after; labels down-weighted and changes "
+          f"detected (means by the end)")
+    print(format_drift(rows))
+    print(f"wrote {args.out}/results.json, results.csv and drift.png")
+    return 0
+
+
 def cmd_experiment(args):
     from sim import experiments as ex
     from sim import report
@@ -1153,6 +1180,8 @@ def cmd_experiment(args):
     jobs = args.jobs or (os.cpu_count() or 1)
     if args.name in ("onpolicy", "swingup"):
         return _experiment_deployed(args, jobs)
+    if args.name == "drift":
+        return _experiment_drift(args, jobs)
     if args.name in ("fig3", "fig4"):
         kw = {k: v for k, v in (("trials", args.trials), ("samples", args.samples), ("seed", args.seed),
                                 ("episodes", args.episodes)) if v is not None}
@@ -1335,7 +1364,7 @@ def build_parser():
     g.add_argument("--change", action="append", default=None, metavar="TICK:M_C,M_P,L_P",
                    help="from tick TICK on, the plant has these masses (kg) and pole length (m); or "
                         "TICK:noise=VAR, the labels' noise variance (N^2). Repeat for a schedule, e.g. "
-                        "--change 400:1,0.5,2 --change 800:1,1,5; every checkpoint is measured on the plant in force")
+                        "--change 400:1,0.5,2 --change 800:1,1,5; every checkpoint is measured on the plant in force (default: no change)")
     g.add_argument("--outlier-rate", type=float, default=0.0,
                    help="replace the label by a corrupt one (+-1000 N) with this probability per tick (default 0)")
     g.add_argument("--labels", choices=LABEL_MODES, default="always",
@@ -1397,13 +1426,14 @@ def build_parser():
     p.set_defaults(func=cmd_profile)
 
     p = sub.add_parser("experiment", help="reproduce a figure of the paper (JSON, CSV, PNG)")
-    p.add_argument("name", choices=("fig3", "fig4", "fig5", "calibration", "onpolicy", "swingup"),
+    p.add_argument("name", choices=("fig3", "fig4", "fig5", "calibration", "onpolicy", "swingup", "drift"),
                    help="fig3/fig4: success and time per sample vs samples (one run makes both); "
                         "fig5: predicted variance vs samples for several Sigma_data; "
                         "calibration: accuracy, ECE, NLL, RMSE, coverage and reliability diagrams; "
                         "onpolicy: every method learning from labels on the states it visits, and KBT asking "
                         "for labels only where it is unsure; swingup: every method adapting to the swing-up "
-                        "task's changed plant")
+                        "task's changed plant; drift: every method through schedules of plant and label-noise "
+                        "changes (docs/change-detection.md)")
     p.add_argument("--from", dest="from_dir", metavar="DIR",
                    help="calibration: read a full (not --quick) fig3 run's results.json from DIR instead of running anew "
                         "(default: run anew)")

@@ -151,6 +151,8 @@ def _onpolicy_job(args):
         "labels": [r["labels"] for r in rows],
         "takeovers": [r["takeovers"] for r in rows],
         "falls": [r["falls"] for r in rows],
+        "downweighted": [r["downweighted"] for r in rows],
+        "changes": [r["changes"] for r in rows],
         "ms_per_label": float(np.median(lat) * 1e3) if lat.size else None,
         "label_rate": label_rate,
     }

@@ -15,7 +15,7 @@ from sim.report import _plt, _write_json
 __all__ = ["write_deployed", "summarise_deployed", "format_summary", "SERIES"]
 
 #: per-checkpoint series of every variant and trial
-SERIES = ("success_rate", "labels", "takeovers", "falls")
+SERIES = ("success_rate", "labels", "takeovers", "falls", "downweighted", "changes")
 
 
 def summarise_deployed(results, level=0.99):
@@ -31,6 +31,9 @@ def summarise_deployed(results, level=0.99):
             "worst": succ.min(axis=0).tolist(),
             "labels": float(np.mean([t[-1] for t in r["labels"]])),
             "falls": float(np.mean([t[-1] for t in r["falls"]])),
+            # trials stored before these were recorded have none
+            "downweighted": float(np.mean([t[-1] for t in r["downweighted"]])) if "downweighted" in r else None,
+            "changes": float(np.mean([t[-1] for t in r["changes"]])) if "changes" in r else None,
             "reached": len(reach), "trials": len(succ),
             "labels_to_099_median": float(np.median(reach)) if reach else None,
             "ms_per_label": float(np.median(ms)) if ms else None,
@@ -41,7 +44,7 @@ def summarise_deployed(results, level=0.99):
 def _tidy(results):
     rows = []
     for v, r in results["variants"].items():
-        for key in SERIES:
+        for key in (k for k in SERIES if k in r):
             for t, values in enumerate(r[key]):
                 rows += [(results["experiment"], v, t, n, key, x) for n, x in zip(r["ticks"][t], values)]
     return rows
@@ -83,13 +86,15 @@ def format_summary(results, summary):
     want = {0} | {ticks[int(round(q * (len(ticks) - 1)))] for q in (0.25, 0.5, 0.75, 1.0)}
     show = [j for j, n in enumerate(ticks) if n in want]
     head = f"{'variant':>16} " + " ".join(f"{'@' + str(ticks[j]):>7}" for j in show)
-    head += f" {'worst':>6} {'labels':>7} {'falls':>6} {'labels to 0.99':>15} {'ms/label':>9}"
+    head += (f" {'worst':>6} {'labels':>7} {'falls':>6} {'labels to 0.99':>15} {'ms/label':>9} {'down-wt':>7} "
+             f"{'detected':>8}")
     lines = [head]
     for v, row in summary.items():
         cells = " ".join(f"{row['success'][j]:>7.2f}" for j in show)
         reach = (f"{row['labels_to_099_median']:.0f} ({row['reached']}/{row['trials']})"
                  if row["labels_to_099_median"] is not None else f"- (0/{row['trials']})")
         ms = f"{row['ms_per_label']:.3f}" if row["ms_per_label"] is not None else "-"
+        dw, ch = (f"{row[k]:.1f}" if row[k] is not None else "-" for k in ("downweighted", "changes"))
         lines.append(f"{v:>16} {cells} {row['worst'][-1]:>6.2f} {row['labels']:>7.1f} {row['falls']:>6.2f} "
-                     f"{reach:>15} {ms:>9}")
+                     f"{reach:>15} {ms:>9} {dw:>7} {ch:>8}")
     return "\n".join(lines)

@@ -108,7 +108,7 @@ def test_one_label_moves_the_prediction_by_at_most_c_over_2_epistemic_std(backen
 
 def test_no_single_label_can_signal_a_change():
     cfg = HeadConfig()
-    k, cap, nu, h = ForceHead(np.zeros(3), cfg).detector
+    k, cap, nu, h, _ = ForceHead(np.zeros(3), cfg).detector
     assert cap - nu < h / 3, "at least four improbable labels in a row"
     head = ForceHead(np.zeros(3), cfg)
     for y in (1e9, -1e9, 1e9):

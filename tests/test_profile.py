@@ -124,7 +124,7 @@ def _force_args(d_in, rng, R=0.5, learn=True, detect=True, robust=True, floor=1e
     zt = np.append(rng.normal(size=d_in), 1.0)
     y = float(m @ zt + 0.3)
     noise = np.array([R, 3.0, 3.0 * R, 1.0])
-    detector = np.array([0.45, 7.2, 1.15, 20.0 if detect else 0.0])
+    detector = np.array([0.45, 7.2, 1.15, 20.0 if detect else 0.0, 5.0 if detect else 0.0])
     settings = (learn, floor, 64.0 if robust else 0.0, 1e-9, 0.999, detector, np.array([10.0, 1.0, 10.0]))
     return (m, P, noise), settings, (zt, np.zeros(n1)), y
 
@@ -182,11 +182,12 @@ def test_force_update_flops_capped_downweighted_and_changed(monkeypatch):
     count, status = _counted_force("force_update", (_counting(head), settings, _counting(work), CF(y)),
                                    monkeypatch)
     assert status == fnb.LEARNED and count == flops.force_update_flops(3, robust=False, capped=True)
-    # a label far outside the predictive: learned with a small weight, same FLOPs
+    # a label far outside the predictive: learned with a small weight; the detector's
+    # evidence passes h_hold, so the noise statistics wait
     head, settings, work, y = _force_args(3, np.random.default_rng(2))
     count, status = _counted_force("force_update", (_counting(head), settings, _counting(work), CF(y + 1e3)),
                                    monkeypatch)
-    assert status == fnb.DOWNWEIGHTED and count == flops.force_update_flops(3)
+    assert status == fnb.DOWNWEIGHTED and count == flops.force_update_flops(3, held=True)
     # the detector's statistic just below its threshold: a far label is a change
     head, settings, work, y = _force_args(3, np.random.default_rng(3))
     head[2][3] = 19.0
