@@ -15,7 +15,9 @@ Subcommands (each has ``--help``):
   and ``swingup`` (``sim.exp_onpolicy``); trials run in-process or on Dask
   (``sim.trials``) and are kept as they finish (``sim.trial_store``);
 * ``kbt pretrain``: pre-train the decision transformer on SOURCE expert data
-  (``sim.pretrain``, ``sim.pretrain_swingup``).
+  (``sim.pretrain``, ``sim.pretrain_swingup``);
+* ``kbt export``: the kbt or rls controller as C99 sources for a microcontroller
+  (``firmware_profile.export``, docs/firmware-export.md).
 
 This module is the top of the import graph: it may import ``sim``,
 ``controller`` and ``firmware_profile`` (docs/architecture.md).
@@ -40,8 +42,8 @@ from sim.deploy import FALLBACKS, LABEL_MODES, STREAMS
 
 __all__ = ["main", "build_parser"]
 
-METHODS = ("lqr", "expert", "pretrained", "kbt", "kbt-softmax", "rls", "retrain", "blob")
-LEARNERS = ("kbt", "kbt-softmax", "rls", "retrain", "blob")
+METHODS = ("lqr", "expert", "pretrained", "kbt", "kbt-softmax", "rls", "kbt-c", "rls-c", "retrain", "blob")
+LEARNERS = ("kbt", "kbt-softmax", "rls", "kbt-c", "rls-c", "retrain", "blob")
 STATEFUL = ("kbt", "kbt-softmax", "rls")       # methods with --save-state / --load-state
 
 
@@ -259,6 +261,7 @@ OUTPUTS = {
     "profile": (("--json", "json", "file"),),
     "experiment": (("--out", "out", "dir"),),
     "pretrain": (("--out", "out", "file"),),
+    "export": (("--out", "out", "dir"),),
 }
 
 
@@ -1230,6 +1233,29 @@ def _pretrain_swingup(args):
 
 
 # ---------------------------------------------------------------- parser
+def _cmd_export(args):
+    """``kbt export``: write the C99 export of ``--method`` (its prior, or ``--load-state``'s head)."""
+    from firmware_profile.export import file_names, write_export
+    from sim.cartpole import TARGET
+    from sim.methods import make_controller
+
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise ValueError(f"--out: cannot write into {args.out}: is a file, not a folder")
+    controller = make_controller(args.method, TARGET)
+    source = f"the {args.method} prior (shipped pre-trained weights)"
+    if args.load_state:
+        try:
+            controller.load_state(args.load_state)
+        except (OSError, ValueError) as e:
+            raise ValueError(f"--load-state: {e}") from None
+        source = f"{args.method} head {os.path.basename(args.load_state)} ({controller.n_updates} updates)"
+    paths = write_export(controller, args.out, source=source)
+    header = file_names(args.method)[0]
+    print(f"wrote {', '.join(paths)} ({args.method}: {controller.head.d_in + 1} head inputs); "
+          f"include {header} and compile {file_names(args.method)[1]} with any C99 compiler")
+    return 0
+
+
 def _add_head_args(g):
     """The Bayesian heads' settings (defaults: the head's own, docs/head-v2.md)."""
     g.add_argument("--head-layers", type=int, default=None, help="Bayesian head layers L (default 1)")
@@ -1421,6 +1447,12 @@ def build_parser():
                    help="final LayerNorm on H_dec (default: off)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
     p.set_defaults(func=cmd_pretrain)
+    p = sub.add_parser("export", help="write the kbt or rls controller as C99 sources (kbt.h + kbt.c)")
+    p.add_argument("--method", choices=("kbt", "rls"), default="kbt", help="controller to export (default kbt)")
+    p.add_argument("--out", metavar="DIR", required=True, help="folder for the header and the source (created)")
+    p.add_argument("--load-state", metavar="HEAD.npz", default=None,
+                   help="export this saved head (kbt run --save-state) instead of the prior")
+    p.set_defaults(func=_cmd_export)
     return parser
 
 

@@ -40,7 +40,7 @@ class ExportParams:
         The head's settings (``JITTER``, ``ROBUST_C2``, ``DETECT_*``, ``PRIOR_*``, ...)
         and T_1's ``LN_EPS``, ``INV_SQRT_DH``.
     arrays : dict of str -> ndarray
-        Frozen arrays (T_1's weights, each layer's matrix transposed, (out, in) row-major, as one row, standardiser,
+        Frozen arrays (T_1's weights, each layer's matrix (in, out) row-major as one row, standardiser,
         state scaling) and the initial state ``init_m``, ``init_P`` (packed lower
         triangle by rows) and ``init_noise``.
     counts : dict of str -> int
@@ -111,15 +111,15 @@ def _t1_params(out, controller):
                     FINAL_LN=int(bool(W.final_ln)), SKIP=int(bool(controller.skip)))
     out.scalars.update(LN_EPS=W.eps, INV_SQRT_DH=1.0 / np.sqrt(dh))
 
-    def t(a):                     # (L, in, out) -> (L, out * in): each layer's W^T row-major
-        return np.ascontiguousarray(np.swapaxes(a, 1, 2)).reshape(a.shape[0], -1)
+    def t(a):                     # (L, in, out) -> (L, in * out): each layer's W row-major
+        return np.ascontiguousarray(a).reshape(a.shape[0], -1)
 
     arrays = dict(scale=W.scale, ev=W.ev, ep=W.ep, eq=W.eq, eqs=W.eqs, ln1g=W.ln1g, ln1b=W.ln1b,
                   wq=t(W.wq), bq=W.bq, wk=t(W.wk), bk=W.bk, wv=t(W.wv), bv=W.bv, wo=t(W.wo), bo=W.bo,
                   ln2g=W.ln2g, ln2b=W.ln2b, w1=t(W.w1), b1=W.b1, w2=t(W.w2), b2=W.b2)
     if W.final_ln:
         arrays.update(lnfg=W.lnfg, lnfb=W.lnfb)
-    arrays.update(h_mean=controller.h_mean, h_T=controller.h_T, s_inv=controller.s_inv)
+    arrays.update(h_mean=controller.h_mean, h_T=np.reshape(np.transpose(controller.h_T), -1), s_inv=controller.s_inv)
     out.arrays.update({k: np.asarray(v, dtype=float) for k, v in arrays.items()})
     n1 = out.ints["N1"]
     if n1 != d + 1 + (n_state if controller.skip else 0):
