@@ -27,10 +27,10 @@ _WHAT = {"kbt": "the KBT controller (frozen T_1 features + the Gaussian force he
 
 def c_float(v):
     """``v`` as a C float literal of its float32 value (``%.9g``, with ``f``)."""
-    f = np.float32(v)
-    if not np.isfinite(f):
+    v = float(v)
+    if not np.isfinite(v) or abs(v) > float(np.finfo(np.float32).max):
         raise ValueError(f"value: {v!r} is not a finite float32; it cannot be exported")
-    text = "%.9g" % float(f)
+    text = "%.9g" % float(np.float32(v))
     if not any(ch in text for ch in ".en"):
         text += ".0"
     return text + "f"
