@@ -24,7 +24,7 @@ from firmware_profile.c_build import build_shared
 from firmware_profile.export import export_params, unpack_lower
 from firmware_profile.export.emit import render
 
-__all__ = ["CController", "LEARNED", "DOWNWEIGHTED", "NONFINITE", "CHANGED"]
+__all__ = ["CController", "state_type", "LEARNED", "DOWNWEIGHTED", "NONFINITE", "CHANGED"]
 
 LEARNED, DOWNWEIGHTED, NONFINITE, CHANGED = 0, 1, 2, 3
 
@@ -32,7 +32,7 @@ _F = ctypes.c_float
 _PF = ctypes.POINTER(ctypes.c_float)
 
 
-def _state_type(n1):
+def state_type(n1):
     """The ctypes mirror of ``<prefix>_state`` (the header's field order)."""
     return type("CState", (ctypes.Structure,), {"_fields_": [
         ("m", _F * n1), ("P", _F * (n1 * (n1 + 1) // 2)), ("noise", _F * 4),
@@ -74,7 +74,7 @@ class CController:
         lib = ctypes.CDLL(self.library)
         p = self.prefix
         self._n1 = params.ints["N1"]
-        self._st = _state_type(self._n1)()
+        self._st = state_type(self._n1)()
         st = ctypes.byref(self._st)
         getattr(lib, f"{p}_init")(st)
         act, obs, split = (getattr(lib, f"{p}_{n}") for n in ("act", "observe_status", "predict_split"))
@@ -127,6 +127,10 @@ class CController:
         """(mean force, total predictive variance q + R) per state."""
         mean, ale, epi = self.predict_split(states)
         return mean, ale + epi
+
+    def warm_up(self):
+        """Nothing to compile at run time (the library was built at construction); here for
+        the callers that warm a Numba controller up."""
 
     # ------------------------------------------------------------ learning
     def observe_status(self, state, expert_force):
