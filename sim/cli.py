@@ -1449,9 +1449,9 @@ def build_parser():
     p.set_defaults(func=cmd_pretrain)
     p = sub.add_parser("export", help="write the kbt or rls controller as C99 sources (kbt.h + kbt.c)")
     p.add_argument("--method", choices=("kbt", "rls"), default="kbt", help="controller to export (default kbt)")
-    p.add_argument("--out", metavar="DIR", required=True, help="folder for the header and the source (created)")
+    p.add_argument("--out", metavar="DIR", required=True, help="folder for the header and the source, created if missing (no default: required)")
     p.add_argument("--load-state", metavar="HEAD.npz", default=None,
-                   help="export this saved head (kbt run --save-state) instead of the prior")
+                   help="export this saved head (kbt run --save-state; default: the prior)")
     p.set_defaults(func=_cmd_export)
     return parser
 
