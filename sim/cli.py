@@ -44,7 +44,7 @@ __all__ = ["main", "build_parser"]
 
 METHODS = ("lqr", "expert", "pretrained", "kbt", "kbt-softmax", "rls", "kbt-c", "rls-c", "retrain", "blob")
 LEARNERS = ("kbt", "kbt-softmax", "rls", "kbt-c", "rls-c", "retrain", "blob")
-STATEFUL = ("kbt", "kbt-softmax", "rls")       # methods with --save-state / --load-state
+STATEFUL = ("kbt", "kbt-softmax", "rls", "kbt-c", "rls-c")       # methods with --save-state / --load-state
 
 
 # ---------------------------------------------------------------- helpers
@@ -1234,15 +1234,27 @@ def _pretrain_swingup(args):
 
 # ---------------------------------------------------------------- parser
 def _cmd_export(args):
-    """``kbt export``: write the C99 export of ``--method`` (its prior, or ``--load-state``'s head)."""
+    """``kbt export``: write the C99 export of ``--method`` (its prior, or ``--load-state``'s head,
+    with the head settings saved in that file)."""
+    from dataclasses import replace
+
+    from controller.kalman_head import KalmanHead
     from firmware_profile.export import file_names, write_export
     from sim.cartpole import TARGET
-    from sim.methods import make_controller
+    from sim.methods import MethodSettings, make_controller
 
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise ValueError(f"--out: cannot write into {args.out}: is a file, not a folder")
-    controller = make_controller(args.method, TARGET)
-    source = f"the {args.method} prior (shipped pre-trained weights)"
+    settings = MethodSettings(weights=args.weights)
+    if args.load_state:
+        try:
+            saved = KalmanHead.load(args.load_state).config
+        except (OSError, ValueError, KeyError) as e:
+            raise ValueError(f"--load-state: {e}") from None
+        settings = MethodSettings(weights=args.weights, head=replace(saved, backend="numba"))
+    controller = make_controller(args.method, TARGET, settings)
+    source = (f"the kbt prior ({args.weights or 'the shipped pre-trained weights'})" if args.method == "kbt"
+              else "the rls prior (the SOURCE LQR gain)")
     if args.load_state:
         try:
             controller.load_state(args.load_state)
@@ -1250,9 +1262,9 @@ def _cmd_export(args):
             raise ValueError(f"--load-state: {e}") from None
         source = f"{args.method} head {os.path.basename(args.load_state)} ({controller.n_updates} updates)"
     paths = write_export(controller, args.out, source=source)
-    header = file_names(args.method)[0]
+    header, body = file_names(args.method)
     print(f"wrote {', '.join(paths)} ({args.method}: {controller.head.d_in + 1} head inputs); "
-          f"include {header} and compile {file_names(args.method)[1]} with any C99 compiler")
+          f"include {header} and compile {body} with any C99 compiler")
     return 0
 
 
@@ -1452,6 +1464,7 @@ def build_parser():
     p.add_argument("--out", metavar="DIR", required=True, help="folder for the header and the source, created if missing (no default: required)")
     p.add_argument("--load-state", metavar="HEAD.npz", default=None,
                    help="export this saved head (kbt run --save-state; default: the prior)")
+    p.add_argument("--weights", metavar="PATH", help="kbt: transformer weights (default: the shipped pre-trained file)")
     p.set_defaults(func=_cmd_export)
     return parser
 

@@ -277,7 +277,7 @@ def test_cli_export_writes_the_files_and_reports_errors(tmp_path, capsys):
     out = tmp_path / "fw"
     assert main(["export", "--method", "rls", "--out", str(out)]) == 0
     assert sorted(os.listdir(out)) == ["rls.c", "rls.h"]
-    want = export_sources(make_controller("rls", TARGET), source="the rls prior (shipped pre-trained weights)")
+    want = export_sources(make_controller("rls", TARGET), source="the rls prior (the SOURCE LQR gain)")
     assert (out / "rls.c").read_text() == want["rls.c"]
     assert "rls.h" in capsys.readouterr().out
     blocker = tmp_path / "file"
@@ -289,6 +289,21 @@ def test_cli_export_writes_the_files_and_reports_errors(tmp_path, capsys):
         main(["export", "--out", str(out), "--load-state", str(tmp_path / "missing.npz")])
     assert e.value.code == 2
     assert "--load-state" in capsys.readouterr().err
+
+
+@needs_cc
+def test_cli_kbt_c_saves_a_head_that_kbt_resumes_and_export_writes(tmp_path, capsys):
+    from sim.cli import main
+
+    head = tmp_path / "h.npz"
+    common = ["--samples", "10", "--episodes", "3", "--no-progress", "--obs-noise", "2"]
+    assert main(["run", "--method", "kbt-c", *common, "--save-state", str(head)]) == 0
+    assert main(["run", "--method", "kbt", "--samples", "10", "--episodes", "3", "--no-progress",
+                 "--load-state", str(head)]) == 0
+    assert "20 samples with the saved run's" in capsys.readouterr().out
+    assert main(["export", "--out", str(tmp_path / "fw"), "--load-state", str(head)]) == 0
+    text = (tmp_path / "fw" / "kbt.c").read_text()
+    assert "#define KBT_INIT_UPDATES 10u" in text and "head h.npz (10 updates)" in text
 
 
 @needs_cc
