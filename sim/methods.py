@@ -99,7 +99,10 @@ def make_controller(method, task, settings: MethodSettings | None = None, seed=0
     if base in C_METHODS:
         from firmware_profile.c_controller import CController
 
-        return CController(make_controller(C_METHODS[base], task, s, seed=seed))
+        try:
+            return CController(make_controller(C_METHODS[base], task, s, seed=seed))
+        except RuntimeError as e:           # no C compiler, or the export did not build
+            raise ValueError(f"method {method}: {e}") from None
     if base == "lqr":
         return LQRController(s.lqr_design or params)
     if base == "expert":

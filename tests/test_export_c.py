@@ -318,6 +318,31 @@ def test_host_build_is_cached_and_strict(tmp_path, monkeypatch):
         c_build.build_shared(bad)
 
 
+def test_cortex_m_says_what_is_missing(monkeypatch):
+    monkeypatch.setattr(cortex_m.shutil, "which", lambda name: None)
+    assert "qemu-system-arm" in cortex_m.missing() and "apt-get install" in cortex_m.missing()
+    with pytest.raises(RuntimeError, match="cannot measure on cortex-m7: arm-none-eabi-gcc"):
+        cortex_m.measure({"kbt.h": "", "kbt.c": ""}, np.zeros((1, 4)), np.zeros(1))
+    with pytest.raises(ValueError, match="core"):
+        cortex_m.measure({}, np.zeros((1, 4)), np.zeros(1), core="cortex-a53")
+
+
+def test_instruction_classes():
+    assert cortex_m.classify("vfma.f32", "s0, s1, s2") == ("fp_mac", 1)
+    assert cortex_m.classify("vpush", "{s16-s23}") == ("fp_multi", 9)
+    assert cortex_m.classify("pop", "{r4, r5, pc}") == ("load_multi", 5)
+    assert cortex_m.classify("bne.n", "1f4 <x>") == ("branch", 1)
+    assert cortex_m.classify("vldr", "s0, [r3]") == ("fp_load", 1)
+    assert cortex_m.classify("vsqrt.f32", "s0, s0") == ("fp_div_sqrt", 1)
+    assert cortex_m.classify("adds", "r0, #1") == ("alu", 1)
+
+
+def test_kbt_c_without_a_compiler_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("CC", "no-such-compiler-here")
+    with pytest.raises(ValueError, match="method kbt-c: no C compiler"):
+        make_controller("kbt-c", TARGET)
+
+
 @pytest.mark.skipif(bool(cortex_m.missing()), reason=f"Cortex-M measurement: {cortex_m.missing()}")
 def test_cortex_m7_build_fits_the_budget_and_computes_the_host_forces():
     S, F = _stream(4)

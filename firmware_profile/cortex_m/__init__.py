@@ -6,7 +6,8 @@
 ``act`` and ``observe`` on the given samples, each call between two calls of
 an empty ``mark()``), runs it in QEMU's MPS2 board of that core with an
 instruction trace (``-singlestep -d exec,nochain``: one line per executed
-instruction) and cuts the trace at ``mark``'s address. It returns:
+instruction; tested with QEMU 7.2) and cuts the trace at ``mark``'s address.
+It returns:
 
 * ``text`` / ``data`` / ``bss`` of the controller's object file
   (``arm-none-eabi-size``): flash = text + data, static RAM = data + bss (0:
@@ -197,19 +198,29 @@ def _build(files, prefix, states, forces, core, folder, opt):
     return os.path.join(folder, f"{prefix}.o"), os.path.join(folder, "fw.elf")
 
 
+def _one_insn_per_block():
+    """QEMU's flag for one guest instruction per translation block: ``-singlestep`` up to
+    8.0, ``-accel tcg,one-insn-per-tb=on`` from 8.1 (where ``-singlestep`` is deprecated)."""
+    out = subprocess.run(["qemu-system-arm", "--version"], capture_output=True, text=True).stdout
+    found = re.search(r"version (\d+)\.(\d+)", out)
+    if found and (int(found.group(1)), int(found.group(2))) >= (8, 1):
+        return ["-accel", "tcg,one-insn-per-tb=on"]
+    return ["-singlestep"]
+
+
 def _trace(elf, core, folder):
+    """(guest PC of every executed instruction, what the harness printed)."""
     machine, cpu, _ = TARGETS[core]
     out = os.path.join(folder, "out.txt")
     log = os.path.join(folder, "trace.log")
     _run(["qemu-system-arm", "-M", machine, "-cpu", cpu, "-nographic", "-monitor", "none", "-serial", "none",
           "-chardev", f"file,id=sh,path={out}", "-semihosting-config", "enable=on,target=native,chardev=sh",
-          "-kernel", elf, "-singlestep", "-d", "exec,nochain", "-D", log], folder, f"{core}: qemu")
+          "-kernel", elf, *_one_insn_per_block(), "-d", "exec,nochain", "-D", log], folder, f"{core}: qemu")
     pcs = []
     with open(log, encoding="utf-8", errors="replace") as fh:
-        for line in fh:
+        for line in fh:       # Trace 0: 0x7f.. [00800408/0000014c/00000110/ff000201] mark
             if line.startswith("Trace"):
-                b = line.index("[")
-                pcs.append(int(line[b + 10: b + 18], 16))
+                pcs.append(int(line[line.index("[") + 1:].split("/")[1], 16))
     with open(out, encoding="utf-8") as fh:
         printed = fh.read()
     return np.array(pcs, dtype=np.int64), printed
