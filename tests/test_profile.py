@@ -290,6 +290,13 @@ def test_head_update_flops_hand_counted_smallest_case():
     assert flops.head_probs_flops(1, 2) == 16
 
 
+def test_export_saved_flops_are_the_last_blocks_other_rows(pretrained):
+    cfg = pretrained.config                       # d 16, f 8, 2 heads, 4 state values
+    per_row = 2 * (2 * 16 * 16 + 16) + 2 * 5 * 16 + 2 * 5 + 2 * 5 * 16 + 2 * 16 * 8 + 8 + 2 * 8 * 16 + 16
+    assert flops.export_saved_flops(cfg) == 4 * per_row
+    assert flops.kbt_c_act_flops(cfg) == flops.kbt_act_flops(cfg) - 4 * per_row
+
+
 def test_features_flops_tiny_transformer():
     from controller.transformer import TransformerConfig
 
@@ -453,7 +460,7 @@ def test_profile_command_json_schema(tmp_path, capsys, pretrained):
         host = res["c_export"]["kbt"]["host"]
         assert host["allocations_per_call"] == 0 and host["observe_us"]["calls"] == 50
         assert host["max_force_diff_vs_python_N"] < 1e-4
-        assert by["kbt-c"]["flops_update"] == by["kbt"]["flops_update"]
+        assert by["kbt-c"]["flops_update"] == by["kbt"]["flops_update"] - flops.export_saved_flops(cfg)
         assert "kbt C export, host, timed in C: observe p50 " in out
         for core, dev in res["c_export"]["kbt"]["devices"].items():
             counted = [b for b in by["kbt-c"]["budgets"] if b["source"] == "counted"]
