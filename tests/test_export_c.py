@@ -215,8 +215,8 @@ int main(void)
     exe = tmp_path / "check"
     subprocess.run([c_build.compiler(), *c_build.CFLAGS, "-o", str(exe), str(main), str(tmp_path / "kbt.c"), "-lm"],
                    check=True, capture_output=True)
-    S, F = _stream(300)
-    X = sample_states(1000, np.random.default_rng(11))
+    S, F = _stream()                                   # the 1000 TARGET samples
+    X = sample_states(1000, np.random.default_rng(11))  # 1000 held-out states
     lines = [f"{len(S)} {len(X)}"] + [" ".join("%.9g" % v for v in (*s, f)) for s, f in zip(S, F)]
     lines += [" ".join("%.9g" % v for v in s) for s in X]
     out = subprocess.run([str(exe)], input="\n".join(lines) + "\n", capture_output=True, text=True, check=True)
