@@ -11,7 +11,9 @@ FLOP (a multiply-add is two); comparisons, copies and index arithmetic are free.
   features (``features_flops``), the standardisation ``T (h - mean)`` (a d x d
   product, 3 d^2), the state skip path (n_state) and ``force_update`` /
   ``force_mean`` on d_in = d + n_state inputs; ``rls_observe_flops`` /
-  ``rls_act_flops`` the same for ``rls`` (the state alone).
+  ``rls_act_flops`` the same for ``rls`` (the state alone); ``kbt_c_observe_flops`` /
+  ``kbt_c_act_flops`` for the C export, whose last transformer block skips the
+  rows that do not reach h (``export_saved_flops``).
 * ``head_update_flops(d, K)`` counts the softmax head's Numba kernel
   ``update_one_layer`` line by line (``controller/kalman_numba.py``): d features, K
   output bins (the paper's head, ``kbt-softmax``).
@@ -29,7 +31,8 @@ from __future__ import annotations
 import math
 
 __all__ = ["force_update_flops", "force_mean_flops", "standardise_flops", "kbt_observe_flops", "kbt_act_flops",
-           "rls_observe_flops", "rls_act_flops", "head_update_flops", "head_probs_flops", "decode_flops", "features_flops", "forward_flops",
+           "rls_observe_flops", "rls_act_flops", "export_saved_flops",
+           "kbt_c_observe_flops", "kbt_c_act_flops", "head_update_flops", "head_probs_flops", "decode_flops", "features_flops", "forward_flops",
            "retrain_update_flops", "lora_flops", "blob_update_flops", "cholesky_flops", "n_params"]
 
 
@@ -135,6 +138,27 @@ def features_flops(cfg):
                  + 2 * T * d * f + T * f            # feed-forward in
                  + 2 * T * f * d + T * d)           # feed-forward out
     return embed + L * per_layer
+
+
+def export_saved_flops(cfg):
+    """FLOPs of ``features_flops`` the C export does not do: its last block computes
+    only the query token's row after the keys and values (the other n_state rows never
+    reach h), so per skipped row the query and output projections, the row's attention
+    scores, their scaling and weighted values, and the feed-forward are saved."""
+    n, d, f, H = cfg.n_state, cfg.d_model, cfg.d_ff, cfg.n_heads
+    T = n + 1
+    per_row = 2 * (2 * d * d + d) + 2 * T * d + H * T + 2 * T * d + 2 * d * f + f + 2 * f * d + d
+    return n * per_row
+
+
+def kbt_c_observe_flops(cfg, skip=True, learn=True):
+    """``kbt_observe`` of the C export: ``kbt_observe_flops`` less ``export_saved_flops``."""
+    return kbt_observe_flops(cfg, skip=skip, learn=learn) - export_saved_flops(cfg)
+
+
+def kbt_c_act_flops(cfg, skip=True):
+    """``kbt_act`` of the C export: ``kbt_act_flops`` less ``export_saved_flops``."""
+    return kbt_act_flops(cfg, skip=skip) - export_saved_flops(cfg)
 
 
 def forward_flops(cfg):

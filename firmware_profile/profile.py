@@ -18,7 +18,12 @@ For each:
 * analytic FLOPs per update and inference, achieved GFLOP/s, and the ratio to
   this machine's measured matrix-multiply peak;
 * which device budgets each method fits (float32);
-* what float32 costs kbt: success and force difference after ``f32_samples`` updates.
+* what float32 costs kbt: success and force difference after ``f32_samples`` updates;
+* the C export (``kbt-c``, ``rls-c``): rows called from Python through ctypes,
+  the same calls timed inside C (``c_profile``), and, where the ARM cross
+  toolchain and QEMU are installed, flash, RAM and instructions per call of
+  the Cortex-M4F and Cortex-M7 builds, which replace the FLOP-based device
+  estimates of those rows (``budgets.fits``).
 
 This package does not import the plant (``sim``): the states, the
 expert-labelled stream, the closed-loop success rate and the BLoB and rls
@@ -36,12 +41,14 @@ from typing import Any, Callable
 import numpy as np
 
 from firmware_profile import budgets, flops, memory, timing
+from firmware_profile.c_profile import device_cycles, profile_exports
 from controller.checks import check_int, check_positive
 
 __all__ = ["ProfileConfig", "Workload", "run_profile", "format_text", "format_markdown", "SCHEMA_VERSION"]
 
-#: 2: methods kbt (force head), kbt-softmax and rls; the allocation probe's keys per fused kernel
-SCHEMA_VERSION = 2
+#: 2: methods kbt (force head), kbt-softmax and rls; the allocation probe's keys per fused kernel;
+#: 3: methods kbt-c and rls-c, "c_export", each budget's "source"
+SCHEMA_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -59,11 +66,13 @@ class ProfileConfig:
     epochs: int = 100
     batch: int = 32
     allocations: bool = True       # run the Numba allocation probe (a subprocess)
+    c_export: bool = True          # profile the C export (needs a host C compiler; Cortex-M: the ARM toolchain)
+    device_samples: int = 8        # samples the Cortex-M builds act on and learn from (each call traced)
 
     @classmethod
     def quick(cls, **kw):
         base = dict(calls=300, retrain_calls=2, capacities=(10,), blob_capacities=(10,), blob_infer_calls=20,
-                    f32_samples=40, episodes=10, epochs=5)
+                    f32_samples=40, episodes=10, epochs=5, device_samples=3)
         base.update(kw)
         return cls(**base)
 
@@ -87,6 +96,7 @@ class ProfileConfig:
         check_int("episodes", self.episodes, low=1)
         check_int("epochs", self.epochs, low=1)
         check_int("batch", self.batch, low=1)
+        check_int("device_samples", self.device_samples, low=1, high=1000)
         return self
 
 
@@ -218,6 +228,16 @@ def run_profile(cfg: ProfileConfig, work: Workload, progress=None):
     if work.make_rls is not None:
         online_method("rls", work.make_rls(), flops.rls_observe_flops(tcfg.n_state),
                       flops.rls_act_flops(tcfg.n_state))
+    c_export = _c_export(cfg, pol, work, states, S, F, say) if cfg.c_export else {"skipped": "c_export=False"}
+    if "skipped" not in c_export:
+        from firmware_profile.c_controller import CController
+
+        # the same calls through ctypes, from Python: what the deployed loop pays
+        online_method("kbt-c", CController(KBTController(pol)), flops.kbt_c_observe_flops(tcfg, skip=c.skip),
+                      flops.kbt_c_act_flops(tcfg, skip=c.skip))
+        if "rls" in c_export:
+            online_method("rls-c", CController(work.make_rls()), flops.rls_observe_flops(tcfg.n_state),
+                          flops.rls_act_flops(tcfg.n_state))
 
     def memory_method(c, cap, infer_calls):
         """Latencies and memory of a FIFO-memory baseline with a full memory."""
@@ -250,7 +270,10 @@ def run_profile(cfg: ProfileConfig, work: Workload, progress=None):
     for e in methods:
         total = e["memory"]["float32"]["total"] + e["memory"]["update_traced_peak_bytes"] // 2
         e["float32_total_with_peak_bytes"] = int(total)
-        e["budgets"] = [budgets.fits(total, e["flops_update"] or e["flops_inference"], dev) for dev in devices]
+        exported = e["method"][:-2] if e["method"].endswith("-c") else None
+        e["budgets"] = [budgets.fits(total, e["flops_update"] or e["flops_inference"], dev,
+                                     counted=device_cycles(c_export, exported, dev.core) if exported else None)
+                        for dev in devices]
     kbt = next(e for e in methods if e["method"] == "kbt")
     ratios = {e["method"]: e["update_us"]["p50"] / kbt["update_us"]["p50"]
               for e in methods if e["method"].startswith(("retrain", "blob"))}
@@ -259,8 +282,19 @@ def run_profile(cfg: ProfileConfig, work: Workload, progress=None):
     allocs = memory.nrt_allocations() if cfg.allocations else None
     return {"schema": SCHEMA_VERSION, "config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
             "machine_peak_gflops": peak, "methods": methods, "retrain_over_kbt_update_p50": ratios,
-            "float32_vs_float64": f32, "numba_allocations_per_call": allocs,
-            "devices": [{"name": dev.name, "ram_kib": dev.ram_kib, "clock_mhz": dev.clock_mhz} for dev in devices]}
+            "float32_vs_float64": f32, "numba_allocations_per_call": allocs, "c_export": c_export,
+            "devices": [{"name": dev.name, "ram_kib": dev.ram_kib, "clock_mhz": dev.clock_mhz, "core": dev.core}
+                        for dev in devices]}
+
+
+def _c_export(cfg, pol, work, states, S, F, say):
+    """``c_profile.profile_exports`` for a fresh kbt (and rls, when the workload has one)."""
+    from controller.kbt import KBTController
+
+    controllers = {"kbt": KBTController(pol)}
+    if work.make_rls is not None:
+        controllers["rls"] = work.make_rls()
+    return profile_exports(controllers, states, S, F, cfg.device_samples, progress=say)
 
 
 # ------------------------------------------------------------------ output
@@ -291,7 +325,8 @@ def _budget_rows(res):
     for e in res["methods"]:
         cells = []
         for b in e["budgets"]:
-            est = "" if b["est_update_ms"] is None else f" (~{b['est_update_ms']:.2g} ms)"
+            mark = "=" if b.get("source") == "counted" else "~"
+            est = "" if b["est_update_ms"] is None else f" ({mark}{b['est_update_ms']:.2g} ms)"
             cells.append(("fits" if b["fits"] else "no") + f" {100 * b['ram_used']:.0f} %" + est)
         rows.append([e["method"], _kib(e["float32_total_with_peak_bytes"])] + cells)
     return rows
@@ -346,9 +381,40 @@ def _notes(res):
                  f"mean {f['mean_force_diff_N']:.2e} N, labels down-weighted below 1/2 "
                  f"{f.get('downweighted_float32', '-')} vs {f.get('downweighted_float64', '-')}")
     lines += _allocation_lines(res["numba_allocations_per_call"])
+    lines += _c_lines(res.get("c_export"), res)
     for e in res["methods"]:
         lines.append(f"{e['method']}: traced NumPy peak during one update "
                      f"{e['memory']['update_traced_peak_bytes'] / 1024:.1f} KiB (float64)")
+    return lines
+
+
+def _c_lines(c, res):
+    """The C export's notes: host latency timed in C, and the Cortex-M builds."""
+    if not c:
+        return []
+    if "skipped" in c:
+        return [f"C export: not profiled ({c['skipped']})"]
+    lines = []
+    for name, e in c.items():
+        h = e["host"]
+        py = _method(res, name)
+        beside = "" if py is None else (f" (Numba {name} in this run: observe p50 {py['update_us']['p50']:.2f} us, "
+                                        f"act p50 {py['inference_us']['p50']:.2f} us, called from Python)")
+        lines.append(f"{name} C export, host, timed in C: observe p50 {h['observe_us']['p50']:.2f} us, "
+                     f"p99 {h['observe_us']['p99']:.2f} us; act p50 {h['act_us']['p50']:.2f} us, "
+                     f"p99 {h['act_us']['p99']:.2f} us; 0 allocations per call{beside}")
+        for core, d in e["devices"].items():
+            if "skipped" in d:
+                lines.append(f"{name} C export, {core}: not measured ({d['skipped']})")
+                continue
+            lines.append(f"{name} C export, {core} ({d['qemu_machine']}, -O2): flash {d['flash_bytes']} B "
+                         f"(text {d['text']}, data {d['data']}, bss {d['bss']}), RAM {d['ram_bytes']} B "
+                         f"(state {d['state_bytes']} + stack {d['stack_bytes']}); instructions per observe "
+                         f"{d['observe']['instructions_mean']:,.0f}, per act {d['act']['instructions_mean']:,.0f} "
+                         f"(counted in QEMU); ~{d['observe']['cycles_est']:,.0f} cycles per observe (cost model)")
+    lines.append("budget table: ~ time estimated at 1 FLOP per cycle from the FLOP count; = time from the "
+                 "instructions counted on the device's core (cycles by the cost model, docs/firmware-export.md) "
+                 "and RAM measured (state + stack)")
     return lines
 
 

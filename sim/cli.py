@@ -15,7 +15,9 @@ Subcommands (each has ``--help``):
   and ``swingup`` (``sim.exp_onpolicy``); trials run in-process or on Dask
   (``sim.trials``) and are kept as they finish (``sim.trial_store``);
 * ``kbt pretrain``: pre-train the decision transformer on SOURCE expert data
-  (``sim.pretrain``, ``sim.pretrain_swingup``).
+  (``sim.pretrain``, ``sim.pretrain_swingup``);
+* ``kbt export``: the kbt or rls controller as C99 sources for a microcontroller
+  (``firmware_profile.export``, docs/firmware-export.md).
 
 This module is the top of the import graph: it may import ``sim``,
 ``controller`` and ``firmware_profile`` (docs/architecture.md).
@@ -40,9 +42,9 @@ from sim.deploy import FALLBACKS, LABEL_MODES, STREAMS
 
 __all__ = ["main", "build_parser"]
 
-METHODS = ("lqr", "expert", "pretrained", "kbt", "kbt-softmax", "rls", "retrain", "blob")
-LEARNERS = ("kbt", "kbt-softmax", "rls", "retrain", "blob")
-STATEFUL = ("kbt", "kbt-softmax", "rls")       # methods with --save-state / --load-state
+METHODS = ("lqr", "expert", "pretrained", "kbt", "kbt-softmax", "rls", "kbt-c", "rls-c", "retrain", "blob")
+LEARNERS = ("kbt", "kbt-softmax", "rls", "kbt-c", "rls-c", "retrain", "blob")
+STATEFUL = ("kbt", "kbt-softmax", "rls", "kbt-c", "rls-c")       # methods with --save-state / --load-state
 
 
 # ---------------------------------------------------------------- helpers
@@ -261,6 +263,7 @@ OUTPUTS = {
     "profile": (("--json", "json", "file"),),
     "experiment": (("--out", "out", "dir"),),
     "pretrain": (("--out", "out", "file"),),
+    "export": (("--out", "out", "dir"),),
 }
 
 
@@ -1298,6 +1301,41 @@ def _pretrain_swingup(args):
 
 
 # ---------------------------------------------------------------- parser
+def _cmd_export(args):
+    """``kbt export``: write the C99 export of ``--method`` (its prior, or ``--load-state``'s head,
+    with the head settings saved in that file)."""
+    from dataclasses import replace
+
+    from controller.kalman_head import KalmanHead
+    from firmware_profile.export import file_names, write_export
+    from sim.cartpole import TARGET
+    from sim.methods import MethodSettings, make_controller
+
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise ValueError(f"--out: cannot write into {args.out}: is a file, not a folder")
+    settings = MethodSettings(weights=args.weights)
+    if args.load_state:
+        try:
+            saved = KalmanHead.load(args.load_state).config
+        except (OSError, ValueError, KeyError) as e:
+            raise ValueError(f"--load-state: {e}") from None
+        settings = MethodSettings(weights=args.weights, head=replace(saved, backend="numba"))
+    controller = make_controller(args.method, TARGET, settings)
+    source = (f"the kbt prior ({args.weights or 'the shipped pre-trained weights'})" if args.method == "kbt"
+              else "the rls prior (the SOURCE LQR gain)")
+    if args.load_state:
+        try:
+            controller.load_state(args.load_state)
+        except (OSError, ValueError) as e:
+            raise ValueError(f"--load-state: {e}") from None
+        source = f"{args.method} head {os.path.basename(args.load_state)} ({controller.n_updates} updates)"
+    paths = write_export(controller, args.out, source=source)
+    header, body = file_names(args.method)
+    print(f"wrote {', '.join(paths)} ({args.method}: {controller.head.d_in + 1} head inputs); "
+          f"include {header} and compile {body} with any C99 compiler")
+    return 0
+
+
 def _add_head_args(g):
     """The Bayesian heads' settings (defaults: the head's own, docs/head-v2.md)."""
     g.add_argument("--head-layers", type=int, default=None, help="Bayesian head layers L (default 1)")
@@ -1494,6 +1532,13 @@ def build_parser():
                    help="final LayerNorm on H_dec (default: off)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
     p.set_defaults(func=cmd_pretrain)
+    p = sub.add_parser("export", help="write the kbt or rls controller as C99 sources (kbt.h + kbt.c)")
+    p.add_argument("--method", choices=("kbt", "rls"), default="kbt", help="controller to export (default kbt)")
+    p.add_argument("--out", metavar="DIR", required=True, help="folder for the header and the source, created if missing (no default: required)")
+    p.add_argument("--load-state", metavar="HEAD.npz", default=None,
+                   help="export this saved head (kbt run --save-state; default: the prior)")
+    p.add_argument("--weights", metavar="PATH", help="kbt: transformer weights (default: the shipped pre-trained file)")
+    p.set_defaults(func=_cmd_export)
     return parser
 
 

@@ -5,7 +5,9 @@ energy swing-up for swing-up), ``pretrained``, ``kbt`` (the Gaussian force head,
 ``kbt-softmax`` (the paper's softmax head), ``rls`` (recursive least squares
 on the state with the SOURCE LQR gain as prior), ``retrain-C`` (warm-started
 retraining with a FIFO memory of C samples, e.g. ``retrain-10``), ``blob-C``
-(BLoB with the same memory rules).
+(BLoB with the same memory rules), and ``kbt-c`` / ``rls-c``: ``kbt`` / ``rls``
+exported to C99 and run in the compiled export (``firmware_profile.c_controller``;
+float32, the firmware's arithmetic; docs/firmware-export.md).
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from sim.task import as_task
 
 __all__ = ["MethodSettings", "make_controller", "is_learner", "parse_method", "task_weights"]
 
-BASE_METHODS = ("lqr", "expert", "pretrained", "kbt", "kbt-softmax", "rls", "retrain", "blob")
+BASE_METHODS = ("lqr", "expert", "pretrained", "kbt", "kbt-softmax", "rls", "kbt-c", "rls-c", "retrain", "blob")
+#: methods that run a Python controller's C export: the method they export
+C_METHODS = {"kbt-c": "kbt", "rls-c": "rls"}
 MEMORY_METHODS = ("retrain", "blob")
 
 
@@ -70,11 +74,11 @@ def parse_method(method):
     return base, None
 
 
-METHOD_NAMES = ("lqr", "expert", "pretrained", "kbt", "kbt-softmax", "rls", "retrain-C", "blob-C")
+METHOD_NAMES = ("lqr", "expert", "pretrained", "kbt", "kbt-softmax", "rls", "kbt-c", "rls-c", "retrain-C", "blob-C")
 
 
 def is_learner(method):
-    return parse_method(method)[0] in ("kbt", "kbt-softmax", "rls") + MEMORY_METHODS
+    return parse_method(method)[0] in ("kbt", "kbt-softmax", "rls", *C_METHODS) + MEMORY_METHODS
 
 
 def make_controller(method, task, settings: MethodSettings | None = None, seed=0):
@@ -92,6 +96,13 @@ def make_controller(method, task, settings: MethodSettings | None = None, seed=0
     params = task.params
     s = MethodSettings() if settings is None else settings
     base, capacity = parse_method(method)
+    if base in C_METHODS:
+        from firmware_profile.c_controller import CController
+
+        try:
+            return CController(make_controller(C_METHODS[base], task, s, seed=seed))
+        except RuntimeError as e:           # no C compiler, or the export did not build
+            raise ValueError(f"method {method}: {e}") from None
     if base == "lqr":
         return LQRController(s.lqr_design or params)
     if base == "expert":

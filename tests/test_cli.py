@@ -140,7 +140,7 @@ def test_missing_or_corrupt_state_is_a_clear_error(tmp_path, capsys, content):
 def test_state_flags_need_kbt(capsys):
     with pytest.raises(SystemExit) as e:
         main(["run", "--method", "lqr", "--save-state", "x.npz"])
-    assert e.value.code == 2 and "only kbt, kbt-softmax, rls have a state" in capsys.readouterr().err
+    assert e.value.code == 2 and "only kbt, kbt-softmax, rls, kbt-c, rls-c have a state" in capsys.readouterr().err
 
 
 def test_run_onpolicy_with_faults_reports_counts(tmp_path, capsys):

@@ -291,6 +291,13 @@ def test_head_update_flops_hand_counted_smallest_case():
     assert flops.head_probs_flops(1, 2) == 16
 
 
+def test_export_saved_flops_are_the_last_blocks_other_rows(pretrained):
+    cfg = pretrained.config                       # d 16, f 8, 2 heads, 4 state values
+    per_row = 2 * (2 * 16 * 16 + 16) + 2 * 5 * 16 + 2 * 5 + 2 * 5 * 16 + 2 * 16 * 8 + 8 + 2 * 8 * 16 + 16
+    assert flops.export_saved_flops(cfg) == 4 * per_row
+    assert flops.kbt_c_act_flops(cfg) == flops.kbt_act_flops(cfg) - 4 * per_row
+
+
 def test_features_flops_tiny_transformer():
     from controller.transformer import TransformerConfig
 
@@ -398,13 +405,15 @@ def test_budgets():
     dev = budgets.custom_device(1)
     assert budgets.fits(1024, None, dev)["fits"] and not budgets.fits(1025, None, dev)["fits"]
     assert budgets.fits(100, 1_800_000, budgets.DEVICES[0])["est_update_ms"] == pytest.approx(10.0)
+    counted = budgets.fits(10**9, 1, budgets.DEVICES[0], counted=(90_000, 4096))
+    assert counted["source"] == "counted" and counted["fits"] and counted["est_update_ms"] == pytest.approx(0.5)
     with pytest.raises(ValueError, match="budget_kib"):
         budgets.custom_device(0)
 
 
 # ---------------------------------------------------------------- the command
 SCHEMA_KEYS = {"schema", "config", "machine_peak_gflops", "methods", "retrain_over_kbt_update_p50",
-               "float32_vs_float64", "numba_allocations_per_call", "devices", "command"}
+               "float32_vs_float64", "numba_allocations_per_call", "c_export", "devices", "command"}
 METHOD_KEYS = {"method", "inference_us", "update_us", "first_call_s", "memory", "flops_update",
                "flops_inference", "deadline", "gflops_inference", "gflops_update", "peak_fraction_update",
                "float32_total_with_peak_bytes", "budgets", "downweighted_updates"}
@@ -422,9 +431,10 @@ def test_profile_command_json_schema(tmp_path, capsys, pretrained):
     out = capsys.readouterr().out
     assert out.startswith("| method |") and "custom 64 KiB" in out
     res = json.loads(path.read_text())
-    assert set(res) == SCHEMA_KEYS and res["schema"] == 2
-    assert [m["method"] for m in res["methods"]] == ["pretrained", "kbt", "kbt-softmax", "rls", "retrain-10",
-                                                    "blob-10"]
+    assert set(res) == SCHEMA_KEYS and res["schema"] == 3
+    c_rows = [] if "skipped" in res["c_export"] else ["kbt-c", "rls-c"]
+    assert [m["method"] for m in res["methods"]] == ["pretrained", "kbt", "kbt-softmax", "rls", *c_rows,
+                                                    "retrain-10", "blob-10"]
     for m in res["methods"]:
         assert set(m) == METHOD_KEYS
         assert m["inference_us"]["calls"] == (20 if m["method"].startswith("blob") else 50)
@@ -447,6 +457,16 @@ def test_profile_command_json_schema(tmp_path, capsys, pretrained):
     assert allocs["kbt_softmax_update_kernel_inside"] == 0
     assert "kbt: observe p50 " in out and "Numba allocations per call: observe() " in out
     assert "(inside the fused kernels: 0)" in out
+    if c_rows:
+        host = res["c_export"]["kbt"]["host"]
+        assert host["allocations_per_call"] == 0 and host["observe_us"]["calls"] == 50
+        assert host["max_force_diff_vs_python_N"] < 1e-4
+        assert by["kbt-c"]["flops_update"] == by["kbt"]["flops_update"] - flops.export_saved_flops(cfg)
+        assert "kbt C export, host, timed in C: observe p50 " in out
+        for core, dev in res["c_export"]["kbt"]["devices"].items():
+            counted = [b for b in by["kbt-c"]["budgets"] if b["source"] == "counted"]
+            assert ("skipped" in dev) == (not counted)
+    assert all(b["source"] == "flops" for b in by["kbt"]["budgets"])
 
 
 def test_profile_bad_arguments(capsys):
