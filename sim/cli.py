@@ -196,8 +196,11 @@ def _flag_methods(command):
     table = {dest: LEARNERS for dest in ("samples", "trials", "sigma_data", "stream", "period_ms", "fault_rate",
                                          "outlier_rate", "fallback", "labels", "ask_above", "label_rate")}
     # --save-state / --load-state: _check_state_args
-    table.update({dest: STATEFUL for dest in ("head_layers", "prior_var", "obs_noise", "noise", "inputs", "robust", "detect",
-                                              "update", "allow_prior")})
+    table.update({dest: STATEFUL for dest in ("head_layers", "prior_var", "obs_noise", "allow_prior")})
+    # the Gaussian force head's own settings, the transformer-feature inputs, the softmax head's update
+    force = ("kbt", "rls", "kbt-c", "rls-c")
+    table.update({dest: force for dest in ("noise", "robust", "detect")})
+    table.update(inputs=("kbt", "kbt-c"), update=("kbt-softmax",))
     table.update({dest: memory for dest in ("capacity", "epochs", "lr")})
     table.update(design_for=("lqr", "expert"), weights=tuple(m for m in METHODS if m not in ("lqr", "expert")))
     return table
@@ -305,6 +308,10 @@ def _check_run_args(args, given):
             raise ValueError(f"--labels: uncertain needs an epistemic variance; {args.method} has none "
                              "(use kbt, kbt-softmax or rls)")
     _check_int("--head-layers", getattr(args, "head_layers", None), 1, 8)
+    if (getattr(args, "head_layers", None) or 1) > 1 and args.method != "kbt-softmax":
+        raise ValueError(f"--head-layers: the force head of {args.method} is one layer; with 2 its prior predictive "
+                         "std is about 200 N (forces are clipped at 30 N) and it does not learn TARGET in 100 samples "
+                         "(docs/head-layers.md). Only kbt-softmax takes --head-layers >= 2")
     _check_real("--prior-var", getattr(args, "prior_var", None), 0.0, 1e6, low_open=True)
     _check_real("--obs-noise", getattr(args, "obs_noise", None), 1e-8, 1e6)
     _check_real("--robust", getattr(args, "robust", None), 0.0, 1e3)
@@ -855,16 +862,31 @@ def _check_state_args(args):
 
 TABLE_HEAD = (f"{'samples':>8} {'success':>8} {'pred std (N)':>13} {'noise R (N^2)':>14} {'update p50 (us)':>16} "
               f"{'p99 (us)':>9} {'misses':>7} {'down-wt':>8} {'changes':>8} {'rejected':>9} {'faults':>7}")
+#: the on-policy stream's extra columns: labels used, expert take-overs, falls of the plant while learning
+ONPOLICY_HEAD = f" {'labels':>7} {'take-overs':>10} {'falls':>6}"
 
 
-def _table_row(row):
+def _table_row(row, onpolicy=False):
     def f(v, fmt):
         return format(v, fmt) if v is not None else "-"
 
-    return (f"{row['samples']:>8} {row['success_rate']:>8.2f} {f(row['pred_std'], '.3f'):>13} "
+    text = (f"{row['samples']:>8} {row['success_rate']:>8.2f} {f(row['pred_std'], '.3f'):>13} "
             f"{f(row.get('noise_var'), '.4g'):>14} {f(row['update_p50_us'], '.0f'):>16} {f(row['update_p99_us'], '.0f'):>9} "
             f"{row['deadline_misses']:>7} {row.get('downweighted', 0):>8} {row.get('changes', 0):>8} "
             f"{row['rejected']:>9} {row['sensor_faults']:>7}")
+    if onpolicy:
+        text += f" {row['labels']:>7} {row['takeovers']:>10} {row['falls']:>6}"
+    return text
+
+
+def _who_labels(cfg):
+    if cfg.stream == "iid":
+        return "i.i.d. states labelled by the expert"
+    if cfg.labels == "always":
+        return "the expert labels every visited state"
+    if cfg.labels == "uncertain":
+        return f"the expert takes over (acts and labels) where the epistemic std is above {cfg.ask_above:g} N"
+    return f"the expert takes over (acts and labels) at random ticks, probability {cfg.label_rate:g}"
 
 
 def _corrupt_line(n, shift, bound):
@@ -935,11 +957,15 @@ def _run_learning(args, task, name):
     if hasattr(controller, "warm_up"):
         controller.warm_up()
     cfg = _deploy_config(args)
-    period_ms = 1000 * (task.params.tau if cfg.period is None else cfg.period)
+    tau_ms = 1000 * task.params.tau
+    deadline = "" if cfg.period is None else f", a deadline of {1000 * cfg.period:g} ms per tick"
     after = f" after the saved run's {cfg.start}" if cfg.start else ""
-    print(f"{args.method} on {name}: {cfg.samples} {cfg.stream} expert samples{after}, "
-          f"one per {period_ms:g} ms tick; success over {cfg.episodes} episodes at each checkpoint")
-    print(TABLE_HEAD)
+    onpolicy = cfg.stream == "onpolicy"
+    print(f"{args.method} on {name}: {cfg.samples} ticks{after} ({_who_labels(cfg)}); the plant steps every "
+          f"{tau_ms:g} ms{deadline}; success over {cfg.episodes} episodes at each checkpoint")
+    for change in cfg.changes:
+        print(f"  change {change.describe()}")
+    print(TABLE_HEAD + (ONPOLICY_HEAD if onpolicy else ""))
     view = None
     done = [0]                        # samples this run has learned (for a save on Ctrl-C)
     taken = [0]                       # expert take-overs so far (the view marks a new one)
@@ -947,7 +973,7 @@ def _run_learning(args, task, name):
     with Progress(cfg.samples, f"{args.method} learning", enabled=args.progress and not args.view) as bar:
         def on_checkpoint(row):
             bar.clear()
-            print(_table_row(row), flush=True)
+            print(_table_row(row, onpolicy), flush=True)
 
         def on_tick(state, force, res):
             bar.update(1)
@@ -981,9 +1007,15 @@ def _run_learning(args, task, name):
     last = res.rows[-1]
     s = res.summary()
     total = f", {cfg.start + res.ticks} samples with the saved run's" if cfg.start else ""
-    print(f"{args.method} on {name}: success {last['success_rate']:.3f} after {res.updates} updates{total} "
-          f"({res.downweighted} down-weighted below 1/2, {res.changes} changes detected, {res.rejected} rejected as non-finite, {res.sensor_faults} sensor faults, {res.deadline_misses} deadline misses of "
-          f"{res.ticks} ticks; update p50 {s['update_p50_us']:.0f} us)")
+    robust = (f"{res.downweighted} down-weighted below 1/2, {res.changes} changes detected, "
+              if hasattr(controller, "n_downweighted") else "")
+    who = (f" from {res.labels} labels ({res.takeovers} expert take-overs, {res.plant_failures} falls while "
+           f"learning)" if onpolicy else "")
+    print(f"{args.method} on {name}: success {last['success_rate']:.3f} after {res.updates} updates{who}{total} "
+          f"({robust}{res.rejected} rejected as non-finite, {res.sensor_faults} sensor faults, "
+          f"{res.action_faults} action faults, {res.deadline_misses} deadline misses of {res.ticks} ticks, "
+          f"longest run {res.longest_miss_run}; act p50 {s['act_p50_us']:.0f} us, update p50 "
+          f"{s['update_p50_us']:.0f} us)")
     if res.corrupt:
         print(_corrupt_line(res.corrupt, res.corrupt_shift, res.corrupt_bound))
     _save_state(args, controller, res.ticks)
@@ -1475,7 +1507,7 @@ def build_parser():
     p.add_argument("--from", dest="from_dir", metavar="DIR",
                    help="calibration: read a full (not --quick) fig3 run's results.json from DIR instead of running anew "
                         "(default: run anew)")
-    p.add_argument("--out", default=None, metavar="DIR", help="output directory (default results/NAME)")
+    p.add_argument("--out", default=None, metavar="DIR", help="output directory (default kbt-results/NAME; the shipped results/ are written only when named)")
     p.add_argument("--quick", action="store_true", help="CI size (under 3 minutes)")
     p.add_argument("--trials", type=int, default=None, help="fig3/4: trials (default 10)")
     p.add_argument("--samples", type=int, default=None, help="samples per trial (default fig3/4: 400, fig5: 20000)")
@@ -1548,7 +1580,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     args.argv = argv
     if getattr(args, "command", None) == "experiment" and args.out is None:
-        args.out = os.path.join("results", args.name)
+        args.out = os.path.join("kbt-results", args.name)    # never the shipped results/
     prog = f"kbt {args.command}"
     try:
         _preflight(args)            # flags, bounds, output paths, display: before any work

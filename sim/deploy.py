@@ -277,6 +277,8 @@ class _Loop:
         self.sigma = cfg.sigma_data                  # the label noise in force
         self.pending = list(cfg.changes)
         self.learns = callable(getattr(controller, "observe", None))
+        if callable(getattr(controller, "warm_up", None)):
+            controller.warm_up()          # the JIT compile is not a deadline miss of the first tick
         self.counters0 = {k: int(getattr(controller, k, 0)) for k in ("n_downweighted", "n_changes")}
         if cfg.labels == "uncertain" and not callable(getattr(controller, "predict_split", None)):
             raise ValueError(f"labels: 'uncertain' needs a controller with an epistemic variance (predict_split); "

@@ -114,6 +114,10 @@ def make_controller(method, task, settings: MethodSettings | None = None, seed=0
 
         return RLSController(LQRController(SOURCE).K, s.head, sigma_data=s.sigma_data or None)
     policy = load_pretrained(s.weights if s.weights is not None else task_weights(task))
+    trained_for = policy.meta.get("task", "balance")       # files without the key predate swing-up
+    if trained_for != as_task(task).name:
+        raise ValueError(f"weights: {s.weights or 'the file'} was pre-trained for the {trained_for} task, "
+                         f"not {as_task(task).name}")
     if base == "pretrained":
         return policy
     if base == "kbt":

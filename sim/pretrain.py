@@ -87,6 +87,7 @@ def pretrain(config: TransformerConfig | None = None, *, system: CartPoleParams 
                 bar.update(0, loss=float(loss), val_rmse=rmse)
             bar.update(1)
     policy.meta = {
+        "task": "balance",
         "trained_on": {"m_c": system.m_c, "m_p": system.m_p, "l_p": system.l_p},
         "seed": seed, "steps": steps, "batch": batch, "lr": lr, "lr_final": lr_final,
         "val_rmse": history[-1]["val_rmse"], "final_loss": history[-1]["loss"],

@@ -124,7 +124,7 @@ def test_saved_settings_are_restored_and_a_given_one_that_differs_is_noted(tmp_p
           "--samples", "12", "--save-state", str(first)], capsys)
     out = _run(["--samples", "5", "--sigma-data", "10", "--load-state", str(first), "--save-state", str(second)],
                capsys)
-    assert out.out.splitlines()[1].startswith("rls on source: 5 iid expert samples after the saved run's 12")
+    assert out.out.splitlines()[1].startswith("rls on source: 5 ticks after the saved run's 12 (i.i.d. states")
     assert out.err.strip() == "note: --sigma-data 10 differs from the saved run (0); using 10"
     rec = _record(second)
     assert (rec["method"], rec["system"], rec["seed"], rec["sigma_data"]) == ("rls", "source", 3, 10.0)
@@ -146,14 +146,14 @@ def test_several_differences_are_one_line_and_a_new_seed_starts_its_own_stream(t
 
 def test_a_different_head_setting_given_is_still_an_error(tmp_path, capsys):
     path = tmp_path / "head.npz"
-    _run(["--samples", "12", "--head-layers", "2", "--save-state", str(path)], capsys)
+    _run(["--samples", "12", "--robust", "4", "--save-state", str(path)], capsys)
     out = _run(["--samples", "3", "--load-state", str(path)], capsys)         # restored: loads
     assert "(12 updates so far)" in out.out
     with pytest.raises(SystemExit) as e:
-        main(["run", "--samples", "3", "--head-layers", "1", "--load-state", str(path), *QUICK])
+        main(["run", "--samples", "3", "--robust", "8", "--load-state", str(path), *QUICK])
     assert e.value.code == 2
     err = capsys.readouterr().err
-    assert "other head settings: --head-layers 2 in the file, 1 now" in err and "note:" not in err
+    assert "other head settings: --robust 4.0 in the file, 8.0 now" in err and "note:" not in err
 
 
 def test_onpolicy_resume_continues_the_count(tmp_path, capsys):
