@@ -1150,6 +1150,16 @@ def _trial_note(args, store):
               file=sys.stderr)
 
 
+def _run_stored(args, jobs, spec, trial_store, run):
+    """Run an experiment of deployed trials with its resumable store OUT/trials/; the results
+    record the command."""
+    store = trial_store(os.path.join(args.out, "trials"), spec, resume=args.resume)
+    results = run(spec, jobs=jobs, progress=args.progress, scheduler=args.scheduler, store=store)
+    _trial_note(args, store)
+    results["command"] = "kbt " + " ".join(args.argv)
+    return results
+
+
 def _experiment_deployed(args, jobs):
     """kbt experiment onpolicy / swingup: deployed learning runs per variant and trial."""
     from sim import exp_onpolicy as ex
@@ -1169,10 +1179,7 @@ def _experiment_deployed(args, jobs):
     else:
         kw["task"] = args.task or "balance"
         spec = ex.OnPolicySpec.quick(**kw) if args.quick else ex.OnPolicySpec(**kw)
-    store = ex.trial_store(os.path.join(args.out, "trials"), spec, resume=args.resume)
-    results = ex.run_onpolicy(spec, jobs=jobs, progress=args.progress, scheduler=args.scheduler, store=store)
-    _trial_note(args, store)
-    results["command"] = "kbt " + " ".join(args.argv)
+    results = _run_stored(args, jobs, spec, ex.trial_store, ex.run_onpolicy)
     summary = write_deployed(results, args.out)
     print(f"{args.name} on {spec.task}: mean success over {spec.trials} trials at tick checkpoints; labels and "
           f"falls while learning (means at the end); labels to 0.99: median over the trials that reached it")
@@ -1193,10 +1200,7 @@ def _experiment_drift(args, jobs):
         kw["methods"] = tuple(args.methods)
     kw["settings"] = MethodSettings(epochs=args.epochs, lr=args.lr)
     spec = ex.DriftSpec.quick(**kw) if args.quick else ex.DriftSpec(**kw)
-    store = ex.trial_store(os.path.join(args.out, "trials"), spec, resume=args.resume)
-    results = ex.run_drift(spec, jobs=jobs, progress=args.progress, scheduler=args.scheduler, store=store)
-    _trial_note(args, store)
-    results["command"] = "kbt " + " ".join(args.argv)
+    results = _run_stored(args, jobs, spec, ex.trial_store, ex.run_drift)
     rows = write_drift(results, args.out)
     print(f"drift: mean success 10/25/50 samples after each change over {spec.trials} trials "
           f"({spec.heavy_trials} for retraining and BLoB); samples to 0.99 (median over the trials that got there); "

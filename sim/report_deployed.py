@@ -12,7 +12,7 @@ import numpy as np
 
 from sim.report import _plt, _write_json
 
-__all__ = ["write_deployed", "summarise_deployed", "format_summary", "SERIES"]
+__all__ = ["write_deployed", "write_json_csv", "summarise_deployed", "format_summary", "SERIES"]
 
 #: per-checkpoint series of every variant and trial
 SERIES = ("success_rate", "labels", "takeovers", "falls", "downweighted", "changes")
@@ -50,14 +50,19 @@ def _tidy(results):
     return rows
 
 
-def write_deployed(results, out_dir):
-    """Write results.json, results.csv and success.png; returns the summary rows."""
+def write_json_csv(results, out_dir, header, rows):
+    """``out_dir``/results.json (all of ``results``) and results.csv (tidy ``rows`` under ``header``)."""
     os.makedirs(out_dir, exist_ok=True)
     _write_json(os.path.join(out_dir, "results.json"), results)
     with open(os.path.join(out_dir, "results.csv"), "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(("experiment", "variant", "trial", "ticks", "metric", "value"))
-        w.writerows(_tidy(results))
+        w.writerow(header)
+        w.writerows(rows)
+
+
+def write_deployed(results, out_dir):
+    """Write results.json, results.csv and success.png; returns the summary rows."""
+    write_json_csv(results, out_dir, ("experiment", "variant", "trial", "ticks", "metric", "value"), _tidy(results))
     summary = summarise_deployed(results)
     plt = _plt()
     title = f"{results['experiment']} ({results.get('task', 'balance')}), {results['trials']} trials"

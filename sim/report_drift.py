@@ -6,12 +6,12 @@ lines at the changes)."""
 
 from __future__ import annotations
 
-import csv
 import os
 
 import numpy as np
 
-from sim.report import _plt, _write_json
+from sim.report import _plt
+from sim.report_deployed import write_json_csv
 
 __all__ = ["write_drift", "summarise_drift", "format_drift"]
 
@@ -78,12 +78,7 @@ def _tidy(results):
 
 def write_drift(results, out_dir):
     """Write results.json, results.csv and drift.png; returns the summary rows."""
-    os.makedirs(out_dir, exist_ok=True)
-    _write_json(os.path.join(out_dir, "results.json"), results)
-    with open(os.path.join(out_dir, "results.csv"), "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(("schedule", "method", "trial", "samples", "metric", "value"))
-        w.writerows(_tidy(results))
+    write_json_csv(results, out_dir, ("schedule", "method", "trial", "samples", "metric", "value"), _tidy(results))
     plt = _plt()
     names = list(results["schedules"])
     fig, axes = plt.subplots(2, len(names), figsize=(4.2 * len(names), 6.4), squeeze=False)
