@@ -91,11 +91,18 @@ class ForceController:
         mean, q = self.head.predict(Z)
         return mean, np.full_like(mean, self.head.noise_var), q
 
-    def shift_bound(self, states):
+    def shift_bound(self, states, reopened=False):
         """(c / 2) sqrt(q) per state (N,): the most one label, however far, can move the
-        predicted force at each state (docs/robust-update.md); inf without a robust weight."""
+        predicted force at each state (docs/robust-update.md); inf without a robust weight.
+        ``reopened``: q under the re-opened prior covariance, the bound for a label that
+        completes a detected change (it is learned after the re-open; L = 1)."""
         c = self.head.config.robust
-        _, _, q = self.predict_split(states)
+        if reopened:
+            Z = self.inputs(np.atleast_2d(states))
+            Zt = np.hstack([Z, np.ones((Z.shape[0], 1))])
+            q = np.einsum("na,ab,nb->n", Zt, self.head._prior_cov[0][0], Zt)
+        else:
+            _, _, q = self.predict_split(states)
         return 0.5 * c * np.sqrt(q) if c > 0 else np.full_like(q, np.inf)
 
     def predict(self, states):

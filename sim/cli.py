@@ -1203,7 +1203,7 @@ def _experiment_drift(args, jobs):
     results = _run_stored(args, jobs, spec, ex.trial_store, ex.run_drift)
     rows = write_drift(results, args.out)
     print(f"drift: mean success 10/25/50 samples after each change over {spec.trials} trials "
-          f"({spec.heavy_trials} for retraining and BLoB); samples to 0.99 (median over the trials that got there); "
+          f"({spec.heavy_trials} for retraining and BLoB, at most {spec.swingup_trials} on swing-up); samples to 0.99 (median over the trials that got there); "
           f"held-out RMSE against the expert in force 200 samples after; labels down-weighted and changes "
           f"detected (means by the end)")
     print(format_drift(rows))

@@ -416,6 +416,8 @@ class _Loop:
         res.update_seconds.append(t_upd)
         res.corrupt += int(self.corrupt)
         if measured:
+            if self._counter("n_changes") > res.changes:       # this label completed a detected change
+                bound = self.controller.shift_bound(self.probe, reopened=True)
             shift = np.abs(self.controller.act(self.probe) - before)
             j = int(np.argmax(shift / bound))
             if shift[j] / bound[j] > (res.corrupt_shift / res.corrupt_bound if res.corrupt_bound else -1.0):

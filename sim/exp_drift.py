@@ -13,7 +13,7 @@ Schedules (``SCHEDULES``):
 * ``balance-cart``: TARGET -> a heavier cart with a shorter pole (2, 0.5, 2.5)
   at 400, i.i.d.;
 * ``swingup``: the swing-up task's TARGET -> its second shift (3, 0.1, 0.5)
-  at 1000, on-policy;
+  at 1000, on-policy (``swingup_trials`` trials: each costs about five balance trials);
 * ``noise``: balancing TARGET, label noise 0 -> 4 N^2 at 400 -> 0 at 1200, i.i.d.
 
 After each change: the samples until the mean success is >= 0.99 and stays so
@@ -55,6 +55,7 @@ class DriftSpec:
     schedules: tuple = tuple(SCHEDULES)
     trials: int = 20
     heavy_trials: int = 3
+    swingup_trials: int = 5     # a swing-up trial costs about five balance trials
     episodes: int = 100
     seed: int = 0
     scale: float = 1.0          # quick runs shorten every schedule by this factor
@@ -67,7 +68,7 @@ class DriftSpec:
         for s in self.schedules:
             if s not in SCHEDULES:
                 raise ValueError(f"schedules: expected among {', '.join(SCHEDULES)} but found {s!r}")
-        for name in ("trials", "heavy_trials", "episodes"):
+        for name in ("trials", "heavy_trials", "swingup_trials", "episodes"):
             check_int(name, getattr(self, name), low=1)
         check_int("seed", self.seed, low=0)
         if not 0 < self.scale <= 1:
@@ -76,12 +77,14 @@ class DriftSpec:
     @classmethod
     def quick(cls, **kw):
         """CI size: kbt and rls, 2 trials, every schedule at a quarter of its length, 10 episodes."""
-        base = dict(methods=("kbt", "rls"), trials=2, heavy_trials=1, episodes=10, scale=0.25)
+        base = dict(methods=("kbt", "rls"), trials=2, heavy_trials=1, swingup_trials=1, episodes=10, scale=0.25)
         base.update(kw)
         return cls(**base)
 
-    def trials_of(self, method):
-        return self.heavy_trials if parse_method(method)[0] in HEAVY else self.trials
+    def trials_of(self, method, schedule):
+        """Trials of ``method`` on ``schedule``: the fewest of the counts that apply."""
+        n = self.heavy_trials if parse_method(method)[0] in HEAVY else self.trials
+        return min(n, self.swingup_trials) if SCHEDULES[schedule][0] == "swingup" else n
 
     def schedule(self, name):
         """(task, stream, samples, changes as ``Change``, checkpoints) of schedule ``name``."""
@@ -145,10 +148,11 @@ def run_drift(spec: DriftSpec, jobs=1, progress=True, scheduler=None, store=None
 
     jobs = check_int("jobs", jobs, low=1)
     work = [(spec, s, m, t) for m in sorted(spec.methods, key=lambda m: -(parse_method(m)[1] or 0))
-            for s in spec.schedules for t in range(spec.trials_of(m))]
+            for s in spec.schedules for t in range(spec.trials_of(m, s))]
     results = run_jobs(_drift_job, work, workers=jobs, scheduler=scheduler, label="drift trials",
                        progress=progress, store=store)
     out = {"experiment": "drift", "seed": spec.seed, "trials": spec.trials, "heavy_trials": spec.heavy_trials,
+           "swingup_trials": spec.swingup_trials,
            "episodes": spec.episodes, "schedules": {}}
     for s in spec.schedules:
         task, stream, n, changes, marks = spec.schedule(s)
@@ -182,4 +186,5 @@ class DriftTrialStore(JsonTrialStore):
 def trial_store(directory, spec, *, resume=False):
     """The resumable folder of a drift run: methods, schedules and trial counts may grow on resume."""
     return DriftTrialStore(directory, _spec_settings("drift", spec, ("methods", "schedules", "trials",
-                                                                     "heavy_trials")), resume=resume)
+                                                                     "heavy_trials", "swingup_trials")),
+                           resume=resume)
