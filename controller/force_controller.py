@@ -98,9 +98,7 @@ class ForceController:
         completes a detected change (it is learned after the re-open; L = 1)."""
         c = self.head.config.robust
         if reopened:
-            Z = self.inputs(np.atleast_2d(states))
-            Zt = np.hstack([Z, np.ones((Z.shape[0], 1))])
-            q = np.einsum("na,ab,nb->n", Zt, self.head._prior_cov[0][0], Zt)
+            q = self.head.reopened_variance(self.inputs(np.atleast_2d(states)))
         else:
             _, _, q = self.predict_split(states)
         return 0.5 * c * np.sqrt(q) if c > 0 else np.full_like(q, np.inf)

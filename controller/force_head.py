@@ -85,7 +85,7 @@ class ForceHead:
     n_updates, n_downweighted, n_changes : int
         Labels learned from; of them, labels learned with a robust weight below
         one half; changes detected (each re-opened the posterior).
-    detector : ndarray, shape (4,)
+    detector : ndarray, shape (5,)
         ``[k, k kappa, nu, h, h_hold]`` of the change detector (``detector_settings``).
     uses_numba : bool
         True when updates and predictions run in the Numba kernels (L = 1).
@@ -112,6 +112,8 @@ class ForceHead:
         #: what a detected change re-opens to: [v, a0, b0] (P = v I; noise statistics)
         self.reopen_to = np.array([config.layer_prior_var(0), a0, a0 * r0])
         self._prior_cov = [layer.S.copy() for layer in self.core.layers]
+        #: the noise statistics' discount per sample (1: never forget)
+        self.keep = 1.0 - 1.0 / config.noise_memory if config.noise_memory > 0 else 1.0
         #: True when updates and predictions run in the Numba kernel (L = 1)
         self.uses_numba = config.backend == "numba" and config.n_layers == 1 and config.covariance == "block"
         dt = self.core.dtype
@@ -147,14 +149,19 @@ class ForceHead:
         """(learn, floor, c^2, jitter, keep, detector, prior) as the kernels take them
         (the ``force_numba.HeadSettings`` group)."""
         c = self.config
-        keep = 1.0 - 1.0 / c.noise_memory if c.noise_memory > 0 else 1.0
-        return self.learns_noise, c.noise_floor, c.robust ** 2, c.jitter, keep, self.detector, self.reopen_to
+        return self.learns_noise, c.noise_floor, c.robust ** 2, c.jitter, self.keep, self.detector, self.reopen_to
 
     # ------------------------------------------------------------ forward
     def predict(self, Z):
         """Predictive mean (N,) and epistemic variance q (N,) of the force for inputs Z (N, d_in)."""
         mom = self.core.forward(np.asarray(Z, dtype=self.core.dtype))
         return mom.mu_p[:, 0], np.maximum(mom.Sigma_p[:, 0, 0], 0.0)
+
+    def reopened_variance(self, Z):
+        """Epistemic variance q (N,) of the force for inputs Z (N, d_in) under the covariance
+        a detected change re-opens to (the prior's; L = 1)."""
+        Zt = np.hstack([np.asarray(Z, dtype=float), np.ones((len(Z), 1))])
+        return np.einsum("na,ab,nb->n", Zt, self._prior_cov[0][0], Zt)
 
     def mean(self, Z):
         """The network at the mean weights (equals ``predict``'s mean for L = 1)."""
@@ -226,10 +233,9 @@ class ForceHead:
         self.core.update_reference(z.astype(self.core.dtype), np.array([y], self.core.dtype),
                                    np.zeros((1, 1), self.core.dtype), obs_noise=R + extra)
         if self.learns_noise and (h <= 0 or self.noise[3] <= self.detector[4]):
-            keep = self.kernel_settings()[4]
             x = e * e / S
-            self.noise[1] = keep * self.noise[1] + 0.5
-            self.noise[2] = keep * self.noise[2] + 0.5 * (min(x, c2) if c2 > 0 else x) * R
+            self.noise[1] = self.keep * self.noise[1] + 0.5
+            self.noise[2] = self.keep * self.noise[2] + 0.5 * (min(x, c2) if c2 > 0 else x) * R
             self.noise[0] = max(cfg.noise_floor, self.noise[2] / self.noise[1])
         return status
 

@@ -603,8 +603,8 @@ def _head_config(args, softmax=False):
         if getattr(args, "update", None):
             kw["update"] = args.update
         return HeadConfig(output="softmax", **kw)
-    for key, field in (("inputs", "inputs"), ("noise", "noise"), ("robust", "robust"), ("detect", "change_threshold")):
-        if getattr(args, key, None) is not None:
+    for key, field in _HEAD_FLAGS_GAUSSIAN.items():      # the force head's own flags (dest -> HeadConfig field)
+        if key not in _HEAD_FLAGS and getattr(args, key, None) is not None:
             kw[field] = getattr(args, key)
     return HeadConfig(**kw)
 
@@ -914,8 +914,6 @@ def _run_trials(args, task, name):
         for t in range(args.trials):
             args.interrupted_after = f"{t} of {args.trials} trials"     # for the Ctrl-C message
             controller = _make_controller(args, task)
-            if hasattr(controller, "warm_up"):
-                controller.warm_up()
             res = run_deployment(controller, task, _deploy_config(args, trial=t))
             per_trial.append(res.rows)
             downweighted.append(res.downweighted)
@@ -954,8 +952,6 @@ def _run_learning(args, task, name):
 
     controller = _make_controller(args, task)
     resumed = _load_state(args, controller)
-    if hasattr(controller, "warm_up"):
-        controller.warm_up()
     cfg = _deploy_config(args)
     tau_ms = 1000 * task.params.tau
     deadline = "" if cfg.period is None else f", a deadline of {1000 * cfg.period:g} ms per tick"

@@ -116,8 +116,6 @@ def _drift_job(args):
     spec, name, method, trial = args
     task, stream, n, changes, marks = spec.schedule(name)
     controller = make_controller(method, task, spec.settings, seed=trial)
-    if hasattr(controller, "warm_up"):
-        controller.warm_up()
     cfg = DeployConfig(samples=n, stream=stream, episodes=spec.episodes, seed=_trial_seed(spec, trial),
                        changes=changes, checkpoints=marks)
     rows = run_deployment(controller, task, cfg).rows

@@ -137,8 +137,6 @@ def _onpolicy_job(args):
     method, _, labels = variant_stream.partition("+")
     task = _task(spec)
     controller = make_controller(method, task, spec.settings, seed=trial)
-    if hasattr(controller, "warm_up"):
-        controller.warm_up()
     cfg = DeployConfig(samples=spec.ticks, stream="iid" if iid else "onpolicy", episodes=spec.episodes,
                        seed=_trial_seed(spec, trial), labels=labels or "always", ask_above=spec.ask_above, label_rate=label_rate or 0.5,
                        checkpoints=tuple(spec.marks()))

@@ -97,8 +97,6 @@ def _learning_job(args):
     states, forces = sample_dataset(expert, spec.samples, seed=_data_seed(spec.seed, trial), sigma_data=spec.sigma_data)
     heldout = sample_dataset(expert, HELDOUT, seed=_heldout_seed(spec.seed), sigma_data=spec.sigma_data)
     controller = make_controller(method, TARGET, spec.settings, seed=trial)
-    if hasattr(controller, "warm_up"):
-        controller.warm_up()
     res = learning_trial(controller, TARGET, states, forces, spec.marks(),
                          episodes=spec.episodes, eval_seed=spec.seed, heldout=heldout,
                          tokenizer=getattr(controller, "tokenizer", None))
