@@ -1,7 +1,7 @@
 """LQR expert: analytic linearisation of the cart-pole at upright and
 continuous-time LQR gains from python-control.
 
-Linearising ``sim.cartpole.dynamics`` at ``s = 0, F = 0`` (sin th ~ th,
+Linearising ``sim.world.cartpole.dynamics`` at ``s = 0, F = 0`` (sin th ~ th,
 cos th ~ 1, th_dot^2 ~ 0), with ``M = m_c + m_p`` and
 ``D = l_p (4/3 - m_p / M)``::
 
@@ -18,7 +18,7 @@ so ``s_dot = A s + B F`` with::
 
 The design needs only the four physical parameters, so it takes any object
 with ``m_c``, ``m_p``, ``l_p`` and ``g`` attributes (``PlantParams``), e.g.
-``sim.cartpole.CartPoleParams``: the library does not import the plant, the
+``sim.world.cartpole.CartPoleParams``: the library does not import the plant, the
 plant's callers pass it in (docs/architecture.md).
 """
 
@@ -39,7 +39,7 @@ DEFAULT_R = 0.1
 
 
 class PlantParams(Protocol):
-    """What the LQR design reads from a cart-pole's parameters (``sim.cartpole.CartPoleParams`` has them)."""
+    """What the LQR design reads from a cart-pole's parameters (``sim.world.cartpole.CartPoleParams`` has them)."""
 
     m_c: float   # cart mass (kg)
     m_p: float   # pole mass (kg)
@@ -118,7 +118,7 @@ def lqr_gain(params: PlantParams, Q=None, R=None):
 
 
 class LQRController:
-    """State feedback ``u = -K s`` with the controller interface of ``sim.loop``.
+    """State feedback ``u = -K s`` with the controller interface of ``sim.loops.loop``.
 
     Parameters
     ----------

@@ -5,8 +5,8 @@
 (``c_build.build_shared``) and holds one caller-owned C state struct, started
 by ``<prefix>_init``: the exported head. From then on every ``act`` and
 ``observe`` runs in the C code (float32), so the deployed loop
-(``sim.deploy``) runs the firmware's arithmetic; methods ``kbt-c`` and
-``rls-c`` (``sim.methods``) are this class.
+(``sim.loops.deploy``) runs the firmware's arithmetic; methods ``kbt-c`` and
+``rls-c`` (``sim.loops.methods``) are this class.
 
 The Python controller it was exported from is kept only for what the C code
 does not do: the state files (``save_state`` copies the C state into it and

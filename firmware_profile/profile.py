@@ -28,7 +28,7 @@ For each:
 This package does not import the plant (``sim``): the states, the
 expert-labelled stream, the closed-loop success rate and the BLoB and rls
 controllers come in through a ``Workload`` that the caller builds.
-``sim.profile_run.run_profile`` does that for TARGET, and ``kbt profile``
+``sim.experiments.profile_run.run_profile`` does that for TARGET, and ``kbt profile``
 (``sim/cli.py``) calls it.
 """
 
@@ -102,7 +102,7 @@ class ProfileConfig:
 
 @dataclass(frozen=True)
 class Workload:
-    """The plant side of a profile, supplied by the caller (``sim.profile_run.target_workload``).
+    """The plant side of a profile, supplied by the caller (``sim.experiments.profile_run.target_workload``).
 
     Attributes
     ----------

@@ -4,18 +4,18 @@ Subcommands (each has ``--help``):
 
 * ``kbt lqr``: LQR gain and closed-loop eigenvalues for a cart-pole;
 * ``kbt run``: the main job -- a learning method (kbt, kbt-softmax, rls,
-  retrain, blob) in the deployed loop (``sim.deploy``) with its progress
+  retrain, blob) in the deployed loop (``sim.loops.deploy``) with its progress
   table, or a fixed controller (lqr, expert, pretrained) evaluated over seeded
-  episodes; ``--task balance|swingup`` (``sim.task``);
-* ``kbt view``: watch a controller live in a pygame window (``sim.view``);
+  episodes; ``--task balance|swingup`` (``sim.world.task``);
+* ``kbt view``: watch a controller live in a pygame window (``sim.view.live``);
 * ``kbt profile``: latency, memory, FLOPs and device budgets of every method
-  (``firmware_profile``, fed with TARGET's data by ``sim.profile_run``);
+  (``firmware_profile``, fed with TARGET's data by ``sim.experiments.profile_run``);
 * ``kbt experiment``: the paper's Figures 3/4/5 and calibration
-  (``sim.experiments``), and the deployed-learning experiments ``onpolicy``
-  and ``swingup`` (``sim.exp_onpolicy``); trials run in-process or on Dask
-  (``sim.trials``) and are kept as they finish (``sim.trial_store``);
+  (``sim.experiments.offline``), and the deployed-learning experiments ``onpolicy``
+  and ``swingup`` (``sim.experiments.onpolicy``); trials run in-process or on Dask
+  (``sim.experiments.trials``) and are kept as they finish (``sim.experiments.trial_store``);
 * ``kbt pretrain``: pre-train the decision transformer on SOURCE expert data
-  (``sim.pretrain``, ``sim.pretrain_swingup``);
+  (``sim.pretraining.balance``, ``sim.pretraining.swingup``);
 * ``kbt export``: the kbt or rls controller as C99 sources for a microcontroller
   (``firmware_profile.export``, docs/firmware-export.md).
 
@@ -37,8 +37,8 @@ import numpy as np
 from controller.kalman_head import DEFAULT_OBS_NOISE, DEFAULT_PRIOR_VAR, HeadConfig
 from controller.tokenizer import TARGET_STYLES
 from controller.transformer import TransformerConfig
-from sim.cartpole import INTEGRATORS, SYSTEMS
-from sim.deploy import FALLBACKS, LABEL_MODES, STREAMS
+from sim.world.cartpole import INTEGRATORS, SYSTEMS
+from sim.loops.deploy import FALLBACKS, LABEL_MODES, STREAMS
 
 __all__ = ["main", "build_parser"]
 
@@ -60,7 +60,7 @@ def _add_system_args(p, default="target"):
 
 def _presets(args):
     """--system presets of the task: the balance task's SOURCE/TARGET, or the swing-up task's."""
-    from sim.task import PLANTS
+    from sim.world.task import PLANTS
 
     return PLANTS[getattr(args, "task", "balance")]
 
@@ -83,7 +83,7 @@ def _system_from_args(args):
 def _task_from_args(args):
     """(name, Task): --task's rules on the plant of --system / --m-c/--m-p/--l-p
     (the swing-up task keeps its own integrator, RK4)."""
-    from sim.task import TASKS, as_task
+    from sim.world.task import TASKS, as_task
 
     name, params = _system_from_args(args)
     task_name = getattr(args, "task", "balance")
@@ -510,7 +510,7 @@ def _state_error_text(path, error):
 
 def _read_fig3_results(from_dir):
     """``results.json`` of a full ``kbt experiment fig3`` run in ``from_dir``, checked for calibration."""
-    from sim.experiments import CALIBRATION_AT
+    from sim.experiments.offline import CALIBRATION_AT
 
     if not os.path.isdir(from_dir):
         why = "is not a folder" if os.path.exists(from_dir) else "no such folder"
@@ -615,7 +615,7 @@ def _method_name(args):
 
 def _make_controller(args, task):
     """The controller of ``--method`` on ``task``, through the one factory every command uses."""
-    from sim.methods import MethodSettings, make_controller
+    from sim.loops.methods import MethodSettings, make_controller
 
     kw = {}
     if getattr(args, "lr", None) is not None:
@@ -630,7 +630,7 @@ def _make_controller(args, task):
 
 
 def _deploy_config(args, trial=None):
-    from sim.deploy import DeployConfig
+    from sim.loops.deploy import DeployConfig
 
     period = None if args.period_ms is None else args.period_ms / 1000.0
     start, data_start = _stream_position(args)
@@ -906,8 +906,8 @@ def trial_seed(seed, trial):
 
 def _run_trials(args, task, name):
     """Several deployed learning runs, each with its own seed (``trial_seed``); mean success per checkpoint."""
-    from sim.deploy import run_deployment
-    from sim.progress import Progress
+    from sim.loops.deploy import run_deployment
+    from sim.loops.progress import Progress
 
     per_trial, downweighted, changes, corrupt = [], [], [], []
     with Progress(args.trials, f"{args.method} trials", enabled=args.progress) as bar:
@@ -947,8 +947,8 @@ def _run_trials(args, task, name):
 
 def _run_learning(args, task, name):
     """One deployed learning run with the progress table."""
-    from sim.deploy import run_deployment
-    from sim.progress import Progress
+    from sim.loops.deploy import run_deployment
+    from sim.loops.progress import Progress
 
     controller = _make_controller(args, task)
     resumed = _load_state(args, controller)
@@ -984,7 +984,7 @@ def _run_learning(args, task, name):
             return True
 
         if args.view:
-            from sim.view import Viewer, force_std
+            from sim.view.live import Viewer, force_std
 
             view = Viewer(task, method=args.method)
         try:
@@ -1026,8 +1026,8 @@ def _run_learning(args, task, name):
 
 
 def _parse_changes(args, params):
-    """``--change`` entries as ``sim.schedule.Change`` (ValueError naming the flag otherwise)."""
-    from sim.schedule import check_schedule, parse_change
+    """``--change`` entries as ``sim.world.schedule.Change`` (ValueError naming the flag otherwise)."""
+    from sim.world.schedule import check_schedule, parse_change
 
     try:
         changes = [parse_change(text, params) for text in args.change or ()]
@@ -1037,7 +1037,7 @@ def _parse_changes(args, params):
 
 
 def cmd_run(args):
-    from sim.loop import evaluate_success
+    from sim.loops.loop import evaluate_success
 
     _restore_run_settings(args)   # --load-state: the saved run's settings the command line does not give
     name, task = _task_from_args(args)
@@ -1068,17 +1068,17 @@ def cmd_run(args):
             "seconds": ev.seconds, "samples": 0,
         })
     if args.view:
-        from sim.view import watch
+        from sim.view.live import watch
 
         watch(controller, task, method=args.method, seconds=None, seed=args.seed)
     return 0
 
 
 def cmd_view(args):
-    from sim.deploy import iid_samples
-    from sim.experts import expert_for
-    from sim.progress import Progress
-    from sim.view import watch
+    from sim.loops.deploy import iid_samples
+    from sim.world.experts import expert_for
+    from sim.loops.progress import Progress
+    from sim.view.live import watch
 
     _restore_run_settings(args)   # --load-state: the saved run's settings the command line does not give
     name, task = _task_from_args(args)
@@ -1111,7 +1111,7 @@ def cmd_view(args):
 
 def cmd_profile(args):
     from firmware_profile.profile import ProfileConfig, format_markdown, format_text
-    from sim.profile_run import run_profile
+    from sim.experiments.profile_run import run_profile
 
     kw = {k: v for k, v in (("calls", args.calls), ("retrain_calls", args.retrain_calls),
                             ("capacities", tuple(args.capacities) if args.capacities else None),
@@ -1128,9 +1128,9 @@ def cmd_profile(args):
 
 
 def _trial_store(args, spec):
-    """The folder OUT/trials/ that keeps every finished trial (``sim.trial_store``); --resume reads it back."""
-    from sim.experiments import VarianceSpec
-    from sim.trial_store import LearningTrialStore, VarianceTrialStore
+    """The folder OUT/trials/ that keeps every finished trial (``sim.experiments.trial_store``); --resume reads it back."""
+    from sim.experiments.offline import VarianceSpec
+    from sim.experiments.trial_store import LearningTrialStore, VarianceTrialStore
 
     kind = VarianceTrialStore if isinstance(spec, VarianceSpec) else LearningTrialStore
     store = kind(os.path.join(args.out, "trials"), spec, resume=args.resume)
@@ -1158,9 +1158,9 @@ def _run_stored(args, jobs, spec, trial_store, run):
 
 def _experiment_deployed(args, jobs):
     """kbt experiment onpolicy / swingup: deployed learning runs per variant and trial."""
-    from sim import exp_onpolicy as ex
-    from sim.methods import MethodSettings
-    from sim.report_deployed import format_summary, write_deployed
+    from sim.experiments import onpolicy as ex
+    from sim.loops.methods import MethodSettings
+    from sim.experiments.report_deployed import format_summary, write_deployed
 
     kw = {k: v for k, v in (("trials", args.trials), ("ticks", args.samples), ("seed", args.seed),
                             ("episodes", args.episodes), ("ask_above", args.ask_above), ("every", args.every))
@@ -1185,10 +1185,10 @@ def _experiment_deployed(args, jobs):
 
 
 def _experiment_drift(args, jobs):
-    """kbt experiment drift: every method through schedules of changes (``sim.exp_drift``)."""
-    from sim import exp_drift as ex
-    from sim.methods import MethodSettings
-    from sim.report_drift import format_drift, write_drift
+    """kbt experiment drift: every method through schedules of changes (``sim.experiments.drift``)."""
+    from sim.experiments import drift as ex
+    from sim.loops.methods import MethodSettings
+    from sim.experiments.report_drift import format_drift, write_drift
 
     kw = {k: v for k, v in (("trials", args.trials), ("seed", args.seed), ("episodes", args.episodes))
           if v is not None}
@@ -1208,9 +1208,9 @@ def _experiment_drift(args, jobs):
 
 
 def cmd_experiment(args):
-    from sim import experiments as ex
-    from sim import report
-    from sim.methods import MethodSettings
+    from sim.experiments import offline as ex
+    from sim.experiments import report
+    from sim.loops.methods import MethodSettings
 
     jobs = args.jobs or (os.cpu_count() or 1)
     if args.name in ("onpolicy", "swingup"):
@@ -1286,10 +1286,10 @@ def cmd_experiment(args):
 def cmd_pretrain(args):
     import shlex
 
-    from sim.pretrain import pretrain
+    from sim.pretraining.balance import pretrain
     from controller.transformer import TransformerConfig
-    from sim.cartpole import SOURCE, TARGET
-    from sim.loop import evaluate_success
+    from sim.world.cartpole import SOURCE, TARGET
+    from sim.loops.loop import evaluate_success
 
     if args.task == "swingup":
         return _pretrain_swingup(args)
@@ -1310,11 +1310,11 @@ def cmd_pretrain(args):
 
 
 def _pretrain_swingup(args):
-    """kbt pretrain --task swingup: noisy expert rollouts + DAgger on SOURCE (``sim.pretrain_swingup``)."""
+    """kbt pretrain --task swingup: noisy expert rollouts + DAgger on SOURCE (``sim.pretraining.swingup``)."""
     import shlex
 
     from controller.transformer import TransformerConfig
-    from sim.pretrain_swingup import SWINGUP_CONFIG, pretrain_swingup
+    from sim.pretraining.swingup import SWINGUP_CONFIG, pretrain_swingup
 
     cfg = TransformerConfig(n_bins=args.bins, target=args.target, sigma=args.sigma, query=args.query,
                             final_ln=args.final_ln, state_scale=SWINGUP_CONFIG.state_scale)
@@ -1340,8 +1340,8 @@ def _cmd_export(args):
 
     from controller.kalman_head import KalmanHead
     from firmware_profile.export import file_names, write_export
-    from sim.cartpole import TARGET
-    from sim.methods import MethodSettings, make_controller
+    from sim.world.cartpole import TARGET
+    from sim.loops.methods import MethodSettings, make_controller
 
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise ValueError(f"--out: cannot write into {args.out}: is a file, not a folder")
@@ -1546,8 +1546,8 @@ def build_parser():
                                         "(balance: LQR, swingup: the swing-up expert)")
     p.add_argument("--out", required=True, metavar="PATH", help="where to write the .npz (required, no default; its folder must exist)")
     p.add_argument("--task", choices=("balance", "swingup"), default="balance",
-                   help="balance: i.i.d. box states with LQR labels (sim.pretrain); swingup: noisy expert "
-                        "rollouts + DAgger (sim.pretrain_swingup, docs/swingup.md) (default balance)")
+                   help="balance: i.i.d. box states with LQR labels (sim.pretraining.balance); swingup: noisy expert "
+                        "rollouts + DAgger (sim.pretraining.swingup, docs/swingup.md) (default balance)")
     p.add_argument("--dagger-rounds", type=int, default=None,
                    help="swingup only: DAgger rounds after the expert-data phase (default 4)")
     p.add_argument("--seed", type=int, default=0, help="seeds the initialisation and the data")

@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from scipy.integrate import solve_ivp
 
-from sim import cartpole
-from sim.cartpole import SOURCE, TARGET, CartPoleParams
+from sim.world import cartpole
+from sim.world.cartpole import SOURCE, TARGET, CartPoleParams
 
 
 def gymnasium_step(params, state, force):

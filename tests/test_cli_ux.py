@@ -78,12 +78,12 @@ def test_os_error_at_run_time_is_one_line_exit_1(tmp_path, capsys, monkeypatch):
 
 # ------------------------------------------------------------------ 2. Ctrl-C
 def test_keyboard_interrupt_is_one_line_exit_130(capsys, monkeypatch):
-    import sim.loop
+    import sim.loops.loop
 
     def interrupted(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(sim.loop, "evaluate_success", interrupted)
+    monkeypatch.setattr(sim.loops.loop, "evaluate_success", interrupted)
     _, err = _fails(["run", "--method", "lqr", "--episodes", "2"], capsys, code=130)
     assert err.strip() == "kbt run: interrupted"
 

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from sim.cartpole import TARGET
-from sim.deploy import DeployConfig, checkpoints_for, run_deployment
-from sim.methods import make_controller
+from sim.world.cartpole import TARGET
+from sim.loops.deploy import DeployConfig, checkpoints_for, run_deployment
+from sim.loops.methods import make_controller
 
 
 class Recorder:

@@ -5,12 +5,12 @@ import json
 import numpy as np
 import pytest
 
-from sim.cartpole import TARGET
-from sim.deploy import DeployConfig, run_deployment
-from sim.experts import expert_for
-from sim.methods import make_controller
-from sim.schedule import Change, check_schedule, parse_change
-from sim.task import as_task
+from sim.world.cartpole import TARGET
+from sim.loops.deploy import DeployConfig, run_deployment
+from sim.world.experts import expert_for
+from sim.loops.methods import make_controller
+from sim.world.schedule import Change, check_schedule, parse_change
+from sim.world.task import as_task
 
 P1 = TARGET.with_(m_c=1.0, m_p=0.5, l_p=2.0)
 

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from controller.lqr import LQRController
-from sim import experiments as ex
-from sim import report
-from sim.cartpole import TARGET
-from sim.data import sample_dataset
-from sim.methods import MethodSettings, make_controller, parse_method
-from sim.stream import checkpoints_every, learning_trial
+from sim.experiments import offline as ex
+from sim.experiments import report
+from sim.world.cartpole import TARGET
+from sim.world.data import sample_dataset
+from sim.loops.methods import MethodSettings, make_controller, parse_method
+from sim.loops.stream import checkpoints_every, learning_trial
 
 
 def test_parse_method():

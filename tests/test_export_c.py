@@ -23,9 +23,9 @@ from firmware_profile import c_build, cortex_m
 from firmware_profile.c_controller import CController
 from firmware_profile.export import export_params, export_sources, pack_lower, unpack_lower, write_export
 from firmware_profile.export.emit import c_float
-from sim.cartpole import TARGET
-from sim.data import sample_dataset, sample_states
-from sim.methods import MethodSettings, is_learner, make_controller
+from sim.world.cartpole import TARGET
+from sim.world.data import sample_dataset, sample_states
+from sim.loops.methods import MethodSettings, is_learner, make_controller
 
 FORCE_TOL = 1e-4        # N
 N_UPDATES, N_STATES = 1000, 10_000
@@ -258,7 +258,7 @@ def test_load_state_export_starts_from_the_saved_head(tmp_path):
 
 @needs_cc
 def test_methods_kbt_c_and_rls_c_run_in_the_deployed_loop_like_their_python_methods():
-    from sim.deploy import DeployConfig, run_deployment
+    from sim.loops.deploy import DeployConfig, run_deployment
 
     cfg = DeployConfig(samples=50, episodes=10, seed=0)
     for m in ("rls", "kbt"):

@@ -9,8 +9,8 @@ from controller.kalman_head import HeadConfig
 from controller.kbt import KBTController
 from controller.lqr import LQRController
 from controller.rls import RLSController
-from sim.cartpole import SOURCE, TARGET
-from sim.data import sample_dataset
+from sim.world.cartpole import SOURCE, TARGET
+from sim.world.data import sample_dataset
 
 
 def _blr(w0, v, r, X, y):

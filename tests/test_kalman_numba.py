@@ -5,8 +5,8 @@ from controller.kalman_head import HeadConfig, KalmanHead
 from controller.kbt_softmax import SoftmaxKBTController, data_covariance
 from controller.lqr import LQRController
 from controller.tokenizer import ActionTokenizer
-from sim.cartpole import TARGET
-from sim.data import sample_dataset
+from sim.world.cartpole import TARGET
+from sim.world.data import sample_dataset
 
 
 def _pair(seed):

@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 
 from controller.lqr import LQRController
-from sim import cartpole
-from sim.cartpole import SOURCE, TARGET
-from sim.data import DEFAULT_BOX, sample_dataset
-from sim.loop import ClosedLoop, evaluate_success
+from sim.world import cartpole
+from sim.world.cartpole import SOURCE, TARGET
+from sim.world.data import DEFAULT_BOX, sample_dataset
+from sim.loops.loop import ClosedLoop, evaluate_success
 
 
 class Zero:

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from controller.lqr import LQRController, linearise, lqr_gain
-from sim import cartpole
-from sim.cartpole import SOURCE, TARGET, CartPoleParams
+from sim.world import cartpole
+from sim.world.cartpole import SOURCE, TARGET, CartPoleParams
 
 
 @pytest.mark.parametrize("params", [SOURCE, TARGET, CartPoleParams(m_c=0.7, m_p=0.4, l_p=2.0)])

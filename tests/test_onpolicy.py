@@ -4,10 +4,10 @@ loop, and the on-policy experiment built on it."""
 import numpy as np
 import pytest
 
-from sim.cartpole import TARGET
-from sim.deploy import DeployConfig, epistemic_std, run_deployment
-from sim.exp_onpolicy import OnPolicySpec, labels_to_reach, run_onpolicy, swingup_spec
-from sim.methods import make_controller
+from sim.world.cartpole import TARGET
+from sim.loops.deploy import DeployConfig, epistemic_std, run_deployment
+from sim.experiments.onpolicy import OnPolicySpec, labels_to_reach, run_onpolicy, swingup_spec
+from sim.loops.methods import make_controller
 
 
 def _run(labels, **kw):

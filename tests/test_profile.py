@@ -480,9 +480,9 @@ def test_profile_bad_arguments(capsys):
 
 
 def test_run_profile_takes_the_plant_side_as_a_workload():
-    """firmware_profile does not import the plant: the caller passes it in (sim.profile_run)."""
+    """firmware_profile does not import the plant: the caller passes it in (sim.experiments.profile_run)."""
     from firmware_profile.profile import ProfileConfig, Workload, run_profile
-    from sim.profile_run import target_workload
+    from sim.experiments.profile_run import target_workload
 
     with pytest.raises(ValueError, match="work"):
         run_profile(ProfileConfig.quick(), None)

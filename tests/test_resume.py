@@ -10,10 +10,10 @@ import pytest
 
 from controller.lqr import LQRController
 from sim import cli
-from sim.cartpole import TARGET
+from sim.world.cartpole import TARGET
 from sim.cli import main
-from sim.data import sample_dataset
-from sim.deploy import DeployConfig, iid_samples, run_deployment
+from sim.world.data import sample_dataset
+from sim.loops.deploy import DeployConfig, iid_samples, run_deployment
 
 QUICK = ["--episodes", "1", "--no-progress"]
 
@@ -67,7 +67,7 @@ def test_noise_is_the_same_draw_whatever_sigma_data():
 
 
 def test_deployed_rows_count_from_start():
-    from sim.methods import make_controller
+    from sim.loops.methods import make_controller
 
     res = run_deployment(make_controller("kbt", TARGET), TARGET, DeployConfig(samples=30, episodes=1, start=30))
     assert [r["samples"] for r in res.rows] == [30, 40, 55, 60]
@@ -167,7 +167,7 @@ def test_onpolicy_resume_continues_the_count(tmp_path, capsys):
 
 
 def test_old_state_file_without_a_run_record_still_loads(tmp_path, capsys):
-    from sim.methods import make_controller
+    from sim.loops.methods import make_controller
 
     path = tmp_path / "old.npz"
     c = make_controller("kbt", TARGET)

@@ -1,4 +1,4 @@
-"""The swing-up task, its expert (sim.swingup_expert) and the pre-trained swing-up transformer."""
+"""The swing-up task, its expert (sim.world.swingup_expert) and the pre-trained swing-up transformer."""
 
 import math
 
@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from controller.lqr import LQRController
-from sim.cartpole import CartPoleParams, advance, dynamics
-from sim.loop import evaluate_success
-from sim.swingup_expert import SwingupExpert, expert_name, pole_energy
-from sim.task import SWINGUP, SWINGUP_SHIFT2, SWINGUP_TARGET, wrap_angle
+from sim.world.cartpole import CartPoleParams, advance, dynamics
+from sim.loops.loop import evaluate_success
+from sim.world.swingup_expert import SwingupExpert, expert_name, pole_energy
+from sim.world.task import SWINGUP, SWINGUP_SHIFT2, SWINGUP_TARGET, wrap_angle
 
 SRC = SWINGUP.params
 
@@ -153,7 +153,7 @@ TINY = dict(expert_episodes=3, dagger_rounds=1, dagger_episodes=2, steps_initial
 
 
 def test_pretrain_swingup_is_deterministic_and_records_its_recipe():
-    from sim.pretrain_swingup import SWINGUP_CONFIG, pretrain_swingup
+    from sim.pretraining.swingup import SWINGUP_CONFIG, pretrain_swingup
 
     a, hist = pretrain_swingup(seed=5, **TINY)
     b, _ = pretrain_swingup(seed=5, **TINY)
@@ -171,7 +171,7 @@ def test_pretrain_swingup_is_deterministic_and_records_its_recipe():
 
 
 def test_collect_labels_visited_states_with_the_clean_expert(expert):
-    from sim.pretrain_swingup import collect
+    from sim.pretraining.swingup import collect
 
     s, f = collect(SWINGUP, expert, 3, np.random.default_rng(0), noise_std=5.0)
     assert s.shape == (3 * SWINGUP.episode_steps, 4) and f.shape == (len(s),)

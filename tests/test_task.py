@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from controller.lqr import LQRController
-from sim import cartpole
-from sim.cartpole import SOURCE, TARGET
-from sim.loop import evaluate_success
-from sim.task import BALANCE, SWINGUP, Episode, Task, as_task, wrap_angle
+from sim.world import cartpole
+from sim.world.cartpole import SOURCE, TARGET
+from sim.loops.loop import evaluate_success
+from sim.world.task import BALANCE, SWINGUP, Episode, Task, as_task, wrap_angle
 
 
 class Constant:

@@ -3,7 +3,7 @@ import pytest
 
 from controller import transformer as tf
 from controller.model import TransformerPolicy
-from sim.pretrain import pretrain
+from sim.pretraining.balance import pretrain
 from controller.transformer import TransformerConfig
 from controller.transformer_numba import FastInference
 

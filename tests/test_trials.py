@@ -1,4 +1,4 @@
-"""sim.trials.run_jobs (in-process, LocalCluster, a scheduler address) and the resumable trial store."""
+"""sim.experiments.trials.run_jobs (in-process, LocalCluster, a scheduler address) and the resumable trial store."""
 
 import dataclasses
 import json
@@ -10,10 +10,10 @@ import sys
 import numpy as np
 import pytest
 
-from sim import experiments as ex
-from sim.stream import Checkpoint, TrialResult
-from sim.trial_store import LearningTrialStore, VarianceTrialStore
-from sim.trials import THREAD_VARS, JobError, run_jobs
+from sim.experiments import offline as ex
+from sim.loops.stream import Checkpoint, TrialResult
+from sim.experiments.trial_store import LearningTrialStore, VarianceTrialStore
+from sim.experiments.trials import THREAD_VARS, JobError, run_jobs
 
 TINY = ex.LearningSpec.quick(methods=("kbt", "rls"), trials=2, samples=20, episodes=5)
 
@@ -42,7 +42,7 @@ class DictStore:
 
 # ---------------------------------------------------------------- in-process
 def test_in_process_results_in_job_order_and_no_dask_import():
-    code = ("import sys, math; from sim.trials import run_jobs; "
+    code = ("import sys, math; from sim.experiments.trials import run_jobs; "
             "print(run_jobs(math.factorial, [3, 0, 5], progress=False), 'distributed' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["[6,", "1,", "120]", "False"]
@@ -143,7 +143,7 @@ def test_local_cluster_matches_in_process():
 @pytest.fixture(scope="module")
 def scheduler():
     """The address of a one-worker LocalCluster started the way run_jobs starts its own."""
-    from sim.trials import _client
+    from sim.experiments.trials import _client
 
     with _client(1, None) as client:
         yield client.scheduler.address

@@ -4,8 +4,8 @@ import numpy as np
 import pygame
 import pytest
 
-from sim.cartpole import SOURCE, TARGET
-from sim.view import COLORS, Overlay, Renderer, Viewer, watch
+from sim.world.cartpole import SOURCE, TARGET
+from sim.view.live import COLORS, Overlay, Renderer, Viewer, watch
 
 
 def _surface(r):
@@ -154,7 +154,7 @@ def test_screenshot_saves_the_last_frame(tmp_path, capsys):
 def test_swingup_layout_and_expert_takeover_colour():
     """Swing-up: the track is the task's (|x| <= 3 m) and a hanging pole fits
     below it; a tick the expert took over paints the cart in the pilot colour."""
-    from sim.task import SWINGUP, SWINGUP_TARGET
+    from sim.world.task import SWINGUP, SWINGUP_TARGET
 
     task = SWINGUP.on(SWINGUP_TARGET)
     r = Renderer(task)

@@ -7,9 +7,9 @@ every tick and for ``labels="uncertain"`` at several thresholds. About 15 s.
     python tools/ask_threshold_probe.py
 """
 
-from sim.cartpole import TARGET
-from sim.deploy import DeployConfig, run_deployment
-from sim.methods import make_controller
+from sim.world.cartpole import TARGET
+from sim.loops.deploy import DeployConfig, run_deployment
+from sim.loops.methods import make_controller
 
 
 def main():

@@ -16,8 +16,8 @@ from controller.kalman_head import HeadConfig
 from controller.kbt_softmax import SoftmaxKBTController
 from controller.lqr import LQRController
 from controller.model import load_pretrained
-from sim.cartpole import TARGET
-from sim.data import sample_dataset
+from sim.world.cartpole import TARGET
+from sim.world.data import sample_dataset
 
 
 def percentiles(fn, n):

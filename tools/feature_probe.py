@@ -14,9 +14,9 @@ import numpy as np
 
 from controller.lqr import LQRController
 from controller.model import TransformerPolicy
-from sim.cartpole import TARGET
-from sim.data import sample_dataset
-from sim.loop import evaluate_success
+from sim.world.cartpole import TARGET
+from sim.world.data import sample_dataset
+from sim.loops.loop import evaluate_success
 
 
 def probe(pol):

@@ -22,12 +22,12 @@ import sys
 import numpy as np
 
 from controller import force_numba as fn
-from sim.cartpole import TARGET
-from sim.data import sample_states
-from sim.experts import expert_for
-from sim.loop import evaluate_success
-from sim.methods import make_controller
-from sim.task import as_task
+from sim.world.cartpole import TARGET
+from sim.world.data import sample_states
+from sim.world.experts import expert_for
+from sim.loops.loop import evaluate_success
+from sim.loops.methods import make_controller
+from sim.world.task import as_task
 
 CHECK_EVERY = 10_000
 

@@ -21,10 +21,10 @@ import numpy as np
 
 from controller.calibration import calibration_report
 from controller.lqr import LQRController
-from sim.cartpole import TARGET
-from sim.data import sample_dataset
-from sim.loop import evaluate_success
-from sim.methods import MethodSettings, make_controller
+from sim.world.cartpole import TARGET
+from sim.world.data import sample_dataset
+from sim.loops.loop import evaluate_success
+from sim.loops.methods import MethodSettings, make_controller
 
 CAPACITIES = (10, 100)
 MARKS = (50, 100)

@@ -24,11 +24,11 @@ from dataclasses import replace
 import numpy as np
 
 from controller.kalman_head import HeadConfig
-from sim.cartpole import TARGET
-from sim.deploy import DeployConfig, run_deployment
-from sim.methods import MethodSettings, make_controller
-from sim.schedule import Change
-from sim.task import SWINGUP, SWINGUP_TARGET
+from sim.world.cartpole import TARGET
+from sim.loops.deploy import DeployConfig, run_deployment
+from sim.loops.methods import MethodSettings, make_controller
+from sim.world.schedule import Change
+from sim.world.task import SWINGUP, SWINGUP_TARGET
 
 SWINGUP_SEEDS = (100, 101, 102, 103, 104)
 BALANCE_SEEDS = (101, 102, 103)

@@ -22,9 +22,9 @@ from controller.kbt import KBTController
 from controller.lqr import LQRController
 from controller.model import load_pretrained
 from controller.rls import RLSController
-from sim.cartpole import SOURCE, TARGET
-from sim.data import sample_dataset
-from sim.loop import evaluate_success
+from sim.world.cartpole import SOURCE, TARGET
+from sim.world.data import sample_dataset
+from sim.loops.loop import evaluate_success
 
 MARKS = (10, 25, 50, 100, 400)
 SEEDS = (101, 102, 103, 104, 105)

@@ -20,9 +20,9 @@ from controller.kalman_head import HeadConfig
 from controller.kbt_softmax import SoftmaxKBTController
 from controller.lqr import LQRController
 from controller.model import TransformerPolicy, load_pretrained
-from sim.cartpole import TARGET
-from sim.data import sample_dataset
-from sim.loop import evaluate_success
+from sim.world.cartpole import TARGET
+from sim.world.data import sample_dataset
+from sim.loops.loop import evaluate_success
 
 SETTINGS = {
     # name: (weights file or None for the shipped one, HeadConfig kwargs, standardise)

@@ -10,10 +10,10 @@ import argparse
 import json
 import os
 
-from sim.pretrain import pretrain
+from sim.pretraining.balance import pretrain
 from controller.transformer import TransformerConfig
-from sim.cartpole import SOURCE, TARGET
-from sim.loop import evaluate_success
+from sim.world.cartpole import SOURCE, TARGET
+from sim.loops.loop import evaluate_success
 
 
 def main():

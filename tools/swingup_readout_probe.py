@@ -17,11 +17,11 @@ episodes, seed 0). Prints a table; about 30 s.
 
 import numpy as np
 
-from sim.deploy import iid_samples
-from sim.experts import expert_for
-from sim.loop import evaluate_success
-from sim.methods import make_controller
-from sim.task import SWINGUP, SWINGUP_TARGET
+from sim.loops.deploy import iid_samples
+from sim.world.experts import expert_for
+from sim.loops.loop import evaluate_success
+from sim.loops.methods import make_controller
+from sim.world.task import SWINGUP, SWINGUP_TARGET
 
 
 class Readout:

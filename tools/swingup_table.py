@@ -1,7 +1,7 @@
 """The swing-up plant-choice table: which plant shift breaks the SOURCE expert but not its own.
 
 Rows are plants (SOURCE, the TARGET candidates, the second shift), columns the
-swing-up expert (``sim.swingup_expert.SwingupExpert``) designed for SOURCE and
+swing-up expert (``sim.world.swingup_expert.SwingupExpert``) designed for SOURCE and
 for the plant itself, each scored by
 ``evaluate_success(expert, SWINGUP.on(plant), 100, seed=0)``. The chosen
 TARGET needs the SOURCE-designed expert <= 0.1 and its own >= 0.99 (which
@@ -17,10 +17,10 @@ import json
 import os
 import time
 
-from sim.cartpole import CartPoleParams
-from sim.loop import evaluate_success
-from sim.swingup_expert import SwingupExpert
-from sim.task import SWINGUP, SWINGUP_SHIFT2, SWINGUP_TARGET
+from sim.world.cartpole import CartPoleParams
+from sim.loops.loop import evaluate_success
+from sim.world.swingup_expert import SwingupExpert
+from sim.world.task import SWINGUP, SWINGUP_SHIFT2, SWINGUP_TARGET
 
 #: (label, (m_c, m_p, l_p)); SOURCE first, then TARGET candidates, then the second shift
 PLANTS = [

@@ -15,10 +15,10 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from sim import cartpole
-from sim.cartpole import CartPoleParams
+from sim.world import cartpole
+from sim.world.cartpole import CartPoleParams
 from controller.checks import as_float_array, check_int, check_rng
-from sim.task import as_task
+from sim.world.task import as_task
 
 __all__ = ["Controller", "ClosedLoop", "TickRecord", "Evaluation", "evaluate_success", "act_one"]
 
@@ -61,7 +61,7 @@ class ClosedLoop:
     ----------
     controller : object with ``act``
     params : CartPoleParams or Task
-        The plant (balancing it) or a task (``sim.task``): saturation,
+        The plant (balancing it) or a task (``sim.world.task``): saturation,
         integration, wrapping and the failure test are the task's.
     state : array_like, shape (4,)
         Initial state.

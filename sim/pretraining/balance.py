@@ -1,12 +1,12 @@
 """Pre-training the decision transformer on i.i.d. SOURCE LQR data.
 
 Each Adam step draws a fresh batch of states from the sampling box of
-``sim.data`` (|x|, |x_dot| <= 0.5, |theta|, |theta_dot| <= 0.1) and labels it
+``sim.world.data`` (|x|, |x_dot| <= 0.5, |theta|, |theta_dot| <= 0.1) and labels it
 with the SOURCE LQR force (the data are unlimited, so there is no epoch); a
 fixed held-out set measures the force RMSE. Deterministic for a given seed.
 
 It lives in ``sim/`` because it needs the plant (SOURCE), the state box
-(``sim.data``) and the progress bar; the library (``controller/``) only
+(``sim.world.data``) and the progress bar; the library (``controller/``) only
 provides the model, the loss and Adam it trains with.
 """
 
@@ -22,9 +22,9 @@ from controller.checks import check_int, check_positive
 from controller.lqr import LQRController
 from controller.model import TransformerPolicy
 from controller.transformer import Adam, TransformerConfig
-from sim.cartpole import SOURCE, CartPoleParams
-from sim.data import sample_dataset, sample_states
-from sim.progress import Progress
+from sim.world.cartpole import SOURCE, CartPoleParams
+from sim.world.data import sample_dataset, sample_states
+from sim.loops.progress import Progress
 
 __all__ = ["pretrain", "force_rmse"]
 

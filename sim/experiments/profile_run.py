@@ -2,9 +2,9 @@
 
 ``firmware_profile`` measures latency, memory, FLOPs and device budgets but
 does not import the plant. This module builds its ``Workload`` for TARGET --
-states from the sampling box (``sim.data``), the TARGET LQR expert's labelled
-stream, the closed-loop success rate (``sim.loop.evaluate_success``) and the
-BLoB and rls controllers of ``sim.methods`` -- and runs the profile with it.
+states from the sampling box (``sim.world.data``), the TARGET LQR expert's labelled
+stream, the closed-loop success rate (``sim.loops.loop.evaluate_success``) and the
+BLoB and rls controllers of ``sim.loops.methods`` -- and runs the profile with it.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ __all__ = ["target_workload", "run_profile"]
 def target_workload(params=None) -> Workload:
     """The profiler's inputs on ``params`` (default TARGET)."""
     from controller.lqr import LQRController
-    from sim.cartpole import TARGET
-    from sim.data import sample_dataset, sample_states
-    from sim.loop import evaluate_success
-    from sim.methods import MethodSettings, make_controller
+    from sim.world.cartpole import TARGET
+    from sim.world.data import sample_dataset, sample_states
+    from sim.loops.loop import evaluate_success
+    from sim.loops.methods import MethodSettings, make_controller
 
     plant = TARGET if params is None else params
 

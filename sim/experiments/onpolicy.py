@@ -1,7 +1,7 @@
 """Learning on the job: every method learning from expert labels on the
 states it visits itself (the on-policy stream of the deployed loop).
 
-Each trial is one deployed run (``sim.deploy.run_deployment``) of ``ticks``
+Each trial is one deployed run (``sim.loops.deploy.run_deployment``) of ``ticks``
 control periods on the task's changed plant, the learning controller acting
 from the first tick. Three ways to ask for labels (``labels``):
 
@@ -32,10 +32,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from controller.checks import check_int, check_positive
-from sim.methods import MethodSettings, is_learner, make_controller, parse_method
-from sim.stream import checkpoints_every
-from sim.trial_store import JsonTrialStore, _spec_settings
-from sim.task import TASKS
+from sim.loops.methods import MethodSettings, is_learner, make_controller, parse_method
+from sim.loops.stream import checkpoints_every
+from sim.experiments.trial_store import JsonTrialStore, _spec_settings
+from sim.world.task import TASKS
 
 __all__ = ["OnPolicySpec", "run_onpolicy", "labels_to_reach", "swingup_spec", "trial_store", "DeployedTrialStore", "ONPOLICY_METHODS", "SWINGUP_METHODS"]
 
@@ -123,14 +123,14 @@ def _trial_seed(spec, trial):
 
 
 def _task(spec):
-    from sim.task import PLANTS
+    from sim.world.task import PLANTS
 
     return TASKS[spec.task].on(PLANTS[spec.task]["target"])
 
 
 def _onpolicy_job(args):
     """One trial: (spec, variant, trial, label_rate) -> (variant, trial, record)."""
-    from sim.deploy import DeployConfig, run_deployment
+    from sim.loops.deploy import DeployConfig, run_deployment
 
     spec, variant, trial, label_rate = args
     variant_stream, _, iid = variant.partition("@")
@@ -173,7 +173,7 @@ def run_onpolicy(spec: OnPolicySpec, jobs=1, progress=True, scheduler=None, stor
     ``random`` trials run after the ``uncertain`` ones, with the label rate
     of the matching ``uncertain`` trial (labels / ticks).
     """
-    from sim.trials import run_jobs
+    from sim.experiments.trials import run_jobs
 
     jobs = check_int("jobs", jobs, low=1)
     # heaviest methods first so the tail of the run is short
@@ -216,7 +216,7 @@ class DeployedTrialStore(JsonTrialStore):
 
 
 def trial_store(directory, spec, *, resume=False):
-    """The resumable folder of an on-policy / swing-up run (``sim.trial_store``):
+    """The resumable folder of an on-policy / swing-up run (``sim.experiments.trial_store``):
     the methods, gated methods, trial count and streams may grow on resume."""
     return DeployedTrialStore(directory, _spec_settings("deployed", spec, ("methods", "gated", "trials", "streams")),
                               resume=resume)

@@ -2,8 +2,8 @@
 a controller and measure it at checkpoints.
 
 It serves ``kbt experiment fig3`` / ``fig4`` and ``calibration``
-(``sim.experiments.run_learning``, one trial per method and data seed). It is
-the deployed loop (``sim.deploy.run_deployment``) in its offline protocol
+(``sim.experiments.offline.run_learning``, one trial per method and data seed). It is
+the deployed loop (``sim.loops.deploy.run_deployment``) in its offline protocol
 (``plant=False``: the paper's setting, where the samples arrive with no plant
 running), with held-out calibration metrics measured at each checkpoint: one
 learning loop and one checkpoint rule for ``kbt run`` and the figures.
@@ -103,7 +103,7 @@ def learning_trial(controller, params, states, forces, checkpoints, *, episodes=
     TrialResult
         ``learn_seconds[i]`` is the wall time of the i-th ``observe`` alone.
     """
-    from sim.deploy import DeployConfig, run_deployment
+    from sim.loops.deploy import DeployConfig, run_deployment
 
     n = max(checkpoints)
     if n > len(states):

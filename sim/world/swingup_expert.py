@@ -38,7 +38,7 @@ import numbers
 import numpy as np
 
 from controller.lqr import DEFAULT_Q, DEFAULT_R, LQRController
-from sim.cartpole import CartPoleParams, dynamics
+from sim.world.cartpole import CartPoleParams, dynamics
 
 __all__ = ["SwingupExpert", "pole_energy", "expert_name"]
 
@@ -153,5 +153,5 @@ class SwingupExpert:
 
 
 def _wrap(theta):
-    # theta to (-pi, pi], as sim.task.wrap_angle
+    # theta to (-pi, pi], as sim.world.task.wrap_angle
     return np.pi - np.mod(np.pi - np.asarray(theta, dtype=float), 2.0 * np.pi)

@@ -10,8 +10,8 @@ import os
 
 import numpy as np
 
-from sim.report import _plt
-from sim.report_deployed import write_json_csv
+from sim.experiments.report import _plt
+from sim.experiments.report_deployed import write_json_csv
 
 __all__ = ["write_drift", "summarise_drift", "format_drift"]
 

@@ -6,7 +6,7 @@
   time or events.
 * ``Viewer`` owns the window (or an off-screen surface in headless mode),
   handles the keys and saves PNG frames.
-* ``watch`` runs a controller on a task's plant (``sim.task.Episode``) in
+* ``watch`` runs a controller on a task's plant (``sim.world.task.Episode``) in
   real time: fixed-timestep physics with an accumulator and capped catch-up,
   drawing once per frame. ``kbt view`` calls it; ``kbt run --view`` uses
   ``Viewer.show`` once per tick, and marks the ticks where the expert took
@@ -28,8 +28,8 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 import pygame  # noqa: E402
 
 from controller.checks import check_int, check_positive  # noqa: E402
-from sim.loop import act_one  # noqa: E402
-from sim.task import Episode, as_task  # noqa: E402
+from sim.loops.loop import act_one  # noqa: E402
+from sim.world.task import Episode, as_task  # noqa: E402
 
 __all__ = ["Overlay", "Renderer", "Viewer", "watch", "force_std", "COLORS"]
 
@@ -282,7 +282,7 @@ def watch(controller, task, *, method="", seconds=None, seed=0, frames_dir=None,
 
     Physics advances in fixed steps of ``tau`` from an accumulator of real
     time (at most ``MAX_CATCH_UP`` steps per frame, so a slow frame never makes
-    the simulation spiral); episodes (``sim.task.Episode``) restart when they
+    the simulation spiral); episodes (``sim.world.task.Episode``) restart when they
     fail or end, and count as successes by the task's rules. Headless or with
     ``frames_dir``, one physics step is drawn per frame without pacing.
     ``screenshot``: save the last frame there (PNG).

@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from sim.report import _plt, _write_json
+from sim.experiments.report import _plt, _write_json
 
 __all__ = ["write_deployed", "write_json_csv", "summarise_deployed", "format_summary", "SERIES"]
 

@@ -3,7 +3,7 @@
 ``Change(at=400, params=CartPoleParams(1, 0.5, 2))`` makes the plant that
 from tick 400 on (the state carries over; the task's rules and integrator
 stay); ``Change(at=800, sigma_data=4.0)`` makes the expert's labels noisy
-from tick 800 on. The deployed loop (``sim.deploy``) applies each change
+from tick 800 on. The deployed loop (``sim.loops.deploy``) applies each change
 before the tick's action, relabels what is left of an i.i.d. stream with the
 new plant's expert, and evaluates every checkpoint on the plant in force.
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from controller.checks import check_int, check_positive
-from sim.cartpole import CartPoleParams
+from sim.world.cartpole import CartPoleParams
 
 __all__ = ["Change", "parse_change", "check_schedule"]
 

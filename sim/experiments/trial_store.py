@@ -1,6 +1,6 @@
 """Resumable experiment output: one JSON file per finished trial.
 
-``sim.trials.run_jobs(..., store=...)`` saves each result the moment it
+``sim.experiments.trials.run_jobs(..., store=...)`` saves each result the moment it
 arrives and skips the jobs whose file is already there. The files live in one
 folder (``kbt experiment ... --out DIR`` uses ``DIR/trials/``):
 
@@ -24,7 +24,7 @@ import json
 import os
 
 
-from sim.stream import TrialResult, to_plain
+from sim.loops.stream import TrialResult, to_plain
 
 __all__ = ["JsonTrialStore", "LearningTrialStore", "VarianceTrialStore", "SETTINGS_FILE"]
 
@@ -118,7 +118,7 @@ def _spec_settings(kind, spec, skip):
 
 
 class LearningTrialStore(JsonTrialStore):
-    """Trials of ``sim.experiments.run_learning``: jobs ``(spec, method, trial)``,
+    """Trials of ``sim.experiments.offline.run_learning``: jobs ``(spec, method, trial)``,
     results ``(method, trial, TrialResult)``, files ``METHOD-TRIAL.json``."""
 
     def __init__(self, directory, spec, *, resume=False):
@@ -140,7 +140,7 @@ class LearningTrialStore(JsonTrialStore):
 
 
 class VarianceTrialStore(JsonTrialStore):
-    """Runs of ``sim.experiments.run_variance``: jobs ``(spec, sigma_data)``,
+    """Runs of ``sim.experiments.offline.run_variance``: jobs ``(spec, sigma_data)``,
     results ``(sigma_data, dict)``, files ``sigma-S.json`` (S exact, as ``repr``)."""
 
     def __init__(self, directory, spec, *, resume=False):

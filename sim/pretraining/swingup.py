@@ -1,6 +1,6 @@
 """Pre-training the decision transformer on SOURCE swing-up expert data (docs/swingup.md).
 
-The swing-up expert (``sim.swingup_expert.SwingupExpert`` designed for
+The swing-up expert (``sim.world.swingup_expert.SwingupExpert`` designed for
 SOURCE) is imitated on the states it and the learner visit, not on a box:
 
 1. expert rollouts with noise injection: ``expert_episodes`` episodes of the
@@ -36,13 +36,13 @@ from controller import transformer as tf
 from controller.checks import check_int, check_positive
 from controller.model import TransformerPolicy
 from controller.transformer import Adam, TransformerConfig
-from sim.cartpole import CartPoleParams
-from sim.data import collect
-from sim.loop import evaluate_success
-from sim.pretrain import force_rmse
-from sim.progress import Progress
-from sim.swingup_expert import SwingupExpert
-from sim.task import SWINGUP, SWINGUP_SHIFT2, SWINGUP_TARGET
+from sim.world.cartpole import CartPoleParams
+from sim.world.data import collect
+from sim.loops.loop import evaluate_success
+from sim.pretraining.balance import force_rmse
+from sim.loops.progress import Progress
+from sim.world.swingup_expert import SwingupExpert
+from sim.world.task import SWINGUP, SWINGUP_SHIFT2, SWINGUP_TARGET
 
 __all__ = ["SWINGUP_CONFIG", "pretrain_swingup", "collect"]
 

@@ -9,12 +9,11 @@ import os
 
 import numpy as np
 
-from sim.experiments import CALIBRATION_KEYS, SERIES
+from sim.experiments.offline import CALIBRATION_KEYS, SERIES, SUMMARY_AT
 
 __all__ = ["write_learning", "write_variance", "write_calibration", "summarise_learning", "summary_marks",
            "tidy_rows"]
 
-SUMMARY_AT = (50, 100, 200, 400)
 
 
 def _plt():

@@ -1,7 +1,7 @@
 """The deployed control loop: act every period, learn in the time that is left.
 
-One plant (a ``sim.task.Task``, e.g. balancing TARGET) runs at the fixed
-period ``tau``, episode after episode (``sim.task.Episode``). Each tick:
+One plant (a ``sim.world.task.Task``, e.g. balancing TARGET) runs at the fixed
+period ``tau``, episode after episode (``sim.world.task.Episode``). Each tick:
 
 1. ``_sense``: read the sensor; a non-finite reading is a *sensor fault*: the
    loop holds the last safe force (``fallback="hold"``) or applies the expert
@@ -21,7 +21,7 @@ period ``tau``, episode after episode (``sim.task.Episode``). Each tick:
    the tick is a *deadline miss*: on hardware the next action would have been late.
 
 At checkpoints (tick counts) the success rate is evaluated offline (not in
-the tick's time) with ``sim.loop.evaluate_success`` on the same task. Faults
+the tick's time) with ``sim.loops.loop.evaluate_success`` on the same task. Faults
 can be injected (``fault_rate``: probability per tick of a NaN sensor reading
 and, independently, of a NaN label; ``outlier_rate``: a +-1000 N label).
 
@@ -39,10 +39,10 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from controller.checks import check_int, check_positive
-from sim.experts import expert_for
-from sim.loop import act_one, evaluate_success
-from sim.schedule import check_schedule
-from sim.task import Episode, as_task
+from sim.world.experts import expert_for
+from sim.loops.loop import act_one, evaluate_success
+from sim.world.schedule import check_schedule
+from sim.world.task import Episode, as_task
 
 __all__ = ["DeployConfig", "DeployResult", "run_deployment", "checkpoints_for", "iid_samples", "STREAMS",
            "FALLBACKS", "LABEL_MODES", "epistemic_std"]
@@ -69,19 +69,19 @@ _CHUNK = 1 << 16        # samples drawn at a time while skipping the consumed pa
 def iid_samples(expert, data_seed, first, n, sigma_data=0.0, task=None):
     """Samples ``first .. first + n - 1`` of the i.i.d. stream seeded by ``data_seed``.
 
-    States are uniform in the sampling box (``sim.data.sample_states`` on
+    States are uniform in the sampling box (``sim.world.data.sample_states`` on
     ``default_rng(data_seed)``) -- or, for the swing-up task, uniform draws
     from the states the expert visits in seeded episodes of the task
-    (``sim.data.trajectory_states``) --, labels the expert's force plus, when
+    (``sim.world.data.trajectory_states``) --, labels the expert's force plus, when
     ``sigma_data > 0``, ``sqrt(sigma_data)`` times a standard normal from a
     second generator of the same seed. Both sequences are drawn in order, so
     any split of a stream into consecutive blocks gives the samples of one long
     run: a resumed run neither repeats nor skips a sample. (``first = 0`` and
-    ``sigma_data = 0`` is exactly ``sim.data.sample_dataset(expert, n, data_seed)``.)
+    ``sigma_data = 0`` is exactly ``sim.world.data.sample_dataset(expert, n, data_seed)``.)
 
     Returns states (n, 4) and forces (n,).
     """
-    from sim.data import sample_states, trajectory_states
+    from sim.world.data import sample_states, trajectory_states
 
     data_seed = check_int("data_seed", data_seed, low=0)
     first = check_int("first", first, low=0)
@@ -131,7 +131,7 @@ class DeployConfig:
     ask_above : float    "uncertain": the expert takes over when the epistemic std (N) at the state exceeds it
     label_rate : float   "random": probability per tick that the expert takes over, in (0, 1]
     checkpoints : tuple  tick counts at which to evaluate; empty: 10, 25, 50, 100, 200, ... and ``samples``
-    changes : tuple      ``sim.schedule.Change`` entries: the plant or the label noise from a tick on
+    changes : tuple      ``sim.world.schedule.Change`` entries: the plant or the label noise from a tick on
                          (every checkpoint is evaluated on the plant in force)
     plant : bool         False: the offline protocol of the learning experiments -- the i.i.d. samples
                          arrive with no plant running (nothing acts between checkpoints, no
@@ -244,7 +244,7 @@ class DeployResult:
 def probe_states(task, expert, seed, n=200):
     """States where the predictive spread is measured: ``n`` from the balance box, or, for
     the swing-up task, ``n`` drawn from the states its expert visits (seeded)."""
-    from sim.data import sample_states, trajectory_states
+    from sim.world.data import sample_states, trajectory_states
 
     rng = np.random.default_rng([seed, 4])
     if task.name != "swingup":
@@ -461,7 +461,7 @@ def run_deployment(controller, task, config: DeployConfig = DeployConfig(), *, e
     config : DeployConfig
     expert : object with ``act``, optional
         Labels samples and is the fallback / safety pilot (default: the task's
-        expert designed for its plant, ``sim.experts.expert_for``).
+        expert designed for its plant, ``sim.world.experts.expert_for``).
     on_checkpoint : callable(dict), optional
         Called with each checkpoint row (the progress table).
     on_tick : callable(state, force, result), optional

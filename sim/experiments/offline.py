@@ -12,9 +12,9 @@
 
 Every (method, trial) pair is one job with its own seeds, so results do not
 depend on how many processes run them (``jobs``) nor on the backend
-(``sim.trials.run_jobs``: in-process, a local Dask cluster or a Dask
-``scheduler``); a ``store`` (``sim.trial_store``) keeps finished trials across
-runs. Writing files and plotting live in ``sim/report.py``.
+(``sim.experiments.trials.run_jobs``: in-process, a local Dask cluster or a Dask
+``scheduler``); a ``store`` (``sim.experiments.trial_store``) keeps finished trials across
+runs. Writing files and plotting live in ``sim/experiments/report.py``.
 """
 
 from __future__ import annotations
@@ -26,12 +26,12 @@ import numpy as np
 from controller.calibration import QUANTILE_LEVELS
 from controller.kalman_head import HeadConfig
 from controller.lqr import LQRController
-from sim.cartpole import TARGET
+from sim.world.cartpole import TARGET
 from controller.checks import check_int, check_positive
-from sim.data import sample_dataset
-from sim.methods import MethodSettings, is_learner, make_controller, parse_method
-from sim.stream import checkpoints_every, learning_trial
-from sim.trials import run_jobs
+from sim.world.data import sample_dataset
+from sim.loops.methods import MethodSettings, is_learner, make_controller, parse_method
+from sim.loops.stream import checkpoints_every, learning_trial
+from sim.experiments.trials import run_jobs
 
 __all__ = ["LearningSpec", "VarianceSpec", "run_learning", "run_variance", "moving_average", "calibration_spec",
            "run_calibration", "CALIBRATION_AT", "CALIBRATION_METHODS"]
@@ -47,6 +47,10 @@ def _data_seed(seed, trial):
 
 def _heldout_seed(seed):
     return 1000 * seed + 999
+
+
+#: The checkpoints the README's tables summarise (samples).
+SUMMARY_AT = (50, 100, 200, 400)
 
 
 @dataclass(frozen=True)
@@ -71,8 +75,6 @@ class LearningSpec:
 
     def marks(self):
         """Checkpoints: every ``every`` samples, plus the README's 50/100/200/400."""
-        from sim.report import SUMMARY_AT
-
         return sorted(set(checkpoints_every(self.every, self.samples)) | {n for n in SUMMARY_AT if n <= self.samples})
 
     def __post_init__(self):
@@ -105,7 +107,7 @@ def _learning_job(args):
 
 def _reference(spec, method):
     controller = make_controller(method, TARGET, spec.settings)
-    from sim.loop import evaluate_success
+    from sim.loops.loop import evaluate_success
 
     return evaluate_success(controller, TARGET, n_episodes=spec.episodes, seed=spec.seed).success_rate
 
@@ -119,8 +121,8 @@ def run_learning(spec: LearningSpec, jobs=1, progress=True, scheduler=None, stor
 
     ``jobs`` local worker processes (1: in this process), or the workers of
     the Dask ``scheduler`` at that address; ``store`` (e.g.
-    ``sim.trial_store.LearningTrialStore``) saves each trial as it finishes
-    and skips the ones it holds (``sim.trials.run_jobs``).
+    ``sim.experiments.trial_store.LearningTrialStore``) saves each trial as it finishes
+    and skips the ones it holds (``sim.experiments.trials.run_jobs``).
     """
     jobs = check_int("jobs", jobs, low=1)
     # heaviest jobs first so the pool's tail is short
@@ -221,7 +223,7 @@ def moving_average(x, window):
 
 def run_variance(spec: VarianceSpec, jobs=1, progress=True, scheduler=None, store=None):
     """Figure 5. Returns a dict (JSON-ready). ``jobs``, ``scheduler``, ``store``: as in ``run_learning``
-    (a store such as ``sim.trial_store.VarianceTrialStore``)."""
+    (a store such as ``sim.experiments.trial_store.VarianceTrialStore``)."""
     jobs = check_int("jobs", jobs, low=1)
     results = run_jobs(_variance_job, [(spec, s) for s in spec.sigma_data], workers=jobs, scheduler=scheduler,
                        label="variance runs", progress=progress, store=store)

@@ -1,7 +1,7 @@
 """Continual adaptation: every method learning through a schedule of changes.
 
-Each trial is one deployed run (``sim.deploy.run_deployment``) with a
-schedule of ``sim.schedule.Change``: the plant or the label noise changes at
+Each trial is one deployed run (``sim.loops.deploy.run_deployment``) with a
+schedule of ``sim.world.schedule.Change``: the plant or the label noise changes at
 fixed ticks, the labels come from the expert of the plant in force, and every
 checkpoint is measured on the plant in force: success over seeded episodes and
 the held-out force RMSE against that plant's expert (``rmse_expert_N``), with
@@ -27,9 +27,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from controller.checks import check_int
-from sim.methods import MethodSettings, is_learner, make_controller, parse_method
-from sim.schedule import Change
-from sim.trial_store import JsonTrialStore, _spec_settings
+from sim.loops.methods import MethodSettings, is_learner, make_controller, parse_method
+from sim.world.schedule import Change
+from sim.experiments.trial_store import JsonTrialStore, _spec_settings
 
 __all__ = ["DriftSpec", "SCHEDULES", "run_drift", "trial_store", "samples_to_level"]
 
@@ -88,7 +88,7 @@ class DriftSpec:
 
     def schedule(self, name):
         """(task, stream, samples, changes as ``Change``, checkpoints) of schedule ``name``."""
-        from sim.task import PLANTS, TASKS
+        from sim.world.task import PLANTS, TASKS
 
         task_name, stream, samples, changes = SCHEDULES[name]
         task = TASKS[task_name].on(PLANTS[task_name]["target"])
@@ -111,7 +111,7 @@ def _trial_seed(spec, trial):
 
 def _drift_job(args):
     """One trial: (spec, schedule, method, trial) -> (schedule, method, trial, record)."""
-    from sim.deploy import DeployConfig, run_deployment
+    from sim.loops.deploy import DeployConfig, run_deployment
 
     spec, name, method, trial = args
     task, stream, n, changes, marks = spec.schedule(name)
@@ -142,7 +142,7 @@ def samples_to_level(record, change_ticks, end, level=0.99):
 
 def run_drift(spec: DriftSpec, jobs=1, progress=True, scheduler=None, store=None):
     """Run every schedule, method and trial; returns a JSON-ready dict."""
-    from sim.trials import run_jobs
+    from sim.experiments.trials import run_jobs
 
     jobs = check_int("jobs", jobs, low=1)
     work = [(spec, s, m, t) for m in sorted(spec.methods, key=lambda m: -(parse_method(m)[1] or 0))

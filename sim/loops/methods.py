@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 import os
 
 from controller.kalman_head import HeadConfig
-from sim.cartpole import SOURCE, CartPoleParams
-from sim.task import as_task
+from sim.world.cartpole import SOURCE, CartPoleParams
+from sim.world.task import as_task
 
 __all__ = ["MethodSettings", "make_controller", "is_learner", "parse_method", "task_weights"]
 
@@ -106,7 +106,7 @@ def make_controller(method, task, settings: MethodSettings | None = None, seed=0
     if base == "lqr":
         return LQRController(s.lqr_design or params)
     if base == "expert":
-        from sim.experts import expert_for
+        from sim.world.experts import expert_for
 
         return expert_for(task, s.lqr_design)
     if base == "rls":

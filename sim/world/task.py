@@ -14,7 +14,7 @@ Two are defined (docs/swingup.md for the second):
 
 ``Task.step`` (saturate, integrate, wrap) and ``Task.failed`` are the only
 place the episode rules live: the deployed loop, the learning trials, the
-view and the batched success evaluation (``sim.loop.evaluate_success``) all
+view and the batched success evaluation (``sim.loops.loop.evaluate_success``) all
 call them.
 """
 
@@ -26,8 +26,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from controller.checks import check_choice, check_int, check_positive, check_rng
-from sim import cartpole
-from sim.cartpole import SOURCE, SYSTEMS, CartPoleParams
+from sim.world import cartpole
+from sim.world.cartpole import SOURCE, SYSTEMS, CartPoleParams
 
 __all__ = ["Task", "Episode", "BALANCE", "SWINGUP", "SWINGUP_TARGET", "SWINGUP_SHIFT2", "TASK_RULES", "TASKS", "PLANTS", "as_task", "wrap_angle", "UPRIGHT"]
 
@@ -164,7 +164,7 @@ def as_task(task_or_params) -> Task:
 
 class Episode:
     """One plant running episode after episode of a task: the single-state twin of
-    ``sim.loop.evaluate_success`` (the deployed loop and the view use it).
+    ``sim.loops.loop.evaluate_success`` (the deployed loop and the view use it).
 
     ``step(force)`` saturates, integrates and wraps; when the state fails or
     the episode reaches ``task.episode_steps`` periods, ``done`` is set and the

@@ -3,13 +3,13 @@ actions are the labels the learners adapt to.
 
 * balance: the LQR gain designed for the plant (``controller.lqr``);
 * swing-up: energy pumping handing over to that LQR near upright
-  (``sim.swingup_expert``, docs/swingup.md).
+  (``sim.world.swingup_expert``, docs/swingup.md).
 """
 
 from __future__ import annotations
 
-from sim.cartpole import CartPoleParams
-from sim.task import as_task
+from sim.world.cartpole import CartPoleParams
+from sim.world.task import as_task
 
 __all__ = ["expert_for"]
 
@@ -22,7 +22,7 @@ def expert_for(task, design: CartPoleParams | None = None):
     if not isinstance(design, CartPoleParams):
         raise TypeError(f"design: expected CartPoleParams but found {type(design).__name__}")
     if task.name == "swingup":
-        from sim.swingup_expert import SwingupExpert
+        from sim.world.swingup_expert import SwingupExpert
 
         return SwingupExpert(design)
     from controller.lqr import LQRController

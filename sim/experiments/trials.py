@@ -10,7 +10,7 @@ jobs]``, in job order, whichever backend ran them:
 
 Every job carries its own seeds, so the results do not depend on the backend
 or on the order in which the jobs finish. With a ``store`` (e.g.
-``sim.trial_store.LearningTrialStore``) each result is saved the moment it
+``sim.experiments.trial_store.LearningTrialStore``) each result is saved the moment it
 arrives and jobs already in the store are not run again: a killed run loses
 no finished job.
 """
@@ -22,7 +22,7 @@ import pickle
 import uuid
 
 from controller.checks import check_int
-from sim.progress import Progress
+from sim.loops.progress import Progress
 
 __all__ = ["run_jobs", "JobError", "THREAD_VARS"]
 
@@ -62,7 +62,7 @@ def run_jobs(fn, jobs, *, workers=1, scheduler=None, label="trials", progress=Tr
     label : str
         Name of the progress bar and of the jobs in error messages.
     progress : bool
-        Show a progress bar (``sim.progress.Progress``, on stderr).
+        Show a progress bar (``sim.loops.progress.Progress``, on stderr).
     store : object, optional
         Has ``key(job) -> str``, ``load(key) -> result or None`` and
         ``save(key, result)``. Jobs whose key loads are not run; every new
