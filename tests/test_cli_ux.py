@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from sim import cli
+from sim.cli import flags as cli_flags, resume as cli_resume, run_learning as cli_run_learning
 from sim.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,16 +63,16 @@ def test_output_paths_are_checked_before_any_work(argv, words, tmp_path, capsys,
 
 
 def test_out_folder_that_can_be_created_is_accepted(tmp_path):
-    cli._check_output_dir("--out", str(tmp_path / "new" / "deeper"))       # no error, nothing created
+    cli_flags.check_output_dir("--out", str(tmp_path / "new" / "deeper"))       # no error, nothing created
     assert not (tmp_path / "new").exists()
-    cli._check_output_file("--json", str(tmp_path / "x.json"))
+    cli_flags.check_output_file("--json", str(tmp_path / "x.json"))
 
 
 def test_os_error_at_run_time_is_one_line_exit_1(tmp_path, capsys, monkeypatch):
     def refuse(path, payload):
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(cli, "_write_json", refuse)
+    monkeypatch.setattr(cli_flags, "write_json", refuse)
     _, err = _fails(["run", "--method", "lqr", "--episodes", "2", "--json", str(tmp_path / "r.json")], capsys, code=1)
     assert err.strip() == f"kbt run: error: {tmp_path / 'r.json'}: Permission denied"
 
@@ -89,7 +90,7 @@ def test_keyboard_interrupt_is_one_line_exit_130(capsys, monkeypatch):
 
 
 def test_deferred_interrupt_waits_for_check_then_a_second_press_stops_at_once():
-    with cli._DeferredInterrupt() as stop:
+    with cli_run_learning.DeferredInterrupt() as stop:
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(0.05)                 # the handler runs between bytecodes: nothing raised yet
         assert stop.requested
@@ -223,12 +224,12 @@ def test_learner_flags_with_their_default_value_are_still_explicit(capsys):
 
 
 def test_library_messages_are_mapped_to_flags(capsys):
-    assert cli._flag_message("n_episodes: expected an integer in [1, inf] but found 0") == \
+    assert cli_flags.flag_message("n_episodes: expected an integer in [1, inf] but found 0") == \
         "--episodes: expected an integer in [1, inf] but found 0"
-    assert cli._flag_message("m_c: expected a finite number > 0") == "--m-c: expected a finite number > 0"
-    assert cli._flag_message("prior_var[1]: expected > 0") == "--prior-var[1]: expected > 0"
-    assert cli._flag_message("--seed: unchanged") == "--seed: unchanged"
-    assert cli._flag_message("somefile.npz: corrupt") == "somefile.npz: corrupt"
+    assert cli_flags.flag_message("m_c: expected a finite number > 0") == "--m-c: expected a finite number > 0"
+    assert cli_flags.flag_message("prior_var[1]: expected > 0") == "--prior-var[1]: expected > 0"
+    assert cli_flags.flag_message("--seed: unchanged") == "--seed: unchanged"
+    assert cli_flags.flag_message("somefile.npz: corrupt") == "somefile.npz: corrupt"
 
 
 # ------------------------------------------------------------------ 5. state files
@@ -249,7 +250,7 @@ def test_config_difference_from_the_library_message():
     msg = ("/x/h.npz: saved head config HeadConfig(output='gaussian', n_layers=1, prior_var=(1.0, 2.0), "
            "obs_noise=2.0, dtype='float64') does not match the expected HeadConfig(output='gaussian', n_layers=2, "
            "prior_var=(1.0, 2.0), obs_noise=1.0, dtype='float64')")
-    text = cli._state_error_text("/x/h.npz", ValueError(msg))
+    text = cli_resume.state_error_text("/x/h.npz", ValueError(msg))
     assert text == ("it was saved with other head settings: --head-layers 1 in the file, 2 now; "
                     "--obs-noise 2.0 in the file, 1.0 now")
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from controller.lqr import LQRController
-from sim import cli
+from sim.cli import run_learning as cli_run_learning
 from sim.world.cartpole import TARGET
 from sim.cli import main
 from sim.world.data import sample_dataset
@@ -95,7 +95,7 @@ def test_interrupted_run_saves_its_stream_position(tmp_path, capsys, monkeypatch
     """Ctrl-C after 20 samples saves the head and the position; resuming for 40
     more gives the head of one run of 60."""
     cut, resumed, whole = (tmp_path / n for n in ("cut.npz", "resumed.npz", "whole.npz"))
-    calls, original = [], cli._DeferredInterrupt
+    calls, original = [], cli_run_learning.DeferredInterrupt
 
     class InterruptAfter20(original):
         def check(self):
@@ -103,14 +103,14 @@ def test_interrupted_run_saves_its_stream_position(tmp_path, capsys, monkeypatch
             if len(calls) == 20:
                 raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "_DeferredInterrupt", InterruptAfter20)
+    monkeypatch.setattr(cli_run_learning, "DeferredInterrupt", InterruptAfter20)
     with pytest.raises(SystemExit) as e:
         main(["run", "--samples", "60", "--save-state", str(cut), *QUICK])
     assert e.value.code == 130
     assert "saved the head learned so far (20 updates)" in capsys.readouterr().err
     rec = _record(cut)
     assert rec["samples"] == 20 and rec["positions"] == {"1": 20}
-    monkeypatch.setattr(cli, "_DeferredInterrupt", original)
+    monkeypatch.setattr(cli_run_learning, "DeferredInterrupt", original)
     out = _run(["--samples", "40", "--load-state", str(cut), "--save-state", str(resumed)], capsys)
     assert _rows(out.out)[0] == 20 and _rows(out.out)[-1] == 60
     _run(["--samples", "60", "--save-state", str(whole)], capsys)

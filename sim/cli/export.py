@@ -1,0 +1,59 @@
+"""``kbt export``: the kbt or rls controller as C99 sources for a microcontroller
+(``firmware_profile.export``, docs/firmware-export.md)."""
+
+from __future__ import annotations
+
+import os
+
+HELP = "write the kbt or rls controller as C99 sources (kbt.h + kbt.c)"
+OUTPUTS = (("--out", "out", "dir"),)
+
+
+def add_arguments(p):
+    p.add_argument("--method", choices=("kbt", "rls"), default="kbt", help="controller to export (default kbt)")
+    p.add_argument("--out", metavar="DIR", required=True,
+                   help="folder for the header and the source, created if missing (no default: required)")
+    p.add_argument("--load-state", metavar="HEAD.npz", default=None,
+                   help="export this saved head (kbt run --save-state; default: the prior)")
+    p.add_argument("--weights", metavar="PATH", help="kbt: transformer weights (default: the shipped pre-trained file)")
+
+
+def _controller(args):
+    """The controller to export: the method's prior, or ``--load-state``'s head with the
+    head settings saved in that file; and a phrase naming where it came from."""
+    from dataclasses import replace
+
+    from controller.kalman_head import KalmanHead
+    from sim.loops.methods import MethodSettings, make_controller
+    from sim.world.cartpole import TARGET
+
+    settings = MethodSettings(weights=args.weights)
+    if args.load_state:
+        try:
+            saved = KalmanHead.load(args.load_state).config
+        except (OSError, ValueError, KeyError) as e:
+            raise ValueError(f"--load-state: {e}") from None
+        settings = MethodSettings(weights=args.weights, head=replace(saved, backend="numba"))
+    controller = make_controller(args.method, TARGET, settings)
+    source = (f"the kbt prior ({args.weights or 'the shipped pre-trained weights'})" if args.method == "kbt"
+              else "the rls prior (the SOURCE LQR gain)")
+    if args.load_state:
+        try:
+            controller.load_state(args.load_state)
+        except (OSError, ValueError) as e:
+            raise ValueError(f"--load-state: {e}") from None
+        source = f"{args.method} head {os.path.basename(args.load_state)} ({controller.n_updates} updates)"
+    return controller, source
+
+
+def run(args):
+    from firmware_profile.export import file_names, write_export
+
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise ValueError(f"--out: cannot write into {args.out}: is a file, not a folder")
+    controller, source = _controller(args)
+    paths = write_export(controller, args.out, source=source)
+    header, body = file_names(args.method)
+    print(f"wrote {', '.join(paths)} ({args.method}: {controller.head.d_in + 1} head inputs); "
+          f"include {header} and compile {body} with any C99 compiler")
+    return 0

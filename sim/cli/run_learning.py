@@ -1,0 +1,219 @@
+"""What ``kbt run`` prints and writes for a learning method: one deployed run with
+its progress table (and the live view), or several trials with their mean."""
+
+from __future__ import annotations
+
+import signal
+import sys
+
+import numpy as np
+
+from sim.cli import flags as fl
+from sim.cli.resume import load_state, save_run, save_state
+from sim.cli.run import deploy_config, trial_seed
+
+TABLE_HEAD = (f"{'samples':>8} {'success':>8} {'pred std (N)':>13} {'noise R (N^2)':>14} {'update p50 (us)':>16} "
+              f"{'p99 (us)':>9} {'misses':>7} {'down-wt':>8} {'changes':>8} {'rejected':>9} {'faults':>7}")
+#: the on-policy stream's extra columns: labels used, expert take-overs, falls of the plant while learning
+ONPOLICY_HEAD = f" {'labels':>7} {'take-overs':>10} {'falls':>6}"
+
+
+class DeferredInterrupt:
+    """Ctrl-C during a learning run: the first press is acted on between ticks
+    (``check``), so a head is never saved half-updated; a second press stops at once."""
+
+    def __init__(self):
+        self.requested = False
+        self._old = None
+
+    def __enter__(self):
+        try:
+            if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+                self._old = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:            # not the main thread: leave Ctrl-C as it is
+            self._old = None
+        return self
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+            self._old = None
+        return False
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def check(self):
+        if self.requested:
+            raise KeyboardInterrupt
+
+
+def table_row(row, onpolicy=False):
+    def f(v, fmt):
+        return format(v, fmt) if v is not None else "-"
+
+    text = (f"{row['samples']:>8} {row['success_rate']:>8.2f} {f(row['pred_std'], '.3f'):>13} "
+            f"{f(row.get('noise_var'), '.4g'):>14} {f(row['update_p50_us'], '.0f'):>16} "
+            f"{f(row['update_p99_us'], '.0f'):>9} {row['deadline_misses']:>7} {row.get('downweighted', 0):>8} "
+            f"{row.get('changes', 0):>8} {row['rejected']:>9} {row['sensor_faults']:>7}")
+    if onpolicy:
+        text += f" {row['labels']:>7} {row['takeovers']:>10} {row['falls']:>6}"
+    return text
+
+
+def who_labels(cfg):
+    if cfg.stream == "iid":
+        return "i.i.d. states labelled by the expert"
+    if cfg.labels == "always":
+        return "the expert labels every visited state"
+    if cfg.labels == "uncertain":
+        return f"the expert takes over (acts and labels) where the epistemic std is above {cfg.ask_above:g} N"
+    return f"the expert takes over (acts and labels) at random ticks, probability {cfg.label_rate:g}"
+
+
+def corrupt_line(n, shift, bound):
+    """The corrupt labels' effect: the largest shift of the predicted force one made, against its bound."""
+    if not bound:
+        return f"corrupt labels: {n}; this method has no bound on their effect"
+    return (f"corrupt labels (+-1000 N): {n}; the largest shift of the predicted force by one of them: "
+            f"{shift:.3g} N, against its bound (c/2) x epistemic std {bound:.3g} N at that state")
+
+
+# ---------------------------------------------------------------- several trials
+def run_trials(args, task, name):
+    """Several deployed learning runs, each with its own seed (``trial_seed``); mean success per checkpoint."""
+    from sim.loops.deploy import run_deployment
+    from sim.loops.progress import Progress
+
+    results = []
+    with Progress(args.trials, f"{args.method} trials", enabled=args.progress) as bar:
+        for t in range(args.trials):
+            args.interrupted_after = f"{t} of {args.trials} trials"     # for the Ctrl-C message
+            controller = fl.make_controller(args, task)
+            results.append(run_deployment(controller, task, deploy_config(args, trial=t)))
+            bar.update(1)
+    per_trial = [res.rows for res in results]
+    downweighted = [res.downweighted for res in results]
+    changes = [res.changes for res in results]
+    corrupt = [(res.corrupt, res.corrupt_shift, res.corrupt_bound) for res in results]
+    marks = [r["samples"] for r in per_trial[0]]
+    succ = np.array([[r["success_rate"] for r in rows] for rows in per_trial])      # [trials, checkpoints]
+    p50 = np.array([rows[-1]["update_p50_us"] for rows in per_trial], dtype=float)
+    print(f"{args.method} on {name}, {args.trials} trials x {args.samples} samples, {args.episodes} episodes each")
+    print(f"{'samples':>8} {'mean success':>13} {'min':>6} {'max':>6}")
+    for j, m in enumerate(marks):
+        print(f"{m:>8} {succ[:, j].mean():>13.3f} {succ[:, j].min():>6.2f} {succ[:, j].max():>6.2f}")
+    print(f"update latency p50 (median over trials): {np.nanmedian(p50):.0f} us; "
+          f"labels down-weighted below 1/2: {sum(downweighted)} in all ({max(downweighted)} at most in one trial); "
+          f"changes detected: {sum(changes)} in all ({max(changes)} at most in one trial)")
+    if sum(n for n, _, _ in corrupt):
+        _, shift, bound = max(corrupt, key=lambda t: t[1] / t[2] if t[2] else -1.0)
+        print(corrupt_line(sum(n for n, _, _ in corrupt), shift, bound))
+    if args.json:
+        fl.write_json(args.json, {
+            "method": args.method, "system": name, "episodes": args.episodes, "seed": args.seed,
+            "trials": args.trials, "samples": args.samples, "stream": args.stream,
+            "trial_seeds": [trial_seed(args.seed, t) for t in range(args.trials)],
+            "checkpoints": marks, "success_rate": succ[:, -1].mean(),
+            "success_per_trial": succ, "downweighted_per_trial": downweighted, "changes_per_trial": changes,
+            "corrupt_per_trial": [dict(zip(("labels", "shift_N", "bound_N"), t)) for t in corrupt],
+            "per_trial": per_trial})
+    return 0
+
+
+# ---------------------------------------------------------------- one run
+def run_learning(args, task, name):
+    """One deployed learning run with the progress table."""
+    controller = fl.make_controller(args, task)
+    resumed = load_state(args, controller)
+    cfg = deploy_config(args)
+    _print_header(args, task, name, cfg)
+    res = _deploy_with_table(args, task, controller, cfg)
+    _print_summary(args, name, controller, cfg, res)
+    save_state(args, controller, res.ticks)
+    if args.json:
+        fl.write_json(args.json, {
+            "method": args.method, "system": name, "episodes": cfg.episodes, "seed": args.seed,
+            "samples": cfg.samples, "start": cfg.start, "stream": cfg.stream, "fault_rate": cfg.fault_rate,
+            "fallback": cfg.fallback, "resumed": resumed, "success_rate": res.rows[-1]["success_rate"],
+            "checkpoints": res.rows, **res.summary(),
+        })
+    return 0
+
+
+def _print_header(args, task, name, cfg):
+    tau_ms = 1000 * task.params.tau
+    deadline = "" if cfg.period is None else f", a deadline of {1000 * cfg.period:g} ms per tick"
+    after = f" after the saved run's {cfg.start}" if cfg.start else ""
+    print(f"{args.method} on {name}: {cfg.samples} ticks{after} ({who_labels(cfg)}); the plant steps every "
+          f"{tau_ms:g} ms{deadline}; success over {cfg.episodes} episodes at each checkpoint")
+    for change in cfg.changes:
+        print(f"  change {change.describe()}")
+    print(TABLE_HEAD + (ONPOLICY_HEAD if cfg.stream == "onpolicy" else ""))
+
+
+def _deploy_with_table(args, task, controller, cfg):
+    """``run_deployment`` with a table row per checkpoint, the progress bar or the view, and
+    Ctrl-C between ticks (saving what was learned so far with ``--save-state``)."""
+    from sim.loops.deploy import run_deployment
+    from sim.loops.progress import Progress
+
+    onpolicy = cfg.stream == "onpolicy"
+    view = None
+    done = [0]                        # samples this run has learned (for a save on Ctrl-C)
+    taken = [0]                       # expert take-overs so far (the view marks a new one)
+    stop = DeferredInterrupt()        # Ctrl-C stops between ticks, never inside an update
+    with Progress(cfg.samples, f"{args.method} learning", enabled=args.progress and not args.view) as bar:
+        def on_checkpoint(row):
+            bar.clear()
+            print(table_row(row, onpolicy), flush=True)
+
+        def on_tick(state, force, res):
+            bar.update(1)
+            args.interrupted_after = f"{res.ticks} samples"
+            done[0] = res.ticks
+            stop.check()
+            if view is None:
+                return True
+            pilot = res.takeovers > taken[0]
+            taken[0] = res.takeovers
+            return view.show(state, force, learned=res.updates, force_std=force_std(controller, state),
+                             pilot=pilot, takeovers=res.takeovers if cfg.labels != "always" else None)
+
+        if args.view:
+            from sim.view.live import Viewer, force_std
+
+            view = Viewer(task, method=args.method)
+        try:
+            with stop:
+                res = run_deployment(controller, task, cfg, on_checkpoint=on_checkpoint, on_tick=on_tick)
+                stop.check()
+        except KeyboardInterrupt:
+            if args.save_state:       # what was learned so far, and where the stream stopped; atomic
+                save_run(args, controller, done[0])
+                print(f"saved the head learned so far ({controller.n_updates} updates) to {args.save_state}",
+                      file=sys.stderr)
+            raise
+        finally:
+            if view is not None:
+                view.close()
+    return res
+
+
+def _print_summary(args, name, controller, cfg, res):
+    last = res.rows[-1]
+    s = res.summary()
+    total = f", {cfg.start + res.ticks} samples with the saved run's" if cfg.start else ""
+    robust = (f"{res.downweighted} down-weighted below 1/2, {res.changes} changes detected, "
+              if hasattr(controller, "n_downweighted") else "")
+    who = (f" from {res.labels} labels ({res.takeovers} expert take-overs, {res.plant_failures} falls while "
+           f"learning)" if cfg.stream == "onpolicy" else "")
+    print(f"{args.method} on {name}: success {last['success_rate']:.3f} after {res.updates} updates{who}{total} "
+          f"({robust}{res.rejected} rejected as non-finite, {res.sensor_faults} sensor faults, "
+          f"{res.action_faults} action faults, {res.deadline_misses} deadline misses of {res.ticks} ticks, "
+          f"longest run {res.longest_miss_run}; act p50 {s['act_p50_us']:.0f} us, update p50 "
+          f"{s['update_p50_us']:.0f} us)")
+    if res.corrupt:
+        print(corrupt_line(res.corrupt, res.corrupt_shift, res.corrupt_bound))
