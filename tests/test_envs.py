@@ -186,3 +186,14 @@ def test_bad_action_raises_and_step_needs_reset():
     env.reset(seed=0)
     with pytest.raises(ValueError, match="^action:"):
         env.step(np.zeros(2))
+
+
+def test_human_render_mode_draws_a_window():
+    """The dummy video driver of conftest.py stands in for the display."""
+    env = gym.make(SWINGUP_ID, render_mode="human")
+    env.reset(seed=0)
+    for _ in range(3):
+        env.step(np.zeros(1, dtype=np.float32))
+    assert env.render() is None and env.unwrapped._viewer.frames == 5     # reset, three steps, render()
+    env.close()
+    assert env.unwrapped._viewer is None

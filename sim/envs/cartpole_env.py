@@ -102,7 +102,8 @@ class CartPoleTaskEnv(gym.Env):
         raise NotImplementedError
 
     def reset(self, *, seed=None, options=None):
-        """Start an episode from the task's initial distribution (drawn from ``self.np_random``)."""
+        """Start an episode from the task's initial distribution, drawn from ``self.np_random``
+        (re-seeded by ``seed``, Gymnasium's convention); ``options`` are not used."""
         super().reset(seed=seed)
         self.episode = Episode(self.task, self.np_random)
         self._force = 0.0
@@ -139,8 +140,8 @@ class CartPoleTaskEnv(gym.Env):
         if self._viewer is None:
             from sim.view.live import Viewer
 
-            self._viewer = Viewer(self.task, method=self.task.name, size=RENDER_SIZE,
-                                  headless=self.render_mode == "rgb_array")
+            name = self.spec.id if self.spec is not None else self.task.name
+            self._viewer = Viewer(self.task, method=name, size=RENDER_SIZE, headless=self.render_mode == "rgb_array")
             self._viewer.overlay.keys = False
             self._viewer.overlay.show_uncertainty = False
         ep = self.episode
