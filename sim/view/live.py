@@ -5,7 +5,8 @@
   method, samples learned, force, success/fail counter). It knows nothing about
   time or events.
 * ``Viewer`` owns the window (or an off-screen surface in headless mode),
-  handles the keys and saves PNG frames.
+  handles the keys, saves PNG frames and hands out the frame's pixels
+  (``Viewer.pixels``, for ``sim.envs``' ``rgb_array`` rendering).
 * ``watch`` runs a controller on a task's plant (``sim.world.task.Episode``) in
   real time: fixed-timestep physics with an accumulator and capped catch-up,
   drawing once per frame. ``kbt view`` calls it; ``kbt run --view`` uses
@@ -65,6 +66,7 @@ class Overlay:
     show_uncertainty: bool = True
     pilot: bool = False               # the expert acted this tick (learning with --labels uncertain/random)
     takeovers: int | None = None      # ticks the expert took over so far
+    keys: bool = True                 # show the key help line (the view's keys; off where they do nothing)
 
 
 class Renderer:
@@ -147,8 +149,9 @@ class Renderer:
             f"success {o.successes}   fail {o.failures}" + ("   PAUSED" if o.paused else "")
             + ("" if o.takeovers is None else f"   expert took over {o.takeovers} ticks"
                + ("  (now)" if o.pilot else "")),
-            "space pause  r reset  d push  u uncertainty  q quit",
         ]
+        if o.keys:
+            lines.append("space pause  r reset  d push  u uncertainty  q quit")
         for i, line in enumerate(lines):
             surface.blit(self._font.render(line, True, COLORS["text"]), (10, 8 + 20 * i))
 
@@ -256,6 +259,10 @@ class Viewer:
         if not self.headless:
             self.pace(self.params.tau)
         return out
+
+    def pixels(self):
+        """The last drawn frame as an (H, W, 3) uint8 RGB array (a copy)."""
+        return np.transpose(pygame.surfarray.array3d(self.surface), (1, 0, 2))
 
     def close(self):
         pygame.display.quit()
