@@ -980,13 +980,17 @@ def _run_learning(args, task, name):
                 pilot = res.takeovers > taken[0]
                 taken[0] = res.takeovers
                 return view.show(state, force, learned=res.updates, force_std=force_std(controller, state),
-                                 pilot=pilot, takeovers=res.takeovers if cfg.labels != "always" else None)
+                                 pilot=pilot, takeovers=res.takeovers if cfg.labels != "always" else None,
+                                 expert_force=act_one(view_expert, state), noise=noise_of(controller))
             return True
 
         if args.view:
-            from sim.view.live import Viewer, force_std
+            from sim.loops.loop import act_one
+            from sim.view.live import Viewer, force_std, noise_of
+            from sim.world.experts import expert_for
 
             view = Viewer(task, method=args.method)
+            view_expert = expert_for(task)        # the strip chart's expert line
         try:
             with stop:
                 res = run_deployment(controller, task, cfg, on_checkpoint=on_checkpoint, on_tick=on_tick)
@@ -1102,6 +1106,8 @@ def cmd_view(args):
     out = watch(controller, task, method=method, seconds=args.seconds, seed=args.seed, frames_dir=args.frames,
                 headless=args.headless or bool(args.frames) or bool(args.screenshot), learned=learned,
                 screenshot=args.screenshot)
+    if args.screenshot:
+        print(f"last frame: {out['figures']}")
     print(f"{method} on {name}: {out['seconds']:.1f} s simulated, {out['frames']} frames, "
           f"{out['successes']} successes, {out['failures']} failures"
           + (f"; frames in {args.frames}" if args.frames else "")

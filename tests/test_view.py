@@ -5,7 +5,7 @@ import pygame
 import pytest
 
 from sim.world.cartpole import SOURCE, TARGET
-from sim.view.live import COLORS, Overlay, Renderer, Viewer, watch
+from sim.view.live import CHART_H, COLORS, Overlay, Renderer, Viewer, watch
 
 
 def _surface(r):
@@ -123,7 +123,7 @@ def test_watch_headless_writes_frames_and_counts_episodes(tmp_path):
     # the SOURCE gain fails on TARGET within a second
     assert out["failures"] >= 1
     img = pygame.image.load(str(tmp_path / "frame_00000.png"))
-    assert img.get_size() == (900, 520)
+    assert img.get_size() == (900, 520 + CHART_H)
 
 
 def test_watch_paused_does_not_advance(tmp_path):
@@ -148,7 +148,7 @@ def test_screenshot_saves_the_last_frame(tmp_path, capsys):
 
     shot = tmp_path / "shot.png"
     assert main(["view", "--method", "lqr", "--seconds", "0.1", "--screenshot", str(shot), "--no-progress"]) == 0
-    assert pygame.image.load(str(shot)).get_size() == (900, 520)
+    assert pygame.image.load(str(shot)).get_size() == (900, 520 + CHART_H)
 
 
 def test_swingup_layout_and_expert_takeover_colour():
