@@ -94,6 +94,7 @@ class Renderer:
         self.scale = min(0.95 * self.width / track, (0.36 if below else 0.72) * self.height / pole)
         self.ground = int(self.height * (0.56 if below else 0.88))      # y pixel of the track
         self._font = None
+        self.lines = []               # the overlay's text lines last drawn
 
     # -- geometry (public so tests can check pixels) -------------------------
     def to_screen(self, x, y):
@@ -161,6 +162,7 @@ class Renderer:
         ]
         for i, line in enumerate(lines):
             surface.blit(self._font.render(line, True, COLORS["text"]), (10, 8 + 20 * i))
+        self.lines = lines
 
 
 class Viewer:
@@ -357,7 +359,7 @@ def watch(controller, task, *, method="", seconds=None, seed=0, frames_dir=None,
     dict
         ``frames``, ``steps``, ``successes``, ``failures``, ``seconds`` (simulated);
         ``figures``: the last frame's figures as one line (``strip_chart.figures_line``),
-        ``text``: the chart's text lines of the last frame.
+        ``text``: the chart's text lines of the last frame, ``overlay``: the cart view's.
     """
     if seconds is not None:
         seconds = check_positive("seconds", seconds)
@@ -417,4 +419,5 @@ def watch(controller, task, *, method="", seconds=None, seed=0, frames_dir=None,
     finally:
         viewer.close()
     return {"frames": viewer.frames, "steps": steps, "successes": successes, "failures": failures,
-            "seconds": steps * tau, "figures": figures_line(viewer.figures), "text": list(viewer.text)}
+            "seconds": steps * tau, "figures": figures_line(viewer.figures), "text": list(viewer.text),
+            "overlay": list(viewer.renderer.lines)}
