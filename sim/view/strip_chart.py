@@ -8,7 +8,8 @@
   expert's force and the applied force as lines, marks under the ticks the
   expert took over, a legend and the figures (``figures``: force, +-2 sigma,
   learned noise R, samples) beside the plot. Nothing is drawn outside the
-  rectangle, and the same chart gives the same pixels.
+  rectangle, and the same chart gives the same pixels. A force beyond the
+  limit is drawn on the axis, where the plant saturates it.
 * ``figures`` formats the numbers the overlay shows; ``figures_line`` joins
   them into the one line ``kbt view --screenshot`` prints, so the printed and
   the drawn figures are the same strings.
