@@ -5,7 +5,7 @@ import pygame
 import pytest
 
 from sim.world.cartpole import SOURCE, TARGET
-from sim.view.live import COLORS, Overlay, Renderer, Viewer, watch
+from sim.view.live import CHART_H, COLORS, Overlay, Renderer, Viewer, watch
 
 
 def _surface(r):
@@ -123,7 +123,7 @@ def test_watch_headless_writes_frames_and_counts_episodes(tmp_path):
     # the SOURCE gain fails on TARGET within a second
     assert out["failures"] >= 1
     img = pygame.image.load(str(tmp_path / "frame_00000.png"))
-    assert img.get_size() == (900, 520)
+    assert img.get_size() == (900, 520 + CHART_H)
 
 
 def test_watch_paused_does_not_advance(tmp_path):
@@ -148,7 +148,7 @@ def test_screenshot_saves_the_last_frame(tmp_path, capsys):
 
     shot = tmp_path / "shot.png"
     assert main(["view", "--method", "lqr", "--seconds", "0.1", "--screenshot", str(shot), "--no-progress"]) == 0
-    assert pygame.image.load(str(shot)).get_size() == (900, 520)
+    assert pygame.image.load(str(shot)).get_size() == (900, 520 + CHART_H)
 
 
 def test_swingup_layout_and_expert_takeover_colour():
@@ -171,3 +171,170 @@ def test_swingup_layout_and_expert_takeover_colour():
     assert tuple(surf.get_at(side))[:3] == COLORS["pilot"]
     r.draw(surf, state, Overlay(method="kbt"))
     assert tuple(surf.get_at(side))[:3] == COLORS["cart"]
+
+
+# ------------------------------------------------------------------ the strip chart
+from sim.view.strip_chart import (CHART_COLORS, StripChart, capacity_for, chart_layout, draw_chart,  # noqa: E402
+                                  figures, figures_line, index_to_column, value_to_row)
+
+SENTINEL = (1, 2, 3)
+
+
+def test_strip_chart_keeps_the_last_capacity_samples_oldest_first():
+    c = StripChart(3, limit=30.0, tau=0.02)
+    assert len(c) == 0 and c.arrays()["t"].shape == (0,)
+    for k in range(5):
+        c.push(0.02 * k, float(k), std=None if k == 3 else 0.5, expert=-float(k), pilot=k == 4)
+    a = c.arrays()
+    assert len(c) == 3
+    np.testing.assert_allclose(a["force"], [2.0, 3.0, 4.0])
+    np.testing.assert_allclose(a["expert"], [-2.0, -3.0, -4.0])
+    assert np.isnan(a["std"][1]) and a["std"][2] == 0.5
+    assert a["pilot"].tolist() == [False, False, True]
+    assert c.seconds == pytest.approx(0.04)
+    c.clear()
+    assert len(c) == 0
+    assert capacity_for(0.02) == 201          # 4 s of 20 ms ticks, both ends
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda: StripChart(1, limit=30.0, tau=0.02), "capacity"),
+    (lambda: StripChart(10, limit=0.0, tau=0.02), "limit"),
+    (lambda: StripChart(10, limit=30.0, tau=-1.0), "tau"),
+    (lambda: StripChart(10, limit=30.0, tau=0.02).push(float("nan"), 1.0), "t"),
+    (lambda: StripChart(10, limit=30.0, tau=0.02).push(0.0, 1.0, std=-1.0), "std"),
+    (lambda: StripChart(10, limit=30.0, tau=0.02).push(0.0, "a lot"), "force"),
+    (lambda: draw_chart(pygame.Surface((400, 200)), (0, 0, 400, 200), None), "chart"),
+    (lambda: draw_chart(pygame.Surface((400, 200)), (0, 100, 400, 200), StripChart(10, limit=1.0, tau=1.0)), "rect"),
+])
+def test_strip_chart_validates_its_arguments(call, name):
+    with pytest.raises(ValueError, match=f"^{name}:"):
+        call()
+
+
+def _known_chart():
+    """60 ticks: applied force +10 N with std 3 N (band 4 .. 16 N), expert -12 N,
+    the last 10 ticks taken over by the expert."""
+    c = StripChart(capacity_for(0.02, 4.0), limit=30.0, tau=0.02)
+    for k in range(60):
+        c.push(0.02 * k, 10.0, std=3.0, expert=-12.0, pilot=k >= 50)
+    return c
+
+
+def test_strip_chart_pixels():
+    surf = pygame.Surface((900, 720))
+    surf.fill(SENTINEL)
+    rect = pygame.Rect(0, 520, 900, 200)
+    chart = _known_chart()
+    lines = draw_chart(surf, rect, chart, noise=0.25, samples=400)
+    plot, panel = chart_layout(rect)
+    assert rect.contains(plot) and rect.contains(panel) and not plot.colliderect(panel)
+    n = len(chart)
+    mid = index_to_column(n // 2, n, chart.capacity, plot)
+    # the band: between the force line (+10 N, 4 px wide) and its upper edge (+16 N)
+    assert tuple(surf.get_at((mid, value_to_row(14.0, 30.0, plot))))[:3] == CHART_COLORS["band"]
+    assert tuple(surf.get_at((mid, value_to_row(6.0, 30.0, plot))))[:3] == CHART_COLORS["band"]
+    # ... and not beyond it, nor left of the oldest sample
+    assert tuple(surf.get_at((mid, value_to_row(19.0, 30.0, plot))))[:3] == CHART_COLORS["background"]
+    first = index_to_column(0, n, chart.capacity, plot)
+    assert tuple(surf.get_at((first - 5, value_to_row(14.0, 30.0, plot))))[:3] == CHART_COLORS["background"]
+    # the lines at the rows of their forces
+    assert tuple(surf.get_at((mid, value_to_row(-12.0, 30.0, plot))))[:3] == CHART_COLORS["expert"]
+    assert tuple(surf.get_at((mid, value_to_row(10.0, 30.0, plot))))[:3] == CHART_COLORS["force"]
+    assert value_to_row(30.0, 30.0, plot) == plot.top and value_to_row(-99.0, 30.0, plot) == plot.bottom - 1
+    # the take-over marks under the last ticks only
+    foot = plot.bottom - 2
+    assert tuple(surf.get_at((index_to_column(n - 3, n, chart.capacity, plot), foot)))[:3] == CHART_COLORS["pilot"]
+    assert tuple(surf.get_at((mid, foot)))[:3] != CHART_COLORS["pilot"]
+    # nothing outside the chart's rectangle
+    px = pygame.surfarray.array3d(surf)
+    outside = np.ones(px.shape[:2], bool)
+    outside[rect.left:rect.right, rect.top:rect.bottom] = False
+    assert (px[outside] == SENTINEL).all()
+    # the figures beside the plot: the last tick's
+    assert "noise R 0.25 N^2" in lines and "samples 400" in lines
+    assert "force +10.0 N" in lines and "+-2 sigma 6.00 N" in lines
+    # deterministic: the same chart gives the same pixels
+    again = pygame.Surface((900, 720))
+    again.fill(SENTINEL)
+    draw_chart(again, rect, _known_chart(), noise=0.25, samples=400)
+    assert pygame.image.tobytes(again, "RGB") == pygame.image.tobytes(surf, "RGB")
+
+
+def test_figures_read_n_a_where_the_controller_has_none():
+    assert figures(1.234) == {"force": "+1.2 N", "2sigma": "n/a", "noise": "n/a", "samples": "n/a"}
+    assert figures_line(figures(-3.0, 0.5, 0.0123, 12)) == "force -3.0 N  +-2 sigma 1.00 N  noise R 0.0123 N^2  samples 12"
+
+
+class _Known:
+    """A controller with known figures: force 5 N, variance 4 N^2, noise R 0.25 N^2."""
+
+    noise_var = 0.25
+
+    def act(self, states):
+        return np.full(np.atleast_2d(states).shape[0], 5.0)
+
+    def predict(self, states):
+        n = np.atleast_2d(states).shape[0]
+        return np.full(n, 5.0), np.full(n, 4.0)
+
+
+def test_watch_chart_shows_the_controllers_figures():
+    out = watch(_Known(), TARGET, max_frames=3, headless=True, learned=7)
+    assert out["figures"] == "force +5.0 N  +-2 sigma 4.00 N  noise R 0.25 N^2  samples 7"
+    for line in ("force +5.0 N", "+-2 sigma 4.00 N", "noise R 0.25 N^2", "samples 7"):
+        assert line in out["text"]
+
+
+def test_viewer_show_records_the_callers_expert_force_and_noise():
+    v = Viewer(TARGET, method="kbt", headless=True)
+    try:
+        for k in range(3):
+            assert v.show(np.zeros(4), 2.0, learned=k, force_std=0.5, expert_force=-1.0, noise=0.5,
+                          pilot=k == 2) is True
+        a = v.chart.arrays()
+        np.testing.assert_allclose(a["expert"], -1.0)
+        assert a["pilot"].tolist() == [False, False, True]
+        assert "noise R 0.5 N^2" in v.text and "samples 2" in v.text
+        v.show(np.zeros(4), 2.0)                    # without them: no band, no expert, "n/a"
+        assert np.isnan(v.chart.arrays()["expert"][-1]) and "noise R n/a" in v.text
+    finally:
+        v.close()
+    assert Viewer(TARGET, headless=True, chart_height=0).surface.get_size() == (900, 520)
+    with pytest.raises(ValueError, match="^chart_height:"):
+        Viewer(TARGET, headless=True, chart_height=10)
+
+
+def _numbers(text):
+    import re
+
+    return {label: re.search(rf"{re.escape(label)} (\S+)", text).group(1)
+            for label in ("force", "+-2 sigma", "noise R", "samples")}
+
+
+def test_screenshot_prints_the_figures_drawn(tmp_path, capsys, monkeypatch):
+    """``kbt view --screenshot`` prints one line of the last frame's figures: the
+    same numbers the chart and the overlay drew (one formatter makes both)."""
+    import sim.view.live as live
+    from sim.cli import main
+
+    drawn = {}
+
+    def spy(*args, **kw):
+        out = real(*args, **kw)
+        drawn.update(out)
+        return out
+
+    real = live.watch
+    monkeypatch.setattr(live, "watch", spy)
+    shot = tmp_path / "shot.png"
+    assert main(["view", "--method", "kbt", "--samples", "5", "--seconds", "0.1", "--screenshot", str(shot),
+                 "--no-progress"]) == 0
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("last frame:")]
+    assert len(printed) == 1
+    got = _numbers(printed[0])
+    assert got == _numbers("\n".join(drawn["text"]))
+    assert got["samples"] == "5" and got["noise R"] != "n/a" and got["+-2 sigma"] != "n/a"
+    overlay = "\n".join(drawn["overlay"])
+    assert f"force {got['force']} N  +-2 sigma {got['+-2 sigma']} N" in overlay and "learned: 5" in overlay
+    float(got["force"]), float(got["+-2 sigma"]), float(got["noise R"])

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from sim.cli import flags as fl
 from sim.cli.flags import check_state_args
-from sim.cli.resume import restore_run_settings, stream_position
+from sim.cli.resume import restore_run_settings
+from sim.cli.run_learning import deploy_config, run_learning, run_trials
 from sim.loops.deploy import FALLBACKS, LABEL_MODES, STREAMS
 from sim.world.cartpole import SYSTEMS
 
@@ -125,27 +126,6 @@ def _check_learning_args(args):
                          "(use kbt, kbt-softmax or rls)")
 
 
-def trial_seed(seed, trial):
-    """The seed of trial ``trial`` of ``kbt run --seed SEED --trials N``: 1000 SEED + trial (its
-    plant, faults and evaluation episodes; its i.i.d. data seed is one more), as in the
-    experiments; so trial t of seed 0 is ``kbt run --seed t``."""
-    return 1000 * seed + trial
-
-
-def deploy_config(args, trial=None):
-    """The deployed loop's settings from the flags (``trial``: the seed of that trial)."""
-    from sim.loops.deploy import DeployConfig
-
-    period = None if args.period_ms is None else args.period_ms / 1000.0
-    start, data_start = stream_position(args)
-    return DeployConfig(samples=args.samples, stream=args.stream, episodes=args.episodes,
-                        seed=args.seed if trial is None else trial_seed(args.seed, trial), period=period,
-                        changes=tuple(getattr(args, "_changes", ())),
-                        fault_rate=args.fault_rate, fallback=args.fallback, sigma_data=args.sigma_data,
-                        outlier_rate=args.outlier_rate, start=start, data_start=data_start, labels=args.labels,
-                        ask_above=args.ask_above, label_rate=args.label_rate)
-
-
 def _parse_changes(args, params):
     """``--change`` entries as ``sim.world.schedule.Change`` (ValueError naming the flag otherwise)."""
     from sim.world.schedule import check_schedule, parse_change
@@ -158,8 +138,6 @@ def _parse_changes(args, params):
 
 
 def run(args):
-    from sim.cli.run_learning import run_learning, run_trials
-
     restore_run_settings(args)    # --load-state: the saved run's settings the command line does not give
     name, task = fl.task_from_args(args)
     check_state_args(args)

@@ -9,8 +9,7 @@ import sys
 import numpy as np
 
 from sim.cli import flags as fl
-from sim.cli.resume import load_state, save_run, save_state
-from sim.cli.run import deploy_config, trial_seed
+from sim.cli.resume import load_state, save_run, save_state, stream_position
 
 TABLE_HEAD = (f"{'samples':>8} {'success':>8} {'pred std (N)':>13} {'noise R (N^2)':>14} {'update p50 (us)':>16} "
               f"{'p99 (us)':>9} {'misses':>7} {'down-wt':>8} {'changes':>8} {'rejected':>9} {'faults':>7}")
@@ -79,6 +78,27 @@ def corrupt_line(n, shift, bound):
         return f"corrupt labels: {n}; this method has no bound on their effect"
     return (f"corrupt labels (+-1000 N): {n}; the largest shift of the predicted force by one of them: "
             f"{shift:.3g} N, against its bound (c/2) x epistemic std {bound:.3g} N at that state")
+
+
+def trial_seed(seed, trial):
+    """The seed of trial ``trial`` of ``kbt run --seed SEED --trials N``: 1000 SEED + trial (its
+    plant, faults and evaluation episodes; its i.i.d. data seed is one more), as in the
+    experiments; so trial t of seed 0 is ``kbt run --seed t``."""
+    return 1000 * seed + trial
+
+
+def deploy_config(args, trial=None):
+    """The deployed loop's settings from the flags (``trial``: the seed of that trial)."""
+    from sim.loops.deploy import DeployConfig
+
+    period = None if args.period_ms is None else args.period_ms / 1000.0
+    start, data_start = stream_position(args)
+    return DeployConfig(samples=args.samples, stream=args.stream, episodes=args.episodes,
+                        seed=args.seed if trial is None else trial_seed(args.seed, trial), period=period,
+                        changes=tuple(getattr(args, "_changes", ())),
+                        fault_rate=args.fault_rate, fallback=args.fallback, sigma_data=args.sigma_data,
+                        outlier_rate=args.outlier_rate, start=start, data_start=data_start, labels=args.labels,
+                        ask_above=args.ask_above, label_rate=args.label_rate)
 
 
 # ---------------------------------------------------------------- several trials
@@ -163,7 +183,6 @@ def _deploy_with_table(args, task, controller, cfg):
     onpolicy = cfg.stream == "onpolicy"
     view = None
     done = [0]                        # samples this run has learned (for a save on Ctrl-C)
-    taken = [0]                       # expert take-overs so far (the view marks a new one)
     stop = DeferredInterrupt()        # Ctrl-C stops between ticks, never inside an update
     with Progress(cfg.samples, f"{args.method} learning", enabled=args.progress and not args.view) as bar:
         def on_checkpoint(row):
@@ -175,17 +194,10 @@ def _deploy_with_table(args, task, controller, cfg):
             args.interrupted_after = f"{res.ticks} samples"
             done[0] = res.ticks
             stop.check()
-            if view is None:
-                return True
-            pilot = res.takeovers > taken[0]
-            taken[0] = res.takeovers
-            return view.show(state, force, learned=res.updates, force_std=force_std(controller, state),
-                             pilot=pilot, takeovers=res.takeovers if cfg.labels != "always" else None)
+            return True if view is None else view.tick(state, force, res)
 
         if args.view:
-            from sim.view.live import Viewer, force_std
-
-            view = Viewer(task, method=args.method)
+            view = _LiveView(task, controller, cfg, args.method)
         try:
             with stop:
                 res = run_deployment(controller, task, cfg, on_checkpoint=on_checkpoint, on_tick=on_tick)
@@ -200,6 +212,50 @@ def _deploy_with_table(args, task, controller, cfg):
             if view is not None:
                 view.close()
     return res
+
+
+class _LiveView:
+    """``kbt run --view``: the viewer once per tick, with the strip chart's figures measured at
+    the state the force was computed for, against the expert of the plant in force."""
+
+    def __init__(self, task, controller, cfg, method):
+        from sim.view.live import Viewer
+
+        self.viewer = Viewer(task, method=method)
+        self.task, self.controller, self.cfg = task, controller, cfg
+        self.changes = [c for c in cfg.changes if c.params is not None]
+        self.expert, self.plant_at = None, None
+        self.taken = 0                  # expert take-overs so far (the view marks a new one)
+        self.before = None              # the state the tick's force was computed for
+
+    def _expert(self, tick):
+        """The expert of the plant in force at ``tick`` (rebuilt after a plant change)."""
+        from sim.world.experts import expert_for
+
+        due = [c for c in self.changes if c.at <= tick]
+        params = due[-1].params if due else self.task.params
+        if params is not self.plant_at:
+            from dataclasses import replace
+
+            self.expert, self.plant_at = expert_for(replace(self.task, params=params)), params
+        return self.expert
+
+    def tick(self, state, force, res):
+        from sim.loops.loop import act_one
+        from sim.view.live import force_std, noise_of
+
+        at = state if self.before is None else self.before
+        pilot = res.takeovers > self.taken
+        self.taken = res.takeovers
+        reply = self.viewer.show(state, force, learned=res.updates, force_std=force_std(self.controller, at),
+                                 pilot=pilot, takeovers=res.takeovers if self.cfg.labels != "always" else None,
+                                 expert_force=act_one(self._expert(res.ticks - 1), at),
+                                 noise=noise_of(self.controller))
+        self.before = reply if isinstance(reply, np.ndarray) else np.array(state, dtype=float)
+        return reply
+
+    def close(self):
+        self.viewer.close()
 
 
 def _print_summary(args, name, controller, cfg, res):

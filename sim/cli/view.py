@@ -100,6 +100,8 @@ def run(args):
     learned = _adapt_first(args, task, controller, method)
     out = watch(controller, task, method=method, seconds=args.seconds, seed=args.seed, frames_dir=args.frames,
                 headless=_offscreen(args), learned=learned, screenshot=args.screenshot)
+    if args.screenshot:
+        print(f"last frame: {out['figures']}")
     print(f"{method} on {name}: {out['seconds']:.1f} s simulated, {out['frames']} frames, "
           f"{out['successes']} successes, {out['failures']} failures"
           + (f"; frames in {args.frames}" if args.frames else "")

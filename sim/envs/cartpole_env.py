@@ -141,7 +141,8 @@ class CartPoleTaskEnv(gym.Env):
             from sim.view.live import Viewer
 
             name = self.spec.id if self.spec is not None else self.task.name
-            self._viewer = Viewer(self.task, method=name, size=RENDER_SIZE, headless=self.render_mode == "rgb_array")
+            self._viewer = Viewer(self.task, method=name, size=RENDER_SIZE, chart_height=0,
+                                  headless=self.render_mode == "rgb_array")
             self._viewer.overlay.keys = False
             self._viewer.overlay.show_uncertainty = False
         ep = self.episode

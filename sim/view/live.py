@@ -1,4 +1,4 @@
-"""Live pygame view of the cart-pole (the only module that imports pygame).
+"""Live pygame view of the cart-pole (with ``sim.view.strip_chart``, the only modules importing pygame).
 
 * ``Renderer`` draws one state and an overlay onto a pygame ``Surface``: track,
   cart, pole, force arrow with its predictive +-2 sigma band, and text (time,
@@ -6,12 +6,18 @@
   time or events.
 * ``Viewer`` owns the window (or an off-screen surface in headless mode),
   handles the keys, saves PNG frames and hands out the frame's pixels
-  (``Viewer.pixels``, for ``sim.envs``' ``rgb_array`` rendering).
+  (``Viewer.pixels``, for ``sim.envs``' ``rgb_array`` rendering). Below the cart view it draws a strip
+  chart (``sim.view.strip_chart``) of the last 4 s: the applied force, its
+  predictive +-2 sigma band and the expert's force, with the learned noise R
+  and the samples learned beside it.
 * ``watch`` runs a controller on a task's plant (``sim.world.task.Episode``) in
   real time: fixed-timestep physics with an accumulator and capped catch-up,
-  drawing once per frame. ``kbt view`` calls it; ``kbt run --view`` uses
-  ``Viewer.show`` once per tick, and marks the ticks where the expert took
-  over (the cart turns orange).
+  drawing once per frame; per tick it asks the controller for its force and
+  its predictive variance (one ``predict``) and the task's expert for its
+  force. ``kbt view`` calls it; ``kbt run --view`` uses ``Viewer.show`` once
+  per tick (the caller passes the std, the expert's force and the noise it
+  has), and marks the ticks where the expert took over (the cart turns orange,
+  the chart has a mark under the tick).
 
 Keys: space pause, r reset, d random push, u toggle the uncertainty overlay,
 q or Esc quit; closing the window quits.
@@ -30,9 +36,11 @@ import pygame  # noqa: E402
 
 from controller.checks import check_int, check_positive  # noqa: E402
 from sim.loops.loop import act_one  # noqa: E402
+from sim.view.strip_chart import CHART_SECONDS, StripChart, capacity_for, draw_chart, figures, figures_line  # noqa: E402
+from sim.world.experts import expert_for  # noqa: E402
 from sim.world.task import Episode, as_task  # noqa: E402
 
-__all__ = ["Overlay", "Renderer", "Viewer", "watch", "force_std", "COLORS"]
+__all__ = ["Overlay", "Renderer", "Viewer", "watch", "force_std", "noise_of", "COLORS", "CHART_H"]
 
 COLORS = {
     "background": (255, 255, 255),
@@ -49,6 +57,7 @@ COLORS = {
 CART_W, CART_H = 0.5, 0.25          # cart size (m)
 PUSH_STD = 0.5                       # std of the pole's angular-velocity kick of a push (rad/s)
 MAX_CATCH_UP = 5                     # physics steps per frame at most when the drawing falls behind
+CHART_H = 200                        # height of the strip chart below the cart view (px)
 
 
 @dataclass
@@ -87,6 +96,7 @@ class Renderer:
         self.scale = min(0.95 * self.width / track, (0.36 if below else 0.72) * self.height / pole)
         self.ground = int(self.height * (0.56 if below else 0.88))      # y pixel of the track
         self._font = None
+        self.lines = []               # the overlay's text lines last drawn
 
     # -- geometry (public so tests can check pixels) -------------------------
     def to_screen(self, x, y):
@@ -140,12 +150,13 @@ class Renderer:
         if self._font is None:
             pygame.font.init()
             self._font = pygame.font.Font(None, 22)
+        figs = figures(o.force, o.force_std)
         band = ""
         if o.show_uncertainty and o.force_std is not None:
-            band = f"  +-2 sigma {2 * o.force_std:.1f} N"
+            band = f"  +-2 sigma {figs['2sigma']}"
         lines = [
             f"t = {o.t:6.2f} s   method: {o.method}" + ("" if o.learned is None else f"   learned: {o.learned}"),
-            f"force {o.force:+6.1f} N{band}",
+            f"force {figs['force']}{band}",
             f"success {o.successes}   fail {o.failures}" + ("   PAUSED" if o.paused else "")
             + ("" if o.takeovers is None else f"   expert took over {o.takeovers} ticks"
                + ("  (now)" if o.pilot else "")),
@@ -154,6 +165,7 @@ class Renderer:
             lines.append("space pause  r reset  d push  u uncertainty  q quit")
         for i, line in enumerate(lines):
             surface.blit(self._font.render(line, True, COLORS["text"]), (10, 8 + 20 * i))
+        self.lines = lines
 
 
 class Viewer:
@@ -165,16 +177,33 @@ class Viewer:
         The task (a bare plant: balancing it), for the track and the resets.
     method : str
         Shown in the overlay.
+    size : (int, int)
+        The cart view (pixels); the window is ``chart_height`` taller.
     headless : bool
         Draw off-screen (no window); with ``frames_dir``, used by the tests.
     frames_dir : str, optional
         Save every drawn frame as ``frame_00000.png``, ...
+    chart_height : int
+        Height (pixels, 0 or >= 80) of the strip chart below the cart view; 0: no chart.
+    chart_seconds : float
+        The time span of the chart (s); it holds one sample per plant period.
     """
 
-    def __init__(self, task, *, method="", size=(900, 520), headless=False, frames_dir=None):
+    def __init__(self, task, *, method="", size=(900, 520), headless=False, frames_dir=None,
+                 chart_height=CHART_H, chart_seconds=CHART_SECONDS):
         self.renderer = Renderer(task, size)
         self.task = self.renderer.task
         self.params = self.task.params
+        chart_height = check_int("chart_height", chart_height, low=0)
+        if 0 < chart_height < 80:
+            raise ValueError(f"chart_height: expected 0 (no chart) or >= 80 pixels but found {chart_height}")
+        self.chart = None
+        self.chart_rect = None
+        if chart_height:
+            self.chart = StripChart(capacity_for(self.params.tau, chart_seconds),
+                                    limit=self.params.u_max, tau=self.params.tau)
+            self.chart_rect = pygame.Rect(0, self.renderer.height, self.renderer.width, chart_height)
+        window = (self.renderer.width, self.renderer.height + chart_height)
         self.method = method
         self.headless = bool(headless)
         self.frames_dir = frames_dir
@@ -184,16 +213,30 @@ class Viewer:
             os.environ.setdefault("SDL_VIDEODRIVER", "dummy")   # no display needed off-screen
         pygame.display.init()
         if self.headless:
-            self.surface = pygame.Surface(size)
+            self.surface = pygame.Surface(window)
         else:
-            self.surface = pygame.display.set_mode(size)
+            self.surface = pygame.display.set_mode(window)
             pygame.display.set_caption(f"kbt - {method}")
         self.paused = False
         self.show_uncertainty = True
         self.quit = False
         self.frames = 0
         self.overlay = Overlay(method=method)
+        self.noise = None             # the learned noise R (N^2) the chart shows; None: "n/a"
+        self.text = []                # the chart's text lines of the last frame
         self._next = None
+
+    def record(self, t, force, std=None, expert_force=None, pilot=False):
+        """Add one tick to the strip chart (nothing without a chart)."""
+        if self.chart is not None:
+            self.chart.push(t, force, std, expert_force, pilot)
+
+    @property
+    def figures(self):
+        """The figures of the last frame (``sim.view.strip_chart.figures``): force,
+        +-2 sigma, noise R and samples, as the overlay and the chart show them."""
+        o = self.overlay
+        return figures(o.force, o.force_std, self.noise, o.learned)
 
     def poll(self):
         """Handle pending events; returns the requests ``{"reset", "push"}`` made by keys."""
@@ -221,6 +264,9 @@ class Viewer:
         self.overlay.paused = self.paused
         self.overlay.show_uncertainty = self.show_uncertainty
         self.renderer.draw(self.surface, state, self.overlay)
+        if self.chart is not None:
+            self.text = draw_chart(self.surface, self.chart_rect, self.chart, noise=self.noise,
+                                   samples=self.overlay.learned)
         if not self.headless:
             pygame.display.flip()
         if self.frames_dir:
@@ -236,8 +282,13 @@ class Viewer:
             time.sleep(self._next - now)
         self._next = max(self._next + period, time.perf_counter() - MAX_CATCH_UP * period)
 
-    def show(self, state, force, *, learned=None, force_std=None, t=None, rng=None, pilot=False, takeovers=None):
+    def show(self, state, force, *, learned=None, force_std=None, t=None, rng=None, pilot=False, takeovers=None,
+             expert_force=None, noise=None):
         """One tick of ``kbt run --view``: events, drawing, real-time pacing.
+
+        ``force_std`` (N), ``expert_force`` (N) and ``noise`` (the learned R,
+        N^2) are what the caller already has; each None: not shown (the
+        chart draws no band or expert line there, the noise reads "n/a").
 
         Returns False to stop, True to go on, or a new plant state (4,) when
         the user asked for a reset or a push.
@@ -254,8 +305,10 @@ class Viewer:
                 break
             self.draw(state)
             time.sleep(0.03)
-        self.draw(state, force=force, learned=learned, force_std=force_std, pilot=pilot, takeovers=takeovers,
-                  t=self.overlay.t + self.params.tau if t is None else t)
+        t = self.overlay.t + self.params.tau if t is None else t
+        self.noise = noise
+        self.record(t, force, force_std, expert_force, pilot)
+        self.draw(state, force=force, learned=learned, force_std=force_std, pilot=pilot, takeovers=takeovers, t=t)
         if not self.headless:
             self.pace(self.params.tau)
         return out
@@ -280,11 +333,21 @@ def force_std(controller, state):
     """Predictive std (N) of the force at one state, or None without ``predict``."""
     if not callable(getattr(controller, "predict", None)):
         return None
-    return float(np.sqrt(controller.predict(state[None, :])[1][0]))
+    return float(np.sqrt(controller.predict(np.asarray(state, dtype=float)[None, :])[1][0]))
+
+
+def noise_of(controller):
+    """The controller's observation-noise variance R (N^2) in use (``noise_var``,
+    learned or known), or None when it has none (kbt-softmax, retrain, blob, LQR)."""
+    r = getattr(controller, "noise_var", None)
+    if r is None or callable(r):
+        return None
+    r = float(r)
+    return r if np.isfinite(r) else None
 
 
 def watch(controller, task, *, method="", seconds=None, seed=0, frames_dir=None,
-          headless=None, learned=None, max_frames=None, screenshot=None):
+          headless=None, learned=None, max_frames=None, screenshot=None, expert=None):
     """Run ``controller`` on the task's plant and draw it live.
 
     Physics advances in fixed steps of ``tau`` from an accumulator of real
@@ -292,23 +355,32 @@ def watch(controller, task, *, method="", seconds=None, seed=0, frames_dir=None,
     the simulation spiral); episodes (``sim.world.task.Episode``) restart when they
     fail or end, and count as successes by the task's rules. Headless or with
     ``frames_dir``, one physics step is drawn per frame without pacing.
-    ``screenshot``: save the last frame there (PNG).
+    ``screenshot``: save the last frame there (PNG). Every step adds the force,
+    its predictive std (``force_std``) and the expert's force (``expert``,
+    default ``sim.world.experts.expert_for(task)``) at the state acted on to the
+    strip chart; ``learned`` is shown as the samples, ``noise_of(controller)``
+    as the noise R.
 
     Returns
     -------
     dict
-        ``frames``, ``steps``, ``successes``, ``failures``, ``seconds`` (simulated).
+        ``frames``, ``steps``, ``successes``, ``failures``, ``seconds`` (simulated);
+        ``figures``: the last frame's figures as one line (``strip_chart.figures_line``),
+        ``text``: the chart's text lines of the last frame, ``overlay``: the cart view's.
     """
     if seconds is not None:
         seconds = check_positive("seconds", seconds)
     if max_frames is not None:
         max_frames = check_int("max_frames", max_frames, low=1)
+    if expert is not None and not callable(getattr(expert, "act", None)):
+        raise ValueError(f"expert: expected an object with act(states) but found {type(expert).__name__}")
     headless = bool(frames_dir) if headless is None else headless
     viewer = Viewer(task, method=method, headless=headless, frames_dir=frames_dir)
+    expert = expert_for(viewer.task) if expert is None else expert
     tau = viewer.params.tau
     plant = Episode(viewer.task, np.random.default_rng(seed))
     steps = successes = failures = 0
-    force = 0.0
+    force, std = 0.0, None
     last = time.perf_counter()
     acc = 0.0
     try:
@@ -329,14 +401,18 @@ def watch(controller, task, *, method="", seconds=None, seed=0, frames_dir=None,
                 acc -= n * tau
             last = now
             for _ in range(n):
-                force = act_one(controller, plant.state)
+                state = plant.state
+                force = act_one(controller, state)
+                std = force_std(controller, state)
+                viewer.record(steps * tau, force, std, act_one(expert, state))
                 plant.step(force)
                 steps += 1
                 if plant.done:
                     failures += int(not plant.succeeded)
                     successes += int(plant.succeeded)
                     plant.restart_if_done()
-            viewer.draw(plant.state, t=steps * tau, force=force, force_std=force_std(controller, plant.state),
+            viewer.noise = noise_of(controller)
+            viewer.draw(plant.state, t=steps * tau, force=force, force_std=std,
                         successes=successes, failures=failures, learned=learned)
             if seconds is not None and steps * tau >= seconds:
                 break
@@ -350,4 +426,5 @@ def watch(controller, task, *, method="", seconds=None, seed=0, frames_dir=None,
     finally:
         viewer.close()
     return {"frames": viewer.frames, "steps": steps, "successes": successes, "failures": failures,
-            "seconds": steps * tau}
+            "seconds": steps * tau, "figures": figures_line(viewer.figures), "text": list(viewer.text),
+            "overlay": list(viewer.renderer.lines)}
