@@ -29,7 +29,7 @@ This package does not import the plant (``sim``): the states, the
 expert-labelled stream, the closed-loop success rate and the BLoB and rls
 controllers come in through a ``Workload`` that the caller builds.
 ``sim.experiments.profile_run.run_profile`` does that for TARGET, and ``kbt profile``
-(``sim/cli.py``) calls it.
+(``sim/cli/profile.py``) calls it.
 """
 
 from __future__ import annotations

@@ -156,7 +156,7 @@ def test_view_without_a_display_is_a_clear_error(capsys, monkeypatch):
 
 def test_offscreen_view_without_seconds_stops_after_ten_seconds(tmp_path, capsys):
     shot = tmp_path / "v.png"
-    assert main(["view", "--method", "lqr", "--screenshot", str(shot), "--no-progress"]) == 0
+    assert main(["view", "--method", "lqr", "--screenshot", str(shot)]) == 0
     out, err = capsys.readouterr()
     assert "stopping after 10 s" in err
     assert "10.0 s simulated" in out and shot.exists()

@@ -150,3 +150,16 @@ def test_quick_experiments_from_the_command_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["experiment", "calibration", "--from", str(out), "--out", str(tmp_path / "cal"), "--no-progress"])
     assert e.value.code == 2 and "none of the checkpoints" in capsys.readouterr().err
+
+
+def test_figure5_smoothing_has_no_step_at_a_window_length():
+    """The prior (217 N^2) and then a settled variance: a fixed trailing window of 100 steps down
+    at sample 101, the plotted mean over the last 10 % leaves the prior behind at once."""
+    from sim.experiments.report import proportional_average
+
+    x = np.r_[217.0, np.full(999, 10.0)]
+    fixed = ex.moving_average(x, 100)
+    assert fixed[99] > 11.0 and fixed[100] == 10.0           # the step the old plot had
+    smooth = proportional_average(x)
+    assert smooth[0] == 217.0 and np.all(smooth[1:] == 10.0)
+    assert np.allclose(proportional_average(np.arange(1.0, 101.0))[[9, 99]], [10.0, 95.5])

@@ -138,7 +138,7 @@ def test_watch_paused_does_not_advance(tmp_path):
 def test_kbt_view_command(tmp_path, capsys):
     from sim.cli import main
 
-    assert main(["view", "--method", "lqr", "--seconds", "0.2", "--frames", str(tmp_path), "--no-progress"]) == 0
+    assert main(["view", "--method", "lqr", "--seconds", "0.2", "--frames", str(tmp_path)]) == 0
     assert "10 frames" in capsys.readouterr().out
     assert len(list(tmp_path.glob("*.png"))) == 10
 
@@ -147,7 +147,7 @@ def test_screenshot_saves_the_last_frame(tmp_path, capsys):
     from sim.cli import main
 
     shot = tmp_path / "shot.png"
-    assert main(["view", "--method", "lqr", "--seconds", "0.1", "--screenshot", str(shot), "--no-progress"]) == 0
+    assert main(["view", "--method", "lqr", "--seconds", "0.1", "--screenshot", str(shot)]) == 0
     assert pygame.image.load(str(shot)).get_size() == (900, 520 + CHART_H)
 
 

@@ -21,6 +21,8 @@ from sim.world.cartpole import INTEGRATORS, SYSTEMS
 METHODS = ("lqr", "expert", "pretrained", "kbt", "kbt-softmax", "rls", "kbt-c", "rls-c", "retrain", "blob")
 LEARNERS = ("kbt", "kbt-softmax", "rls", "kbt-c", "rls-c", "retrain", "blob")
 TASK_NAMES = ("balance", "swingup")
+#: methods built on the pre-trained transformer (--weights); rls starts from the SOURCE LQR gain
+TRANSFORMER_METHODS = ("pretrained", "kbt", "kbt-softmax", "kbt-c", "retrain", "blob")
 
 MAX_EPISODES = 100_000
 MAX_SAMPLES = 1_000_000
@@ -152,13 +154,15 @@ def no_display():
 
 
 # ---------------------------------------------------------------- the plant and the task
-def add_system_args(p, default="target"):
+def add_system_args(p, default="target", integrator=True):
     p.add_argument("--system", choices=sorted(SYSTEMS), default=None,
                    help=f"preset cart-pole (default {default}); or give --m-c/--m-p/--l-p")
     p.add_argument("--m-c", type=float, help="cart mass (kg), > 0 (default: the --system preset's)")
     p.add_argument("--m-p", type=float, help="pole mass (kg), > 0 (default: the --system preset's)")
     p.add_argument("--l-p", type=float, help="pivot to the pole's centre of mass (m), > 0 (default: the --system preset's)")
-    p.add_argument("--integrator", choices=INTEGRATORS, default="euler", help="plant integration scheme")
+    if integrator:
+        p.add_argument("--integrator", choices=INTEGRATORS, default=None,
+                       help="plant integration scheme (default: the task's, balance euler, swingup rk4)")
     p.set_defaults(_default_system=default)
 
 
@@ -181,29 +185,37 @@ def presets(args):
 
 
 def system_from_args(args):
-    """(name, CartPoleParams) from --system or --m-c/--m-p/--l-p (presets of --task)."""
+    """(name, CartPoleParams) from --system or --m-c/--m-p/--l-p (presets of --task), with
+    --integrator if given (else the preset's own)."""
     custom = {k: getattr(args, k) for k in ("m_c", "m_p", "l_p") if getattr(args, k) is not None}
     if custom and args.system:
         raise ValueError("--system: give either --system or --m-c/--m-p/--l-p, not both")
     plants = presets(args)
+    integrator = getattr(args, "integrator", None)
     if custom:
-        base = plants[args._default_system]
-        params = base.with_(integrator=args.integrator, **custom)
+        params = plants[args._default_system].with_(**custom)
         name = "custom(" + ",".join(f"{k}={v:g}" for k, v in sorted(custom.items())) + ")"
-        return name, params
-    name = args.system or args._default_system
-    return name, plants[name].with_(integrator=args.integrator)
+    else:
+        name = args.system or args._default_system
+        params = plants[name]
+    return name, (params if integrator is None else params.with_(integrator=integrator))
 
 
 def task_from_args(args):
-    """(name, Task): --task's rules on the plant of --system / --m-c/--m-p/--l-p
-    (the swing-up task keeps its own integrator, RK4)."""
+    """(name, Task): --task's rules on the plant of --system / --m-c/--m-p/--l-p, integrated
+    by --integrator if given (else the task's own: balance euler, swingup rk4)."""
+    from dataclasses import replace
+
     from sim.world.task import TASKS, as_task
 
     name, params = system_from_args(args)
     task_name = getattr(args, "task", "balance")
-    task = TASKS[task_name].on(params) if task_name == "swingup" else as_task(params)
-    return (name if task_name == "balance" else f"{name} ({task_name})"), task
+    if task_name == "balance":
+        return name, as_task(params)
+    task = TASKS[task_name].on(params)
+    if getattr(args, "integrator", None) is not None:
+        task = replace(task, params=task.params.with_(integrator=args.integrator))
+    return f"{name} ({task_name})", task
 
 
 # ---------------------------------------------------------------- methods and their flags

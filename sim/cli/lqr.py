@@ -8,7 +8,10 @@ HELP = "LQR gain and closed-loop eigenvalues"
 
 
 def add_arguments(p):
-    fl.add_system_args(p)
+    fl.add_system_args(p, integrator=False)      # the design is continuous-time: no integrator
+    p.add_argument("--task", choices=fl.TASK_NAMES, default="balance",
+                   help="whose --system presets: the balance task's source/target or the swing-up task's "
+                        "(default balance)")
     p.add_argument("--r", type=float, default=None, help="force weight R (default 0.1)")
 
 
@@ -22,7 +25,7 @@ def run(args):
 
     name, params = fl.system_from_args(args)
     K, E = lqr_gain(params, R=args.r)
-    print(f"system {name}: m_c={params.m_c:g} m_p={params.m_p:g} l_p={params.l_p:g}")
+    print(f"system {name}{'' if args.task == 'balance' else ' (' + args.task + ')'}: m_c={params.m_c:g} m_p={params.m_p:g} l_p={params.l_p:g}")
     print("K = [" + ", ".join(f"{k:.4f}" for k in K) + "]   (u = -K x)")
     print("closed-loop eigenvalues: " + ", ".join(f"{e.real:.4f}{e.imag:+.4f}j" for e in E))
     return 0

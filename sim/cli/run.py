@@ -82,14 +82,14 @@ def flag_methods():
     ``check_state_args``)."""
     table = {dest: fl.LEARNERS for dest in ("samples", "trials", "sigma_data", "stream", "period_ms", "fault_rate",
                                             "outlier_rate", "fallback", "labels", "ask_above", "label_rate",
-                                            "change")}
+                                            "change", "progress")}
     table.update({dest: fl.STATEFUL for dest in ("head_layers", "prior_var", "obs_noise", "allow_prior")})
     # the Gaussian force head's own settings, the transformer-feature inputs, the softmax head's update
     force = ("kbt", "rls", "kbt-c", "rls-c")
     table.update({dest: force for dest in ("noise", "robust", "detect")})
     table.update(inputs=("kbt", "kbt-c"), update=("kbt-softmax",))
     table.update({dest: MEMORY for dest in ("capacity", "epochs", "lr")})
-    table.update(design_for=("lqr", "expert"), weights=tuple(m for m in fl.METHODS if m not in ("lqr", "expert")))
+    table.update(design_for=("lqr", "expert"), weights=fl.TRANSFORMER_METHODS)
     return table
 
 

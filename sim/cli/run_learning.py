@@ -258,6 +258,11 @@ class _LiveView:
         self.viewer.close()
 
 
+def _us(v):
+    """A latency in microseconds, or '-' when nothing was timed (no update in the run)."""
+    return "-" if v is None or not np.isfinite(v) else f"{v:.0f} us"
+
+
 def _print_summary(args, name, controller, cfg, res):
     last = res.rows[-1]
     s = res.summary()
@@ -269,7 +274,7 @@ def _print_summary(args, name, controller, cfg, res):
     print(f"{args.method} on {name}: success {last['success_rate']:.3f} after {res.updates} updates{who}{total} "
           f"({robust}{res.rejected} rejected as non-finite, {res.sensor_faults} sensor faults, "
           f"{res.action_faults} action faults, {res.deadline_misses} deadline misses of {res.ticks} ticks, "
-          f"longest run {res.longest_miss_run}; act p50 {s['act_p50_us']:.0f} us, update p50 "
-          f"{s['update_p50_us']:.0f} us)")
+          f"longest run {res.longest_miss_run}; act p50 {_us(s['act_p50_us'])}, update p50 "
+          f"{_us(s['update_p50_us'])})")
     if res.corrupt:
         print(corrupt_line(res.corrupt, res.corrupt_shift, res.corrupt_bound))

@@ -37,8 +37,8 @@ def add_arguments(p):
 
 
 def flag_methods():
-    return {"samples": fl.LEARNERS, "capacity": ("retrain", "blob"), "allow_prior": fl.STATEFUL,
-            "weights": tuple(m for m in fl.METHODS if m not in ("lqr", "expert"))}
+    return {"samples": fl.LEARNERS, "progress": fl.LEARNERS, "capacity": ("retrain", "blob"), "allow_prior": fl.STATEFUL,
+            "weights": fl.TRANSFORMER_METHODS}
 
 
 def _offscreen(args):

@@ -84,12 +84,32 @@ def summarise_learning(results, at=SUMMARY_AT):
     return table
 
 
-def _band(ax, x, Y, label, log=False):
+#: line style per method (colour, marker, dashes, width): every method distinguishable where
+#: curves coincide (at success 1.00 several do); kbt is drawn last and on top
+_STYLES = {"kbt": ("C3", "o", "-", 2.2), "kbt-softmax": ("C1", "s", "--", 1.4), "rls": ("C0", "^", ":", 1.6),
+           "kbt-c": ("C5", "D", "-", 1.2), "rls-c": ("C9", "v", ":", 1.2)}
+_OTHER = (("C2", "x", "-.", 1.2), ("C4", "+", (0, (5, 2)), 1.2), ("C6", "*", (0, (1, 2)), 1.2),
+          ("C7", "<", "-.", 1.2), ("C8", ">", "--", 1.2))
+
+
+def _style(method, i):
+    return _STYLES.get(method, _OTHER[i % len(_OTHER)])
+
+
+def _ordered(methods):
+    """Methods in drawing order: kbt last, so its line is on top."""
+    return sorted(methods, key=lambda m: m == "kbt")
+
+
+def _band(ax, x, Y, label, style, log=False):
     Y = np.asarray(Y, dtype=float)
     mean = Y.mean(axis=0)
-    line, = ax.plot(x, mean, label=label, lw=1.6)
+    color, marker, dashes, width = style
+    every = max(1, len(x) // 12)
+    ax.plot(x, mean, label=label, color=color, marker=marker, ms=4, markevery=every, ls=dashes, lw=width,
+            zorder=4 if label == "kbt" else 2)
     if Y.shape[0] > 1:
-        ax.fill_between(x, Y.min(axis=0), Y.max(axis=0), color=line.get_color(), alpha=0.15, lw=0)
+        ax.fill_between(x, Y.min(axis=0), Y.max(axis=0), color=color, alpha=0.12, lw=0)
     if log:
         ax.set_yscale("log")
 
@@ -103,9 +123,10 @@ def write_learning(results, out_dir):
     marks = results["checkpoints"]
     n = results["trials"]
 
+    methods = list(results["methods"])
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    for m, s in results["methods"].items():
-        _band(ax, marks, s["success_rate"], m)
+    for m in _ordered(methods):
+        _band(ax, marks, results["methods"][m]["success_rate"], m, _style(m, methods.index(m)))
     styles = {"pretrained": ("k", ":"), "lqr": ("0.4", "--")}
     for ref, v in results["references"].items():
         c, ls = styles.get(ref, ("k", "-."))
@@ -118,9 +139,10 @@ def write_learning(results, out_dir):
     plt.close(fig)
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for m, s in results["methods"].items():
-        _band(axes[0], marks, s["rmse"], m, log=True)
-        _band(axes[1], marks, s["gnll"], m)
+    for m in _ordered(methods):
+        s = results["methods"][m]
+        _band(axes[0], marks, s["rmse"], m, _style(m, methods.index(m)), log=True)
+        _band(axes[1], marks, s["gnll"], m, _style(m, methods.index(m)))
     axes[0].set(xlabel="samples seen", ylabel="held-out force RMSE (N)")
     axes[1].set(xlabel="samples seen", ylabel="held-out Gaussian NLL of the force (nats)")
     axes[1].legend(fontsize=7)
@@ -130,10 +152,11 @@ def write_learning(results, out_dir):
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    for m, s in results["methods"].items():
-        T = np.asarray(s["learn_seconds"]) * 1e3                    # [trials, samples] ms
+    for m in _ordered(methods):
+        T = np.asarray(results["methods"][m]["learn_seconds"]) * 1e3      # [trials, samples] ms
         x = np.arange(1, T.shape[1] + 1)
-        ax.plot(x, np.median(T, axis=0), lw=1, label=m)
+        color, _, dashes, width = _style(m, methods.index(m))
+        ax.plot(x, np.median(T, axis=0), lw=width, ls=dashes, color=color, label=m)
     ax.set_yscale("log")
     ax.set(xlabel="samples seen", ylabel="learning time per sample (ms, median over trials)",
            title="Figure 4: computation time per sample")
@@ -144,6 +167,17 @@ def write_learning(results, out_dir):
     return summarise_learning(results)
 
 
+def proportional_average(x, fraction=0.1):
+    """Trailing mean over the last ``fraction`` of the samples seen so far (at least one):
+    on a log axis a window that grows with n smooths evenly and, unlike a fixed window,
+    has no step where the window stops reaching back to the prior."""
+    x = np.asarray(x, dtype=float)
+    c = np.cumsum(np.insert(x, 0, 0.0))
+    n = np.arange(1, len(x) + 1)
+    lo = n - np.maximum(1, np.floor(fraction * n).astype(int))
+    return (c[n] - c[lo]) / (n - lo)
+
+
 def write_variance(results, out_dir):
     """results.json, results.csv, fig5_variance.png."""
     os.makedirs(out_dir, exist_ok=True)
@@ -152,12 +186,14 @@ def write_variance(results, out_dir):
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for s, r in results["runs"].items():
-        line, = ax.plot(r["samples"], r["pred_var_ma"], lw=1.4, label=f"Sigma_data = {s} (settled {r['settled']:.1f})")
-        ax.plot(r["samples"], r["pred_var"], lw=0.3, alpha=0.25, color=line.get_color())
-    ax.set(xlabel="samples seen", ylabel="predicted force variance (N^2)",
-           title=f"Figure 5: KBT predicted variance (moving average over {results['window']} samples)")
+        n = np.asarray(r["samples"])
+        raw = np.asarray(r["pred_var"], dtype=float)
+        line, = ax.plot(n, raw, lw=0.6, alpha=0.45)
+        ax.plot(n, proportional_average(raw), lw=1.6, color=line.get_color(),
+                label=f"Sigma_data = {s} (settled {r['settled']:.1f})")
+    ax.set(xlabel="samples seen", ylabel="predicted force variance (N^2)", title="Figure 5: KBT predicted variance")
     ax.set_xscale("log")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, title="thin: as recorded; thick: mean over the last 10 % of samples", title_fontsize=7)
     fig.tight_layout()
     fig.savefig(os.path.join(out_dir, "fig5_variance.png"), dpi=110)
     plt.close(fig)
@@ -196,7 +232,8 @@ def write_calibration(results, out_dir):
         ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(methods):]:
         ax.axis("off")
-    fig.suptitle("Reliability on held-out TARGET data (trials pooled)")
+    fig.suptitle("Reliability, held-out TARGET data\n(trials pooled)" if cols == 1 else
+                 "Reliability on held-out TARGET data (trials pooled)", fontsize=10)
     fig.tight_layout()
     fig.savefig(os.path.join(out_dir, "reliability.png"), dpi=110)
     plt.close(fig)
@@ -219,7 +256,8 @@ def _quantile_diagram(plt, results, path):
                xlim=(0, 1), ylim=(0, 1))
     axes[0][-1].legend(fontsize=7)
     sd = results.get("sigma_data", 0.0)
-    fig.suptitle(f"Quantile calibration of the force on held-out TARGET data (label noise {sd:g} N^2, trials averaged)")
+    title = f"Quantile calibration of the force on held-out TARGET data (label noise {sd:g} N^2, trials averaged)"
+    fig.suptitle(title if len(marks) > 2 else title.replace(" (", "\n("), fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

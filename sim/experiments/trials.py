@@ -85,11 +85,7 @@ def run_jobs(fn, jobs, *, workers=1, scheduler=None, label="trials", progress=Tr
         The scheduler at ``scheduler`` cannot be reached.
     """
     jobs, workers = _check_args(fn, jobs, workers, scheduler, label, progress, store)
-    keys = [store.key(job) for job in jobs] if store is not None else None
-    if keys is not None and len(set(keys)) != len(keys):
-        first = {}
-        i, j = next((first[k], i) for i, k in enumerate(keys) if first.setdefault(k, i) != i)
-        raise ValueError(f"store: jobs {i} and {j} have the same key {keys[i]!r}; store.key must tell jobs apart")
+    keys = _store_keys(store, jobs)
     out = [None] * len(jobs)
     todo = []
     for i in range(len(jobs)):
@@ -110,15 +106,32 @@ def run_jobs(fn, jobs, *, workers=1, scheduler=None, label="trials", progress=Tr
             bar.update(1)
 
         if todo and workers == 1 and scheduler is None:
-            for i in todo:
-                try:
-                    result = fn(jobs[i])
-                except Exception as e:
-                    raise JobError(label, i, names[i], e) from e
-                finished(i, result)
+            _run_here(fn, jobs, todo, names, finished, label)
         elif todo:
             _run_dask(fn, jobs, todo, names, finished, workers=workers, scheduler=scheduler, label=label)
     return out
+
+
+def _store_keys(store, jobs):
+    """Each job's store key (None without a store); ValueError if two jobs share one."""
+    if store is None:
+        return None
+    keys = [store.key(job) for job in jobs]
+    if len(set(keys)) != len(keys):
+        first = {}
+        i, j = next((first[k], i) for i, k in enumerate(keys) if first.setdefault(k, i) != i)
+        raise ValueError(f"store: jobs {i} and {j} have the same key {keys[i]!r}; store.key must tell jobs apart")
+    return keys
+
+
+def _run_here(fn, jobs, todo, names, finished, label):
+    """The jobs of ``todo`` one after another in this process."""
+    for i in todo:
+        try:
+            result = fn(jobs[i])
+        except Exception as e:
+            raise JobError(label, i, names[i], e) from e
+        finished(i, result)
 
 
 def _check_args(fn, jobs, workers, scheduler, label, progress, store):

@@ -376,45 +376,18 @@ def watch(controller, task, *, method="", seconds=None, seed=0, frames_dir=None,
         raise ValueError(f"expert: expected an object with act(states) but found {type(expert).__name__}")
     headless = bool(frames_dir) if headless is None else headless
     viewer = Viewer(task, method=method, headless=headless, frames_dir=frames_dir)
-    expert = expert_for(viewer.task) if expert is None else expert
+    run = _Watch(viewer, controller, expert_for(viewer.task) if expert is None else expert, seed, headless)
     tau = viewer.params.tau
-    plant = Episode(viewer.task, np.random.default_rng(seed))
-    steps = successes = failures = 0
-    force, std = 0.0, None
-    last = time.perf_counter()
-    acc = 0.0
     try:
         while not viewer.quit:
-            req = viewer.poll()
-            if req:
-                state = _apply_requests(req, plant.state, plant.rng, plant.task)
-                if "reset" in req:
-                    plant.reset(state)
-                else:
-                    plant.state = state
+            run.handle_requests()
             now = time.perf_counter()
-            if headless:
-                n = 0 if viewer.paused else 1
-            else:
-                acc = 0.0 if viewer.paused else min(acc + now - last, MAX_CATCH_UP * tau)
-                n = int(acc // tau)
-                acc -= n * tau
-            last = now
-            for _ in range(n):
-                state = plant.state
-                force = act_one(controller, state)
-                std = force_std(controller, state)
-                viewer.record(steps * tau, force, std, act_one(expert, state))
-                plant.step(force)
-                steps += 1
-                if plant.done:
-                    failures += int(not plant.succeeded)
-                    successes += int(plant.succeeded)
-                    plant.restart_if_done()
+            for _ in range(run.steps_due(now)):
+                run.step()
             viewer.noise = noise_of(controller)
-            viewer.draw(plant.state, t=steps * tau, force=force, force_std=std,
-                        successes=successes, failures=failures, learned=learned)
-            if seconds is not None and steps * tau >= seconds:
+            viewer.draw(run.plant.state, t=run.steps * tau, force=run.force, force_std=run.std,
+                        successes=run.successes, failures=run.failures, learned=learned)
+            if seconds is not None and run.steps * tau >= seconds:
                 break
             if max_frames is not None and viewer.frames >= max_frames:
                 break
@@ -425,6 +398,54 @@ def watch(controller, task, *, method="", seconds=None, seed=0, frames_dir=None,
             pygame.image.save(viewer.surface, screenshot)
     finally:
         viewer.close()
-    return {"frames": viewer.frames, "steps": steps, "successes": successes, "failures": failures,
-            "seconds": steps * tau, "figures": figures_line(viewer.figures), "text": list(viewer.text),
+    return {"frames": viewer.frames, "steps": run.steps, "successes": run.successes, "failures": run.failures,
+            "seconds": run.steps * tau, "figures": figures_line(viewer.figures), "text": list(viewer.text),
             "overlay": list(viewer.renderer.lines)}
+
+
+class _Watch:
+    """``watch``'s plant, its clock and its counters: episodes of the task, one after another."""
+
+    def __init__(self, viewer, controller, expert, seed, headless):
+        self.viewer, self.controller, self.expert, self.headless = viewer, controller, expert, headless
+        self.tau = viewer.params.tau
+        self.plant = Episode(viewer.task, np.random.default_rng(seed))
+        self.steps = self.successes = self.failures = 0
+        self.force, self.std = 0.0, None
+        self.last = time.perf_counter()
+        self.acc = 0.0
+
+    def handle_requests(self):
+        """The keys' resets and pushes."""
+        req = self.viewer.poll()
+        if req:
+            state = _apply_requests(req, self.plant.state, self.plant.rng, self.plant.task)
+            if "reset" in req:
+                self.plant.reset(state)
+            else:
+                self.plant.state = state
+
+    def steps_due(self, now):
+        """Physics steps to take this frame: one headless; else from the accumulated real time
+        (at most ``MAX_CATCH_UP``)."""
+        if self.headless:
+            n = 0 if self.viewer.paused else 1
+        else:
+            self.acc = 0.0 if self.viewer.paused else min(self.acc + now - self.last, MAX_CATCH_UP * self.tau)
+            n = int(self.acc // self.tau)
+            self.acc -= n * self.tau
+        self.last = now
+        return n
+
+    def step(self):
+        """One tick: act, record the chart's figures at the state acted on, step, count an ended episode."""
+        state = self.plant.state
+        self.force = act_one(self.controller, state)
+        self.std = force_std(self.controller, state)
+        self.viewer.record(self.steps * self.tau, self.force, self.std, act_one(self.expert, state))
+        self.plant.step(self.force)
+        self.steps += 1
+        if self.plant.done:
+            self.failures += int(not self.plant.succeeded)
+            self.successes += int(self.plant.succeeded)
+            self.plant.restart_if_done()

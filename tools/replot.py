@@ -1,0 +1,42 @@
+"""Redraw an experiment's pictures from its stored ``results.json`` with the current plotting code.
+
+    python tools/replot.py results/fig3 results/fig5 results/calibration
+
+Only the PNG files are replaced; the results, the CSV and the JSON stay as the
+run wrote them (the numbers are the run's; only how they are drawn changes).
+Takes a few seconds per folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+
+from sim.experiments import report
+
+WRITERS = {"learning": report.write_learning, "variance": report.write_variance,
+           "calibration": report.write_calibration}
+
+
+def replot(folder):
+    with open(os.path.join(folder, "results.json")) as f:
+        results = json.load(f)
+    kind = results.get("experiment")
+    if kind not in WRITERS:
+        raise SystemExit(f"{folder}: results.json holds {kind!r}, not one of {', '.join(WRITERS)}")
+    with tempfile.TemporaryDirectory() as tmp:
+        WRITERS[kind](results, tmp)
+        pictures = sorted(n for n in os.listdir(tmp) if n.endswith(".png"))
+        for name in pictures:
+            shutil.copyfile(os.path.join(tmp, name), os.path.join(folder, name))
+    print(f"{folder}: redrew {', '.join(pictures)}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2:
+        raise SystemExit(__doc__)
+    for d in sys.argv[1:]:
+        replot(d)
