@@ -48,7 +48,9 @@ def custom_device(kib):
 
 
 def fits(total_bytes, update_flops, device: Device, counted=None):
-    """{'fits': bool, 'ram_used': fraction, 'est_update_ms', 'source'}.
+    """{'fits': bool, 'ram_used': fraction, 'est_tick_ms', 'source'}.
+
+    ``update_flops``: the FLOPs of one control tick (act plus observe for a learner).
 
     Without ``counted``: RAM ``total_bytes``, time at 1 FLOP/cycle (None without a
     clock), source ``"flops"``. With ``counted = (cycles per update, RAM bytes)`` from
@@ -60,4 +62,4 @@ def fits(total_bytes, update_flops, device: Device, counted=None):
         update_flops, source = cycles, "counted"
     est = None if device.clock_mhz is None or update_flops is None else update_flops / (device.clock_mhz * 1e3)
     return {"device": device.name, "fits": total_bytes <= device.ram_bytes,
-            "ram_used": total_bytes / device.ram_bytes, "est_update_ms": est, "source": source}
+            "ram_used": total_bytes / device.ram_bytes, "est_tick_ms": est, "source": source}

@@ -65,8 +65,9 @@ def profile_exports(controllers, states, S, F, device_samples=8, progress=None):
 
 
 def device_cycles(c_export, method, core):
-    """(estimated cycles per observe, RAM bytes) of ``method`` on ``core`` if measured, else None."""
+    """(estimated cycles per control tick = one act + one observe, RAM bytes) of ``method`` on
+    ``core`` if measured, else None."""
     dev = (c_export or {}).get(method, {}).get("devices", {}).get(core)
     if not dev or "skipped" in dev:
         return None
-    return dev["observe"]["cycles_est"], dev["ram_bytes"]
+    return dev["act"]["cycles_est"] + dev["observe"]["cycles_est"], dev["ram_bytes"]

@@ -48,7 +48,8 @@ __all__ = ["ProfileConfig", "Workload", "run_profile", "format_text", "format_ma
 
 #: 2: methods kbt (force head), kbt-softmax and rls; the allocation probe's keys per fused kernel;
 #: 3: methods kbt-c and rls-c, "c_export", each budget's "source"
-SCHEMA_VERSION = 3
+#: 4: each budget's "est_tick_ms" (act + observe) replaces "est_update_ms" (observe only)
+SCHEMA_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -271,7 +272,8 @@ def run_profile(cfg: ProfileConfig, work: Workload, progress=None):
         total = e["memory"]["float32"]["total"] + e["memory"]["update_traced_peak_bytes"] // 2
         e["float32_total_with_peak_bytes"] = int(total)
         exported = e["method"][:-2] if e["method"].endswith("-c") else None
-        e["budgets"] = [budgets.fits(total, e["flops_update"] or e["flops_inference"], dev,
+        tick = (e["flops_update"] or 0) + (e["flops_inference"] or 0)      # one act + one observe
+        e["budgets"] = [budgets.fits(total, tick or None, dev,
                                      counted=device_cycles(c_export, exported, dev.core) if exported else None)
                         for dev in devices]
     kbt = next(e for e in methods if e["method"] == "kbt")
@@ -311,12 +313,18 @@ def _rows(res):
     for e in res["methods"]:
         u = e["update_us"]
         m = e["memory"]["float32"]
-        rows.append([e["method"], f"{e['inference_us']['p50']:.1f}", f"{e['inference_us']['p99']:.1f}",
+        rows.append([_label(res, e["method"]), f"{e['inference_us']['p50']:.1f}", f"{e['inference_us']['p99']:.1f}",
                      *(["-"] * 6 if u is None else [f"{u['p50']:.1f}", f"{u['p90']:.1f}", f"{u['p99']:.1f}",
                                                     f"{u['p99.9']:.1f}", f"{u['max']:.1f}", str(u["calls"])]),
                      f"{100 * e['deadline']['miss_fraction']:.1f} %", _kib(m["params"]), _kib(m["state"]),
                      _kib(m["buffers"]), "-" if e["gflops_update"] is None else f"{e['gflops_update']:.2f}"])
     return rows
+
+
+def _label(res, method):
+    """The method's row label; retraining and BLoB name their epochs when the run used fewer than 100."""
+    epochs = res["config"]["epochs"]
+    return f"{method} ({epochs} ep)" if epochs != 100 and method.startswith(("retrain", "blob")) else method
 
 
 def _budget_rows(res):
@@ -326,9 +334,9 @@ def _budget_rows(res):
         cells = []
         for b in e["budgets"]:
             mark = "=" if b.get("source") == "counted" else "~"
-            est = "" if b["est_update_ms"] is None else f" ({mark}{b['est_update_ms']:.2g} ms)"
+            est = "" if b["est_tick_ms"] is None else f" ({mark}{b['est_tick_ms']:.2g} ms/tick)"
             cells.append(("fits" if b["fits"] else "no") + f" {100 * b['ram_used']:.0f} %" + est)
-        rows.append([e["method"], _kib(e["float32_total_with_peak_bytes"])] + cells)
+        rows.append([_label(res, e["method"]), _kib(e["float32_total_with_peak_bytes"])] + cells)
     return rows
 
 
@@ -412,9 +420,13 @@ def _c_lines(c, res):
                          f"(state {d['state_bytes']} + stack {d['stack_bytes']}); instructions per observe "
                          f"{d['observe']['instructions_mean']:,.0f}, per act {d['act']['instructions_mean']:,.0f} "
                          f"(counted in QEMU); ~{d['observe']['cycles_est']:,.0f} cycles per observe (cost model)")
-    lines.append("budget table: ~ time estimated at 1 FLOP per cycle from the FLOP count; = time from the "
+    lines.append("budget table: RAM share, and the time of one control tick (act + observe; act alone for a "
+                 "method that does not learn): ~ estimated at 1 FLOP per cycle from the FLOP count; = from the "
                  "instructions counted on the device's core (cycles by the cost model, docs/firmware-export.md) "
                  "and RAM measured (state + stack)")
+    if res["config"]["epochs"] != 100:
+        lines.append(f"retrain and blob rows: {res['config']['epochs']} epochs per update in this run (--quick), "
+                     "not the 100 of the full profile; their latency, misses and ratios are not the method's")
     return lines
 
 

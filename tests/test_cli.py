@@ -159,3 +159,28 @@ def test_run_blob(tmp_path, capsys):
                  "--episodes", "3", "--no-progress", "--json", str(path)]) == 0
     assert "blob on target" in capsys.readouterr().out
     assert json.loads(path.read_text())["updates"] == 10
+
+
+def test_run_writes_csv_and_plot_of_its_checkpoints(tmp_path, capsys):
+    csv_path, png = tmp_path / "run.csv", tmp_path / "run.png"
+    assert main(["run", "--samples", "20", "--episodes", "3", "--no-progress", "--trials", "2",
+                 "--csv", str(csv_path), "--plot", str(png), "--json", str(tmp_path / "run.json")]) == 0
+    import csv
+    import json
+
+    rows = list(csv.DictReader(open(csv_path)))
+    data = json.load(open(tmp_path / "run.json"))
+    assert [int(r["trial"]) for r in rows] == [t for t in range(2) for _ in data["checkpoints"]]
+    assert [int(r["seed"]) for r in rows[:: len(data["checkpoints"])]] == data["trial_seeds"]
+    for r, want in zip(rows, [row for rows_ in data["per_trial"] for row in rows_]):
+        assert int(r["samples"]) == want["samples"] and float(r["success_rate"]) == want["success_rate"]
+        assert float(r["pred_std"]) == pytest.approx(want["pred_std"])
+    assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_run_view_frames_renders_the_learning_run_off_screen(tmp_path, capsys):
+    assert main(["run", "--samples", "6", "--episodes", "2", "--view", "--frames", str(tmp_path / "f")]) == 0
+    assert len(list((tmp_path / "f").glob("frame_*.png"))) == 6
+    with pytest.raises(SystemExit) as e:
+        main(["run", "--samples", "6", "--frames", str(tmp_path / "g")])
+    assert e.value.code == 2 and "--frames: renders the view off-screen; give it with --view" in capsys.readouterr().err

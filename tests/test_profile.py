@@ -404,9 +404,9 @@ def test_deadline_analysis_counts_runs():
 def test_budgets():
     dev = budgets.custom_device(1)
     assert budgets.fits(1024, None, dev)["fits"] and not budgets.fits(1025, None, dev)["fits"]
-    assert budgets.fits(100, 1_800_000, budgets.DEVICES[0])["est_update_ms"] == pytest.approx(10.0)
+    assert budgets.fits(100, 1_800_000, budgets.DEVICES[0])["est_tick_ms"] == pytest.approx(10.0)
     counted = budgets.fits(10**9, 1, budgets.DEVICES[0], counted=(90_000, 4096))
-    assert counted["source"] == "counted" and counted["fits"] and counted["est_update_ms"] == pytest.approx(0.5)
+    assert counted["source"] == "counted" and counted["fits"] and counted["est_tick_ms"] == pytest.approx(0.5)
     with pytest.raises(ValueError, match="budget_kib"):
         budgets.custom_device(0)
 
@@ -431,7 +431,7 @@ def test_profile_command_json_schema(tmp_path, capsys, pretrained):
     out = capsys.readouterr().out
     assert out.startswith("| method |") and "custom 64 KiB" in out
     res = json.loads(path.read_text())
-    assert set(res) == SCHEMA_KEYS and res["schema"] == 3
+    assert set(res) == SCHEMA_KEYS and res["schema"] == 4
     c_rows = [] if "skipped" in res["c_export"] else ["kbt-c", "rls-c"]
     assert [m["method"] for m in res["methods"]] == ["pretrained", "kbt", "kbt-softmax", "rls", *c_rows,
                                                     "retrain-10", "blob-10"]
@@ -457,6 +457,13 @@ def test_profile_command_json_schema(tmp_path, capsys, pretrained):
     assert allocs["kbt_softmax_update_kernel_inside"] == 0
     assert "kbt: observe p50 " in out and "Numba allocations per call: observe() " in out
     assert "(inside the fused kernels: 0)" in out
+    # --quick retrains with 5 epochs: said in the rows and in a note; the device time is one tick (act + observe)
+    assert "| retrain-10 (5 ep) |" in out and "5 epochs per update in this run (--quick)" in out
+    for m in res["methods"]:
+        for b, dev in zip(m["budgets"], res["devices"]):
+            if b["source"] == "flops" and dev["clock_mhz"]:
+                tick = (m["flops_update"] or 0) + m["flops_inference"]
+                assert b["est_tick_ms"] == pytest.approx(tick / (dev["clock_mhz"] * 1e3))
     if c_rows:
         host = res["c_export"]["kbt"]["host"]
         assert host["allocations_per_call"] == 0 and host["observe_us"]["calls"] == 50

@@ -12,7 +12,8 @@ from sim.loops.deploy import FALLBACKS, LABEL_MODES, STREAMS
 from sim.world.cartpole import SYSTEMS
 
 HELP = "run a controller in the closed loop"
-OUTPUTS = (("--json", "json", "file"), ("--save-state", "save_state", "file"))
+OUTPUTS = (("--json", "json", "file"), ("--save-state", "save_state", "file"), ("--csv", "csv", "file"),
+           ("--plot", "plot", "file"), ("--frames", "frames", "dir"))
 MEMORY = ("retrain", "blob")
 
 
@@ -37,7 +38,13 @@ def add_arguments(p):
     g.add_argument("--epochs", type=int, default=100, help="epochs over the memory per sample (default 100)")
     g.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: retrain 1e-3, blob 3e-3)")
     _add_deployment_args(p.add_argument_group("deployment (learning methods)"))
+    p.add_argument("--csv", metavar="PATH", help="learning methods: write every checkpoint as CSV, one line per "
+                                                 "trial and checkpoint (default: not written)")
+    p.add_argument("--plot", metavar="PATH", help="learning methods: draw success, predictive std and learned noise "
+                                                  "against samples as PNG (default: not drawn)")
     p.add_argument("--view", action="store_true", help="watch the run in a pygame window")
+    p.add_argument("--frames", metavar="DIR", help="with --view: render off-screen and save every frame as PNG "
+                                                   "into DIR, no window needed (default: no frames saved)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
 
 
@@ -82,7 +89,7 @@ def flag_methods():
     ``check_state_args``)."""
     table = {dest: fl.LEARNERS for dest in ("samples", "trials", "sigma_data", "stream", "period_ms", "fault_rate",
                                             "outlier_rate", "fallback", "labels", "ask_above", "label_rate",
-                                            "change", "progress")}
+                                            "change", "progress", "csv", "plot")}
     table.update({dest: fl.STATEFUL for dest in ("head_layers", "prior_var", "obs_noise", "allow_prior")})
     # the Gaussian force head's own settings, the transformer-feature inputs, the softmax head's update
     force = ("kbt", "rls", "kbt-c", "rls-c")
@@ -106,7 +113,9 @@ def check(args):
         fl.check_int("--capacity", args.capacity, 1, 100_000)
         fl.check_int("--epochs", args.epochs, 1, 100_000)
         fl.check_real("--lr", args.lr, 0.0, 10.0, low_open=True)
-    if args.view and fl.no_display():
+    if args.frames is not None and not args.view:
+        raise ValueError("--frames: renders the view off-screen; give it with --view")
+    if args.view and args.frames is None and fl.no_display():
         raise ValueError(f"--view: no display to open a window on ({fl.no_display()}); run without --view, "
                          "or watch off-screen with kbt view --frames DIR")
 
@@ -175,5 +184,6 @@ def _evaluate_fixed(args, task, name):
     if args.view:
         from sim.view.live import watch
 
-        watch(controller, task, method=args.method, seconds=None, seed=args.seed)
+        watch(controller, task, method=args.method, seconds=None, seed=args.seed, frames_dir=args.frames,
+              headless=args.frames is not None)
     return 0

@@ -140,7 +140,21 @@ def run_trials(args, task, name):
             "success_per_trial": succ, "downweighted_per_trial": downweighted, "changes_per_trial": changes,
             "corrupt_per_trial": [dict(zip(("labels", "shift_N", "bound_N"), t)) for t in corrupt],
             "per_trial": per_trial})
+    _write_files(args, per_trial, [trial_seed(args.seed, t) for t in range(args.trials)],
+                 f"{args.method} on {name}, {args.trials} trials (mean, band = min..max)")
     return 0
+
+
+def _write_files(args, per_trial, seeds, title):
+    """--csv and --plot."""
+    from sim.cli.run_files import write_csv, write_plot
+
+    if args.csv:
+        write_csv(args.csv, per_trial, seeds)
+        print(f"wrote {args.csv}")
+    if args.plot:
+        write_plot(args.plot, per_trial, title)
+        print(f"wrote {args.plot}")
 
 
 # ---------------------------------------------------------------- one run
@@ -160,6 +174,7 @@ def run_learning(args, task, name):
             "fallback": cfg.fallback, "resumed": resumed, "success_rate": res.rows[-1]["success_rate"],
             "checkpoints": res.rows, **res.summary(),
         })
+    _write_files(args, [res.rows], [args.seed], f"{args.method} on {name}")
     return 0
 
 
@@ -197,7 +212,7 @@ def _deploy_with_table(args, task, controller, cfg):
             return True if view is None else view.tick(state, force, res)
 
         if args.view:
-            view = _LiveView(task, controller, cfg, args.method)
+            view = _LiveView(task, controller, cfg, args.method, args.frames)
         try:
             with stop:
                 res = run_deployment(controller, task, cfg, on_checkpoint=on_checkpoint, on_tick=on_tick)
@@ -218,10 +233,10 @@ class _LiveView:
     """``kbt run --view``: the viewer once per tick, with the strip chart's figures measured at
     the state the force was computed for, against the expert of the plant in force."""
 
-    def __init__(self, task, controller, cfg, method):
+    def __init__(self, task, controller, cfg, method, frames=None):
         from sim.view.live import Viewer
 
-        self.viewer = Viewer(task, method=method)
+        self.viewer = Viewer(task, method=method, headless=frames is not None, frames_dir=frames)
         self.task, self.controller, self.cfg = task, controller, cfg
         self.changes = [c for c in cfg.changes if c.params is not None]
         self.expert, self.plant_at = None, None
