@@ -26,3 +26,17 @@ def test_gymnasium_example_runs(capsys):
     assert len(episodes) == 3
     assert all(ret == "500.0" and success == "True" for _, ret, success in episodes), \
         "KBT adapting inside the environment should balance TARGET"
+
+
+def test_gymnasium_example_pretrained_alone_falls(capsys):
+    """The README's comparison: the same loop with the pre-trained transformer and no learning
+    falls within 100 steps in each of the three episodes."""
+    text = README.read_text()
+    section = text.split("## Gymnasium environments", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    code = code.replace('make_controller("kbt", task)', 'make_controller("pretrained", task)')
+    code = code.replace("        kbt.observe(state, expert.act(state))\n", "")
+    assert "observe" not in code and '"pretrained"' in code
+    exec(compile(code, "README.md (Gymnasium environments, pre-trained only)", "exec"), {})
+    episodes = [line.split() for line in capsys.readouterr().out.split("\n") if line.strip()]
+    assert len(episodes) == 3 and all(float(ret) < 100 and success == "False" for _, ret, success in episodes)
