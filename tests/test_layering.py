@@ -263,3 +263,36 @@ def test_checker_catches_upward_imports(tmp_path):
                 "firmware_profile/bad.py", "firmware_profile/bad2.py"):
         (tmp_path / rel).unlink()
     assert upward_imports(tmp_path) == []
+
+
+MAX_MODULE_LINES = 500
+MAX_FUNCTION_LINES = 60
+
+
+def oversized(root: Path, package="sim"):
+    """``path: ...`` for every module of ``package`` over MAX_MODULE_LINES lines and every
+    function over MAX_FUNCTION_LINES (docstring included)."""
+    found = []
+    for path in sorted((root / package).rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        rel = path.relative_to(root).as_posix()
+        if len(text.splitlines()) > MAX_MODULE_LINES:
+            found.append(f"{rel}: {len(text.splitlines())} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                n = node.end_lineno - node.lineno + 1
+                if n > MAX_FUNCTION_LINES:
+                    found.append(f"{rel}:{node.lineno}: {node.name} is {n} lines")
+    return found
+
+
+def test_sim_modules_and_functions_stay_small():
+    found = oversized(ROOT)
+    assert not found, f"over {MAX_MODULE_LINES} lines a module or {MAX_FUNCTION_LINES} a function:\n" + "\n".join(found)
+
+
+def test_size_checker_catches_a_long_function(tmp_path):
+    (tmp_path / "sim").mkdir()
+    body = "\n".join(f"    x{i} = {i}" for i in range(61))
+    (tmp_path / "sim" / "m.py").write_text(f"def f():\n{body}\n\n\ndef g():\n    return 1\n")
+    assert oversized(tmp_path) == ["sim/m.py:1: f is 62 lines"]

@@ -86,14 +86,8 @@ def run_jobs(fn, jobs, *, workers=1, scheduler=None, label="trials", progress=Tr
     """
     jobs, workers = _check_args(fn, jobs, workers, scheduler, label, progress, store)
     keys = _store_keys(store, jobs)
-    out = [None] * len(jobs)
-    todo = []
-    for i in range(len(jobs)):
-        result = store.load(keys[i]) if store is not None else None
-        if result is None:
-            todo.append(i)
-        else:
-            out[i] = result
+    out = [store.load(keys[i]) if store is not None else None for i in range(len(jobs))]
+    todo = [i for i, result in enumerate(out) if result is None]
     names = [keys[i] if keys is not None else _short(repr(job)) for i, job in enumerate(jobs)]
     with Progress(len(jobs), label, enabled=progress) as bar:
         if len(todo) < len(jobs):

@@ -169,8 +169,7 @@ def pretrain_swingup(config: TransformerConfig | None = None, *, system: CartPol
     eval_seed = int(root.integers(1, 2**31))
     policy = TransformerPolicy(config, tf.init_params(config, init_rng))
     start = time.perf_counter()
-    # held out: clean expert episodes, for the force RMSE
-    val_states, val_forces = collect(task, expert, r.n_val_episodes, val_rng)
+    val_states, val_forces = collect(task, expert, r.n_val_episodes, val_rng)    # held out, for the RMSE
     # 1. noisy expert rollouts
     sigmas = data_rng.choice(np.asarray(r.noise_levels), size=r.expert_episodes)
     data = [collect(task, expert, r.expert_episodes, data_rng, noise_std=sigmas)]

@@ -250,45 +250,53 @@ def draw_chart(surface, rect, chart, *, noise=None, samples=None, font=None):
     surface.set_clip(rect)
     try:
         surface.fill(c["background"], rect)
-        # band: one polygon per run of ticks with a known std
-        std, force = data["std"], data["force"]
-        for a, b in _runs(np.isfinite(std) & np.isfinite(force)):
-            top = [(cols[i], value_to_row(force[i] + 2 * std[i], lim, plot)) for i in range(a, b)]
-            bot = [(cols[i], value_to_row(force[i] - 2 * std[i], lim, plot)) for i in range(b - 1, a - 1, -1)]
-            if b - a == 1:
-                pygame.draw.line(surface, c["band"], top[0], bot[0], 1)
-            else:
-                pygame.draw.polygon(surface, c["band"], top + bot)
-        # take-over marks at the foot of the plot
-        for a, b in _runs(data["pilot"]):
-            x0 = cols[a] - (1 if b - a == 1 else 0)
-            pygame.draw.rect(surface, c["pilot"], pygame.Rect(x0, plot.bottom - PILOT_H,
-                                                              max(cols[b - 1] - x0 + 1, 2), PILOT_H))
-        # axes and zero line
-        pygame.draw.line(surface, c["zero"], (plot.left, value_to_row(0.0, lim, plot)),
-                         (plot.right - 1, value_to_row(0.0, lim, plot)), 1)
-        for v in (lim, -lim):
-            y = value_to_row(v, lim, plot)
-            pygame.draw.line(surface, c["axis"], (plot.left, y), (plot.right - 1, y), 1)
-        pygame.draw.line(surface, c["axis"], (plot.left, plot.top), (plot.left, plot.bottom - 1), 1)
+        _draw_band_and_marks(surface, plot, cols, data, lim)
+        _draw_axes(surface, rect, plot, font, lim, chart.seconds)
         # the applied force, then the expert's on top (thinner, so both show where they agree)
         for key, colour, width in (("force", c["force"], 4), ("expert", c["expert"], 2)):
             vals = data[key]
             for a, b in _runs(np.isfinite(vals)):
                 _line(surface, colour, [(cols[i], value_to_row(vals[i], lim, plot)) for i in range(a, b)], width)
-        # axis labels
-        for v, label in ((lim, f"{lim:+g} N"), (0.0, "0"), (-lim, f"{-lim:+g} N")):
-            img = font.render(label, True, c["text"])
-            y = value_to_row(v, lim, plot) - img.get_height() // 2
-            surface.blit(img, (plot.left - 6 - img.get_width(), min(max(y, rect.top), rect.bottom - img.get_height())))
-        for text, x in ((f"-{chart.seconds:g} s", plot.left), ("now", plot.right - 1)):
-            img = font.render(text, True, c["text"])
-            surface.blit(img, (min(max(x - img.get_width() // 2, rect.left), rect.right - img.get_width()),
-                               plot.bottom + 4))
         lines = _draw_panel(surface, panel, font, data, noise, samples)
     finally:
         surface.set_clip(old_clip)
     return lines
+
+
+def _draw_band_and_marks(surface, plot, cols, data, lim):
+    """The +-2 sigma band (one polygon per run of ticks with a known std) and the take-over marks."""
+    c = CHART_COLORS
+    std, force = data["std"], data["force"]
+    for a, b in _runs(np.isfinite(std) & np.isfinite(force)):
+        top = [(cols[i], value_to_row(force[i] + 2 * std[i], lim, plot)) for i in range(a, b)]
+        bot = [(cols[i], value_to_row(force[i] - 2 * std[i], lim, plot)) for i in range(b - 1, a - 1, -1)]
+        if b - a == 1:
+            pygame.draw.line(surface, c["band"], top[0], bot[0], 1)
+        else:
+            pygame.draw.polygon(surface, c["band"], top + bot)
+    for a, b in _runs(data["pilot"]):          # take-over marks at the foot of the plot
+        x0 = cols[a] - (1 if b - a == 1 else 0)
+        pygame.draw.rect(surface, c["pilot"], pygame.Rect(x0, plot.bottom - PILOT_H,
+                                                          max(cols[b - 1] - x0 + 1, 2), PILOT_H))
+
+
+def _draw_axes(surface, rect, plot, font, lim, seconds):
+    """Zero line, the +-limit lines, the time axis and their labels."""
+    c = CHART_COLORS
+    pygame.draw.line(surface, c["zero"], (plot.left, value_to_row(0.0, lim, plot)),
+                     (plot.right - 1, value_to_row(0.0, lim, plot)), 1)
+    for v in (lim, -lim):
+        y = value_to_row(v, lim, plot)
+        pygame.draw.line(surface, c["axis"], (plot.left, y), (plot.right - 1, y), 1)
+    pygame.draw.line(surface, c["axis"], (plot.left, plot.top), (plot.left, plot.bottom - 1), 1)
+    for v, label in ((lim, f"{lim:+g} N"), (0.0, "0"), (-lim, f"{-lim:+g} N")):
+        img = font.render(label, True, c["text"])
+        y = value_to_row(v, lim, plot) - img.get_height() // 2
+        surface.blit(img, (plot.left - 6 - img.get_width(), min(max(y, rect.top), rect.bottom - img.get_height())))
+    for text, x in ((f"-{seconds:g} s", plot.left), ("now", plot.right - 1)):
+        img = font.render(text, True, c["text"])
+        surface.blit(img, (min(max(x - img.get_width() // 2, rect.left), rect.right - img.get_width()),
+                           plot.bottom + 4))
 
 
 def _draw_panel(surface, panel, font, data, noise, samples):
