@@ -124,6 +124,7 @@ FLAG_NAMES = {
     "prior_var": "--prior-var", "obs_noise": "--obs-noise", "noise": "--noise", "inputs": "--inputs",
     "robust": "--robust", "change_threshold": "--detect", "update": "--update", "stream": "--stream", "fault_rate": "--fault-rate",
     "outlier_rate": "--outlier-rate", "labels": "--labels", "ask_above": "--ask-above", "label_rate": "--label-rate",
+    "probe": "--probe", "probe_memory": "--probe-memory", "probe_max": "--probe-max",
     "task": "--task", "every": "--every", "gated": "--gated", "ticks": "--samples",
     "scheduler": "--scheduler", "resume": "--resume",
     "fallback": "--fallback", "jobs": "--jobs", "methods": "--methods", "steps": "--steps", "batch": "--batch",
@@ -203,6 +204,8 @@ def _flag_methods(command):
     table.update(inputs=("kbt", "kbt-c"), update=("kbt-softmax",))
     table.update({dest: memory for dest in ("capacity", "epochs", "lr")})
     table.update(design_for=("lqr", "expert"), weights=tuple(m for m in METHODS if m not in ("lqr", "expert")))
+    # probing needs an epistemic std (not retraining or BLoB)
+    table.update({dest: STATEFUL for dest in ("probe", "probe_memory", "probe_max")})
     return table
 
 
@@ -304,6 +307,13 @@ def _check_run_args(args, given):
         _check_real("--label-rate", args.label_rate, 0.0, 1.0, low_open=True)
         if args.labels != "always" and args.stream != "onpolicy":
             raise ValueError(f"--labels: {args.labels} means the expert takes over some ticks; it needs --stream onpolicy")
+        _check_real("--probe", args.probe, 0.0, 100.0)
+        _check_real("--probe-memory", args.probe_memory, 1.0, 1e6)
+        _check_real("--probe-max", args.probe_max, 0.0, 1e3, low_open=True)
+        for dest in ("probe", "probe_memory", "probe_max"):
+            if dest in given and args.stream != "onpolicy":
+                raise ValueError(f"{given[dest]}: probing excites the states the controller visits; "
+                                 "it needs --stream onpolicy")
         if args.labels == "uncertain" and args.method in ("retrain", "blob"):
             raise ValueError(f"--labels: uncertain needs an epistemic variance; {args.method} has none "
                              "(use kbt, kbt-softmax or rls)")
@@ -341,7 +351,7 @@ def _check_view_args(args, given):
 
 
 def _check_experiment_args(args, given):
-    deployed = ("ask_above", "gated", "task", "every")
+    deployed = ("ask_above", "gated", "task", "every", "probe")
     unused = {"fig3": ("sigma_data",) + deployed, "fig4": ("sigma_data",) + deployed,
               "fig5": ("trials", "episodes", "methods", "epochs", "lr") + deployed,
               "calibration": deployed, "onpolicy": ("sigma_data",),
@@ -369,6 +379,7 @@ def _check_experiment_args(args, given):
     _check_real("--lr", args.lr, 0.0, 10.0, low_open=True)
     _check_real("--sigma-data", args.sigma_data, 0.0, 1e6)
     _check_real("--ask-above", args.ask_above, 0.0, 1e6, low_open=True)
+    _check_real("--probe", args.probe, 0.0, 100.0)
     _check_int("--every", args.every, 1, MAX_SAMPLES)
 
 
@@ -639,7 +650,8 @@ def _deploy_config(args, trial=None):
                         changes=tuple(getattr(args, "_changes", ())),
                         fault_rate=args.fault_rate, fallback=args.fallback, sigma_data=args.sigma_data,
                         outlier_rate=args.outlier_rate, start=start, data_start=data_start, labels=args.labels,
-                        ask_above=args.ask_above, label_rate=args.label_rate)
+                        ask_above=args.ask_above, label_rate=args.label_rate, probe=args.probe,
+                        probe_memory=args.probe_memory, probe_max=args.probe_max)
 
 
 # ---------------------------------------------------------------- resuming a saved run
@@ -889,6 +901,11 @@ def _who_labels(cfg):
     return f"the expert takes over (acts and labels) at random ticks, probability {cfg.label_rate:g}"
 
 
+def _probe_record(cfg, task):
+    """The probing settings of a run, for its JSON (gain 0: no probing)."""
+    return {"probe": cfg.probe_gain(task), "probe_memory": cfg.probe_memory, "probe_max_N": cfg.probe_max}
+
+
 def _corrupt_line(n, shift, bound):
     """The corrupt labels' effect: the largest shift of the predicted force one made, against its bound."""
     if not bound:
@@ -936,6 +953,7 @@ def _run_trials(args, task, name):
     if args.json:
         _write_json(args.json, {"method": args.method, "system": name, "episodes": args.episodes, "seed": args.seed,
                                 "trials": args.trials, "samples": args.samples, "stream": args.stream,
+                                **_probe_record(_deploy_config(args), task),
                                 "trial_seeds": [trial_seed(args.seed, t) for t in range(args.trials)],
                                 "checkpoints": marks, "success_rate": succ[:, -1].mean(),
                                 "success_per_trial": succ, "downweighted_per_trial": downweighted,
@@ -1019,7 +1037,7 @@ def _run_learning(args, task, name):
         _write_json(args.json, {
             "method": args.method, "system": name, "episodes": cfg.episodes, "seed": args.seed,
             "samples": cfg.samples, "start": cfg.start, "stream": cfg.stream, "fault_rate": cfg.fault_rate,
-            "fallback": cfg.fallback,
+            "fallback": cfg.fallback, **_probe_record(cfg, task),
             "resumed": resumed, "success_rate": last["success_rate"], "checkpoints": res.rows, **s,
         })
     return 0
@@ -1163,7 +1181,8 @@ def _experiment_deployed(args, jobs):
     from sim.report_deployed import format_summary, write_deployed
 
     kw = {k: v for k, v in (("trials", args.trials), ("ticks", args.samples), ("seed", args.seed),
-                            ("episodes", args.episodes), ("ask_above", args.ask_above), ("every", args.every))
+                            ("episodes", args.episodes), ("ask_above", args.ask_above), ("every", args.every),
+                            ("probe", args.probe))
           if v is not None}
     if args.methods:
         kw["methods"] = tuple(args.methods)
@@ -1446,6 +1465,14 @@ def build_parser():
                    help="--labels uncertain: epistemic standard deviation (N) above which the expert takes over (default 1)")
     g.add_argument("--label-rate", type=float, default=0.5,
                    help="--labels random: probability per tick that the expert takes over, in (0, 1] (default 0.5)")
+    g.add_argument("--probe", type=float, default=None, metavar="K",
+                   help="on-policy stream: add K x (epistemic std) x a slow unit Gaussian to the learner's force, "
+                        "to excite the directions the visited states leave unlearned; 0: off "
+                        "(default: 1 on balance, 0 on swing-up; docs/onpolicy.md)")
+    g.add_argument("--probe-memory", type=float, default=10.0, metavar="TICKS",
+                   help="--probe: correlation time of the probing signal in ticks, >= 1; 1: white (default 10)")
+    g.add_argument("--probe-max", type=float, default=5.0, metavar="N",
+                   help="--probe: largest probing force (N), > 0 (default 5)")
     g.add_argument("--fallback", choices=FALLBACKS, default="hold",
                    help="on a non-finite reading: hold the last force, or LQR on the last good reading")
     g.add_argument("--save-state", metavar="PATH",
@@ -1530,6 +1557,9 @@ def build_parser():
                         "the stream and the held-out labels (default 0)")
     p.add_argument("--ask-above", type=float, default=None,
                    help="onpolicy: epistemic std (N) above which the expert takes over for the gated variants (default 1)")
+    p.add_argument("--probe", type=float, default=None, metavar="K",
+                   help="onpolicy, swingup: probing gain on the learners' on-policy actions, K x epistemic std "
+                        "(default: 1 on balance, 0 on swing-up; 0: off)")
     p.add_argument("--every", type=int, default=None,
                    help="onpolicy, swingup: checkpoint spacing in ticks (default 20; swingup 100; --quick 25)")
     p.add_argument("--gated", nargs="*", default=None, metavar="M",

@@ -417,11 +417,16 @@ class _Loop:
         pilot = False
         if np.all(np.isfinite(reading)):
             pilot, epi = self._pilot_asked(reading)
-            force = act_one(self.expert if pilot else self.controller, reading)
+            probing = self.probe_gain and not pilot
+            if probing and epi is None and callable(getattr(self.controller, "act_split", None)):
+                force, q = self.controller.act_split(reading)        # one input map for both
+                epi = float(np.sqrt(q))
+            else:
+                force = act_one(self.expert if pilot else self.controller, reading)
             if not np.isfinite(force):
                 res.action_faults += 1
                 force = fallback(reading)
-            elif not pilot and self.probe_gain:
+            elif probing:
                 u_max = self.task.params.u_max
                 force = float(np.clip(force + self._probe(reading, epi), -u_max, u_max))
                 res.probe_ticks += 1

@@ -57,6 +57,8 @@ class OnPolicySpec:
     trials, ticks, every, episodes, seed : trial count, ticks per trial,
         checkpoint spacing (ticks), evaluation episodes per checkpoint, base seed
     ask_above : float  the epistemic standard deviation (N) above which the expert takes over
+    probe : float      gain of the probing force on the learner's on-policy actions
+        (``sim.deploy.DeployConfig.probe``), >= 0; None: the task's default (balance 1, swing-up 0)
     """
 
     methods: tuple = ONPOLICY_METHODS
@@ -69,6 +71,7 @@ class OnPolicySpec:
     episodes: int = 100
     seed: int = 0
     ask_above: float = 1.0
+    probe: float | None = None
     settings: MethodSettings = MethodSettings()
 
     def __post_init__(self):
@@ -89,6 +92,8 @@ class OnPolicySpec:
             check_int(name, getattr(self, name), low=1)
         check_int("seed", self.seed, low=0)
         check_positive("ask_above", self.ask_above)
+        if self.probe is not None:
+            check_positive("probe", self.probe, allow_zero=True)
 
     @classmethod
     def quick(cls, **kw):
@@ -139,7 +144,7 @@ def _onpolicy_job(args):
     controller = make_controller(method, task, spec.settings, seed=trial)
     cfg = DeployConfig(samples=spec.ticks, stream="iid" if iid else "onpolicy", episodes=spec.episodes,
                        seed=_trial_seed(spec, trial), labels=labels or "always", ask_above=spec.ask_above, label_rate=label_rate or 0.5,
-                       checkpoints=tuple(spec.marks()))
+                       probe=spec.probe, checkpoints=tuple(spec.marks()))
     res = run_deployment(controller, task, cfg)
     rows = res.rows
     lat = np.asarray(res.update_seconds)
@@ -173,6 +178,7 @@ def run_onpolicy(spec: OnPolicySpec, jobs=1, progress=True, scheduler=None, stor
     ``random`` trials run after the ``uncertain`` ones, with the label rate
     of the matching ``uncertain`` trial (labels / ticks).
     """
+    from sim.deploy import DeployConfig
     from sim.trials import run_jobs
 
     jobs = check_int("jobs", jobs, low=1)
@@ -190,6 +196,7 @@ def run_onpolicy(spec: OnPolicySpec, jobs=1, progress=True, scheduler=None, stor
                             progress=progress, store=store)
     out = {"experiment": "swingup" if spec.task == "swingup" else "onpolicy", "task": spec.task,
            "seed": spec.seed, "trials": spec.trials, "ticks": spec.ticks, "episodes": spec.episodes, "ask_above": spec.ask_above,
+           "probe": DeployConfig(stream="onpolicy", probe=spec.probe).probe_gain(_task(spec)),
            "checkpoints": spec.marks(), "variants": {}}
     for v in spec.variants():
         runs = sorted((r for r in results if r[0] == v), key=lambda r: r[1])
