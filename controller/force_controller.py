@@ -7,6 +7,7 @@ this class gives them ``act``, ``observe``, ``predict``, ``predict_split``,
 the state files and the JIT warm-up.
 
     act(s)        the predictive mean force mu(s)
+    act_split(s)  (mu, q) at one state: the action and its epistemic variance
     predict(s)    (mu, q + R): mean and total predictive variance (N^2)
     predict_split (mu, R, q): aleatoric (label noise) and epistemic (weights) parts
     observe(s, f) one update (True: learned; a far label with a small robust weight)
@@ -80,6 +81,18 @@ class ForceController:
             return float(self.head.mean(self.inputs(s[None, :]))[0])
         S = as_float_array("states", states, (None, 4))
         return self.head.mean(self.inputs(S))
+
+    def act_split(self, state):
+        """(mean force, epistemic variance q) at one state (4,), from one input map: the
+        deployed loop's action and the size of its probing force (``sim.deploy``). With the
+        Numba kernels, q = z~^T P z~ on the z~ the fused ``act`` kernel just wrote."""
+        s = as_state(state)
+        if self.head.uses_numba:
+            mu = self._act_kernel(s)
+            zt, P = self._zt, self._head_state[1]
+            return float(mu), max(float(zt @ (P @ zt)), 0.0)
+        mu, _, q = self.predict_split(s[None, :])
+        return float(mu[0]), float(q[0])
 
     def predict_split(self, states):
         """Mean force, aleatoric variance R and epistemic variance q per state, each (N,)."""

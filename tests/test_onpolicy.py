@@ -6,7 +6,7 @@ import pytest
 
 from sim.world.cartpole import TARGET
 from sim.loops.deploy import DeployConfig, epistemic_std, run_deployment
-from sim.experiments.onpolicy import OnPolicySpec, labels_to_reach, run_onpolicy, swingup_spec
+from sim.experiments.offline.onpolicy import OnPolicySpec, labels_to_reach, run_onpolicy, swingup_spec
 from sim.loops.methods import make_controller
 
 
@@ -117,3 +117,118 @@ def test_small_onpolicy_run_is_deterministic_and_complete(tmp_path):
         unc = a["variants"]["kbt+uncertain"]["labels"][t][-1]
         assert a["variants"]["kbt+random"]["label_rate"][t] == pytest.approx(max(unc, 1) / 40)
     assert a["variants"]["kbt"]["labels"][0] == [0, 20, 40]
+
+
+# ---------------------------------------------------------------- probing (persistent excitation)
+from sim.loops.deploy import probe_force  # noqa: E402
+from sim.world.task import BALANCE, SWINGUP, as_task  # noqa: E402
+
+
+def test_probe_force_follows_the_epistemic_std_and_stays_in_its_limits():
+    task, s = as_task(TARGET), np.zeros(4)
+    # proportional to the epistemic std (and the gain, and the signal) while below the cap
+    assert probe_force(0.5, 2.0, 1.0, 5.0, s, task) == pytest.approx(1.0)
+    assert probe_force(0.5, 4.0, 1.0, 5.0, s, task) == pytest.approx(2.0)
+    assert probe_force(-0.5, 4.0, 0.5, 5.0, s, task) == pytest.approx(-1.0)
+    assert probe_force(1.0, 0.0, 1.0, 5.0, s, task) == 0.0          # a known state is not probed
+    # never above the cap
+    assert probe_force(3.0, 100.0, 1.0, 5.0, s, task) == 5.0
+    assert probe_force(-3.0, 100.0, 1.0, 5.0, s, task) == -5.0
+    # none beyond half of a failure bound
+    near_edge_x = np.array([0.51 * task.x_limit, 0, 0, 0])
+    near_edge_theta = np.array([0, 0, -0.51 * task.theta_limit, 0])
+    assert probe_force(1.0, 3.0, 1.0, 5.0, near_edge_x, task) == 0.0
+    assert probe_force(1.0, 3.0, 1.0, 5.0, near_edge_theta, task) == 0.0
+
+
+class _Recorder:
+    """The controller, recording (state, mean force, epistemic std) at each of its single-state actions."""
+
+    def __init__(self, inner):
+        self.inner, self.seen = inner, []
+
+    def act_split(self, s):
+        mu, q = self.inner.act_split(s)
+        self.seen.append((np.array(s), mu, np.sqrt(q)))
+        return mu, q
+
+    def act(self, s):
+        return self.inner.act(s)
+
+    def predict_split(self, S):
+        return self.inner.predict_split(S)
+
+    def observe(self, s, f):
+        return self.inner.observe(s, f)
+
+
+@pytest.mark.parametrize("method", ["kbt", "rls"])
+def test_probing_size_follows_the_std_within_limits_and_is_seeded(method):
+    forces = []
+    rec = _Recorder(make_controller(method, TARGET))
+    cfg = DeployConfig(samples=120, episodes=2, stream="onpolicy", probe=1.0, probe_max=2.0, seed=3)
+    res = run_deployment(rec, TARGET, cfg, on_tick=lambda s, f, r: forces.append(f))
+    assert res.probe_ticks == res.ticks == 120 and res.plant_failures == 0
+    d = np.array(forces) - np.array([mu for _, mu, _ in rec.seen])
+    std = np.array([e for _, _, e in rec.seen])
+    assert np.all(np.abs(forces) <= TARGET.u_max)
+    assert np.all(np.abs(d) <= 2.0 + 1e-12)                        # the cap
+    assert np.all(np.abs(d) <= 1.0 * std * 5.0)                    # k x std x xi, |xi| < 5
+    assert np.std(d) > 0.05                                        # it does probe
+    # the size follows the std: the probe shrinks as the head learns
+    assert np.mean(np.abs(d[-40:])) < np.mean(np.abs(d[:40]))
+    # the same seed, the same probing; another seed, other probing
+    again = []
+    run_deployment(make_controller(method, TARGET), TARGET, cfg, on_tick=lambda s, f, r: again.append(f))
+    assert again == forces
+    other = []
+    run_deployment(make_controller(method, TARGET), TARGET, DeployConfig(**{**cfg.__dict__, "seed": 4}),
+                   on_tick=lambda s, f, r: other.append(f))
+    assert other != forces
+
+
+def test_probe_off_and_iid_stream_act_with_the_mean_force():
+    for cfg in (DeployConfig(samples=50, episodes=2, stream="onpolicy", probe=0.0),
+                DeployConfig(samples=50, episodes=2, stream="iid", probe=1.0)):
+        forces, c = [], make_controller("kbt", TARGET)
+        res = run_deployment(c, TARGET, cfg, on_tick=lambda s, f, r: forces.append(f))
+        assert res.probe_ticks == 0
+    assert DeployConfig(stream="iid").probe_gain(TARGET) == 0.0
+    # the default: on for balancing, off for the swing-up task (not measured there)
+    assert DeployConfig(stream="onpolicy").probe_gain(BALANCE) == 1.0
+    assert DeployConfig(stream="onpolicy").probe_gain(SWINGUP) == 0.0
+    assert DeployConfig(stream="onpolicy", probe=0.3).probe_gain(SWINGUP) == 0.3
+
+
+def test_probe_settings_validated():
+    for kw, name in (({"probe": -0.1}, "probe"), ({"probe_memory": 0.5}, "probe_memory"),
+                     ({"probe_max": 0.0}, "probe_max")):
+        with pytest.raises(ValueError, match=name):
+            DeployConfig(stream="onpolicy", **kw)
+    with pytest.raises(ValueError, match="probe"):
+        OnPolicySpec(probe=-1.0)
+
+
+@pytest.mark.parametrize("method", ["kbt", "rls"])
+def test_act_split_is_act_and_predict_split(method):
+    c = make_controller(method, TARGET)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        c.observe(rng.uniform(-0.05, 0.05, 4), rng.normal())
+    for s in rng.uniform(-0.1, 0.1, (4, 4)):
+        mu, q = c.act_split(s)
+        m, _, e = c.predict_split(s[None])
+        assert mu == pytest.approx(c.act(s), abs=1e-9) and q == pytest.approx(e[0], rel=1e-9)
+
+
+def test_probing_rescues_an_under_excited_on_policy_run():
+    """A tuning seed whose visited states leave the read-out unlearned: without probing
+    the learned controller fails the evaluation episodes; with the default probing it
+    succeeds, and the deployed plant never falls either way (docs/onpolicy.md)."""
+    out = {}
+    for probe in (0.0, None):
+        cfg = DeployConfig(samples=400, episodes=20, stream="onpolicy", seed=120, probe=probe, checkpoints=(400,))
+        res = run_deployment(make_controller("kbt", TARGET), TARGET, cfg)
+        out[probe] = res.rows[-1]["success_rate"]
+        assert res.plant_failures == 0
+    assert out[0.0] < 0.5 and out[None] == 1.0

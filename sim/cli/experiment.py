@@ -56,6 +56,9 @@ def add_arguments(p):
     p.add_argument("--ask-above", type=float, default=None,
                    help="onpolicy: epistemic std (N) above which the expert takes over for the gated variants "
                         "(default 1)")
+    p.add_argument("--probe", type=float, default=None, metavar="K",
+                   help="onpolicy, swingup: probing gain on the learners' on-policy actions, K x epistemic std "
+                        "(default: 1 on balance, 0 on swing-up; 0: off)")
     p.add_argument("--every", type=int, default=None,
                    help="onpolicy, swingup: checkpoint spacing in ticks (default 20; swingup 100; --quick 25)")
     p.add_argument("--gated", nargs="*", default=None, metavar="M",
@@ -69,7 +72,7 @@ def add_arguments(p):
 
 
 #: per experiment, the flags it has no use for
-_DEPLOYED = ("ask_above", "gated", "task", "every")
+_DEPLOYED = ("ask_above", "gated", "task", "every", "probe")
 UNUSED = {"fig3": ("sigma_data", "fig5_method") + _DEPLOYED, "fig4": ("sigma_data", "fig5_method") + _DEPLOYED,
           "fig5": ("trials", "episodes", "methods", "epochs", "lr") + _DEPLOYED,
           "calibration": ("fig5_method",) + _DEPLOYED, "onpolicy": ("sigma_data", "fig5_method"),
@@ -100,6 +103,7 @@ def check(args):
     fl.check_real("--lr", args.lr, 0.0, 10.0, low_open=True)
     fl.check_real("--sigma-data", args.sigma_data, 0.0, 1e6)
     fl.check_real("--ask-above", args.ask_above, 0.0, 1e6, low_open=True)
+    fl.check_real("--probe", args.probe, 0.0, 100.0)
     fl.check_int("--every", args.every, 1, fl.MAX_SAMPLES)
 
 
@@ -182,7 +186,7 @@ def _deployed(args, jobs):
     from sim.experiments import onpolicy as ex
     from sim.experiments.report_deployed import format_summary, write_deployed
 
-    kw = _given(args, "trials", "seed", "episodes", "ask_above", "every")
+    kw = _given(args, "trials", "seed", "episodes", "ask_above", "every", "probe")
     if args.samples is not None:
         kw["ticks"] = args.samples
     if args.methods:

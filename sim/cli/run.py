@@ -8,7 +8,7 @@ from sim.cli import flags as fl
 from sim.cli.flags import check_state_args
 from sim.cli.resume import restore_run_settings
 from sim.cli.run_learning import deploy_config, run_learning, run_trials
-from sim.loops.deploy import FALLBACKS, LABEL_MODES, STREAMS
+from sim.loops.deploy import FALLBACKS, LABEL_MODES, PROBE_DEFAULT, STREAMS
 from sim.world.cartpole import SYSTEMS
 
 HELP = "run a controller in the closed loop"
@@ -72,6 +72,14 @@ def _add_deployment_args(g):
                         "(default 1)")
     g.add_argument("--label-rate", type=float, default=0.5,
                    help="--labels random: probability per tick that the expert takes over, in (0, 1] (default 0.5)")
+    g.add_argument("--probe", type=float, default=None, metavar="K",
+                   help="on-policy stream: add K x (epistemic std) x a slow unit Gaussian to the learner's force, "
+                        "to excite the directions the visited states leave unlearned; 0: off "
+                        "(default: 1 on balance, 0 on swing-up; docs/onpolicy.md)")
+    g.add_argument("--probe-memory", type=float, default=10.0, metavar="TICKS",
+                   help="--probe: correlation time of the probing signal in ticks, >= 1; 1: white (default 10)")
+    g.add_argument("--probe-max", type=float, default=5.0, metavar="N",
+                   help="--probe: largest probing force (N), > 0 (default 5)")
     g.add_argument("--fallback", choices=FALLBACKS, default="hold",
                    help="on a non-finite reading: hold the last force, or LQR on the last good reading")
     g.add_argument("--save-state", metavar="PATH",
@@ -97,6 +105,8 @@ def flag_methods():
     table.update(inputs=("kbt", "kbt-c"), update=("kbt-softmax",))
     table.update({dest: MEMORY for dest in ("capacity", "epochs", "lr")})
     table.update(design_for=("lqr", "expert"), weights=fl.TRANSFORMER_METHODS)
+    # probing needs an epistemic std (not retraining or BLoB)
+    table.update({dest: fl.STATEFUL for dest in ("probe", "probe_memory", "probe_max")})
     return table
 
 
@@ -130,6 +140,18 @@ def _check_learning_args(args):
     fl.check_real("--label-rate", args.label_rate, 0.0, 1.0, low_open=True)
     if args.labels != "always" and args.stream != "onpolicy":
         raise ValueError(f"--labels: {args.labels} means the expert takes over some ticks; it needs --stream onpolicy")
+    fl.check_real("--probe", args.probe, 0.0, 100.0)
+    fl.check_real("--probe-memory", args.probe_memory, 1.0, 1e6)
+    fl.check_real("--probe-max", args.probe_max, 0.0, 1e3, low_open=True)
+    for dest in ("probe", "probe_memory", "probe_max"):
+        if dest in args.given and args.stream != "onpolicy":
+            raise ValueError(f"{args.given[dest]}: probing excites the states the controller visits; "
+                             "it needs --stream onpolicy")
+    gain = PROBE_DEFAULT.get(getattr(args, "task", "balance"), 0.0) if args.probe is None else args.probe
+    for dest in ("probe_memory", "probe_max"):
+        if dest in args.given and gain == 0.0:
+            raise ValueError(f"{args.given[dest]}: shapes the probing force, which is off here "
+                             f"(--probe {gain:g}; give --probe K > 0)")
     if args.labels == "uncertain" and args.method in MEMORY:
         raise ValueError(f"--labels: uncertain needs an epistemic variance; {args.method} has none "
                          "(use kbt, kbt-softmax or rls)")

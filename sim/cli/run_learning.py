@@ -98,7 +98,13 @@ def deploy_config(args, trial=None):
                         changes=tuple(getattr(args, "_changes", ())),
                         fault_rate=args.fault_rate, fallback=args.fallback, sigma_data=args.sigma_data,
                         outlier_rate=args.outlier_rate, start=start, data_start=data_start, labels=args.labels,
-                        ask_above=args.ask_above, label_rate=args.label_rate)
+                        ask_above=args.ask_above, label_rate=args.label_rate, probe=args.probe,
+                        probe_memory=args.probe_memory, probe_max=args.probe_max)
+
+
+def _probe_record(cfg, task):
+    """The probing settings of a run, for its JSON (gain 0: no probing)."""
+    return {"probe": cfg.probe_gain(task), "probe_memory": cfg.probe_memory, "probe_max_N": cfg.probe_max}
 
 
 # ---------------------------------------------------------------- several trials
@@ -135,7 +141,7 @@ def run_trials(args, task, name):
         fl.write_json(args.json, {
             "method": args.method, "system": name, "episodes": args.episodes, "seed": args.seed,
             "trials": args.trials, "samples": args.samples, "stream": args.stream,
-            "trial_seeds": [trial_seed(args.seed, t) for t in range(args.trials)],
+            **_probe_record(deploy_config(args), task), "trial_seeds": [trial_seed(args.seed, t) for t in range(args.trials)],
             "checkpoints": marks, "success_rate": succ[:, -1].mean(),
             "success_per_trial": succ, "downweighted_per_trial": downweighted, "changes_per_trial": changes,
             "corrupt_per_trial": [dict(zip(("labels", "shift_N", "bound_N"), t)) for t in corrupt],
@@ -171,7 +177,7 @@ def run_learning(args, task, name):
         fl.write_json(args.json, {
             "method": args.method, "system": name, "episodes": cfg.episodes, "seed": args.seed,
             "samples": cfg.samples, "start": cfg.start, "stream": cfg.stream, "fault_rate": cfg.fault_rate,
-            "fallback": cfg.fallback, "resumed": resumed, "success_rate": res.rows[-1]["success_rate"],
+            "fallback": cfg.fallback, **_probe_record(cfg, task), "resumed": resumed, "success_rate": res.rows[-1]["success_rate"],
             "checkpoints": res.rows, **res.summary(),
         })
     _write_files(args, [res.rows], [args.seed], f"{args.method} on {name}")

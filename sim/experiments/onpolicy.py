@@ -34,7 +34,7 @@ import numpy as np
 from controller.checks import check_int, check_positive
 from sim.loops.methods import MethodSettings, is_learner, make_controller, parse_method
 from sim.loops.stream import checkpoints_every
-from sim.experiments.trial_store import JsonTrialStore, _spec_settings
+from sim.experiments.offline.trial_store import JsonTrialStore, _spec_settings
 from sim.world.task import TASKS
 
 __all__ = ["OnPolicySpec", "run_onpolicy", "labels_to_reach", "swingup_spec", "trial_store", "DeployedTrialStore", "ONPOLICY_METHODS", "SWINGUP_METHODS"]
@@ -57,6 +57,8 @@ class OnPolicySpec:
     trials, ticks, every, episodes, seed : trial count, ticks per trial,
         checkpoint spacing (ticks), evaluation episodes per checkpoint, base seed
     ask_above : float  the epistemic standard deviation (N) above which the expert takes over
+    probe : float      gain of the probing force on the learner's on-policy actions
+        (``sim.loops.deploy.DeployConfig.probe``), >= 0; None: the task's default (balance 1, swing-up 0)
     """
 
     methods: tuple = ONPOLICY_METHODS
@@ -69,6 +71,7 @@ class OnPolicySpec:
     episodes: int = 100
     seed: int = 0
     ask_above: float = 1.0
+    probe: float | None = None
     settings: MethodSettings = MethodSettings()
 
     def __post_init__(self):
@@ -89,6 +92,8 @@ class OnPolicySpec:
             check_int(name, getattr(self, name), low=1)
         check_int("seed", self.seed, low=0)
         check_positive("ask_above", self.ask_above)
+        if self.probe is not None:
+            check_positive("probe", self.probe, allow_zero=True)
 
     @classmethod
     def quick(cls, **kw):
@@ -139,7 +144,7 @@ def _onpolicy_job(args):
     controller = make_controller(method, task, spec.settings, seed=trial)
     cfg = DeployConfig(samples=spec.ticks, stream="iid" if iid else "onpolicy", episodes=spec.episodes,
                        seed=_trial_seed(spec, trial), labels=labels or "always", ask_above=spec.ask_above, label_rate=label_rate or 0.5,
-                       checkpoints=tuple(spec.marks()))
+                       probe=spec.probe, checkpoints=tuple(spec.marks()))
     res = run_deployment(controller, task, cfg)
     rows = res.rows
     lat = np.asarray(res.update_seconds)
@@ -173,7 +178,8 @@ def run_onpolicy(spec: OnPolicySpec, jobs=1, progress=True, scheduler=None, stor
     ``random`` trials run after the ``uncertain`` ones, with the label rate
     of the matching ``uncertain`` trial (labels / ticks).
     """
-    from sim.experiments.trials import run_jobs
+    from sim.experiments.offline.trials import run_jobs
+    from sim.loops.deploy import DeployConfig
 
     jobs = check_int("jobs", jobs, low=1)
     # heaviest methods first so the tail of the run is short
@@ -190,6 +196,7 @@ def run_onpolicy(spec: OnPolicySpec, jobs=1, progress=True, scheduler=None, stor
                             progress=progress, store=store)
     out = {"experiment": "swingup" if spec.task == "swingup" else "onpolicy", "task": spec.task,
            "seed": spec.seed, "trials": spec.trials, "ticks": spec.ticks, "episodes": spec.episodes, "ask_above": spec.ask_above,
+           "probe": DeployConfig(stream="onpolicy", probe=spec.probe).probe_gain(_task(spec)),
            "checkpoints": spec.marks(), "variants": {}}
     for v in spec.variants():
         runs = sorted((r for r in results if r[0] == v), key=lambda r: r[1])
@@ -216,7 +223,7 @@ class DeployedTrialStore(JsonTrialStore):
 
 
 def trial_store(directory, spec, *, resume=False):
-    """The resumable folder of an on-policy / swing-up run (``sim.experiments.trial_store``):
+    """The resumable folder of an on-policy / swing-up run (``sim.experiments.offline.trial_store``):
     the methods, gated methods, trial count and streams may grow on resume."""
     return DeployedTrialStore(directory, _spec_settings("deployed", spec, ("methods", "gated", "trials", "streams")),
                               resume=resume)

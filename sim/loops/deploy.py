@@ -45,12 +45,15 @@ from sim.world.schedule import check_schedule
 from sim.world.task import Episode, as_task
 
 __all__ = ["DeployConfig", "DeployResult", "run_deployment", "checkpoints_for", "iid_samples", "STREAMS",
-           "FALLBACKS", "LABEL_MODES", "epistemic_std"]
+           "FALLBACKS", "LABEL_MODES", "epistemic_std", "probe_force", "PROBE_DEFAULT"]
 
 STREAMS = ("iid", "onpolicy")
 FALLBACKS = ("hold", "lqr")
 #: who labels on the on-policy stream: every tick, the ticks the controller is unsure of, random ticks
 LABEL_MODES = ("always", "uncertain", "random")
+#: the probing gain when ``DeployConfig.probe`` is None, per task (measured on balance
+#: only; the swing-up task keeps its unprobed loop: docs/onpolicy.md, "Probing")
+PROBE_DEFAULT = {"balance": 1.0, "swingup": 0.0}
 
 
 def checkpoints_for(samples):
@@ -130,6 +133,12 @@ class DeployConfig:
     labels : str         "always", "uncertain" or "random" (the last two: on-policy only; the expert takes over the tick)
     ask_above : float    "uncertain": the expert takes over when the epistemic std (N) at the state exceeds it
     label_rate : float   "random": probability per tick that the expert takes over, in (0, 1]
+    probe : float        on-policy: gain k of the probing force k x (epistemic std) x xi added to the
+                         learner's action (xi: unit AR(1) Gaussian), >= 0; 0: off; None: the
+                         task's ``PROBE_DEFAULT`` (balance 1, swing-up 0)
+    probe_memory : float correlation time of xi in ticks (xi_t = a xi_t-1 + sqrt(1 - a^2) e_t,
+                         a = 1 - 1 / probe_memory), >= 1; 1: white
+    probe_max : float    largest probing force (N), > 0
     checkpoints : tuple  tick counts at which to evaluate; empty: 10, 25, 50, 100, 200, ... and ``samples``
     changes : tuple      ``sim.world.schedule.Change`` entries: the plant or the label noise from a tick on
                          (every checkpoint is evaluated on the plant in force)
@@ -153,6 +162,9 @@ class DeployConfig:
     labels: str = "always"
     ask_above: float = 1.0
     label_rate: float = 0.5
+    probe: float | None = None
+    probe_memory: float = 10.0
+    probe_max: float = 5.0
     checkpoints: tuple = ()
     changes: tuple = ()
     plant: bool = True
@@ -179,6 +191,11 @@ class DeployConfig:
         check_positive("ask_above", self.ask_above)
         if not 0.0 < float(self.label_rate) <= 1.0:
             raise ValueError(f"label_rate: expected a probability in (0, 1] but found {self.label_rate}")
+        if self.probe is not None:
+            check_positive("probe", self.probe, allow_zero=True)
+        if not float(self.probe_memory) >= 1.0:
+            raise ValueError(f"probe_memory: expected a correlation time in ticks >= 1 but found {self.probe_memory}")
+        check_positive("probe_max", self.probe_max)
         for n in self.checkpoints:
             check_int("checkpoints", n, low=1, high=self.samples)
         object.__setattr__(self, "changes", check_schedule(self.changes, self.samples))
@@ -186,6 +203,12 @@ class DeployConfig:
             raise ValueError("plant: the offline protocol (plant=False) needs the i.i.d. stream")
         if self.labels != "always" and self.stream != "onpolicy":
             raise ValueError(f"labels: {self.labels!r} needs the on-policy stream (stream='onpolicy')")
+
+    def probe_gain(self, task):
+        """The probing gain in force on ``task``: 0 off the on-policy stream."""
+        if self.stream != "onpolicy":
+            return 0.0
+        return PROBE_DEFAULT.get(as_task(task).name, 0.0) if self.probe is None else float(self.probe)
 
     @property
     def stream_seed(self):
@@ -207,6 +230,7 @@ class DeployResult:
     ticks: int = 0
     labels: int = 0                                    # samples offered to the controller
     takeovers: int = 0                                 # ticks the expert acted ("uncertain" / "random" labels)
+    probe_ticks: int = 0                               # learner's ticks that carried a probing force
     updates: int = 0                                   # accepted learning updates
     rejected: int = 0                                  # updates the controller refused (non-finite input)
     downweighted: int = 0                              # labels learned with a robust weight below 1/2
@@ -227,7 +251,8 @@ class DeployResult:
         lat = np.asarray(self.update_seconds) * 1e6
         act = np.asarray(self.act_seconds) * 1e6
         return {
-            "ticks": self.ticks, "labels": self.labels, "takeovers": self.takeovers, "updates": self.updates,
+            "ticks": self.ticks, "labels": self.labels, "takeovers": self.takeovers, "probe_ticks": self.probe_ticks,
+            "updates": self.updates,
             "rejected_updates": self.rejected, "downweighted": self.downweighted, "changes": self.changes,
             "corrupt_labels": self.corrupt, "corrupt_shift_N": self.corrupt_shift,
             "corrupt_bound_N": self.corrupt_bound,
@@ -260,6 +285,17 @@ def _mean_pred_std(controller, probe):
     return float(np.mean(np.sqrt(controller.predict(probe)[1])))
 
 
+def probe_force(xi, epi_std, gain, cap, state, task):
+    """The probing force (N) at ``state``: ``gain`` x ``epi_std`` x ``xi``, clipped to
+    +-``cap`` and to what keeps the total within the actuator (the caller adds it to the
+    learner's force and clips the sum at +-u_max); 0 beyond half of any failure bound of
+    ``task`` (|x| > x_limit / 2, |theta| > theta_limit / 2), where excitation is not worth a fall."""
+    if abs(state[0]) > 0.5 * task.x_limit or (task.theta_limit is not None
+                                               and abs(state[2]) > 0.5 * task.theta_limit):
+        return 0.0
+    return float(np.clip(gain * epi_std * xi, -cap, cap))
+
+
 def epistemic_std(controller, state):
     """The controller's epistemic standard deviation (N) of the force at one state:
     what it does not know, without the label noise it has learned to expect."""
@@ -287,8 +323,13 @@ class _Loop:
         def tick_rng(k):  # a resumed run does not replay the first run's resets, faults and outliers
             return np.random.default_rng([cfg.seed, k] if cfg.start == 0 else [cfg.seed, k, cfg.start])
 
-        rng_plant, self.rng_fault, self.rng_label, self.rng_outlier, self.rng_ask = (
-            tick_rng(k) for k in (1, 2, 3, 5, 6))
+        rng_plant, self.rng_fault, self.rng_label, self.rng_outlier, self.rng_ask, self.rng_probe = (
+            tick_rng(k) for k in (1, 2, 3, 5, 6, 8))
+        self.probe_gain = cfg.probe_gain(task)
+        if not callable(getattr(controller, "predict_split", None)):
+            self.probe_gain = 0.0          # no epistemic variance (retraining, BLoB): nothing to probe with
+        self.probe_a = 1.0 - 1.0 / float(cfg.probe_memory)
+        self.xi = 0.0                      # the probing signal's AR(1) state
         if samples is not None:
             self.S, self.F = samples
         elif cfg.stream == "iid":
@@ -351,10 +392,23 @@ class _Loop:
         return reading
 
     def _pilot_asked(self, reading):
+        """(the expert takes over, the epistemic std at ``reading`` if it was computed)."""
         cfg = self.cfg
         if cfg.labels == "random":
-            return self.rng_ask.random() < cfg.label_rate
-        return cfg.labels == "uncertain" and epistemic_std(self.controller, reading) > cfg.ask_above
+            return self.rng_ask.random() < cfg.label_rate, None
+        if cfg.labels == "uncertain":
+            epi = epistemic_std(self.controller, reading)
+            return epi > cfg.ask_above, epi
+        return False, None
+
+    def _probe(self, reading, epi):
+        """The probing force added to the learner's action this tick (N)."""
+        if self.probe_gain == 0.0:
+            return 0.0
+        a = self.probe_a
+        self.xi = a * self.xi + np.sqrt(1.0 - a * a) * self.rng_probe.standard_normal()
+        epi = epistemic_std(self.controller, reading) if epi is None else epi
+        return probe_force(self.xi, epi, self.probe_gain, self.cfg.probe_max, reading, self.task)
 
     def act(self, reading):
         """2. The force to send, and whether the expert (the safety pilot) sent it."""
@@ -362,11 +416,20 @@ class _Loop:
         fallback = (lambda s: act_one(self.expert, s)) if cfg.fallback == "lqr" else (lambda s: self.last_force)
         pilot = False
         if np.all(np.isfinite(reading)):
-            pilot = self._pilot_asked(reading)
-            force = act_one(self.expert if pilot else self.controller, reading)
+            pilot, epi = self._pilot_asked(reading)
+            probing = self.probe_gain and not pilot
+            if probing and epi is None and callable(getattr(self.controller, "act_split", None)):
+                force, q = self.controller.act_split(reading)        # one input map for both
+                epi = float(np.sqrt(q))
+            else:
+                force = act_one(self.expert if pilot else self.controller, reading)
             if not np.isfinite(force):
                 res.action_faults += 1
                 force = fallback(reading)
+            elif probing:
+                u_max = self.task.params.u_max
+                force = float(np.clip(force + self._probe(reading, epi), -u_max, u_max))
+                res.probe_ticks += 1
             self.last_good = reading
         else:
             res.sensor_faults += 1
