@@ -6,7 +6,7 @@ import pytest
 
 from sim.world.cartpole import TARGET
 from sim.loops.deploy import DeployConfig, epistemic_std, run_deployment
-from sim.experiments.offline.onpolicy import OnPolicySpec, labels_to_reach, run_onpolicy, swingup_spec
+from sim.experiments.onpolicy import OnPolicySpec, labels_to_reach, run_onpolicy, swingup_spec
 from sim.loops.methods import make_controller
 
 

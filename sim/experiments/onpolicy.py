@@ -34,7 +34,7 @@ import numpy as np
 from controller.checks import check_int, check_positive
 from sim.loops.methods import MethodSettings, is_learner, make_controller, parse_method
 from sim.loops.stream import checkpoints_every
-from sim.experiments.offline.trial_store import JsonTrialStore, _spec_settings
+from sim.experiments.trial_store import JsonTrialStore, _spec_settings
 from sim.world.task import TASKS
 
 __all__ = ["OnPolicySpec", "run_onpolicy", "labels_to_reach", "swingup_spec", "trial_store", "DeployedTrialStore", "ONPOLICY_METHODS", "SWINGUP_METHODS"]
@@ -178,7 +178,7 @@ def run_onpolicy(spec: OnPolicySpec, jobs=1, progress=True, scheduler=None, stor
     ``random`` trials run after the ``uncertain`` ones, with the label rate
     of the matching ``uncertain`` trial (labels / ticks).
     """
-    from sim.experiments.offline.trials import run_jobs
+    from sim.experiments.trials import run_jobs
     from sim.loops.deploy import DeployConfig
 
     jobs = check_int("jobs", jobs, low=1)
@@ -223,7 +223,7 @@ class DeployedTrialStore(JsonTrialStore):
 
 
 def trial_store(directory, spec, *, resume=False):
-    """The resumable folder of an on-policy / swing-up run (``sim.experiments.offline.trial_store``):
+    """The resumable folder of an on-policy / swing-up run (``sim.experiments.trial_store``):
     the methods, gated methods, trial count and streams may grow on resume."""
     return DeployedTrialStore(directory, _spec_settings("deployed", spec, ("methods", "gated", "trials", "streams")),
                               resume=resume)

@@ -64,9 +64,8 @@ def run_jobs(fn, jobs, *, workers=1, scheduler=None, label="trials", progress=Tr
     progress : bool
         Show a progress bar (``sim.loops.progress.Progress``, on stderr).
     store : object, optional
-        Has ``key(job) -> str``, ``load(key) -> result or None`` and
-        ``save(key, result)``. Jobs whose key loads are not run; every new
-        result is saved as soon as it arrives.
+        Has ``key(job) -> str``, ``load(key) -> result or None`` and ``save(key, result)``.
+        Jobs whose key loads are not run; every new result is saved as it arrives.
 
     Returns
     -------
@@ -76,11 +75,10 @@ def run_jobs(fn, jobs, *, workers=1, scheduler=None, label="trials", progress=Tr
     Raises
     ------
     ValueError
-        An argument is invalid (the message names it), or ``fn`` / a job cannot
-        be pickled for the workers.
+        An argument is invalid (the message names it), or ``fn`` / a job cannot be pickled.
     JobError
-        A job raised; the message names the job (its store key, else its repr)
-        and the original exception is chained. Results saved before stay saved.
+        A job raised; the message names the job (its store key, else its repr), the
+        original exception is chained, results saved before stay saved.
     OSError
         The scheduler at ``scheduler`` cannot be reached.
     """
@@ -88,15 +86,14 @@ def run_jobs(fn, jobs, *, workers=1, scheduler=None, label="trials", progress=Tr
     keys = _store_keys(store, jobs)
     out = [store.load(keys[i]) if store is not None else None for i in range(len(jobs))]
     todo = [i for i, result in enumerate(out) if result is None]
-    names = [keys[i] if keys is not None else _short(repr(job)) for i, job in enumerate(jobs)]
+    names = [_short(repr(job)) if keys is None else keys[i] for i, job in enumerate(jobs)]
     with Progress(len(jobs), label, enabled=progress) as bar:
         if len(todo) < len(jobs):
             bar.update(len(jobs) - len(todo), resumed=len(jobs) - len(todo))
 
-        def finished(i, result):
+        def finished(i, result):        # kept at once: an interrupted run loses no finished job
             out[i] = result
-            if store is not None:
-                store.save(keys[i], result)
+            store is None or store.save(keys[i], result)
             bar.update(1)
 
         if todo and workers == 1 and scheduler is None:
