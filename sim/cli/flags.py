@@ -15,7 +15,7 @@ import sys
 import numpy as np
 
 from controller.kalman_head import DEFAULT_OBS_NOISE, DEFAULT_PRIOR_VAR, HeadConfig
-from sim.loops.run_state import HEAD_FLAGS, HEAD_FLAGS_GAUSSIAN, STATEFUL
+from sim.loops.run_state import HEAD_FLAGS, HEAD_FLAGS_GAUSSIAN, STATEFUL, json_value
 from sim.world.cartpole import INTEGRATORS, SYSTEMS
 
 METHODS = ("lqr", "expert", "pretrained", "kbt", "kbt-softmax", "rls", "kbt-c", "rls-c", "retrain", "blob")
@@ -63,16 +63,8 @@ def os_error_text(e):
 
 def write_json(path, payload):
     with open(path, "w") as f:
-        json.dump(payload, f, indent=2, default=json_default)
+        json.dump(payload, f, indent=2, default=json_value)
         f.write("\n")
-
-
-def json_default(o):
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, (np.floating, np.integer)):
-        return o.item()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 # ---------------------------------------------------------------- bounds

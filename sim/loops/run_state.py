@@ -19,7 +19,7 @@ from sim.loops.deploy import STREAMS
 from sim.world.cartpole import INTEGRATORS
 
 __all__ = ["RUN_RECORD_VERSION", "STATEFUL", "HEAD_FLAGS", "HEAD_FLAGS_GAUSSIAN", "HEAD_FLAGS_SOFTMAX",
-           "RUN_SETTINGS", "Resume", "data_seed", "head_flags", "run_record", "save_run_state", "valid_record",
+           "RUN_SETTINGS", "Resume", "json_value", "data_seed", "head_flags", "run_record", "save_run_state", "valid_record",
            "peek_state"]
 
 RUN_RECORD_VERSION = 1
@@ -90,11 +90,12 @@ def run_record(*, method, task, system, params, stream, sigma_data, seed, head, 
 
 def save_run_state(controller, path, record):
     """Save the controller's head to ``path`` with the run ``record`` (atomic, as every state file)."""
-    text = json.dumps(record, default=_plain)
+    text = json.dumps(record, default=json_value)
     controller.save_state(path, extra={"__run__": np.array(text)})
 
 
-def _plain(o):
+def json_value(o):
+    """``json.dump``'s ``default``: NumPy arrays and scalars as plain lists and numbers."""
     if isinstance(o, np.ndarray):
         return o.tolist()
     if isinstance(o, (np.floating, np.integer)):
