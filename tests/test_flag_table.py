@@ -201,6 +201,7 @@ def observed(monkeypatch, tmp_path_factory):
     monkeypatch.setattr(methods_mod, "make_controller", make_controller)
     monkeypatch.setattr(deploy_mod, "run_deployment", run_deployment)
     monkeypatch.setattr(loop_mod, "evaluate_success", evaluate_success)
+    monkeypatch.setattr(deploy_mod, "evaluate_success", evaluate_success)     # the loop's checkpoints
     monkeypatch.setattr(live_mod, "watch", watch)
     monkeypatch.setattr(live_mod, "Viewer", lambda *a, **kw: _Stub(seen, *a, **kw))
     monkeypatch.setenv("DISPLAY", ":0")                 # a window could open: watch and Viewer are recorded
