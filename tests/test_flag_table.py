@@ -101,6 +101,7 @@ VIEW_VALUES = {k: RUN_VALUES[k] for k in ("--system", "--m-c", "--m-p", "--l-p",
                                           "--no-progress")}
 VIEW_VALUES.update({
     "--seconds": ([], ["--seconds", "0.06"]),
+    "--change": ([], ["--change", "1:1,0.5,2"]),
     "--frames": lambda m, t, f: ([], ["--frames", str(f / "out" / "frames")]),  # no --view in kbt view
     "--headless": ([], ["--headless"]),
     "--screenshot": lambda m, t, f: ([], ["--screenshot", str(f / "out" / "shot.png")]),

@@ -338,3 +338,27 @@ def test_screenshot_prints_the_figures_drawn(tmp_path, capsys, monkeypatch):
     overlay = "\n".join(drawn["overlay"])
     assert f"force {got['force']} N  +-2 sigma {got['+-2 sigma']} N" in overlay and "learned: 5" in overlay
     float(got["force"]), float(got["+-2 sigma"]), float(got["noise R"])
+
+
+def test_view_change_switches_the_plant_and_the_charts_expert_at_its_step():
+    from sim.loops.methods import make_controller
+    from sim.view.live import Viewer, _Watch
+    from sim.world.cartpole import TARGET
+    from sim.world.experts import expert_for
+    from sim.world.schedule import Change
+    from sim.world.task import as_task
+
+    new = TARGET.with_(m_p=0.5, l_p=2.0)
+    viewer = Viewer(TARGET, headless=True)
+    try:
+        run = _Watch(viewer, make_controller("lqr", TARGET), expert_for(as_task(TARGET)), 0, True,
+                     [Change(2, params=new)])
+        run.step()
+        run.step()
+        assert run.plant.task.params == TARGET
+        state = run.plant.state.copy()
+        run.step()                                   # step 2: the change is in force
+        assert run.plant.task.params == new
+        assert viewer.chart.arrays()["expert"][-1] == pytest.approx(expert_for(as_task(new)).act(state[None])[0])
+    finally:
+        viewer.close()

@@ -28,6 +28,9 @@ def add_arguments(p):
     p.add_argument("--headless", action="store_true", help="no window (off-screen surface)")
     p.add_argument("--screenshot", metavar="PNG",
                    help="render off-screen and save the last frame as PNG (default: none)")
+    p.add_argument("--change", action="append", default=None, metavar="STEP:M_C,M_P,L_P",
+                   help="from simulated step STEP on, the plant has these masses (kg) and pole length (m); repeat "
+                        "for a schedule; the strip chart's expert follows the plant in force (default: no change)")
     p.add_argument("--seed", type=int, default=0, help="seeds the episodes and the samples learned first (>= 0)")
     p.add_argument("--weights", metavar="PATH", help="transformer weights (default: the shipped pre-trained file)")
     p.add_argument("--load-state", metavar="PATH", help="start from a saved head (default: the pre-trained prior)")
@@ -85,6 +88,23 @@ def prepare(args):
         args.seconds = OFFSCREEN_SECONDS
 
 
+def _changes(args, params):
+    """``--change`` entries (plant changes only: nothing learns during the view)."""
+    from sim.world.schedule import parse_change
+
+    out = []
+    for text in args.change or ():
+        try:
+            change = parse_change(text, params)
+        except ValueError as e:
+            raise ValueError(f"--change: {e}") from None
+        if change.params is None:
+            raise ValueError(f"--change: {text!r}: the view learns nothing while it runs, so a label-noise "
+                             "change does nothing here; give STEP:M_C,M_P,L_P")
+        out.append(change)
+    return out
+
+
 def run(args):
     from sim.view.live import watch
 
@@ -93,13 +113,14 @@ def run(args):
               file=sys.stderr)
     restore_run_settings(args)   # --load-state: the saved run's settings the command line does not give
     name, task = fl.task_from_args(args)
+    changes = _changes(args, task.params)
     method = fl.method_name(args)
     controller = fl.make_controller(args, task)
     fl.check_state_args(args)
     load_state(args, controller)
     learned = _adapt_first(args, task, controller, method)
     out = watch(controller, task, method=method, seconds=args.seconds, seed=args.seed, frames_dir=args.frames,
-                headless=_offscreen(args), learned=learned, screenshot=args.screenshot)
+                headless=_offscreen(args), learned=learned, screenshot=args.screenshot, changes=changes)
     if args.screenshot:
         print(f"last frame: {out['figures']}")
     print(f"{method} on {name}: {out['seconds']:.1f} s simulated, {out['frames']} frames, "

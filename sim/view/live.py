@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -347,7 +347,7 @@ def noise_of(controller):
 
 
 def watch(controller, task, *, method="", seconds=None, seed=0, frames_dir=None,
-          headless=None, learned=None, max_frames=None, screenshot=None, expert=None):
+          headless=None, learned=None, max_frames=None, screenshot=None, expert=None, changes=()):
     """Run ``controller`` on the task's plant and draw it live.
 
     Physics advances in fixed steps of ``tau`` from an accumulator of real
@@ -359,7 +359,9 @@ def watch(controller, task, *, method="", seconds=None, seed=0, frames_dir=None,
     its predictive std (``force_std``) and the expert's force (``expert``,
     default ``sim.world.experts.expert_for(task)``) at the state acted on to the
     strip chart; ``learned`` is shown as the samples, ``noise_of(controller)``
-    as the noise R.
+    as the noise R. ``changes``: ``sim.world.schedule.Change`` entries with a plant; from
+    step ``at`` on the plant has their parameters (the state carries over) and the chart's
+    expert is the new plant's.
 
     Returns
     -------
@@ -376,7 +378,9 @@ def watch(controller, task, *, method="", seconds=None, seed=0, frames_dir=None,
         raise ValueError(f"expert: expected an object with act(states) but found {type(expert).__name__}")
     headless = bool(frames_dir) if headless is None else headless
     viewer = Viewer(task, method=method, headless=headless, frames_dir=frames_dir)
-    run = _Watch(viewer, controller, expert_for(viewer.task) if expert is None else expert, seed, headless)
+    plant_changes = sorted((c for c in changes if c.params is not None), key=lambda c: c.at)
+    run = _Watch(viewer, controller, expert_for(viewer.task) if expert is None else expert, seed, headless,
+                 plant_changes)
     tau = viewer.params.tau
     try:
         while not viewer.quit:
@@ -406,8 +410,9 @@ def watch(controller, task, *, method="", seconds=None, seed=0, frames_dir=None,
 class _Watch:
     """``watch``'s plant, its clock and its counters: episodes of the task, one after another."""
 
-    def __init__(self, viewer, controller, expert, seed, headless):
+    def __init__(self, viewer, controller, expert, seed, headless, changes=()):
         self.viewer, self.controller, self.expert, self.headless = viewer, controller, expert, headless
+        self.pending = list(changes)            # plant changes still to come, by step
         self.tau = viewer.params.tau
         self.plant = Episode(viewer.task, np.random.default_rng(seed))
         self.steps = self.successes = self.failures = 0
@@ -438,7 +443,12 @@ class _Watch:
         return n
 
     def step(self):
-        """One tick: act, record the chart's figures at the state acted on, step, count an ended episode."""
+        """One tick: a plant change due now, act, record the chart's figures at the state acted on,
+        step, count an ended episode."""
+        while self.pending and self.pending[0].at <= self.steps:
+            params = self.pending.pop(0).params
+            self.plant.task = replace(self.plant.task, params=params)
+            self.expert = expert_for(self.plant.task)
         state = self.plant.state
         self.force = act_one(self.controller, state)
         self.std = force_std(self.controller, state)
