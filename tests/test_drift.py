@@ -102,3 +102,13 @@ def test_onpolicy_trials_differ_and_repeat(tmp_path):
     assert a["trial_seeds"] == [0, 1, 2]
     pred = [[r["pred_std"] for r in rows] for rows in a["per_trial"]]
     assert len({tuple(p) for p in pred}) == 3, "each trial is its own run"
+
+
+def test_plant_in_force_is_the_last_plant_change_due():
+    from sim.world.cartpole import SOURCE, TARGET
+    from sim.world.schedule import Change, plant_in_force
+
+    a, b = TARGET.with_(m_p=0.5), TARGET.with_(l_p=2.0)
+    changes = (Change(3, params=a), Change(5, sigma_data=4.0), Change(7, params=b))
+    assert [plant_in_force(changes, t, SOURCE) for t in (0, 2, 3, 6, 7, 100)] == [SOURCE, SOURCE, a, a, b, b]
+    assert plant_in_force((), 10, TARGET) is TARGET

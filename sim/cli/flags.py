@@ -297,6 +297,18 @@ def check_flags_apply(args, table):
         raise ValueError("--allow-prior: only together with --load-state")
 
 
+def parse_changes(args, params, steps, unit="samples"):
+    """``--change`` entries as a checked ``sim.world.schedule`` schedule (sorted, one per tick,
+    each before ``steps``, counted in ``unit``); ValueError naming the flag otherwise."""
+    from sim.world.schedule import check_schedule, parse_change
+
+    try:
+        changes = [parse_change(text, params) for text in args.change or ()]
+        return check_schedule(changes, steps, unit)
+    except ValueError as e:
+        raise ValueError(f"--change: {str(e).removeprefix('changes: ')}") from None
+
+
 def check_state_args(args):
     if (args.save_state or args.load_state) and args.method not in STATEFUL:
         raise ValueError(f"--save-state/--load-state: only {', '.join(STATEFUL)} have a state to save, "

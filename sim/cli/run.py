@@ -8,7 +8,8 @@ from sim.cli import flags as fl
 from sim.cli.flags import check_state_args
 from sim.cli.resume import restore_run_settings
 from sim.cli.run_learning import deploy_config, run_learning, run_trials
-from sim.loops.deploy import FALLBACKS, LABEL_MODES, PROBE_DEFAULT, STREAMS
+from sim.loops.deploy import FALLBACKS, LABEL_MODES, STREAMS
+from sim.loops.deploy_config import on_policy_probe_gain
 from sim.world.cartpole import SYSTEMS
 
 HELP = "run a controller in the closed loop"
@@ -147,7 +148,7 @@ def _check_learning_args(args):
         if dest in args.given and args.stream != "onpolicy":
             raise ValueError(f"{args.given[dest]}: probing excites the states the controller visits; "
                              "it needs --stream onpolicy")
-    gain = PROBE_DEFAULT.get(getattr(args, "task", "balance"), 0.0) if args.probe is None else args.probe
+    gain = on_policy_probe_gain(getattr(args, "task", "balance"), args.probe)
     for dest in ("probe_memory", "probe_max"):
         if dest in args.given and gain == 0.0:
             raise ValueError(f"{args.given[dest]}: shapes the probing force, which is off here "
@@ -157,24 +158,13 @@ def _check_learning_args(args):
                          "(use kbt, kbt-softmax or rls)")
 
 
-def _parse_changes(args, params):
-    """``--change`` entries as ``sim.world.schedule.Change`` (ValueError naming the flag otherwise)."""
-    from sim.world.schedule import check_schedule, parse_change
-
-    try:
-        changes = [parse_change(text, params) for text in args.change or ()]
-        return check_schedule(changes, args.samples)
-    except ValueError as e:
-        raise ValueError(f"--change: {str(e).removeprefix('changes: ')}") from None
-
-
 def run(args):
     restore_run_settings(args)    # --load-state: the saved run's settings the command line does not give
     name, task = fl.task_from_args(args)
     check_state_args(args)
     if args.method not in fl.LEARNERS:
         return _evaluate_fixed(args, task, name)
-    args._changes = _parse_changes(args, task.params)
+    args._changes = fl.parse_changes(args, task.params, args.samples)
     deploy_config(args)           # bad settings fail before any work
     if args.trials > 1:
         if args.save_state or args.load_state or args.view:

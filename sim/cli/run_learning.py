@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import signal
 import sys
+from dataclasses import replace
 
 import numpy as np
 
 from sim.cli import flags as fl
 from sim.cli.resume import load_state, save_run, save_state, stream_position
+from sim.world.experts import expert_for
+from sim.world.schedule import plant_in_force
 
 TABLE_HEAD = (f"{'samples':>8} {'success':>8} {'pred std (N)':>13} {'noise R (N^2)':>14} {'update p50 (us)':>16} "
               f"{'p99 (us)':>9} {'misses':>7} {'down-wt':>8} {'changes':>8} {'rejected':>9} {'faults':>7}")
@@ -244,20 +247,14 @@ class _LiveView:
 
         self.viewer = Viewer(task, method=method, headless=frames is not None, frames_dir=frames)
         self.task, self.controller, self.cfg = task, controller, cfg
-        self.changes = [c for c in cfg.changes if c.params is not None]
         self.expert, self.plant_at = None, None
         self.taken = 0                  # expert take-overs so far (the view marks a new one)
         self.before = None              # the state the tick's force was computed for
 
     def _expert(self, tick):
         """The expert of the plant in force at ``tick`` (rebuilt after a plant change)."""
-        from sim.world.experts import expert_for
-
-        due = [c for c in self.changes if c.at <= tick]
-        params = due[-1].params if due else self.task.params
+        params = plant_in_force(self.cfg.changes, tick, self.task.params)
         if params is not self.plant_at:
-            from dataclasses import replace
-
             self.expert, self.plant_at = expert_for(replace(self.task, params=params)), params
         return self.expert
 

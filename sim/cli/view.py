@@ -88,21 +88,16 @@ def prepare(args):
         args.seconds = OFFSCREEN_SECONDS
 
 
-def _changes(args, params):
-    """``--change`` entries (plant changes only: nothing learns during the view)."""
-    from sim.world.schedule import parse_change
-
-    out = []
-    for text in args.change or ():
-        try:
-            change = parse_change(text, params)
-        except ValueError as e:
-            raise ValueError(f"--change: {e}") from None
+def _changes(args, task):
+    """``--change`` entries: plant changes only (nothing learns during the view), each before
+    the last step of ``--seconds`` when it is given."""
+    steps = fl.MAX_SAMPLES if args.seconds is None else max(int(round(args.seconds / task.params.tau)), 1)
+    changes = fl.parse_changes(args, task.params, steps, unit="simulated steps")
+    for change in changes:
         if change.params is None:
-            raise ValueError(f"--change: {text!r}: the view learns nothing while it runs, so a label-noise "
+            raise ValueError(f"--change: at {change.at}: the view learns nothing while it runs, so a label-noise "
                              "change does nothing here; give STEP:M_C,M_P,L_P")
-        out.append(change)
-    return out
+    return changes
 
 
 def run(args):
@@ -113,7 +108,7 @@ def run(args):
               file=sys.stderr)
     restore_run_settings(args)   # --load-state: the saved run's settings the command line does not give
     name, task = fl.task_from_args(args)
-    changes = _changes(args, task.params)
+    changes = _changes(args, task)
     method = fl.method_name(args)
     controller = fl.make_controller(args, task)
     fl.check_state_args(args)

@@ -13,7 +13,7 @@ from sim.world.schedule import check_schedule
 from sim.world.task import as_task
 
 __all__ = ["DeployConfig", "DeployResult", "checkpoints_for", "STREAMS", "FALLBACKS", "LABEL_MODES",
-           "PROBE_DEFAULT"]
+           "PROBE_DEFAULT", "on_policy_probe_gain"]
 
 STREAMS = ("iid", "onpolicy")
 FALLBACKS = ("hold", "lqr")
@@ -22,6 +22,12 @@ LABEL_MODES = ("always", "uncertain", "random")
 #: the probing gain when ``DeployConfig.probe`` is None, per task (measured on balance
 #: only; the swing-up task keeps its unprobed loop: docs/onpolicy.md, "Probing")
 PROBE_DEFAULT = {"balance": 1.0, "swingup": 0.0}
+
+
+def on_policy_probe_gain(task_name, probe=None):
+    """The probing gain on the on-policy stream of the task named ``task_name``: ``probe``, or
+    the task's ``PROBE_DEFAULT`` when it is None."""
+    return PROBE_DEFAULT.get(task_name, 0.0) if probe is None else float(probe)
 
 
 def checkpoints_for(samples):
@@ -129,7 +135,7 @@ class DeployConfig:
         """The probing gain in force on ``task``: 0 off the on-policy stream."""
         if self.stream != "onpolicy":
             return 0.0
-        return PROBE_DEFAULT.get(as_task(task).name, 0.0) if self.probe is None else float(self.probe)
+        return on_policy_probe_gain(as_task(task).name, self.probe)
 
     @property
     def stream_seed(self):

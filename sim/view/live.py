@@ -38,6 +38,7 @@ from controller.checks import check_int, check_positive  # noqa: E402
 from sim.loops.loop import act_one  # noqa: E402
 from sim.view.strip_chart import CHART_SECONDS, StripChart, capacity_for, draw_chart, figures, figures_line  # noqa: E402
 from sim.world.experts import expert_for  # noqa: E402
+from sim.world.schedule import plant_in_force  # noqa: E402
 from sim.world.task import Episode, as_task  # noqa: E402
 
 __all__ = ["Overlay", "Renderer", "Viewer", "watch", "force_std", "noise_of", "COLORS", "CHART_H"]
@@ -378,9 +379,8 @@ def watch(controller, task, *, method="", seconds=None, seed=0, frames_dir=None,
         raise ValueError(f"expert: expected an object with act(states) but found {type(expert).__name__}")
     headless = bool(frames_dir) if headless is None else headless
     viewer = Viewer(task, method=method, headless=headless, frames_dir=frames_dir)
-    plant_changes = sorted((c for c in changes if c.params is not None), key=lambda c: c.at)
     run = _Watch(viewer, controller, expert_for(viewer.task) if expert is None else expert, seed, headless,
-                 plant_changes)
+                 changes)
     tau = viewer.params.tau
     try:
         while not viewer.quit:
@@ -412,7 +412,7 @@ class _Watch:
 
     def __init__(self, viewer, controller, expert, seed, headless, changes=()):
         self.viewer, self.controller, self.expert, self.headless = viewer, controller, expert, headless
-        self.pending = list(changes)            # plant changes still to come, by step
+        self.changes = tuple(changes)          # the plant changes (sim.world.schedule.Change), by step
         self.tau = viewer.params.tau
         self.plant = Episode(viewer.task, np.random.default_rng(seed))
         self.steps = self.successes = self.failures = 0
@@ -445,8 +445,8 @@ class _Watch:
     def step(self):
         """One tick: a plant change due now, act, record the chart's figures at the state acted on,
         step, count an ended episode."""
-        while self.pending and self.pending[0].at <= self.steps:
-            params = self.pending.pop(0).params
+        params = plant_in_force(self.changes, self.steps, self.plant.task.params)
+        if params is not self.plant.task.params:
             self.plant.task = replace(self.plant.task, params=params)
             self.expert = expert_for(self.plant.task)
         state = self.plant.state

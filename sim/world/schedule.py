@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from controller.checks import check_int, check_positive
 from sim.world.cartpole import CartPoleParams
 
-__all__ = ["Change", "parse_change", "check_schedule"]
+__all__ = ["Change", "parse_change", "check_schedule", "plant_in_force"]
 
 
 @dataclass(frozen=True)
@@ -72,15 +72,22 @@ def parse_change(text, base: CartPoleParams):
     return Change(at, params=base.with_(m_c=m_c, m_p=m_p, l_p=l_p))
 
 
-def check_schedule(changes, samples):
-    """The changes sorted by tick; ValueError for two at one tick or one past ``samples``."""
+def check_schedule(changes, samples, unit="samples"):
+    """The changes sorted by tick; ValueError for two at one tick or one past ``samples``
+    (``unit``: what the run counts, for the message)."""
     out = sorted(changes, key=lambda c: c.at)
     for c in out:
         if not isinstance(c, Change):
             raise ValueError(f"changes: expected Change entries but found {type(c).__name__}")
         if c.at >= samples:
-            raise ValueError(f"changes: a change at tick {c.at} is past the run's {samples} samples")
+            raise ValueError(f"changes: a change at tick {c.at} is past the run's {samples} {unit}")
     ticks = [c.at for c in out]
     if len(set(ticks)) != len(ticks):
         raise ValueError(f"changes: two changes at one tick ({ticks})")
     return tuple(out)
+
+
+def plant_in_force(changes, tick, base: CartPoleParams):
+    """The plant at ``tick`` (0-based): the parameters of the last plant change due by then, else ``base``."""
+    due = [c for c in changes if c.params is not None and c.at <= tick]
+    return max(due, key=lambda c: c.at).params if due else base
