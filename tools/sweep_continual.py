@@ -5,8 +5,8 @@ Tuning seeds only: swing-up trials 100..104 (the README's swing-up figures use
 trial seeds 0..9) and balance data seeds 101..103 (the README uses 1..20). Per
 head setting (``HeadConfig`` fields as JSON):
 
-* swing-up, 1000 samples on each stream (on-policy and i.i.d. from the TARGET
-  expert's trajectories): mean success at 400/600/800/1000 over 50 episodes,
+* swing-up, 1000 samples on each stream (on-policy without probing, and i.i.d.
+  from the TARGET expert's trajectories): mean success at 400/600/800/1000 over 50 episodes,
   the worst trial at 1000, changes detected and labels weighted below 1/2;
 * balance, a second plant: 100 or 400 i.i.d. TARGET samples, then (1, 0.5, 2):
   the samples after the change until the change is detected, and the held-out
@@ -14,6 +14,14 @@ head setting (``HeadConfig`` fields as JSON):
 
     python tools/sweep_continual.py --out docs/data/continual_sweep.json
     python tools/sweep_continual.py --configs '[{"robust": 8.0}, {"robust": 0.0}]'
+
+``--onpolicy-trials 105..124`` runs only the swing-up on-policy rows, on those
+tuning trials, 200..1000 samples (the spread of one setting across many trials);
+a setting may then carry ``"probe"`` (the deployed loop's probing gain) beside
+the head's fields:
+
+    python tools/sweep_continual.py --onpolicy-trials 105..124 --configs SPREAD \
+        --out docs/data/swingup_onpolicy_spread.json
 """
 
 import argparse
@@ -36,6 +44,13 @@ MARKS = (400, 600, 800, 1000)
 #: the default and the settings it was chosen over
 CONFIGS = ({}, {"robust": 0.0}, {"robust": 4.0}, {"robust": 12.0}, {"change_threshold": 0.0},
            {"change_threshold": 20.0, "change_ratio": 10.0, "change_clip": 16.0})
+#: ``--configs SPREAD``: the default beside the head and loop settings that might steady on-policy swing-up
+#: (``"probe": 0.0`` is the loop without probing; a setting without "probe" takes the task's default)
+SPREAD = ({"probe": 0.0}, {"probe": 0.0, "change_threshold": 0.0}, {"probe": 0.0, "robust": 0.0},
+          {"probe": 0.0, "robust": 0.0, "change_threshold": 0.0}, {"probe": 0.0, "robust": 16.0},
+          {"probe": 0.0, "robust": 32.0}, {"probe": 0.5}, {"probe": 1.0}, {"probe": 2.0}, {"probe": 3.0},
+          {"probe": 4.0}, {"probe": 1.0, "change_threshold": 0.0}, {"probe": 1.0, "robust": 0.0})
+SPREAD_MARKS = (200, 400, 600, 800, 1000)
 
 
 def swingup_row(cfg):
@@ -46,12 +61,35 @@ def swingup_row(cfg):
         for seed in SWINGUP_SEEDS:
             c = make_controller("kbt", task, MethodSettings(head=cfg))
             res = run_deployment(c, task, DeployConfig(samples=1000, stream=stream, seed=seed, episodes=50,
-                                                       checkpoints=MARKS))
+                                                       checkpoints=MARKS, probe=0.0))
             rows.append([r["success_rate"] for r in res.rows[1:]] + [c.n_changes, c.n_downweighted])
         a = np.array(rows)
         out[stream] = {"mean": a[:, :len(MARKS)].mean(0).round(3).tolist(), "worst_1000": float(a[:, len(MARKS) - 1].min()),
                        "changes": a[:, -2].astype(int).tolist(), "downweighted": a[:, -1].astype(int).tolist()}
     return out
+
+
+def onpolicy_spread_row(conf, seeds):
+    """Swing-up on-policy, one row per trial seed: success at ``SPREAD_MARKS`` over 50 episodes."""
+    conf = dict(conf)
+    probe = conf.pop("probe", None)
+    task = replace(SWINGUP, params=SWINGUP_TARGET)
+    rows = []
+    for seed in seeds:
+        c = make_controller("kbt", task, MethodSettings(head=HeadConfig(**conf)))
+        res = run_deployment(c, task, DeployConfig(samples=1000, stream="onpolicy", seed=seed, episodes=50,
+                                                   checkpoints=SPREAD_MARKS, probe=probe))
+        rows.append({"trial": seed, "success": [r["success_rate"] for r in res.rows[1:]],
+                     "changes": c.n_changes, "downweighted": c.n_downweighted})
+    a = np.array([r["success"] for r in rows])
+    return {"mean": a.mean(0).round(3).tolist(), "worst_1000": float(a[:, -1].min()),
+            "below_0.8_at_1000": int((a[:, -1] < 0.8).sum()), "trials": rows}
+
+
+def parse_trials(text):
+    """'A..B' -> (A, ..., B)."""
+    lo, _, hi = text.partition("..")
+    return tuple(range(int(lo), int(hi or lo) + 1))
 
 
 def balance_row(cfg):
@@ -75,8 +113,12 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--configs", default=None, help="JSON list of HeadConfig settings (default: the sweep's six)")
     ap.add_argument("--out", default=None, help="write the rows as JSON")
+    ap.add_argument("--onpolicy-trials", default=None, metavar="A..B",
+                    help="only swing-up on-policy, on tuning trials A..B (disjoint from the reported 0..9)")
     args = ap.parse_args(argv)
-    configs = json.loads(args.configs) if args.configs else CONFIGS
+    configs = SPREAD if args.configs == "SPREAD" else json.loads(args.configs) if args.configs else CONFIGS
+    if args.onpolicy_trials:
+        return spread(configs, parse_trials(args.onpolicy_trials), args.out)
     rows = []
     for conf in configs:
         cfg = HeadConfig(**conf)
@@ -92,6 +134,22 @@ def main(argv=None):
             json.dump({"defaults": {k: getattr(HeadConfig(), k) for k in
                                     ("robust", "change_threshold", "change_ratio", "change_clip", "noise_memory")},
                        "rows": rows}, fh, indent=1)
+    return 0
+
+
+def spread(configs, seeds, out):
+    if set(seeds) & set(range(10)):
+        raise SystemExit("--onpolicy-trials: the reported trials are 0..9; tune on others")
+    rows = []
+    for conf in configs:
+        row = {"settings": conf, "onpolicy": onpolicy_spread_row(conf, seeds)}
+        rows.append(row)
+        o = row["onpolicy"]
+        print(f"{json.dumps(conf):>50}  mean {o['mean']} worst {o['worst_1000']:.2f} below 0.8: "
+              f"{o['below_0.8_at_1000']}/{len(seeds)}; changes {[t['changes'] for t in o['trials']]}", flush=True)
+    if out:
+        with open(out, "w") as fh:
+            json.dump({"trials": list(seeds), "marks": list(SPREAD_MARKS), "episodes": 50, "rows": rows}, fh, indent=1)
     return 0
 
 

@@ -58,7 +58,7 @@ def add_arguments(p):
                         "(default 1)")
     p.add_argument("--probe", type=float, default=None, metavar="K",
                    help="onpolicy, swingup: probing gain on the learners' on-policy actions, K x epistemic std "
-                        "(default: 1 on balance, 0 on swing-up; 0: off)")
+                        "(default: 1 on balance, 2 on swing-up; 0: off)")
     p.add_argument("--every", type=int, default=None,
                    help="onpolicy, swingup: checkpoint spacing in ticks (default 20; swingup 100; --quick 25)")
     p.add_argument("--gated", nargs="*", default=None, metavar="M",

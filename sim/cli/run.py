@@ -76,7 +76,7 @@ def _add_deployment_args(g):
     g.add_argument("--probe", type=float, default=None, metavar="K",
                    help="on-policy stream: add K x (epistemic std) x a slow unit Gaussian to the learner's force, "
                         "to excite the directions the visited states leave unlearned; 0: off "
-                        "(default: 1 on balance, 0 on swing-up; docs/onpolicy.md)")
+                        "(default: 1 on balance, 2 on swing-up; docs/onpolicy.md)")
     g.add_argument("--probe-memory", type=float, default=10.0, metavar="TICKS",
                    help="--probe: correlation time of the probing signal in ticks, >= 1; 1: white (default 10)")
     g.add_argument("--probe-max", type=float, default=5.0, metavar="N",

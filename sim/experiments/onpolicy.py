@@ -58,7 +58,7 @@ class OnPolicySpec:
         checkpoint spacing (ticks), evaluation episodes per checkpoint, base seed
     ask_above : float  the epistemic standard deviation (N) above which the expert takes over
     probe : float      gain of the probing force on the learner's on-policy actions
-        (``sim.loops.deploy.DeployConfig.probe``), >= 0; None: the task's default (balance 1, swing-up 0)
+        (``sim.loops.deploy.DeployConfig.probe``), >= 0; None: the task's default (balance 1, swing-up 2)
     """
 
     methods: tuple = ONPOLICY_METHODS

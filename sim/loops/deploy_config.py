@@ -19,9 +19,9 @@ STREAMS = ("iid", "onpolicy")
 FALLBACKS = ("hold", "lqr")
 #: who labels on the on-policy stream: every tick, the ticks the controller is unsure of, random ticks
 LABEL_MODES = ("always", "uncertain", "random")
-#: the probing gain when ``DeployConfig.probe`` is None, per task (measured on balance
-#: only; the swing-up task keeps its unprobed loop: docs/onpolicy.md, "Probing")
-PROBE_DEFAULT = {"balance": 1.0, "swingup": 0.0}
+#: the probing gain when ``DeployConfig.probe`` is None, per task, each chosen on tuning
+#: trials (docs/onpolicy.md, "Probing")
+PROBE_DEFAULT = {"balance": 1.0, "swingup": 2.0}
 
 
 def on_policy_probe_gain(task_name, probe=None):
@@ -62,7 +62,7 @@ class DeployConfig:
     label_rate : float   "random": probability per tick that the expert takes over, in (0, 1]
     probe : float        on-policy: gain k of the probing force k x (epistemic std) x xi added to the
                          learner's action (xi: unit AR(1) Gaussian), >= 0; 0: off; None: the
-                         task's ``PROBE_DEFAULT`` (balance 1, swing-up 0)
+                         task's ``PROBE_DEFAULT`` (balance 1, swing-up 2)
     probe_memory : float correlation time of xi in ticks (xi_t = a xi_t-1 + sqrt(1 - a^2) e_t,
                          a = 1 - 1 / probe_memory), >= 1; 1: white
     probe_max : float    largest probing force (N), > 0
