@@ -44,8 +44,8 @@ MARKS = (400, 600, 800, 1000)
 #: the default and the settings it was chosen over
 CONFIGS = ({}, {"robust": 0.0}, {"robust": 4.0}, {"robust": 12.0}, {"change_threshold": 0.0},
            {"change_threshold": 20.0, "change_ratio": 10.0, "change_clip": 16.0})
-#: ``--configs SPREAD``: the default beside the head and loop settings that might steady on-policy swing-up
-#: (``"probe": 0.0`` is the loop without probing; a setting without "probe" takes the task's default)
+#: ``--configs SPREAD``: head settings without probing, and probing gains, that might steady on-policy
+#: swing-up (``"probe": 0.0`` is the loop without probing; a setting without "probe" takes the task's default)
 SPREAD = ({"probe": 0.0}, {"probe": 0.0, "change_threshold": 0.0}, {"probe": 0.0, "robust": 0.0},
           {"probe": 0.0, "robust": 0.0, "change_threshold": 0.0}, {"probe": 0.0, "robust": 16.0},
           {"probe": 0.0, "robust": 32.0}, {"probe": 0.5}, {"probe": 1.0}, {"probe": 2.0}, {"probe": 3.0},
@@ -89,7 +89,10 @@ def onpolicy_spread_row(conf, seeds):
 def parse_trials(text):
     """'A..B' -> (A, ..., B)."""
     lo, _, hi = text.partition("..")
-    return tuple(range(int(lo), int(hi or lo) + 1))
+    try:
+        return tuple(range(int(lo), int(hi or lo) + 1))
+    except ValueError:
+        raise SystemExit(f"--onpolicy-trials: expected A..B (two whole numbers) but found {text!r}") from None
 
 
 def balance_row(cfg):
