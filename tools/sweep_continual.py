@@ -90,9 +90,12 @@ def parse_trials(text):
     """'A..B' -> (A, ..., B)."""
     lo, _, hi = text.partition("..")
     try:
-        return tuple(range(int(lo), int(hi or lo) + 1))
+        seeds = tuple(range(int(lo), int(hi or lo) + 1))
     except ValueError:
-        raise SystemExit(f"--onpolicy-trials: expected A..B (two whole numbers) but found {text!r}") from None
+        raise ValueError(f"expected A..B (two whole numbers) but found {text!r}") from None
+    if set(seeds) & set(range(10)):
+        raise ValueError("the reported trials are 0..9; tune on others")
+    return seeds
 
 
 def balance_row(cfg):
@@ -121,7 +124,11 @@ def main(argv=None):
     args = ap.parse_args(argv)
     configs = SPREAD if args.configs == "SPREAD" else json.loads(args.configs) if args.configs else CONFIGS
     if args.onpolicy_trials:
-        return spread(configs, parse_trials(args.onpolicy_trials), args.out)
+        try:
+            seeds = parse_trials(args.onpolicy_trials)
+        except ValueError as e:
+            ap.error(f"--onpolicy-trials: {e}")
+        return spread(configs, seeds, args.out)
     rows = []
     for conf in configs:
         cfg = HeadConfig(**conf)
@@ -141,8 +148,6 @@ def main(argv=None):
 
 
 def spread(configs, seeds, out):
-    if set(seeds) & set(range(10)):
-        raise SystemExit("--onpolicy-trials: the reported trials are 0..9; tune on others")
     rows = []
     for conf in configs:
         row = {"settings": conf, "onpolicy": onpolicy_spread_row(conf, seeds)}
