@@ -83,8 +83,7 @@ def run_jobs(fn, jobs, *, workers=1, scheduler=None, label="trials", progress=Tr
         The scheduler at ``scheduler`` cannot be reached.
     """
     jobs, workers = _check_args(fn, jobs, workers, scheduler, label, progress, store)
-    keys = _store_keys(store, jobs)
-    out = [store.load(keys[i]) if store is not None else None for i in range(len(jobs))]
+    keys, out = _stored(store, jobs)
     todo = [i for i, result in enumerate(out) if result is None]
     names = [_short(repr(job)) if keys is None else keys[i] for i, job in enumerate(jobs)]
     with Progress(len(jobs), label, enabled=progress) as bar:
@@ -93,7 +92,8 @@ def run_jobs(fn, jobs, *, workers=1, scheduler=None, label="trials", progress=Tr
 
         def finished(i, result):        # kept at once: an interrupted run loses no finished job
             out[i] = result
-            store is None or store.save(keys[i], result)
+            if store is not None:
+                store.save(keys[i], result)
             bar.update(1)
 
         if todo and workers == 1 and scheduler is None:
@@ -103,16 +103,17 @@ def run_jobs(fn, jobs, *, workers=1, scheduler=None, label="trials", progress=Tr
     return out
 
 
-def _store_keys(store, jobs):
-    """Each job's store key (None without a store); ValueError if two jobs share one."""
+def _stored(store, jobs):
+    """Each job's store key and stored result (None and no results without a store);
+    ValueError if two jobs share a key."""
     if store is None:
-        return None
+        return None, [None] * len(jobs)
     keys = [store.key(job) for job in jobs]
     if len(set(keys)) != len(keys):
         first = {}
         i, j = next((first[k], i) for i, k in enumerate(keys) if first.setdefault(k, i) != i)
         raise ValueError(f"store: jobs {i} and {j} have the same key {keys[i]!r}; store.key must tell jobs apart")
-    return keys
+    return keys, [store.load(k) for k in keys]
 
 
 def _run_here(fn, jobs, todo, names, finished, label):
