@@ -57,7 +57,8 @@ class ForceController:
         """The arrays a device running this controller holds, by role (lists of ndarrays):
 
         * ``params``: frozen -- the input map's weights and scalings, and the
-          change detector's settings and re-open prior;
+          change detector's settings and re-open prior (with a full prior
+          covariance, that matrix too);
         * ``state``: what learning changes -- the weight posterior (mean and
           covariance of every layer) and the noise state ``[R, a, b, g]``;
         * ``buffers``: work arrays of the fused kernels (z~, P z~, and the input map's).
@@ -67,7 +68,8 @@ class ForceController:
         """
         head = self.head
         params, buffers = self._input_arrays()
-        return {"params": list(params) + [head.detector, head.reopen_to],
+        frozen = [head.detector, head.reopen_to] + ([] if head.prior_cov is None else [head.prior_cov])
+        return {"params": list(params) + frozen,
                 "state": [a for layer in head.core.layers for a in (layer.M, layer.S)] + [head.noise],
                 "buffers": list(buffers) + list(head.work_arrays())}
 

@@ -25,7 +25,7 @@ Change detector (docs/change-detection.md): Page's CUSUM of the clipped
 log-likelihood ratio of "innovation variance lambda S" against "S",
     g = max(0, g + min(k x, k kappa) - nu),  k = (1 - 1/lambda) / 2,
     kappa = ``change_clip``,  nu = ln(lambda) / 2;
-past h the weight covariance re-opens to the prior's v I and the noise
+past h the weight covariance re-opens to the prior's (v I, or ``prior_cov``) and the noise
 statistics to their prior (the mean weights are kept).
 
 Learned noise (an inverse-gamma recursion for R, docs/head-v2.md), discounted
@@ -91,9 +91,12 @@ class ForceHead:
         True when updates and predictions run in the Numba kernels (L = 1).
     d_in : int
         Inputs z (without the bias entry).
+    prior_cov : ndarray, shape (d_in + 1, d_in + 1), or None
+        The prior weight covariance P0 when it is not v I (L = 1; for example a
+        family prior, docs/family-prior.md); a detected change re-opens P to it.
     """
 
-    def __init__(self, prior_mean, config: HeadConfig | None = None):
+    def __init__(self, prior_mean, config: HeadConfig | None = None, prior_cov=None):
         config = HeadConfig() if config is None else config
         if config.output != "gaussian":
             raise ValueError(f"config.output: the force head needs output='gaussian' but found {config.output!r}")
@@ -109,8 +112,11 @@ class ForceHead:
         self.n_downweighted = 0
         self.n_changes = 0
         self.detector = detector_settings(config)
-        #: what a detected change re-opens to: [v, a0, b0] (P = v I; noise statistics)
+        #: the prior's [v, a0, b0]: weight variance and the noise statistics a change re-opens to
         self.reopen_to = np.array([config.layer_prior_var(0), a0, a0 * r0])
+        self.prior_cov = None if prior_cov is None else self._checked_prior_cov(prior_cov)
+        if self.prior_cov is not None:
+            self.core.layers[0].S[0][...] = self.prior_cov
         self._prior_cov = [layer.S.copy() for layer in self.core.layers]
         #: the noise statistics' discount per sample (1: never forget)
         self.keep = 1.0 - 1.0 / config.noise_memory if config.noise_memory > 0 else 1.0
@@ -119,6 +125,19 @@ class ForceHead:
         dt = self.core.dtype
         self._zt = np.zeros(self.d_in + 1, dt)
         self._Pz = np.zeros(self.d_in + 1, dt)
+
+    def _checked_prior_cov(self, prior_cov):
+        n1 = self.d_in + 1
+        if self.config.n_layers != 1 or self.config.covariance != "block":
+            raise ValueError("prior_cov: a full prior covariance needs the one-layer head (n_layers=1, covariance='block')")
+        P0 = as_float_array("prior_cov", prior_cov, (n1, n1)).copy()
+        if not np.allclose(P0, P0.T, rtol=1e-10, atol=1e-12):
+            raise ValueError("prior_cov: expected a symmetric matrix")
+        try:
+            np.linalg.cholesky(P0)
+        except np.linalg.LinAlgError:
+            raise ValueError("prior_cov: expected a positive definite matrix") from None
+        return P0
 
     # ------------------------------------------------------------ views
     @property
@@ -146,10 +165,11 @@ class ForceHead:
         return self._zt, self._Pz
 
     def kernel_settings(self):
-        """(learn, floor, c^2, jitter, keep, detector, prior) as the kernels take them
-        (the ``force_numba.HeadSettings`` group)."""
+        """(learn, floor, c^2, jitter, keep, detector, prior, P0) as the kernels take them
+        (the ``force_numba.HeadSettings`` group; P0 the covariance a change re-opens to)."""
         c = self.config
-        return self.learns_noise, c.noise_floor, c.robust ** 2, c.jitter, self.keep, self.detector, self.reopen_to
+        return (self.learns_noise, c.noise_floor, c.robust ** 2, c.jitter, self.keep, self.detector, self.reopen_to,
+                self._prior_cov[0][0])
 
     # ------------------------------------------------------------ forward
     def predict(self, Z):

@@ -13,7 +13,7 @@ for one sample with ``z~ = [z; 1]`` (n1 entries):
     e    = y - mu,  x = e^2 / S         innovation and its standardised square
     change detector (Page's CUSUM of a clipped log-likelihood ratio):
          g = max(0, g + min(k x, k kappa) - nu);  g > h: a change --
-         P = v I and the noise statistics back to their prior (m is kept),
+         P = P0 (the prior's covariance) and the noise statistics back to their prior (m is kept),
          g = 0, and Pz, q, S, x again with the re-opened posterior
     robust weight (inverse multiquadric, WoLF): w = 1 / (1 + x / c^2), i.e. the
          update sees the innovation variance S_w = S / w = S + e^2 / c^2
@@ -60,8 +60,9 @@ HeadState = namedtuple("HeadState", "m P noise")
 #: the update's settings (``ForceHead.kernel_settings()``): learn (bool: learn the noise),
 #: floor (R's floor), c2 (c^2 of the robust weight; 0: no weight), jitter, keep (the noise
 #: statistics' discount per sample; 1: no forgetting), detector ([k, k kappa, nu, h, h_hold]:
-#: the change detector; h = 0: off) and prior ([v, a0, b0]: what a change re-opens to)
-HeadSettings = namedtuple("HeadSettings", "learn floor c2 jitter keep detector prior")
+#: the change detector; h = 0: off), prior ([v, a0, b0]: the prior's weight variance and noise
+#: statistics) and P0 ((n1, n1): the prior covariance a change re-opens P to; v I, or a full one)
+HeadSettings = namedtuple("HeadSettings", "learn floor c2 jitter keep detector prior P0")
 #: the head's work arrays, (n1,) each: zt holds z~ = [z; 1] (the update's input; the fused
 #: kernels write it), Pz = P z~ (``ForceHead.work_arrays()``)
 HeadWork = namedtuple("HeadWork", "zt Pz")
@@ -88,14 +89,13 @@ def _moments(m, P, zt, Pz):
 
 
 @jit
-def _reopen(P, noise, learn, prior):
-    """A detected change: P = v I and, when the noise is learned, its statistics back to
-    the prior's (a0, b0; R = b0 / a0, floored when the head was built)."""
+def _reopen(P, noise, learn, prior, P0):
+    """A detected change: P = P0 (the prior covariance) and, when the noise is learned, its
+    statistics back to the prior's (a0, b0; R = b0 / a0, floored when the head was built)."""
     n1 = P.shape[0]
     for a in range(n1):
         for b in range(n1):
-            P[a, b] = 0.0
-        P[a, a] = prior[0]
+            P[a, b] = P0[a, b]
     if learn:
         noise[1] = prior[1]
         noise[2] = prior[2]
@@ -111,7 +111,7 @@ def force_update(head, settings, work, y):
     ``HeadWork``); ``y`` the label. Returns LEARNED, DOWNWEIGHTED, NONFINITE or CHANGED.
     """
     m, P, noise = head
-    learn, floor, c2, jitter, keep, detector, prior = settings
+    learn, floor, c2, jitter, keep, detector, prior, P0 = settings
     zt, Pz = work
     n1 = zt.shape[0]
     if not math.isfinite(y):
@@ -132,7 +132,7 @@ def force_update(head, settings, work, y):
         if g < 0.0:
             g = 0.0
         if g > detector[3]:
-            _reopen(P, noise, learn, prior)
+            _reopen(P, noise, learn, prior, P0)
             mu, q = _moments(m, P, zt, Pz)
             R = noise[0]
             S = q + R + jitter

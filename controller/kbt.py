@@ -47,11 +47,15 @@ class KBTController(ForceController):
     sigma_data : float, optional
         Known label-noise variance (N^2), used as R when the config's noise is
         'known' (floored at ``noise_floor``); with learned noise it is ignored.
+    prior_cov : ndarray, shape (d_in + 1, d_in + 1), optional
+        The prior weight covariance P0 instead of v I (for example a family
+        prior, docs/family-prior.md); the prior mean stays the pre-trained read-out.
     """
 
     name = "kbt"
 
-    def __init__(self, policy: TransformerPolicy, head_config: HeadConfig | None = None, sigma_data=None):
+    def __init__(self, policy: TransformerPolicy, head_config: HeadConfig | None = None, sigma_data=None,
+                 prior_cov=None):
         if not isinstance(policy, TransformerPolicy):
             raise ValueError(f"policy: expected a TransformerPolicy but found {type(policy).__name__}")
         cfg = HeadConfig() if head_config is None else head_config
@@ -66,7 +70,7 @@ class KBTController(ForceController):
         self.h_mean, self.h_T = feature_standardiser(policy, states)
         self.s_inv = state_inverse_scale(policy)
         self.prior_mean = prior_readout(policy, self.inputs(states), states)
-        self.head = ForceHead(self.prior_mean, cfg)
+        self.head = ForceHead(self.prior_mean, cfg, prior_cov=prior_cov)
         self._fast = FastInference(policy)
         self._bind()
 
@@ -76,7 +80,8 @@ class KBTController(ForceController):
         return np.hstack([Hs, states * self.s_inv]) if self.skip else Hs
 
     def _fingerprint_arrays(self):
-        return (self.policy.head_weights, self.h_mean, self.h_T, self.prior_mean)
+        base = (self.policy.head_weights, self.h_mean, self.h_T, self.prior_mean)
+        return base if self.head.prior_cov is None else base + (self.head.prior_cov,)
 
     def _input_arrays(self):
         # the packed T_1 weights the fused kernels read (scalars left out), the

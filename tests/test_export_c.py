@@ -132,6 +132,36 @@ def test_rls_export_matches_float32_and_float64():
 
 
 @needs_cc
+def test_swingup_kbt_with_its_family_prior_reopens_to_it_in_c_as_in_numpy():
+    """Swing-up KBT carries a full prior covariance (the family prior): the export holds it
+    (``prior_P``) and a detected change re-opens P to it, as the NumPy reference does."""
+    from sim.loops.deploy import iid_samples
+    from sim.world.experts import expert_for
+    from sim.world.task import SWINGUP, SWINGUP_TARGET
+
+    task = SWINGUP.on(SWINGUP_TARGET)
+    S, F = iid_samples(expert_for(task), 1, 0, 400, task=task)
+    F = np.array(F, dtype=float)
+    F[250:] = -3.0 * F[250:] + 40.0                        # a change the detector finds
+    runs = {"c": CController(make_controller("kbt", task)),
+            "f64": make_controller("kbt", task, MethodSettings(head=HeadConfig(backend="numpy")))}
+    P0 = runs["f64"].head.prior_cov
+    assert P0 is not None and np.abs(P0 - np.diag(np.diag(P0))).max() > 0.1       # full, not v I
+    p = runs["c"]._params
+    assert p.ints["PRIOR_FULL"] == 1
+    np.testing.assert_allclose(unpack_lower(p.arrays["prior_P"], P0.shape[0]), P0)
+    assert export_params(make_controller("kbt", TARGET)).ints["PRIOR_FULL"] == 0
+    st = {k: _statuses(c, S, F) for k, c in runs.items()}
+    assert np.count_nonzero(st["f64"] == 3) >= 1
+    np.testing.assert_array_equal(st["c"], st["f64"])
+    _, P, _ = runs["c"].head_arrays()
+    _, P64, _ = runs["f64"].head.kernel_arrays()
+    np.testing.assert_allclose(P, P64, atol=1e-4 * np.abs(P64).max())
+    X = S[:300]
+    assert np.abs(runs["c"].act(X) - runs["f64"].act(X)).max() < 1e-3
+
+
+@needs_cc
 def test_nonfinite_state_or_label_changes_nothing():
     c = CController(make_controller("rls", TARGET))
     c.observe(np.full(4, 0.01), 1.0)

@@ -71,6 +71,64 @@ def test_numba_kernel_matches_numpy_reference_with_weights_changes_and_learned_n
     assert 300 <= statuses.index(fn.CHANGED) < 350, "detected within 50 samples of the change"
 
 
+def _full_prior(rng, n1):
+    A = rng.normal(size=(n1, n1))
+    return A @ A.T / n1 + 0.1 * np.eye(n1)
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_a_full_prior_covariance_is_bayesian_linear_regression_with_that_prior(backend):
+    rng = np.random.default_rng(4)
+    d, n, r = 4, 25, 0.3
+    w0, P0 = rng.normal(size=d + 1), _full_prior(rng, d + 1)
+    X, y = rng.normal(size=(n, d)), rng.normal(size=n)
+    Xt = np.hstack([X, np.ones((n, 1))])
+    # closed form with prior N(w0, P0): P = (P0^-1 + X~^T X~ / r)^-1, m = P (P0^-1 w0 + X~^T y / r)
+    P_ref = np.linalg.inv(np.linalg.inv(P0) + Xt.T @ Xt / r)
+    m_ref = P_ref @ (np.linalg.solve(P0, w0) + Xt.T @ y / r)
+    head = ForceHead(w0, HeadConfig(obs_noise=r, noise="known", robust=0.0, change_threshold=0.0, jitter=0.0,
+                                    backend=backend), prior_cov=P0)
+    np.testing.assert_allclose(head.kernel_arrays()[1], P0)
+    for i in range(n):
+        head.update(X[i], y[i])
+    m, P, _ = head.kernel_arrays()
+    np.testing.assert_allclose(m, m_ref, atol=1e-9)
+    np.testing.assert_allclose(P, P_ref, atol=1e-9)
+
+
+def test_a_change_reopens_to_the_full_prior_covariance_in_kernel_and_reference():
+    rng = np.random.default_rng(5)
+    d = 5
+    P0 = _full_prior(rng, d + 1)
+    X1, y1 = _linear_stream(rng, rng.normal(size=d + 1), 200)
+    X2, y2 = _linear_stream(rng, 4 * rng.normal(size=d + 1), 100)
+    X, y = np.vstack([X1, X2]), np.hstack([y1, y2])
+    heads = [ForceHead(np.zeros(d + 1), HeadConfig(backend=b), prior_cov=P0) for b in ("numba", "numpy")]
+    for i in range(len(y)):
+        before = heads[1].copy()
+        a, b = heads[0].update(X[i], y[i]), heads[1].update(X[i], y[i])
+        assert a and b
+        if heads[1].n_changes > before.n_changes:
+            # re-opened to P0, then this sample learned: one rank-1 step from P0
+            zt = np.append(X[i], 1.0)
+            Pz = P0 @ zt
+            P_after = heads[1].kernel_arrays()[1]
+            assert np.allclose(P_after, P0 - np.outer(Pz, Pz) * (P0 - P_after)[0, 0] / Pz[0] ** 2, atol=1e-9)
+    assert heads[0].n_changes == heads[1].n_changes == 1
+    for x, z in zip(heads[0].kernel_arrays(), heads[1].kernel_arrays()):
+        np.testing.assert_allclose(x, z, rtol=1e-7, atol=1e-10)
+
+
+def test_a_bad_prior_covariance_is_a_clear_error():
+    w0 = np.zeros(4)
+    for bad, what in ((np.eye(3), "shape"), (np.triu(np.ones((4, 4))) + np.eye(4), "symmetric"),
+                      (-np.eye(4), "positive definite")):
+        with pytest.raises(ValueError, match="prior_cov"):
+            ForceHead(w0, HeadConfig(), prior_cov=bad)
+    with pytest.raises(ValueError, match="one-layer"):
+        ForceHead(w0, HeadConfig(n_layers=2), prior_cov=np.eye(4))
+
+
 def _far_label_shift(head, z, probes, e):
     """Largest |change| of the predicted force over ``probes`` caused by one label at
     innovation ``e`` from the prediction at ``z``, and the bound (c / 2) sqrt(q) at each probe."""

@@ -125,7 +125,8 @@ def _force_args(d_in, rng, R=0.5, learn=True, detect=True, robust=True, floor=1e
     y = float(m @ zt + 0.3)
     noise = np.array([R, 3.0, 3.0 * R, 1.0])
     detector = np.array([0.45, 7.2, 1.15, 20.0 if detect else 0.0, 5.0 if detect else 0.0])
-    settings = (learn, floor, 64.0 if robust else 0.0, 1e-9, 0.999, detector, np.array([10.0, 1.0, 10.0]))
+    settings = (learn, floor, 64.0 if robust else 0.0, 1e-9, 0.999, detector, np.array([10.0, 1.0, 10.0]),
+                10.0 * np.eye(n1))
     return (m, P, noise), settings, (zt, np.zeros(n1)), y
 
 

@@ -17,11 +17,15 @@ head setting (``HeadConfig`` fields as JSON):
 
 ``--onpolicy-trials 105..124`` runs only the swing-up on-policy rows, on those
 tuning trials, 200..1000 samples (the spread of one setting across many trials);
-a setting may then carry ``"probe"`` (the deployed loop's probing gain) beside
-the head's fields:
+a setting may then carry ``"probe"`` (the deployed loop's probing gain),
+``"family"`` / ``"family_eps"`` (the swing-up family prior, on or off, and its
+eps; docs/family-prior.md) and ``"stream"`` ("onpolicy" or "iid") beside the
+head's fields:
 
     python tools/sweep_continual.py --onpolicy-trials 105..124 --configs SPREAD \
         --out docs/data/swingup_onpolicy_spread.json
+    python tools/sweep_continual.py --onpolicy-trials 105..124 --configs FAMILY \
+        --out docs/data/family_prior_sweep.json
 """
 
 import argparse
@@ -51,6 +55,10 @@ SPREAD = ({"probe": 0.0}, {"probe": 0.0, "change_threshold": 0.0}, {"probe": 0.0
           {"probe": 0.0, "robust": 32.0}, {"probe": 0.5}, {"probe": 1.0}, {"probe": 2.0}, {"probe": 3.0},
           {"probe": 4.0}, {"probe": 1.0, "change_threshold": 0.0}, {"probe": 1.0, "robust": 0.0})
 SPREAD_MARKS = (200, 400, 600, 800, 1000)
+#: ``--configs FAMILY``: the swing-up family prior (docs/family-prior.md) against v I, its eps,
+#: with and without probing, on both streams
+FAMILY = ({}, {"family": False}, {"family_eps": 1e-2}, {"family_eps": 1e-4}, {"probe": 0.0},
+          {"stream": "iid"}, {"stream": "iid", "family": False})
 
 
 def swingup_row(cfg):
@@ -70,14 +78,17 @@ def swingup_row(cfg):
 
 
 def onpolicy_spread_row(conf, seeds):
-    """Swing-up on-policy, one row per trial seed: success at ``SPREAD_MARKS`` over 50 episodes."""
+    """Swing-up on-policy (or ``"stream": "iid"``), one row per trial seed: success at ``SPREAD_MARKS``
+    over 50 episodes."""
     conf = dict(conf)
     probe = conf.pop("probe", None)
+    family = {k: conf.pop(k) for k in ("family", "family_eps") if k in conf}
+    stream = conf.pop("stream", "onpolicy")
     task = replace(SWINGUP, params=SWINGUP_TARGET)
     rows = []
     for seed in seeds:
-        c = make_controller("kbt", task, MethodSettings(head=HeadConfig(**conf)))
-        res = run_deployment(c, task, DeployConfig(samples=1000, stream="onpolicy", seed=seed, episodes=50,
+        c = make_controller("kbt", task, MethodSettings(head=HeadConfig(**conf), **family))
+        res = run_deployment(c, task, DeployConfig(samples=1000, stream=stream, seed=seed, episodes=50,
                                                    checkpoints=SPREAD_MARKS, probe=probe))
         rows.append({"trial": seed, "success": [r["success_rate"] for r in res.rows[1:]],
                      "changes": c.n_changes, "downweighted": c.n_downweighted})
@@ -122,7 +133,8 @@ def main(argv=None):
     ap.add_argument("--onpolicy-trials", default=None, metavar="A..B",
                     help="only swing-up on-policy, on tuning trials A..B (disjoint from the reported 0..9)")
     args = ap.parse_args(argv)
-    configs = SPREAD if args.configs == "SPREAD" else json.loads(args.configs) if args.configs else CONFIGS
+    named = {"SPREAD": SPREAD, "FAMILY": FAMILY}
+    configs = named[args.configs] if args.configs in named else json.loads(args.configs) if args.configs else CONFIGS
     if args.onpolicy_trials:
         try:
             seeds = parse_trials(args.onpolicy_trials)
@@ -150,9 +162,10 @@ def main(argv=None):
 def spread(configs, seeds, out):
     rows = []
     for conf in configs:
-        row = {"settings": conf, "onpolicy": onpolicy_spread_row(conf, seeds)}
+        stream = conf.get("stream", "onpolicy")
+        row = {"settings": conf, stream: onpolicy_spread_row(conf, seeds)}
         rows.append(row)
-        o = row["onpolicy"]
+        o = row[stream]
         print(f"{json.dumps(conf):>50}  mean {o['mean']} worst {o['worst_1000']:.2f} below 0.8: "
               f"{o['below_0.8_at_1000']}/{len(seeds)}; changes {[t['changes'] for t in o['trials']]}", flush=True)
     if out:

@@ -6,7 +6,8 @@ Draws i.i.d. states from the TARGET swing-up expert's own episodes (the
 * the best linear read-out of the frozen pre-trained inputs [h'; s_norm]
   (least squares on 20 000 samples) -- what KBT's posterior mean tends to;
 * the same read-out on the state alone and on the features alone;
-* KBT's own posterior mean after 25, 100, 300 and 1000 samples;
+* KBT's own posterior mean after 25, 100, 300 and 1000 samples (with the prior
+  v I; the family prior, docs/family-prior.md, is measured by swingup_coverage.py);
 
 by held-out force RMSE (all states, near upright: |theta| < 0.35 rad,
 where the expert hands over to LQR, and away from it) and by swing-up success on TARGET (100
@@ -20,7 +21,7 @@ import numpy as np
 from sim.loops.deploy import iid_samples
 from sim.world.experts import expert_for
 from sim.loops.loop import evaluate_success
-from sim.loops.methods import make_controller
+from sim.loops.methods import MethodSettings, make_controller
 from sim.world.task import SWINGUP, SWINGUP_TARGET
 
 
@@ -47,7 +48,7 @@ def main():
     S, F = iid_samples(expert, 1, 0, 20000, task=task)
     Sh, Fh = iid_samples(expert, 99, 0, 5000, task=task)
     near = np.abs(Sh[:, 2]) < 0.35
-    kbt = make_controller("kbt", task)
+    kbt = make_controller("kbt", task, MethodSettings(family=False))     # the prior v I (docs/swingup.md)
     d = kbt.policy.config.d_model
     rows = []
     for name, cols in (("features + state", slice(None)), ("state only", slice(d, None)),

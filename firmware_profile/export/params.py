@@ -11,7 +11,8 @@ on the next export.
 The head must be the L = 1 force head (``m``, ``P``, ``noise = [R, a, b, g]``
 of ``ForceHead.kernel_arrays()``); its settings are
 ``ForceHead.kernel_settings()`` = (learn, floor, c^2, jitter, keep,
-detector [k, k kappa, nu, h, h_hold], prior [v, a0, b0]).
+detector [k, k kappa, nu, h, h_hold], prior [v, a0, b0], P0); a head with a full
+prior covariance (``ForceHead.prior_cov``) also exports it as ``prior_P``.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ def _head_params(out, head):
         raise ValueError(f"controller: the C export needs the one-layer force head but found "
                          f"n_layers={cfg.n_layers}, covariance={cfg.covariance!r}")
     m, P, noise = head.kernel_arrays()
-    learn, floor, c2, jitter, keep, detector, prior = head.kernel_settings()
+    learn, floor, c2, jitter, keep, detector, prior, _ = head.kernel_settings()
     n1 = m.shape[0]
     out.ints.update(N1=n1, NP=n1 * (n1 + 1) // 2, LEARN_NOISE=int(bool(learn)))
     k, cap, nu, h, hold = (float(v) for v in detector)      # cap = k kappa
@@ -92,6 +93,10 @@ def _head_params(out, head):
     out.scalars.update(NOISE_FLOOR=floor, ROBUST_C2=c2, JITTER=jitter, KEEP=keep, DETECT_K=k,
                        DETECT_CAP=cap, DETECT_NU=nu, DETECT_H=h, DETECT_HOLD=hold, PRIOR_VAR=v, PRIOR_A=a0, PRIOR_B=b0)
     out.arrays.update(init_m=np.asarray(m, float), init_P=pack_lower(P), init_noise=np.asarray(noise, float))
+    # a full prior covariance (a family prior) is what a change re-opens to; v I needs no array
+    out.ints.update(PRIOR_FULL=int(head.prior_cov is not None))
+    if head.prior_cov is not None:
+        out.arrays.update(prior_P=pack_lower(head.prior_cov))
     out.counts.update(UPDATES=int(head.n_updates), DOWNWEIGHTED=int(head.n_downweighted),
                       CHANGES=int(head.n_changes))
 

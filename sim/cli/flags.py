@@ -217,7 +217,8 @@ def add_head_args(g):
     g.add_argument("--head-layers", type=int, default=None, help="Bayesian head layers L (default 1)")
     g.add_argument("--prior-var", type=float, nargs="+", default=None,
                    help="prior weight variance per head layer (default: kbt and rls "
-                        f"{DEFAULT_PRIOR_VAR['gaussian']:g}, kbt-softmax {DEFAULT_PRIOR_VAR['softmax']:g})")
+                        f"{DEFAULT_PRIOR_VAR['gaussian']:g}, kbt-softmax {DEFAULT_PRIOR_VAR['softmax']:g}; kbt on "
+                        "swingup: the family prior covariance, docs/family-prior.md, which a given value replaces by v I)")
     g.add_argument("--obs-noise", type=float, default=None,
                    help="kbt, rls: known noise R or the learned noise's initial guess (N^2, default "
                         f"{DEFAULT_OBS_NOISE['gaussian']:g}); kbt-softmax: measurement noise R "
@@ -279,6 +280,8 @@ def make_controller(args, task):
         kw["epochs"] = args.epochs
     if getattr(args, "design_for", None):
         kw["lqr_design"] = presets(args)[args.design_for]
+    if "prior_var" in getattr(args, "given", {}):
+        kw["family"] = False                # a given prior variance is the prior: v I
     settings = MethodSettings(weights=args.weights, head=head_config(args), softmax_head=head_config(args, True),
                               sigma_data=getattr(args, "sigma_data", 0.0) or 0.0, **kw)
     return _make(method_name(args), task, settings, seed=args.seed)

@@ -8,6 +8,10 @@ retraining with a FIFO memory of C samples, e.g. ``retrain-10``), ``blob-C``
 (BLoB with the same memory rules), and ``kbt-c`` / ``rls-c``: ``kbt`` / ``rls``
 exported to C99 and run in the compiled export (``firmware_profile.c_controller``;
 float32, the firmware's arithmetic; docs/firmware-export.md).
+
+``kbt`` on the swing-up task starts from the family prior covariance shipped
+beside the swing-up weights (``family_prior``, docs/family-prior.md); on
+balance, and wherever that family does not apply, from v I.
 """
 
 from __future__ import annotations
@@ -17,10 +21,11 @@ from dataclasses import dataclass, field
 import os
 
 from controller.kalman_head import HeadConfig
+from sim.loops.family_prior import FAMILY_EPS
 from sim.world.cartpole import SOURCE, CartPoleParams
 from sim.world.task import as_task
 
-__all__ = ["MethodSettings", "make_controller", "is_learner", "parse_method", "task_weights"]
+__all__ = ["MethodSettings", "make_controller", "is_learner", "parse_method", "task_weights", "family_prior"]
 
 BASE_METHODS = ("lqr", "expert", "pretrained", "kbt", "kbt-softmax", "rls", "kbt-c", "rls-c", "retrain", "blob")
 #: methods that run a Python controller's C export: the method they export
@@ -45,6 +50,8 @@ class MethodSettings:
     blob_samples: int = 10                  # BLoB: weight samples at inference
     blob_kl_data: str = "seen"              # BLoB: KL per sample seen or per sample in memory
     lqr_design: CartPoleParams | None = None  # lqr, expert: the plant the expert is designed for
+    family: bool = True                     # kbt: the task's family prior covariance where it has one (``family_prior``)
+    family_eps: float = FAMILY_EPS          # kbt: eps of the family prior P0 = Cov(w) + eps I
 
 
 def task_weights(task):
@@ -54,6 +61,21 @@ def task_weights(task):
 
         return os.path.join(os.path.dirname(PRETRAINED_PATH), "pretrained_swingup.npz")
     return None
+
+
+def family_prior(controller, task, settings):
+    """The prior covariance P0 of ``kbt`` on ``task`` from the task's family file
+    (``sim.loops.family_prior``, docs/family-prior.md), or None for v I: a task without a
+    family file, ``settings.family`` off, or a head the family was not made for (other
+    weights, a ``prior_var`` other than the default, inputs other than 'features+state', more than one layer)."""
+    from sim.loops.family_prior import family_path, load_family, prior_covariance
+
+    h = settings.head
+    path = family_path(as_task(task).name)
+    if (path is None or not settings.family or settings.weights is not None or h.prior_var != HeadConfig().prior_var
+            or h.inputs != "features+state" or h.n_layers != 1 or h.covariance != "block"):
+        return None
+    return prior_covariance(load_family(path, controller.fingerprint()), settings.family_eps)
 
 
 def parse_method(method):
@@ -123,7 +145,9 @@ def make_controller(method, task, settings: MethodSettings | None = None, seed=0
     if base == "kbt":
         from controller.kbt import KBTController
 
-        return KBTController(policy, s.head, sigma_data=s.sigma_data or None)
+        c = KBTController(policy, s.head, sigma_data=s.sigma_data or None)
+        P0 = family_prior(c, task, s)
+        return c if P0 is None else KBTController(policy, s.head, sigma_data=s.sigma_data or None, prior_cov=P0)
     if base == "kbt-softmax":
         from controller.kbt_softmax import SoftmaxKBTController
 

@@ -1,0 +1,64 @@
+"""The family prior a KBT controller starts from (docs/family-prior.md).
+
+A family file (made by ``kbt family``, ``sim.pretraining.family``) holds the
+least-squares read-outs w_1..w_n of the experts of n other plants through the
+KBT head's frozen inputs. The head's prior covariance is
+
+    P0 = Cov(w_1, ..., w_n) + eps I                       (eps = FAMILY_EPS)
+
+instead of v I; its mean stays the pre-trained read-out. The file records
+the fingerprint of the input map it was made for (``ForceController.fingerprint``
+of the head with the isotropic prior); a mismatch is a ValueError.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from controller.checks import check_positive
+
+__all__ = ["FAMILY_EPS", "family_path", "prior_covariance", "save_family", "load_family"]
+
+#: eps of P0 = Cov(w) + eps I (docs/family-prior.md: the sweep it was chosen by)
+FAMILY_EPS = 1e-3
+#: the tasks that ship a family file beside their pre-trained weights
+FAMILY_FILES = {"swingup": "family_swingup.npz"}
+
+
+def family_path(task_name):
+    """The shipped family file of a task, or None when the task has none."""
+    from controller.model import PRETRAINED_PATH
+
+    name = FAMILY_FILES.get(task_name)
+    return None if name is None else os.path.join(os.path.dirname(PRETRAINED_PATH), name)
+
+
+def prior_covariance(W, eps=FAMILY_EPS):
+    """P0 = Cov(w_1..w_n) + eps I, (d_in + 1, d_in + 1), from read-outs W (n, d_in + 1)."""
+    eps = check_positive("eps", eps)
+    W = np.asarray(W, dtype=float)
+    return np.cov(W.T) + eps * np.eye(W.shape[1])
+
+
+def save_family(path, W, plants, fingerprint, meta):
+    """Write read-outs W (n, d_in + 1), their plants (n, 3) and the input map's fingerprint."""
+    np.savez(path, readouts=np.asarray(W, float), plants=np.asarray(plants, float),
+             fingerprint=np.array(fingerprint), meta=np.array(json.dumps(meta)))
+
+
+def load_family(path, fingerprint):
+    """The read-outs W of a family file made for the input map with ``fingerprint``;
+    ValueError for another one or an unreadable file."""
+    try:
+        with np.load(path) as f:
+            saved = str(f["fingerprint"])
+            W = f["readouts"].astype(float)
+    except (OSError, KeyError, ValueError) as e:
+        raise ValueError(f"{path}: not a readable family file ({e})") from None
+    if saved != fingerprint:
+        raise ValueError(f"{path}: the family was made for other pre-trained weights (fingerprint {saved}, "
+                         f"expected {fingerprint}); re-make it with `kbt family`")
+    return W

@@ -1,0 +1,84 @@
+"""A family prior for the KBT head: how the read-out moved between other plants.
+
+For ``n`` plants drawn log-uniformly from a range around SOURCE, with the
+neighbourhoods of the plants the experiments adapt to left out, take the
+expert designed for that plant and the least-squares read-out of its force
+through the KBT head's frozen inputs z~ = [h'; s_norm; 1], on the states
+that expert visits on its own plant:
+
+    w_i = argmin_w sum_t (w^T z~(s_t) - F_i(s_t))^2          (one plant i, n_i states)
+
+The head's prior is then N(w_0, P0) with the pre-trained read-out w_0 as its
+mean (as before) and P0 = Cov(w_1, ..., w_n) + eps I
+(``sim.loops.family_prior``, docs/family-prior.md): a label that teaches the
+weights along one direction also moves the directions that moved with it
+across the family. The read-outs are computed once (``kbt family``, about a
+minute) and shipped beside the pre-trained weights they belong to.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from controller.checks import check_int, check_positive
+from sim.world.cartpole import CartPoleParams
+from sim.world.data import trajectory_states
+from sim.world.task import SWINGUP_SHIFT2, SWINGUP_TARGET, as_task
+
+__all__ = ["FAMILY_RANGE", "LEFT_OUT", "family_plants", "family_readouts"]
+
+#: (m_c, m_p, l_p) bounds the family's plants are drawn from, log-uniformly, per task
+FAMILY_RANGE = {"swingup": ((0.5, 0.05, 0.3), (3.0, 0.4, 2.0))}
+#: plants whose neighbourhood (every parameter within a factor LEFT_OUT_FACTOR) is left out:
+#: the ones the experiments adapt to
+LEFT_OUT = {"swingup": (SWINGUP_TARGET, SWINGUP_SHIFT2)}
+LEFT_OUT_FACTOR = 1.5
+#: an expert counts when it swings its own plant up in this share of 10 episodes
+EXPERT_SUCCESS = 0.9
+
+
+def _left_out(params, task_name):
+    f = LEFT_OUT_FACTOR
+    for p in LEFT_OUT[task_name]:
+        if all(1.0 / f <= a / b <= f for a, b in ((params.m_c, p.m_c), (params.m_p, p.m_p), (params.l_p, p.l_p))):
+            return True
+    return False
+
+
+def family_plants(task, rng):
+    """Candidate plants, one at a time: log-uniform in ``FAMILY_RANGE``, ``LEFT_OUT`` skipped."""
+    task = as_task(task)
+    lo, hi = (np.log(b) for b in FAMILY_RANGE[task.name])
+    while True:
+        m_c, m_p, l_p = np.exp(rng.uniform(lo, hi))
+        p = CartPoleParams(m_c=float(m_c), m_p=float(m_p), l_p=float(l_p), g=task.params.g, tau=task.params.tau,
+                           integrator=task.params.integrator, u_max=task.params.u_max)
+        if not _left_out(p, task.name):
+            yield p
+
+
+def family_readouts(controller, task, n=40, seed=0, episodes=10, progress=None):
+    """Read-outs W (n, d_in + 1) and plants (n, 3) of ``n`` family members whose expert
+    swings its own plant up (``EXPERT_SUCCESS``); ``controller`` supplies the inputs z(s)."""
+    from sim.loops.loop import evaluate_success
+    from sim.world.experts import expert_for
+
+    task = as_task(task)
+    if task.name not in FAMILY_RANGE:
+        raise ValueError(f"task: a family is defined for {', '.join(FAMILY_RANGE)} but not {task.name!r}")
+    n = check_int("n", n, low=2)
+    rng = np.random.default_rng(seed)
+    W, plants = [], []
+    for p in family_plants(task, rng):
+        member = task.on(p)
+        expert = expert_for(member)
+        if evaluate_success(expert, member, n_episodes=10, seed=seed + 1).success_rate < EXPERT_SUCCESS:
+            continue
+        S = trajectory_states(member, expert, seed + 1, episodes=episodes)
+        Zt = np.hstack([controller.inputs(S), np.ones((len(S), 1))])
+        W.append(np.linalg.lstsq(Zt, expert.act(S), rcond=None)[0])
+        plants.append((p.m_c, p.m_p, p.l_p))
+        if progress is not None:
+            progress(len(W))
+        if len(W) == n:
+            return np.array(W), np.array(plants)

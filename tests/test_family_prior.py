@@ -1,0 +1,108 @@
+"""The swing-up KBT head's family prior: its file, its covariance, where it applies."""
+
+import json
+
+import numpy as np
+import pytest
+
+from controller.kalman_head import HeadConfig
+from sim.loops.family_prior import FAMILY_EPS, family_path, load_family, prior_covariance, save_family
+from sim.loops.methods import MethodSettings, make_controller
+from sim.pretraining.family import FAMILY_RANGE, LEFT_OUT, LEFT_OUT_FACTOR, family_plants, family_readouts
+from sim.world.cartpole import TARGET
+from sim.world.task import BALANCE, SWINGUP, SWINGUP_TARGET
+
+TASK = SWINGUP.on(SWINGUP_TARGET)
+
+
+@pytest.fixture(scope="module")
+def isotropic():
+    return make_controller("kbt", TASK, MethodSettings(family=False))
+
+
+def test_swingup_kbt_starts_from_the_shipped_family_prior(isotropic):
+    c = make_controller("kbt", TASK)
+    W = load_family(family_path("swingup"), isotropic.fingerprint())
+    with np.load(family_path("swingup")) as f:
+        meta = json.loads(str(f["meta"]))
+    assert meta["command"] == "kbt family --out controller/data/family_swingup.npz --no-progress"
+    assert W.shape == (meta["plants"], isotropic.head.d_in + 1)
+    # P0 = Cov(w) + eps I, written independently of prior_covariance
+    D = W - W.mean(axis=0)
+    np.testing.assert_allclose(c.head.prior_cov, D.T @ D / (len(W) - 1) + FAMILY_EPS * np.eye(W.shape[1]))
+    np.testing.assert_allclose(c.head.core.layers[0].S[0], c.head.prior_cov)
+    np.testing.assert_array_equal(c.prior_mean, isotropic.prior_mean)      # the mean stays the pre-trained read-out
+    assert c.fingerprint() != isotropic.fingerprint()                       # a saved head knows its prior
+
+
+def test_where_the_family_prior_does_not_apply_the_prior_is_v_i(isotropic):
+    assert isotropic.head.prior_cov is None
+    assert make_controller("kbt", TARGET).head.prior_cov is None                      # balance has no family
+    assert make_controller("kbt", TASK, MethodSettings(head=HeadConfig(prior_var=5.0))).head.prior_cov is None
+    assert make_controller("kbt", TASK, MethodSettings(head=HeadConfig(inputs="features"))).head.prior_cov is None
+    assert make_controller("rls", TASK).head.prior_cov is None
+
+
+def test_a_family_file_of_other_weights_is_refused(tmp_path, isotropic):
+    path = tmp_path / "f.npz"
+    save_family(path, np.ones((3, 21)), np.ones((3, 3)), "0" * 16, {})
+    with pytest.raises(ValueError, match="other pre-trained weights"):
+        load_family(path, isotropic.fingerprint())
+    (tmp_path / "bad.npz").write_text("not a file")
+    with pytest.raises(ValueError, match="not a readable family file"):
+        load_family(tmp_path / "bad.npz", isotropic.fingerprint())
+    with pytest.raises(ValueError, match="eps"):
+        prior_covariance(np.ones((3, 21)), eps=-1.0)
+
+
+def test_family_plants_are_in_range_and_leave_the_evaluated_plants_out():
+    gen = family_plants(TASK, np.random.default_rng(0))
+    lo, hi = FAMILY_RANGE["swingup"]
+    f = LEFT_OUT_FACTOR
+    for _ in range(300):
+        p = next(gen)
+        v = (p.m_c, p.m_p, p.l_p)
+        assert all(a <= x <= b for a, x, b in zip(lo, v, hi))
+        for q in LEFT_OUT["swingup"]:
+            assert not all(1 / f <= x / y <= f for x, y in zip(v, (q.m_c, q.m_p, q.l_p)))
+        assert p.integrator == TASK.params.integrator and p.u_max == TASK.params.u_max
+
+
+def test_family_readouts_fit_each_members_expert(isotropic):
+    from sim.world.data import trajectory_states
+    from sim.world.experts import expert_for
+
+    W, plants = family_readouts(isotropic, TASK, n=2, seed=3, episodes=2)
+    assert W.shape == (2, isotropic.head.d_in + 1) and plants.shape == (2, 3)
+    member = TASK.on(TASK.params.with_(m_c=plants[0, 0], m_p=plants[0, 1], l_p=plants[0, 2]))
+    S = trajectory_states(member, expert_for(member), 4, episodes=2)
+    Zt = np.hstack([isotropic.inputs(S), np.ones((len(S), 1))])
+    F = expert_for(member).act(S)
+    # the member's read-out fits its expert on fresh episodes better than the pre-trained read-out does
+    assert np.sqrt(np.mean((Zt @ W[0] - F) ** 2)) < 0.8 * np.sqrt(np.mean((Zt @ isotropic.prior_mean - F) ** 2))
+    with pytest.raises(ValueError, match="family"):
+        family_readouts(isotropic, BALANCE.on(TARGET), n=2)
+
+
+def test_cli_family_checks_its_flags_and_writes_a_file(tmp_path, capsys, isotropic):
+    from sim.cli import main
+
+    out = tmp_path / "fam.npz"
+    with pytest.raises(SystemExit) as e:
+        main(["family", "--out", str(out), "--plants", "1"])
+    assert e.value.code == 2 and "--plants" in capsys.readouterr().err and not out.exists()
+    assert main(["family", "--out", str(out), "--plants", "2", "--no-progress"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    assert load_family(out, isotropic.fingerprint()).shape == (2, isotropic.head.d_in + 1)
+
+
+def test_a_given_prior_var_on_the_command_line_replaces_the_family_prior():
+    from sim.cli import build_parser
+    from sim.cli.flags import make_controller as cli_controller
+    from sim.cli.parser import explicit_flags
+
+    for argv, family in ((["run", "--task", "swingup"], True), (["run", "--task", "swingup", "--prior-var", "10"], False)):
+        args = build_parser().parse_args(argv)
+        args.argv, args.given = argv, explicit_flags(build_parser(), argv, "run")
+        c = cli_controller(args, TASK)
+        assert (c.head.prior_cov is not None) == family, argv
