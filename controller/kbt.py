@@ -74,6 +74,14 @@ class KBTController(ForceController):
         self._fast = FastInference(policy)
         self._bind()
 
+    def use_prior_cov(self, prior_cov):
+        """Start from the prior covariance P0 = ``prior_cov`` instead of the head's current
+        prior (a fresh head: before any update; ValueError otherwise). Same as passing
+        ``prior_cov`` to the constructor, without building the input map again."""
+        if self.head.n_updates:
+            raise ValueError("prior_cov: the head has learned already; set its prior before any update")
+        self._adopt(ForceHead(self.prior_mean, self.head_config, prior_cov=prior_cov))
+
     def inputs(self, states):
         """Head inputs z (N, d_in) = [h'; s_norm] (or h' alone)."""
         Hs = (self.policy.features(states) - self.h_mean) @ self.h_T.T

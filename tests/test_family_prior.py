@@ -33,6 +33,14 @@ def test_swingup_kbt_starts_from_the_shipped_family_prior(isotropic):
     np.testing.assert_allclose(c.head.core.layers[0].S[0], c.head.prior_cov)
     np.testing.assert_array_equal(c.prior_mean, isotropic.prior_mean)      # the mean stays the pre-trained read-out
     assert c.fingerprint() != isotropic.fingerprint()                       # a saved head knows its prior
+    # the same as passing prior_cov to the constructor
+    from controller.kbt import KBTController
+
+    direct = KBTController(isotropic.policy, prior_cov=c.head.prior_cov)
+    assert direct.fingerprint() == c.fingerprint()
+    c.observe(np.zeros(4), 1.0)
+    with pytest.raises(ValueError, match="learned already"):
+        c.use_prior_cov(c.head.prior_cov)
 
 
 def test_where_the_family_prior_does_not_apply_the_prior_is_v_i(isotropic):

@@ -146,8 +146,10 @@ def make_controller(method, task, settings: MethodSettings | None = None, seed=0
         from controller.kbt import KBTController
 
         c = KBTController(policy, s.head, sigma_data=s.sigma_data or None)
-        P0 = family_prior(c, task, s)
-        return c if P0 is None else KBTController(policy, s.head, sigma_data=s.sigma_data or None, prior_cov=P0)
+        P0 = family_prior(c, task, s)          # the family file is checked against c's input map
+        if P0 is not None:
+            c.use_prior_cov(P0)
+        return c
     if base == "kbt-softmax":
         from controller.kbt_softmax import SoftmaxKBTController
 
