@@ -15,12 +15,11 @@ the state files and the JIT warm-up.
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 
 from controller.checks import as_float_array
 from controller.force_head import ForceHead
+from controller.identity import check_close, digest
 
 __all__ = ["ForceController"]
 
@@ -46,7 +45,9 @@ class ForceController:
     def inputs(self, states):  # pragma: no cover - interface
         raise NotImplementedError
 
-    def _fingerprint_arrays(self):  # pragma: no cover - interface
+    def _identity(self):  # pragma: no cover - interface
+        """(settings, named arrays) that define the input map: stored or given values only
+        (``controller.identity.digest``), never a float computed here."""
         raise NotImplementedError
 
     def _input_arrays(self):  # pragma: no cover - interface
@@ -171,22 +172,31 @@ class ForceController:
 
     # ------------------------------------------------------------ files
     def fingerprint(self):
-        """Hash of what the head's meaning depends on (prior mean, input scaling)."""
-        digest = hashlib.sha256()
-        for arr in self._fingerprint_arrays():
-            digest.update(np.ascontiguousarray(arr, dtype=np.float64).tobytes())
-        return digest.hexdigest()[:16]
+        """Identity of the input map (16 hex digits): a hash of the method's name and of
+        what defines its inputs as stored or given (``_identity``), the same on every
+        machine. The prior, computed here, is checked by tolerance instead (``load_state``)."""
+        settings, arrays = self._identity()
+        return digest({"method": self.name, **settings}, arrays)
+
+    def _prior_arrays(self):
+        """The computed prior a state file records: its mean and, when it is not v I, its covariance."""
+        prior = {"__prior_mean__": self.prior_mean}
+        if self.head.prior_cov is not None:
+            prior["__prior_cov__"] = self.head.prior_cov
+        return prior
 
     def save_state(self, path, extra=None):
         """Atomically save the posterior and the noise state (resume after a power loss).
         ``extra``: more named arrays to keep in the file (keys ``__name__``)."""
         arrays = {"__fingerprint__": np.array(self.fingerprint()), "__method__": np.array(self.name)}
+        arrays.update(self._prior_arrays())
         arrays.update(extra or {})
         self.head.save(path, extra=arrays)
 
     def load_state(self, path):
         """Resume from ``save_state``; returns the file's extra arrays. A corrupt
-        file, another head configuration, method or pre-trained model is a
+        file, another head configuration, method, pre-trained model (the
+        fingerprint) or prior (mean or covariance beyond ``COMPUTED_RTOL``) is a
         ValueError and leaves this controller unchanged."""
         head = self.head.copy()
         extra = head.load_from(path)
@@ -195,8 +205,15 @@ class ForceController:
                              f"not {self.name!r}")
         saved = extra.get("__fingerprint__")
         if saved is None or str(saved) != self.fingerprint():
-            raise ValueError(f"{path}: the saved head belongs to another prior (fingerprint {saved}, "
-                             f"expected {self.fingerprint()})")
+            raise ValueError(f"{path}: the saved head belongs to another pre-trained model or input map "
+                             f"(fingerprint {saved}, expected {self.fingerprint()})")
+        prior = self._prior_arrays()
+        if set(prior) != {k for k in ("__prior_mean__", "__prior_cov__") if k in extra}:
+            raise ValueError(f"{path}: the saved head belongs to another prior (a prior covariance "
+                             f"{'v I' if '__prior_cov__' not in extra else 'from a family'} where this "
+                             f"controller has {'v I' if '__prior_cov__' not in prior else 'one from a family'})")
+        for key, current in prior.items():
+            check_close(path, key.strip("_").replace("_", " "), extra[key], current)
         self._adopt(head)
         return extra
 

@@ -87,9 +87,11 @@ class KBTController(ForceController):
         Hs = (self.policy.features(states) - self.h_mean) @ self.h_T.T
         return np.hstack([Hs, states * self.s_inv]) if self.skip else Hs
 
-    def _fingerprint_arrays(self):
-        base = (self.policy.head_weights, self.h_mean, self.h_T, self.prior_mean)
-        return base if self.head.prior_cov is None else base + (self.head.prior_cov,)
+    def _identity(self):
+        # the transformer's stored weights and config, and which inputs the head reads
+        p = self.policy
+        return ({"transformer": p.config.to_dict(), "inputs": self.head_config.inputs},
+                sorted(p.params.items()))
 
     def _input_arrays(self):
         # the packed T_1 weights the fused kernels read (scalars left out), the

@@ -22,6 +22,7 @@ from controller.transformer_numba import FastInference
 from controller.model import TransformerPolicy
 from controller.checks import as_float_array, check_positive
 from controller.features import feature_standardiser
+from controller.identity import digest
 
 __all__ = ["SoftmaxKBTController", "data_covariance"]
 
@@ -59,6 +60,7 @@ class SoftmaxKBTController:
         if self.head_config.output != "softmax":
             raise ValueError("head_config.output: the controller needs output='softmax'")
         self.sigma_data = check_positive("sigma_data", sigma_data, allow_zero=True)
+        self.standardise = standardise
         W_O = policy.head_weights
         d = W_O.shape[0] - 1
         if standardise:
@@ -153,13 +155,13 @@ class SoftmaxKBTController:
         return self.features(S), self.tokenizer.encode(F)
 
     def fingerprint(self):
-        """Hash of what the head's state depends on: W_O and the feature standardisation."""
-        import hashlib
-
-        digest = hashlib.sha256()
-        for arr in (self.policy.head_weights, self.h_mean, self.h_T):
-            digest.update(np.ascontiguousarray(arr, dtype=np.float64).tobytes())
-        return digest.hexdigest()[:16]
+        """Identity of the pre-trained model the head belongs to (16 hex digits): a hash
+        of its stored weights and config (``controller.identity.digest``), the same on
+        every machine. W_O, the head's prior, is one of those weights; ``standardise``
+        picks the feature coordinates the posterior lives in."""
+        p = self.policy
+        return digest({"method": self.name, "transformer": p.config.to_dict(), "standardise": self.standardise},
+                      sorted(p.params.items()))
 
     def save_state(self, path, extra=None):
         """Atomically save the head's posterior (resume after a power loss).

@@ -20,7 +20,7 @@ def isotropic():
     return make_controller("kbt", TASK, MethodSettings(family=False))
 
 
-def test_swingup_kbt_starts_from_the_shipped_family_prior(isotropic):
+def test_swingup_kbt_starts_from_the_shipped_family_prior(isotropic, tmp_path):
     c = make_controller("kbt", TASK)
     W = load_family(family_path("swingup"), isotropic.fingerprint())
     with np.load(family_path("swingup")) as f:
@@ -32,7 +32,14 @@ def test_swingup_kbt_starts_from_the_shipped_family_prior(isotropic):
     np.testing.assert_allclose(c.head.prior_cov, D.T @ D / (len(W) - 1) + FAMILY_EPS * np.eye(W.shape[1]))
     np.testing.assert_allclose(c.head.core.layers[0].S[0], c.head.prior_cov)
     np.testing.assert_array_equal(c.prior_mean, isotropic.prior_mean)      # the mean stays the pre-trained read-out
-    assert c.fingerprint() != isotropic.fingerprint()                       # a saved head knows its prior
+    # one input map, so one fingerprint; a saved head knows its prior all the same
+    assert c.fingerprint() == isotropic.fingerprint()
+    isotropic.save_state(tmp_path / "iso.npz")
+    c.save_state(tmp_path / "fam.npz")
+    with pytest.raises(ValueError, match="another prior"):
+        c.load_state(tmp_path / "iso.npz")
+    with pytest.raises(ValueError, match="another prior"):
+        isotropic.load_state(tmp_path / "fam.npz")
     # the same as passing prior_cov to the constructor
     from controller.kbt import KBTController
 

@@ -10,7 +10,11 @@ folder (``kbt experiment ... --out DIR`` uses ``DIR/trials/``):
 
 Only settings that change a single trial's result enter the fingerprint: the
 list of methods, the number of trials and the Sigma_data values of Figure 5
-do not, so a resumed run may add methods, trials or variances. Floats are
+do not, so a resumed run may add methods, trials or variances. The code
+that shapes a trial does (``code_version``: the package version and a hash of
+the sources and data files a trial runs), and every trial file records it:
+a resume after an upgrade or an edit is refused with one line instead of
+mixing trials of two versions in one table. Floats are
 written with ``repr`` (JSON's own), so a result read back is bit-identical to
 the one computed; NaN and infinities are kept.
 """
@@ -18,17 +22,47 @@ the one computed; NaN and infinities are kept.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import glob
 import hashlib
 import json
 import os
+from importlib.metadata import PackageNotFoundError, version
 
 
 from sim.loops.stream import TrialResult, to_plain
 
-__all__ = ["JsonTrialStore", "LearningTrialStore", "VarianceTrialStore", "SETTINGS_FILE"]
+__all__ = ["JsonTrialStore", "LearningTrialStore", "VarianceTrialStore", "SETTINGS_FILE", "code_version"]
 
 SETTINGS_FILE = "_settings.json"     # no method or variance key starts with "_"
+
+#: what a trial runs, relative to the folder holding the packages: the library, its
+#: shipped weights, the world, the loops, the experiments' runners, the C export
+#: (kbt-c, rls-c); not the command line, the view or the reports, which shape no result
+TRIAL_SOURCES = ("controller/**/*.py", "controller/data/*.npz", "sim/world/*.py", "sim/loops/*.py",
+                 "sim/pretraining/*.py", "sim/experiments/drift.py", "sim/experiments/offline.py",
+                 "sim/experiments/onpolicy.py", "sim/experiments/trials.py", "firmware_profile/**/*.py",
+                 "firmware_profile/export/templates/*")
+
+
+@functools.lru_cache(maxsize=None)
+def code_version():
+    """``"VERSION+HASH"``: the package version and 12 hex digits of SHA-256 over the files
+    of ``TRIAL_SOURCES`` (paths and contents, line endings as LF), the code a trial ran."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(root)                      # sim/experiments -> sim -> the packages' folder
+    files = sorted({os.path.relpath(p, root).replace(os.sep, "/")
+                    for pattern in TRIAL_SOURCES
+                    for p in glob.glob(os.path.join(root, pattern), recursive=True) if os.path.isfile(p)})
+    h = hashlib.sha256()
+    for rel in files:
+        with open(os.path.join(root, rel), "rb") as f:
+            h.update(rel.encode() + b"\0" + f.read().replace(b"\r\n", b"\n") + b"\0")
+    try:
+        v = version("kbt")
+    except PackageNotFoundError:      # pragma: no cover - a tree that was never installed
+        v = "unknown"
+    return f"{v}+{h.hexdigest()[:12]}"
 
 
 class JsonTrialStore:
@@ -55,6 +89,7 @@ class JsonTrialStore:
             raise ValueError(f"directory: expected a folder name but found {directory!r}")
         self.directory = os.fspath(directory)
         self.settings = {str(k): str(v) for k, v in settings.items()}
+        self.settings["code"] = code_version()
         self.fingerprint = hashlib.sha256(json.dumps(self.settings, sort_keys=True).encode()).hexdigest()[:16]
         self.resume = bool(resume)
         self.loaded = self.saved = self.discarded = 0
@@ -74,6 +109,11 @@ class JsonTrialStore:
             _write_json(manifest, {"fingerprint": self.fingerprint, "settings": self.settings})
 
     def _refuse(self, old):
+        code = old.get("code", "an earlier version")
+        if code != self.settings["code"] and {k: v for k, v in old.items() if k != "code"} == {
+                k: v for k, v in self.settings.items() if k != "code"}:
+            raise ValueError(f"resume: {self.directory} holds trials made by other code ({code}; this is "
+                             f"{self.settings['code']}); start afresh without --resume, or resume with that code")
         changed = []
         for k in sorted(set(old) | set(self.settings)):
             a, b = old.get(k, "(none)"), self.settings.get(k, "(none)")
@@ -97,7 +137,8 @@ class JsonTrialStore:
         return self.decode(data["result"])
 
     def save(self, key, result):
-        _write_json(self.path(key), {"fingerprint": self.fingerprint, "key": key, "result": self.encode(result)})
+        _write_json(self.path(key), {"fingerprint": self.fingerprint, "code": self.settings["code"], "key": key,
+                                     "result": self.encode(result)})
         self.saved += 1
 
     def key(self, job):

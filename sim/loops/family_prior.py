@@ -7,8 +7,10 @@ KBT head's frozen inputs. The head's prior covariance is
     P0 = Cov(w_1, ..., w_n) + eps I                       (eps = FAMILY_EPS)
 
 instead of v I; its mean stays the pre-trained read-out. The file records
-the fingerprint of the input map it was made for (``ForceController.fingerprint``
-of the head with the isotropic prior); a mismatch is a ValueError.
+the fingerprint of the input map it was made for (``ForceController.fingerprint``:
+a hash of the stored transformer weights and the head's inputs, the same on
+every CPU); a file made for other weights is a ValueError that names the
+command re-making it.
 """
 
 from __future__ import annotations
@@ -49,6 +51,12 @@ def save_family(path, W, plants, fingerprint, meta):
              fingerprint=np.array(fingerprint), meta=np.array(json.dumps(meta)))
 
 
+def _shown(path):
+    """``path`` relative to the working directory when it lies below it (the command a user types)."""
+    rel = os.path.relpath(os.fspath(path))
+    return os.fspath(path) if rel.startswith("..") else rel
+
+
 def load_family(path, fingerprint):
     """The read-outs W of a family file made for the input map with ``fingerprint``;
     ValueError for another one or an unreadable file."""
@@ -60,5 +68,5 @@ def load_family(path, fingerprint):
         raise ValueError(f"{path}: not a readable family file ({e})") from None
     if saved != fingerprint:
         raise ValueError(f"{path}: the family was made for other pre-trained weights (fingerprint {saved}, "
-                         f"expected {fingerprint}); re-make it with `kbt family`")
+                         f"expected {fingerprint}); re-make it with `kbt family --out {_shown(path)}`")
     return W
