@@ -10,10 +10,9 @@ def test_python_api_example_runs(capsys):
     text = README.read_text()
     section = text.split("## Python API", 1)[1]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    printed = re.search(r"It prints `([^`]*)`", section).group(1)
     exec(compile(code, "README.md (Python API)", "exec"), {})
-    success, noise = map(float, capsys.readouterr().out.split())
-    assert success >= 0.9, "the example's controller should balance the example plant"
-    assert noise > 0
+    assert capsys.readouterr().out.strip() == printed, "the README says what the example prints"
 
 
 def test_gymnasium_example_runs(capsys):

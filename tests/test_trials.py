@@ -6,6 +6,7 @@ import math
 import os
 import subprocess
 import sys
+from importlib.metadata import version
 
 import numpy as np
 import pytest
@@ -186,3 +187,53 @@ def test_cli_resume_and_scheduler_flags(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["experiment", "calibration", "--from", str(out), "--resume", "--out", str(tmp_path / "cal")])
     assert e.value.code == 2 and "--resume: does not apply with --from" in capsys.readouterr().err
+
+
+def test_a_store_written_by_other_code_is_refused_in_one_line(tmp_path, capsys):
+    """Every trial records the code it ran; a resume across code versions is refused (exit 2, one line)."""
+    from sim.cli import main
+    from sim.experiments.trial_store import code_version
+
+    out = tmp_path / "fig3"
+    argv = ["experiment", "fig3", "--methods", "rls", "--trials", "1", "--samples", "10", "--episodes", "3",
+            "--out", str(out), "--no-progress"]
+    assert main(argv) == 0
+    trial = json.loads((out / "trials" / "rls-0.json").read_text())
+    assert trial["code"] == code_version() and code_version().startswith(version("kbt") + "+")
+    manifest = out / "trials" / "_settings.json"
+    old = json.loads(manifest.read_text())
+    old["settings"]["code"] = "0.0.9+0123456789ab"          # as an earlier release would have written it
+    manifest.write_text(json.dumps(old))
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        main(argv + ["--resume"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1
+    assert f"holds trials made by other code (0.0.9+0123456789ab; this is {code_version()})" in err
+    # the same code resumes it, reading its trial back
+    old["settings"]["code"] = code_version()
+    manifest.write_text(json.dumps(old))
+    assert main(argv + ["--resume"]) == 0
+    assert json.loads((out / "trials" / "rls-0.json").read_text()) == trial
+
+
+def test_code_version_hashes_the_sources_a_trial_runs(monkeypatch, tmp_path):
+    """Another byte in a source a trial runs is another version; a file outside them is not."""
+    import shutil
+
+    from sim.experiments import trial_store
+
+    root = tmp_path / "pkgs"
+    for pkg in ("controller", "sim", "firmware_profile"):
+        shutil.copytree(os.path.join(os.path.dirname(os.path.dirname(trial_store.__file__)), "..", pkg),
+                        root / pkg, ignore=shutil.ignore_patterns("__pycache__", "*.nbi", "*.nbc"))
+    here = root / "sim" / "experiments" / "trial_store.py"
+    monkeypatch.setattr(trial_store, "__file__", str(here))
+    versions = []
+    for edit in (None, root / "sim" / "cli" / "run.py", root / "controller" / "kbt.py"):
+        if edit is not None:
+            edit.write_text(edit.read_text() + "\n# one more line\n")
+        trial_store.code_version.cache_clear()
+        versions.append(trial_store.code_version())
+    trial_store.code_version.cache_clear()
+    assert versions[0] == versions[1] != versions[2]          # the CLI shapes no trial; the controller does

@@ -96,7 +96,8 @@ class JsonTrialStore:
         os.makedirs(self.directory, exist_ok=True)
         manifest = os.path.join(self.directory, SETTINGS_FILE)
         old = _read_json(manifest)
-        if self.resume and old is not None and old.get("fingerprint") != self.fingerprint:
+        if self.resume and old is not None and (old.get("fingerprint"), old.get("settings")) != (
+                self.fingerprint, self.settings):
             self._refuse(old.get("settings", {}))
         if not self.resume:
             for path in glob.glob(os.path.join(glob.escape(self.directory), "*.json")):
