@@ -144,7 +144,8 @@ def _memory_entry(controller, update=None):
 
 def _entry(name, infer, update, first_call_s, mem, fl_update, fl_infer, rate, peak, downweighted=None):
     e = {"method": name, "inference_us": timing.percentiles(infer), "first_call_s": first_call_s,
-         "memory": mem, "flops_update": fl_update, "flops_inference": fl_infer, "downweighted_updates": downweighted}
+         "memory": mem, "flops_update": fl_update, "flops_inference": fl_infer, "downweighted_updates": downweighted,
+         "flops_tick": None}
     e["update_us"] = timing.percentiles(update) if update is not None else None
     e["deadline"] = timing.deadline_analysis(infer, update if update is not None else np.zeros(len(infer)), rate)
     e["gflops_inference"] = fl_infer / (e["inference_us"]["p50"] * 1e3)
