@@ -141,14 +141,10 @@ def _m3(v, L, r, c):
 
 
 @jit
-def _views(A, B):
-    """The groups of ``force_numba``'s kernels as views of A and B (the order of ``layout``):
-    (KBTInputs, HeadState, HeadSettings, HeadWork, key, state)."""
-    ns, d, f, L, n1 = int(A[0]), int(A[1]), int(A[2]), int(A[3]), int(A[4])
+def _t1_views(A, o):
+    """T_1's weights from offset ``o`` of A (a tuple in ``T1Weights`` order) and the offset after them."""
+    ns, d, f, L = int(A[0]), int(A[1]), int(A[2]), int(A[3])
     n_heads, eps, flags = int(A[5]), A[6], int(A[7])
-    T = ns + 1
-    o = HEADER
-    st, o = _cut(A, o, 4)
     scale, o = _cut(A, o, ns)
     ev, o = _cut(A, o, ns * d)
     ep, o = _cut(A, o, ns * d)
@@ -172,6 +168,23 @@ def _views(A, B):
     b2, o = _cut(A, o, L * d)
     lnfg, o = _cut(A, o, d)
     lnfb, o = _cut(A, o, d)
+    W = (scale, _m2(ev, ns, d), _m2(ep, ns, d), eq, _m2(eqs, ns, d), (flags & 1) != 0,
+         _m2(ln1g, L, d), _m2(ln1b, L, d), _m3(wq, L, d, d), _m2(bq, L, d),
+         _m3(wk, L, d, d), _m2(bk, L, d), _m3(wv, L, d, d), _m2(bv, L, d),
+         _m3(wo, L, d, d), _m2(bo, L, d), _m2(ln2g, L, d), _m2(ln2b, L, d),
+         _m3(w1, L, d, f), _m2(b1, L, f), _m3(w2, L, f, d), _m2(b2, L, d), lnfg, lnfb,
+         eps, n_heads)
+    return W, o
+
+
+@jit
+def _views(A, B):
+    """The groups of ``force_numba``'s kernels as views of A and B (the order of ``layout``):
+    (KBTInputs, HeadState, HeadSettings, HeadWork, key, state)."""
+    ns, d, f, n1, flags = int(A[0]), int(A[1]), int(A[2]), int(A[4]), int(A[7])
+    T = ns + 1
+    st, o = _cut(A, HEADER, 4)
+    W, o = _t1_views(A, o)
     h_mean, o = _cut(A, o, d)
     h_T, o = _cut(A, o, d * d)
     s_inv, o = _cut(A, o, ns)
@@ -191,12 +204,6 @@ def _views(A, B):
     y, o = _cut(A, o, T * d)
     z, o = _cut(A, o, T * f)
     att, o = _cut(A, o, T)
-    W = (scale, _m2(ev, ns, d), _m2(ep, ns, d), eq, _m2(eqs, ns, d), (flags & 1) != 0,
-         _m2(ln1g, L, d), _m2(ln1b, L, d), _m3(wq, L, d, d), _m2(bq, L, d),
-         _m3(wk, L, d, d), _m2(bk, L, d), _m3(wv, L, d, d), _m2(bv, L, d),
-         _m3(wo, L, d, d), _m2(bo, L, d), _m2(ln2g, L, d), _m2(ln2b, L, d),
-         _m3(w1, L, d, f), _m2(b1, L, f), _m3(w2, L, f, d), _m2(b2, L, d), lnfg, lnfb,
-         eps, n_heads)
     ws = (_m2(x, T, d), _m2(a, T, d), _m2(q, T, d), _m2(k, T, d), _m2(v, T, d),
           _m2(ov, T, d), _m2(y, T, d), _m2(z, T, f), att)
     inputs = (W, ws, h, h_mean, _m2(h_T, d, d), s_inv, (flags & 2) != 0)

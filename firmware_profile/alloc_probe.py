@@ -17,8 +17,8 @@ Prints one JSON line with allocations per call:
   (``SoftmaxKBTController``): its update kernel ``kalman_numba.update_one_layer``
   inside a jitted loop and from Python, and its ``observe`` / ``act``.
 
-Only public attributes of the controllers are used; the kernels get fresh
-work arrays of the right shapes.
+The kernels get fresh work arrays of the right shapes (kbt: ``kbt_packed.pack``
+of the controller's own weights and head).
 """
 
 from __future__ import annotations
