@@ -33,7 +33,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from controller import force_numba as fn
-from controller.jit import jit
+from controller.jit import jit, jit_inline
 from controller.transformer_numba import _features_one
 
 __all__ = ["HEADER", "KEY", "layout", "pack", "Packed", "kbt_act_packed", "kbt_observe_packed",
@@ -120,12 +120,12 @@ def pack(weights, h_mean, h_T, s_inv, skip, settings, noise, m, P, dtype):
 
 
 # ------------------------------------------------------------------ kernels
-@jit
+@jit_inline
 def _cut(A, o, n):
     return A[o:o + n], o + n
 
 
-@jit
+@jit_inline
 def _m2(v, r, c):
     """v (r c,) as an (r, c) row-major view: ``as_strided`` costs about a tenth of ``reshape``
     in Numba (which calls its general no-copy reshape helper)."""
@@ -133,14 +133,14 @@ def _m2(v, r, c):
     return as_strided(v, shape=(r, c), strides=(c * it, it))
 
 
-@jit
+@jit_inline
 def _m3(v, L, r, c):
     """v (L r c,) as an (L, r, c) row-major view."""
     it = v.itemsize
     return as_strided(v, shape=(L, r, c), strides=(r * c * it, c * it, it))
 
 
-@jit
+@jit_inline
 def _t1_views(A, o):
     """T_1's weights from offset ``o`` of A (a tuple in ``T1Weights`` order) and the offset after them."""
     ns, d, f, L = int(A[0]), int(A[1]), int(A[2]), int(A[3])
@@ -177,7 +177,7 @@ def _t1_views(A, o):
     return W, o
 
 
-@jit
+@jit_inline
 def _views(A, B):
     """The groups of ``force_numba``'s kernels as views of A and B (the order of ``layout``):
     (KBTInputs, HeadState, HeadSettings, HeadWork, key, state)."""
