@@ -9,10 +9,11 @@ stream). ``compare(policy, states, S, F, peak)`` times, in one run:
   ``HeadConfig(backend="numpy")``: ``TransformerPolicy.features`` and the head's
   NumPy reference update);
 
-each on a fresh controller: ``act`` p50 on ``states``, ``observe`` p50 on the
+each on its own controller: ``act`` p50 on ``states``, ``observe`` p50 on the
 stream (S, F) with no ``act`` before (the input map computed by the update), and
 ``tick`` p50: ``act(S[i])`` then ``observe(S[i], F[i])`` (the input map once;
-``<prefix>_tick`` in C). ``two_calls`` = act p50 + observe p50 is what a tick
+``<prefix>_tick`` in C), the three measured in alternating rounds (``ROUNDS``)
+so that the machine's load drifting during the run weighs on all three. ``two_calls`` = act p50 + observe p50 is what a tick
 cost when every call ran the input map. FLOP per tick (``flops.kbt_tick_flops``;
 the C export's last block computes only the query row, ``kbt_c_tick_flops``)
 over the tick's p50 gives GFLOP/s and its share of ``peak`` (the machine's
@@ -21,6 +22,8 @@ matrix-multiply GFLOP/s). Ratios: each path's p50 over the C export's.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from firmware_profile import flops, timing
@@ -28,31 +31,56 @@ from firmware_profile import flops, timing
 __all__ = ["compare", "tick_lines"]
 
 
+#: the three measurements of a path alternate in this many rounds, so that a change of this
+#: shared machine's load during the run falls on all three alike
+ROUNDS = 5
+
+
+def _rounds(n):
+    """Index ranges of ``ROUNDS`` consecutive blocks of range(n)."""
+    edges = np.linspace(0, n, ROUNDS + 1).astype(int)
+    return [range(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+
+
+def _time_each(fn, idx):
+    out = np.empty(len(idx))
+    clock = time.perf_counter_ns
+    for j, i in enumerate(idx):
+        t0 = clock()
+        fn(i)
+        out[j] = clock() - t0
+    return out * 1e-9
+
+
 def _python_path(make, states, S, F, n):
     """p50 (us) of act, observe and tick of controllers from ``make()`` called from Python."""
-    c = make()
-    c.warm_up()
-    act = timing.time_calls(lambda i: c.act(states[i]), n)
-    c = make()
-    obs = timing.time_calls(lambda i: c.observe(S[i], F[i]), n, warmup=0)
-    c = make()
+    c_act, c_obs, c_tick = make(), make(), make()
+    for c in (c_act, c_obs, c_tick):
+        c.warm_up()
 
     def tick(i):
-        c.act(S[i])
-        c.observe(S[i], F[i])
+        c_tick.act(S[i])
+        c_tick.observe(S[i], F[i])
 
-    return {"act_us": timing.percentiles(act)["p50"], "observe_us": timing.percentiles(obs)["p50"],
-            "tick_us": timing.percentiles(timing.time_calls(tick, n, warmup=0))["p50"]}
+    c_act.act(states[0])
+    times = {"act": [], "observe": [], "tick": []}
+    for idx in _rounds(n):
+        times["act"].append(_time_each(lambda i: c_act.act(states[i]), idx))
+        times["observe"].append(_time_each(lambda i: c_obs.observe(S[i], F[i]), idx))
+        times["tick"].append(_time_each(tick, idx))
+    return {f"{k}_us": timing.percentiles(np.concatenate(v))["p50"] for k, v in times.items()}
 
 
 def _c_path(controller, states, S, F):
     from firmware_profile.c_timing import time_export, time_ticks
 
-    act, _, _ = time_export(controller, states, np.zeros(len(states)))
-    _, obs, _ = time_export(controller, S, F)
-    tick, _ = time_ticks(controller, S, F)
-    return {"act_us": timing.percentiles(act)["p50"], "observe_us": timing.percentiles(obs)["p50"],
-            "tick_us": timing.percentiles(tick)["p50"]}
+    times = {"act": [], "observe": [], "tick": []}
+    for idx in _rounds(len(S)):
+        # each call on a fresh state struct: the stream's first labels of each round
+        times["act"].append(time_export(controller, states[idx], np.zeros(len(idx)))[0])
+        times["observe"].append(time_export(controller, S[idx], F[idx])[1])
+        times["tick"].append(time_ticks(controller, S[idx], F[idx])[0])
+    return {f"{k}_us": timing.percentiles(np.concatenate(v))["p50"] for k, v in times.items()}
 
 
 def compare(policy, states, S, F, peak, calls, c_export=True):
