@@ -69,10 +69,19 @@ class ForceController:
         """
         head = self.head
         params, buffers = self._input_arrays()
-        frozen = [head.detector, head.reopen_to] + ([] if head.prior_cov is None else [head.prior_cov])
-        return {"params": list(params) + frozen,
+        return {"params": list(params) + self._frozen_head_arrays(),
                 "state": [a for layer in head.core.layers for a in (layer.M, layer.S)] + [head.noise],
-                "buffers": list(buffers) + list(head.work_arrays())}
+                "buffers": list(buffers) + self._kernel_work()}
+
+    def _frozen_head_arrays(self):
+        """The head's frozen arrays the kernels read besides the input map's: the change
+        detector's settings, the re-open prior and, when it is not v I, the prior covariance."""
+        head = self.head
+        return [head.detector, head.reopen_to] + ([] if head.prior_cov is None else [head.prior_cov])
+
+    def _kernel_work(self):
+        """The head's work arrays the kernels use: z~ and P z~."""
+        return list(self.head.work_arrays())
 
     # ------------------------------------------------------------ acting
     def act(self, states):
@@ -81,7 +90,7 @@ class ForceController:
             s = as_state(states)
             if self.head.uses_numba:
                 return self._act_kernel(s)
-            return float(self.head.mean(self.inputs(s[None, :]))[0])
+            return float(self.head.mean(self._inputs_one(s)[None, :])[0])
         S = as_float_array("states", states, (None, 4))
         return self.head.mean(self.inputs(S))
 
@@ -157,7 +166,17 @@ class ForceController:
             raise ValueError(f"expert_force: expected a real number but found {expert_force!r}") from None
         if self.head.uses_numba:
             return self.head.count(self._observe_kernel(s, y))
-        return self.head.count(self.head.update_reference(self.inputs(s[None, :])[0], y))
+        return self.head.count(self.head.update_reference(self._inputs_one(s), y))
+
+    def _inputs_one(self, s):
+        """z (d_in,) at one state (4,) for the NumPy path, computed once per state: the inputs
+        of the last state asked for are kept and reused while the state is the same bit for bit
+        (z depends on the state and the frozen input map only; docs/tick.md)."""
+        key = s.tobytes()
+        if key != getattr(self, "_z_key", None):
+            self._z_one = self.inputs(s[None, :])[0]
+            self._z_key = key
+        return self._z_one
 
     def warm_up(self):
         """Compile (or load) the Numba kernels on a throwaway copy, so the first

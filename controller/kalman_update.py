@@ -214,13 +214,13 @@ def _layer_step(layer, mom, i, mu_u_post, Su_post, config):
         P = layer.S.shape[0] * layer.S.shape[1]
         flat = _sym(layer.S.reshape(P, P))
         np.fill_diagonal(flat, np.maximum(np.diagonal(flat), 0.0))
-        layer.S = flat.reshape(layer.S.shape)
+        layer.S[...] = flat.reshape(layer.S.shape)          # in place: a kernel's views stay valid
     else:
         # neuron k: mu_k += g_k a_k,  S_k += B_kk g_k g_k^T  (rank one)
         layer.M += g.T * a[None, :]
         c = _psd_rank_one_factor(np.diagonal(B), g, mu_zt)
         layer.S += c[:, None, None] * g[:, :, None] * g[:, None, :]
-        layer.S = _sym(layer.S)
+        layer.S[...] = _sym(layer.S)
     return mu_z_post, Sz_post
 
 

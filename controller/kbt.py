@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from controller import force_numba as fn
+from controller import kbt_packed as kp
 from controller.features import box_states, feature_standardiser, state_inverse_scale
 from controller.force_controller import ForceController
 from controller.force_head import ForceHead, with_known_noise
@@ -94,20 +95,50 @@ class KBTController(ForceController):
                 sorted(p.params.items()))
 
     def _input_arrays(self):
-        # the packed T_1 weights the fused kernels read (scalars left out), the
-        # standardiser and the state scaling; T_1's work arrays and its output h
+        # with the kernels: buffer A's frozen part (header, settings, T_1's packed weights, the
+        # standardiser, the state scaling, the detector's settings, the re-open prior and P0)
+        # and its work part (key, state, h, T_1's work arrays); else the arrays themselves
         f = self._fast
+        if self.head.uses_numba:
+            return [self._packed.frozen], list(self._packed.work)
         params = f.weight_arrays() + [self.h_mean, self.h_T, self.s_inv]
         return params, list(f.workspace) + [f.h]
+
+    def _frozen_head_arrays(self):
+        return [] if self.head.uses_numba else super()._frozen_head_arrays()
+
+    def _kernel_work(self):
+        return [self._packed.zt, self._packed.Pz] if self.head.uses_numba else super()._kernel_work()
 
     def _bind(self):
         super()._bind()
         f = self._fast
         # the input map z(s), a plain tuple in force_numba.KBTInputs order
         self._inputs = (f.weights, f.workspace, f.h, self.h_mean, self.h_T, self.s_inv, self.skip)
+        head = self.head
+        if not head.uses_numba:
+            return
+        # everything the fused kernels read in two buffers (kbt_packed); the head's posterior
+        # and noise state become views of them, so the kernels update the head in place
+        m, P, noise = head.kernel_arrays()
+        pk = kp.pack(f.weights, self.h_mean, self.h_T, self.s_inv, self.skip, head.kernel_settings(), noise, m, P,
+                     head.core.dtype)
+        layer, n1 = head.core.layers[0], m.shape[0]
+        layer.M, layer.S, head.noise = pk.m.reshape(n1, 1), pk.P.reshape(1, n1, n1), pk.views["noise"]
+        self._packed, self._A, self._B = pk, pk.A, pk.B
+        self._head_state = head.kernel_arrays()
+        self._zt, self._m = pk.zt, pk.m
+
+    @property
+    def feature_passes(self):
+        """T_1 forward passes of the fused kernels since the head was bound (a tick that acts on a
+        state and then learns its label makes one; docs/tick.md)."""
+        return int(self._packed.views["key"][5]) if self.head.uses_numba else None
 
     def _observe_kernel(self, s, y):
-        return fn.kbt_observe(self._inputs, self._head_state, self._head_settings, self._head_work, s, y)
+        # the state as Python floats: Numba types a float at once, a NumPy scalar through its
+        # slow path (about 1 us for four)
+        return kp.kbt_observe_packed(self._A, self._B, *s.tolist(), y)
 
     def _act_kernel(self, s):
-        return fn.kbt_act(self._inputs, self._zt, self._m, s)
+        return kp.kbt_act_packed(self._A, self._B, *s.tolist())

@@ -37,13 +37,19 @@ def _layer_norm_row(x, g, b, eps, out):
 
 @jit
 def _affine(a, w, b, out):
-    # [T, i] @ [i, o] + [o] -> [T, o]
+    # [T, i] @ [i, o] + [o] -> [T, o]: out[t, o] = b[o] + a[t, 0] w[0, o] + a[t, 1] w[1, o] + ...
+    # summed in that order for every o; the loop over o innermost runs along rows of w and
+    # out (contiguous, so it vectorises), each output's sum in the same order as one dot product
+    n_in, n_out = w.shape
     for t in range(a.shape[0]):
-        for o in range(w.shape[1]):
-            acc = b[o]
-            for i in range(w.shape[0]):
-                acc += a[t, i] * w[i, o]
-            out[t, o] = acc
+        row = out[t]
+        for o in range(n_out):
+            row[o] = b[o]
+        for i in range(n_in):
+            ai = a[t, i]
+            wi = w[i]
+            for o in range(n_out):
+                row[o] += ai * wi[o]
 
 
 @jit

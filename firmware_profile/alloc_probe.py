@@ -5,19 +5,20 @@
 Prints one JSON line with allocations per call:
 
 * ``kbt_observe_kernel_inside`` / ``kbt_act_kernel_inside``: the default KBT
-  controller's fused kernels (``force_numba.kbt_observe`` / ``kbt_act``:
-  features, standardisation, force head) called n times from a jitted loop --
-  what firmware calling the kernels would see;
-* ``kbt_observe_kernel_from_python``: ``kbt_observe`` called from Python --
-  each array argument gets a small wrapper (MemInfo) per call;
+  controller's fused kernels (``kbt_packed.kbt_observe_packed`` / ``kbt_act_packed``:
+  features, standardisation, force head, on the two packed buffers) called n
+  times from a jitted loop -- what firmware calling the kernels would see;
+* ``kbt_observe_kernel_from_python``: ``kbt_observe_packed`` called from Python --
+  each array argument gets a small wrapper (MemInfo) per call: two buffers, the
+  state comes as four floats;
 * ``kbt_observe`` / ``kbt_act``: ``KBTController.observe`` / ``act`` from
   Python (Numba side only; NumPy temporaries are measured by ``memory.traced_peak``);
 * ``kbt_softmax_*``: the same for the paper's softmax head
   (``SoftmaxKBTController``): its update kernel ``kalman_numba.update_one_layer``
   inside a jitted loop and from Python, and its ``observe`` / ``act``.
 
-Only public attributes of the controllers are used; the kernels get fresh
-work arrays of the right shapes.
+The kernels get fresh work arrays of the right shapes (kbt: ``kbt_packed.pack``
+of the controller's own weights and head).
 """
 
 from __future__ import annotations
@@ -26,22 +27,23 @@ import json
 
 import numpy as np
 
-from controller import force_numba as fn
 from controller import kalman_numba as kn
+from controller import kbt_packed as kp
 from controller.jit import jit
 
 
 @jit
-def _repeat_kbt_observe(n, inputs, head, settings, work, state, y):
-    for _ in range(n):
-        fn.kbt_observe(inputs, head, settings, work, state, y)
+def _repeat_kbt_observe(n, A, B, s0, s1, s2, s3, y):
+    for i in range(n):
+        # a new state every call (the input map runs), as kbt_observe on a stream
+        kp.kbt_observe_packed(A, B, s0 + 1e-9 * i, s1, s2, s3, y)
 
 
 @jit
-def _repeat_kbt_act(n, inputs, zt, m, state):
+def _repeat_kbt_act(n, A, B, s0, s1, s2, s3):
     acc = 0.0
-    for _ in range(n):
-        acc += fn.kbt_act(inputs, zt, m, state)
+    for i in range(n):
+        acc += kp.kbt_act_packed(A, B, s0 + 1e-9 * i, s1, s2, s3)
     return acc
 
 
@@ -80,21 +82,23 @@ def inside(repeat, args, n=500):
 
 def kbt_counts(policy, s):
     from controller.kbt import KBTController
-    from controller.transformer_numba import FastInference
 
     c = KBTController(policy)
     c.warm_up()
-    f = FastInference(policy)
-    head = tuple(a.copy() for a in c.head.kernel_arrays())                 # HeadState
-    work = (np.zeros(c.head.d_in + 1), np.zeros(c.head.d_in + 1))           # HeadWork
-    inputs = (f.weights, f.workspace, f.h, c.h_mean, c.h_T, c.s_inv, c.skip)  # KBTInputs
+    head = c.head
+    m, P, noise = head.kernel_arrays()
+    # fresh buffers of the same layout (the controller's own stay untouched)
+    pk = kp.pack(c._fast.weights, c.h_mean, c.h_T, c.s_inv, c.skip, head.kernel_settings(), noise, m, P,
+                 head.core.dtype)
     y = float(c.act(s)) + 0.1
-    groups = (inputs, head, c.head.kernel_settings(), work)
-    return {"kbt_observe_kernel_inside": inside(_repeat_kbt_observe, (*groups, s, y)),
-            "kbt_act_kernel_inside": inside(_repeat_kbt_act, (inputs, work[0], head[0], s)),
-            "kbt_observe_kernel_from_python": per_call(lambda: fn.kbt_observe(*groups, s, y)),
-            "kbt_observe": per_call(lambda: c.observe(s, y)),
-            "kbt_act": per_call(lambda: c.act(s))}
+    sv = tuple(float(v) for v in s)
+    S = s + 1e-6 * np.arange(1, 402)[:, None]         # a new state every call: the input map runs
+    it = iter(range(10**9))
+    return {"kbt_observe_kernel_inside": inside(_repeat_kbt_observe, (pk.A, pk.B, *sv, y)),
+            "kbt_act_kernel_inside": inside(_repeat_kbt_act, (pk.A, pk.B, *sv)),
+            "kbt_observe_kernel_from_python": per_call(lambda: kp.kbt_observe_packed(pk.A, pk.B, *sv, y)),
+            "kbt_observe": per_call(lambda: c.observe(S[next(it) % len(S)], y)),
+            "kbt_act": per_call(lambda: c.act(S[next(it) % len(S)]))}
 
 
 def softmax_counts(policy, s):

@@ -8,6 +8,11 @@ by ``<prefix>_init``: the exported head. From then on every ``act`` and
 (``sim.loops.deploy``) runs the firmware's arithmetic; methods ``kbt-c`` and
 ``rls-c`` (``sim.loops.methods``) are this class.
 
+A single-state ``act`` keeps the state's inputs (``<prefix>_act_keep``) and
+an ``observe`` of that same state (bit for bit, as the C code sees it: float32)
+learns from them (``<prefix>_observe_kept``): the on-policy tick runs the input
+map once, as the Numba controller does (docs/tick.md).
+
 The Python controller it was exported from is kept only for what the C code
 does not do: the state files (``save_state`` copies the C state into it and
 saves it, ``load_state`` loads it and re-exports) and the frozen parameters
@@ -24,12 +29,17 @@ from firmware_profile.c_build import build_shared
 from firmware_profile.export import export_params, unpack_lower
 from firmware_profile.export.emit import render
 
-__all__ = ["CController", "state_type", "LEARNED", "DOWNWEIGHTED", "NONFINITE", "CHANGED"]
+__all__ = ["CController", "state_type", "kept_type", "LEARNED", "DOWNWEIGHTED", "NONFINITE", "CHANGED"]
 
 LEARNED, DOWNWEIGHTED, NONFINITE, CHANGED = 0, 1, 2, 3
 
 _F = ctypes.c_float
 _PF = ctypes.POINTER(ctypes.c_float)
+
+
+def kept_type(n1):
+    """The ctypes mirror of ``<prefix>_kept`` (z~ of one state and whether it was finite)."""
+    return type("CKept", (ctypes.Structure,), {"_fields_": [("zt", _F * n1), ("finite", ctypes.c_int)]})
 
 
 def state_type(n1):
@@ -77,17 +87,27 @@ class CController:
         self._st = state_type(self._n1)()
         st = ctypes.byref(self._st)
         getattr(lib, f"{p}_init")(st)
-        act, obs, split = (getattr(lib, f"{p}_{n}") for n in ("act", "observe_status", "predict_split"))
-        act.restype, act.argtypes = _F, [ctypes.c_void_p, _PF]
-        obs.restype, obs.argtypes = ctypes.c_int, [ctypes.c_void_p, _PF, _F]
-        split.restype, split.argtypes = None, [ctypes.c_void_p, _PF, _PF, _PF, _PF]
+        act, obs, split, keep, kept = (getattr(lib, f"{p}_{n}") for n in ("act", "observe_status", "predict_split",
+                                                                          "act_keep", "observe_kept"))
+        V = ctypes.c_void_p
+        act.restype, act.argtypes = _F, [V, _PF]
+        obs.restype, obs.argtypes = ctypes.c_int, [V, _PF, _F]
+        split.restype, split.argtypes = None, [V, _PF, _PF, _PF, _PF]
+        keep.restype, keep.argtypes = _F, [V, _PF, V]
+        kept.restype, kept.argtypes = ctypes.c_int, [V, V, _F]
         self._lib = lib
         self._s = np.zeros(4, np.float32)
         self._s_ptr = self._s.ctypes.data_as(_PF)
         self._out = (_F(), _F(), _F())
         addr = ctypes.addressof(self._st)
+        # <prefix>_kept: z~ (n1 floats) and a flag; the key names the float32 state it holds
+        self._kept = kept_type(self._n1)()
+        self._key = None
+        kaddr = ctypes.addressof(self._kept)
         self._act_c = lambda: act(addr, self._s_ptr)
+        self._act_keep_c = lambda: keep(addr, self._s_ptr, kaddr)
         self._obs_c = lambda y: obs(addr, self._s_ptr, y)
+        self._obs_kept_c = lambda y: kept(addr, kaddr, y)
         self._split_c = lambda: split(addr, self._s_ptr, *(ctypes.byref(o) for o in self._out))
 
     # ------------------------------------------------------------ acting
@@ -101,7 +121,8 @@ class CController:
         """Forces for states (N, 4) -> (N,), or one state (4,) -> float (NaN for a non-finite state)."""
         if np.ndim(states) == 1:
             self._set(states)
-            return float(self._act_c())
+            self._key = self._s.tobytes()
+            return float(self._act_keep_c())
         S = np.asarray(states, dtype=float)
         if S.ndim != 2 or S.shape[1] != 4:
             raise ValueError(f"states: expected shape (N, 4) but found {S.shape}")
@@ -136,6 +157,8 @@ class CController:
     def observe_status(self, state, expert_force):
         """One update in C; its status code (LEARNED, DOWNWEIGHTED, NONFINITE or CHANGED)."""
         self._set(state)
+        if self._s.tobytes() == self._key:           # the state the last act kept the inputs of
+            return int(self._obs_kept_c(float(expert_force)))
         return int(self._obs_c(float(expert_force)))
 
     def observe(self, state, expert_force):

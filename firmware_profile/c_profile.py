@@ -59,15 +59,17 @@ def profile_exports(controllers, states, S, F, device_samples=8, progress=None):
             say(f"{name} C export: {core} build, instruction count in QEMU")
             r = cortex_m.measure(files, S[:device_samples], F[:device_samples], core)
             r.pop("forces", None)
+            r.pop("tick_forces", None)
             entry["devices"][core] = r
         out[name] = entry
     return out
 
 
 def device_cycles(c_export, method, core):
-    """(estimated cycles per control tick = one act + one observe, RAM bytes) of ``method`` on
-    ``core`` if measured, else None."""
+    """(estimated cycles per control tick, RAM bytes) of ``method`` on ``core`` if measured, else
+    None. The tick is the on-policy one (``<prefix>_tick``: act, then learn that state's label, the
+    input map once)."""
     dev = (c_export or {}).get(method, {}).get("devices", {}).get(core)
     if not dev or "skipped" in dev:
         return None
-    return dev["act"]["cycles_est"] + dev["observe"]["cycles_est"], dev["ram_bytes"]
+    return dev["tick"]["cycles_est"], dev["ram_bytes"]

@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 
 __all__ = ["force_update_flops", "force_mean_flops", "standardise_flops", "kbt_observe_flops", "kbt_act_flops",
-           "rls_observe_flops", "rls_act_flops", "export_saved_flops",
+           "kbt_tick_flops", "kbt_c_tick_flops", "rls_observe_flops", "rls_act_flops", "export_saved_flops",
            "kbt_c_observe_flops", "kbt_c_act_flops", "head_update_flops", "head_probs_flops", "decode_flops", "features_flops", "forward_flops",
            "retrain_update_flops", "lora_flops", "blob_update_flops", "cholesky_flops", "n_params"]
 
@@ -85,6 +85,17 @@ def kbt_act_flops(cfg, skip=True):
     """The fused ``kbt_act``: features, standardisation, skip path and ``force_mean``."""
     d_in = cfg.d_model + (cfg.n_state if skip else 0)
     return _kbt_inputs_flops(cfg, skip) + force_mean_flops(d_in)
+
+
+def kbt_tick_flops(cfg, skip=True, learn=True):
+    """One on-policy tick (act on s, then learn s's label) with the input map run once:
+    ``kbt_act_flops`` + ``force_update_flops`` (the update re-reads z~; docs/tick.md)."""
+    return kbt_act_flops(cfg, skip=skip) + force_update_flops(cfg.d_model + (cfg.n_state if skip else 0), learn=learn)
+
+
+def kbt_c_tick_flops(cfg, skip=True, learn=True):
+    """``kbt_tick_flops`` for the C export (its last block computes only the query row)."""
+    return kbt_tick_flops(cfg, skip=skip, learn=learn) - export_saved_flops(cfg)
 
 
 def rls_observe_flops(n_state=4, learn=True):

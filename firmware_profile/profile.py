@@ -19,6 +19,9 @@ For each:
   this machine's measured matrix-multiply peak;
 * which device budgets each method fits (float32);
 * what float32 costs kbt: success and force difference after ``f32_samples`` updates;
+* kbt's on-policy tick (act on s, then learn s's label, the input map once) from
+  Python with Numba, in C and in plain NumPy on the same states and labels, with
+  its FLOPs, their share of the machine peak, and ratios to C (``tick_profile``);
 * the C export (``kbt-c``, ``rls-c``): rows called from Python through ctypes,
   the same calls timed inside C (``c_profile``), and, where the ARM cross
   toolchain and QEMU are installed, flash, RAM and instructions per call of
@@ -40,7 +43,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from firmware_profile import budgets, flops, memory, timing
+from firmware_profile import budgets, flops, memory, tick_profile, timing
 from firmware_profile.c_profile import device_cycles, profile_exports
 from controller.checks import check_int, check_positive
 
@@ -49,7 +52,9 @@ __all__ = ["ProfileConfig", "Workload", "run_profile", "format_text", "format_ma
 #: 2: methods kbt (force head), kbt-softmax and rls; the allocation probe's keys per fused kernel;
 #: 3: methods kbt-c and rls-c, "c_export", each budget's "source"
 #: 4: each budget's "est_tick_ms" (act + observe) replaces "est_update_ms" (observe only)
-SCHEMA_VERSION = 4
+#: 5: "tick" (kbt's on-policy tick: Numba, C and NumPy side by side), kbt's "flops_tick", the devices'
+#:    "tick" instructions; a learner's budget tick is its on-policy tick where it has one
+SCHEMA_VERSION = 5
 
 
 @dataclass(frozen=True)
@@ -139,7 +144,8 @@ def _memory_entry(controller, update=None):
 
 def _entry(name, infer, update, first_call_s, mem, fl_update, fl_infer, rate, peak, downweighted=None):
     e = {"method": name, "inference_us": timing.percentiles(infer), "first_call_s": first_call_s,
-         "memory": mem, "flops_update": fl_update, "flops_inference": fl_infer, "downweighted_updates": downweighted}
+         "memory": mem, "flops_update": fl_update, "flops_inference": fl_infer, "downweighted_updates": downweighted,
+         "flops_tick": None}
     e["update_us"] = timing.percentiles(update) if update is not None else None
     e["deadline"] = timing.deadline_analysis(infer, update if update is not None else np.zeros(len(infer)), rate)
     e["gflops_inference"] = fl_infer / (e["inference_us"]["p50"] * 1e3)
@@ -208,7 +214,7 @@ def run_profile(cfg: ProfileConfig, work: Workload, progress=None):
     infer = timing.time_calls(lambda i: fast.act_one(states[i]), cfg.calls)
     methods.append(_entry("pretrained", infer, None, first, _memory_entry(pol), 0, fl_infer, cfg.rate_hz, peak))
 
-    def online_method(name, c, fl_upd, fl_inf):
+    def online_method(name, c, fl_upd, fl_inf, fl_tick=None):
         """Latencies (``act``, ``observe`` on the stream) and memory of a closed-form learner."""
         say(f"{name}: {cfg.calls} updates and inferences")
         t0 = time.perf_counter()
@@ -220,10 +226,14 @@ def run_profile(cfg: ProfileConfig, work: Workload, progress=None):
         dw = None if dw0 is None else int(c.n_downweighted - dw0)
         mem = _memory_entry(c, lambda: c.observe(S[0], F[0]))
         methods.append(_entry(name, infer, upd, first, mem, fl_upd, fl_inf, cfg.rate_hz, peak, dw))
+        methods[-1]["flops_tick"] = fl_tick
 
     # kbt (the default: force head, fused kernels), the paper's softmax head, rls
     c = KBTController(pol)
-    online_method("kbt", c, flops.kbt_observe_flops(tcfg, skip=c.skip), flops.kbt_act_flops(tcfg, skip=c.skip))
+    online_method("kbt", c, flops.kbt_observe_flops(tcfg, skip=c.skip), flops.kbt_act_flops(tcfg, skip=c.skip),
+                  flops.kbt_tick_flops(tcfg, skip=c.skip))
+    say(f"kbt tick: Numba, C and NumPy on the same {cfg.calls} states and labels")
+    tick = tick_profile.compare(pol, states, S, F, peak, cfg.calls, c_export=cfg.c_export)
     online_method("kbt-softmax", SoftmaxKBTController(pol),
                   flops.features_flops(tcfg) + flops.head_update_flops(d, K), fl_infer)
     if work.make_rls is not None:
@@ -235,7 +245,7 @@ def run_profile(cfg: ProfileConfig, work: Workload, progress=None):
 
         # the same calls through ctypes, from Python: what the deployed loop pays
         online_method("kbt-c", CController(KBTController(pol)), flops.kbt_c_observe_flops(tcfg, skip=c.skip),
-                      flops.kbt_c_act_flops(tcfg, skip=c.skip))
+                      flops.kbt_c_act_flops(tcfg, skip=c.skip), flops.kbt_c_tick_flops(tcfg, skip=c.skip))
         if "rls" in c_export:
             online_method("rls-c", CController(work.make_rls()), flops.rls_observe_flops(tcfg.n_state),
                           flops.rls_act_flops(tcfg.n_state))
@@ -272,8 +282,9 @@ def run_profile(cfg: ProfileConfig, work: Workload, progress=None):
         total = e["memory"]["float32"]["total"] + e["memory"]["update_traced_peak_bytes"] // 2
         e["float32_total_with_peak_bytes"] = int(total)
         exported = e["method"][:-2] if e["method"].endswith("-c") else None
-        tick = (e["flops_update"] or 0) + (e["flops_inference"] or 0)      # one act + one observe
-        e["budgets"] = [budgets.fits(total, tick or None, dev,
+        # one act + one observe; the on-policy tick (the input map once) where the method has one
+        fl_tick = e.get("flops_tick") or (e["flops_update"] or 0) + (e["flops_inference"] or 0)
+        e["budgets"] = [budgets.fits(total, fl_tick or None, dev,
                                      counted=device_cycles(c_export, exported, dev.core) if exported else None)
                         for dev in devices]
     kbt = next(e for e in methods if e["method"] == "kbt")
@@ -284,7 +295,7 @@ def run_profile(cfg: ProfileConfig, work: Workload, progress=None):
     allocs = memory.nrt_allocations() if cfg.allocations else None
     return {"schema": SCHEMA_VERSION, "config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
             "machine_peak_gflops": peak, "methods": methods, "retrain_over_kbt_update_p50": ratios,
-            "float32_vs_float64": f32, "numba_allocations_per_call": allocs, "c_export": c_export,
+            "float32_vs_float64": f32, "numba_allocations_per_call": allocs, "c_export": c_export, "tick": tick,
             "devices": [{"name": dev.name, "ram_kib": dev.ram_kib, "clock_mhz": dev.clock_mhz, "core": dev.core}
                         for dev in devices]}
 
@@ -388,6 +399,7 @@ def _notes(res):
                  f"{f['success_float64']:.2f}, force difference max {f['max_force_diff_N']:.2e} N, "
                  f"mean {f['mean_force_diff_N']:.2e} N, labels down-weighted below 1/2 "
                  f"{f.get('downweighted_float32', '-')} vs {f.get('downweighted_float64', '-')}")
+    lines += tick_profile.tick_lines(res.get("tick"))
     lines += _allocation_lines(res["numba_allocations_per_call"])
     lines += _c_lines(res.get("c_export"), res)
     for e in res["methods"]:
@@ -418,10 +430,13 @@ def _c_lines(c, res):
             lines.append(f"{name} C export, {core} ({d['qemu_machine']}, -O2): flash {d['flash_bytes']} B "
                          f"(text {d['text']}, data {d['data']}, bss {d['bss']}), RAM {d['ram_bytes']} B "
                          f"(state {d['state_bytes']} + stack {d['stack_bytes']}); instructions per observe "
-                         f"{d['observe']['instructions_mean']:,.0f}, per act {d['act']['instructions_mean']:,.0f} "
-                         f"(counted in QEMU); ~{d['observe']['cycles_est']:,.0f} cycles per observe (cost model)")
-    lines.append("budget table: RAM share, and the time of one control tick (act + observe; act alone for a "
-                 "method that does not learn): ~ estimated at 1 FLOP per cycle from the FLOP count; = from the "
+                         f"{d['observe']['instructions_mean']:,.0f}, per act {d['act']['instructions_mean']:,.0f}, "
+                         f"per on-policy tick {d['tick']['instructions_mean']:,.0f} (act + observe as two calls: "
+                         f"{d['act']['instructions_mean'] + d['observe']['instructions_mean']:,.0f}; counted in "
+                         f"QEMU); ~{d['observe']['cycles_est']:,.0f} cycles per observe, "
+                         f"~{d['tick']['cycles_est']:,.0f} per tick (cost model)")
+    lines.append("budget table: RAM share, and the time of one control tick (act + observe; kbt and kbt-c: "
+                 "the on-policy tick, the input map once; act alone for a method that does not learn): ~ estimated at 1 FLOP per cycle from the FLOP count; = from the "
                  "instructions counted on the device's core (cycles by the cost model, docs/firmware-export.md) "
                  "and RAM measured (state + stack)")
     if res["config"]["epochs"] != 100:

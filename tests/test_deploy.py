@@ -143,3 +143,12 @@ def test_non_finite_action_falls_back_and_is_counted():
     c = Recorder(force=np.nan)
     res = run_deployment(c, TARGET, DeployConfig(samples=5, episodes=1, fallback="lqr"))
     assert res.action_faults == 5 and res.sensor_faults == 0 and res.plant_failures == 0
+
+
+def test_onpolicy_tick_runs_the_input_map_once():
+    # act on the reading, then learn its label: the update reuses the act's T_1 pass (docs/tick.md)
+    c = make_controller("kbt", TARGET)
+    passes = []
+    run_deployment(c, TARGET, DeployConfig(samples=40, episodes=1, stream="onpolicy", checkpoints=(40,)),
+                   on_tick=lambda s, f, res: passes.append(c.feature_passes))
+    assert np.all(np.diff(passes) == 1) and c.n_updates == 40

@@ -389,3 +389,7 @@ def test_cortex_m7_build_fits_the_budget_and_computes_the_host_forces():
         host.observe(s, f)
     assert np.abs(np.array(r["forces"]) - want).max() < FORCE_TOL     # FMA on the device: not bit-equal
     assert sum(r["observe"]["mix"].values()) == pytest.approx(r["observe"]["instructions_mean"] + 1, abs=40)
+    # the on-policy tick (kbt_tick on a second state): act's forces bit for bit, the input map once
+    assert r["tick_forces"] == r["forces"]
+    assert r["observe"]["instructions_mean"] < r["tick"]["instructions_mean"] <= 45_000
+    assert r["tick"]["instructions_mean"] < r["observe"]["instructions_mean"] + 1_000

@@ -311,6 +311,7 @@ def test_features_flops_tiny_transformer():
 
 # ---------------------------------------------------------------- memory
 def test_memory_figures_are_the_arrays_nbytes(pretrained):
+    from controller import kbt_packed as kp
     from controller.kalman_head import HeadConfig
     from controller.kbt import KBTController
     from controller.transformer_numba import FastInference
@@ -323,11 +324,15 @@ def test_memory_figures_are_the_arrays_nbytes(pretrained):
     assert any(np.shares_memory(a, P) for a in parts["state"]) and any(a is noise for a in parts["state"])
     assert memory.bytes_of(parts["params"]) == sum(a.nbytes for a in parts["params"])
     assert memory.bytes_of(parts["buffers"], 4) * 2 == sum(a.nbytes for a in parts["buffers"])
-    # params: the packed T_1 weights the fused kernels read, the standardiser, the state scale, the detector settings
-    assert any(a is c.h_T for a in parts["params"]) and any(a is c.head.detector for a in parts["params"])
+    # params: buffer A's frozen part (kbt_packed.layout): header and settings, the packed T_1 weights the
+    # fused kernels read, the standardiser, the state scale, the detector settings, the re-open prior and P0
+    assert len(parts["params"]) == 1 and np.shares_memory(parts["params"][0], c._A)
     n_t1 = sum(a.size for a in FastInference(pretrained).weight_arrays())   # the policy's packed T_1 weights
-    assert memory.bytes_of(parts["params"]) == 8 * (n_t1 + c.h_mean.size + c.h_T.size + 4 + c.head.detector.size
-                                                    + c.head.reopen_to.size)
+    n1 = c.head.d_in + 1
+    assert memory.bytes_of(parts["params"]) == 8 * (kp.HEADER + 4 + n_t1 + c.h_mean.size + c.h_T.size + 4
+                                                    + c.head.detector.size + c.head.reopen_to.size + n1 * n1)
+    # buffers: A's work part (key, state, h, T_1's work arrays) and z~, P z~ in B
+    assert any(np.shares_memory(a, c._B) for a in parts["buffers"])
     c32 = KBTController(pretrained, HeadConfig(dtype="float32"))
     parts32 = memory.breakdown(c32)
     assert c32.head.core.layers[0].M.dtype == np.float32
@@ -414,8 +419,8 @@ def test_budgets():
 
 # ---------------------------------------------------------------- the command
 SCHEMA_KEYS = {"schema", "config", "machine_peak_gflops", "methods", "retrain_over_kbt_update_p50",
-               "float32_vs_float64", "numba_allocations_per_call", "c_export", "devices", "command"}
-METHOD_KEYS = {"method", "inference_us", "update_us", "first_call_s", "memory", "flops_update",
+               "float32_vs_float64", "numba_allocations_per_call", "c_export", "devices", "command", "tick"}
+METHOD_KEYS = {"method", "inference_us", "update_us", "first_call_s", "memory", "flops_update", "flops_tick",
                "flops_inference", "deadline", "gflops_inference", "gflops_update", "peak_fraction_update",
                "float32_total_with_peak_bytes", "budgets", "downweighted_updates"}
 ALLOC_KEYS = {"kbt_observe_kernel_inside", "kbt_act_kernel_inside", "kbt_observe_kernel_from_python",
@@ -432,7 +437,7 @@ def test_profile_command_json_schema(tmp_path, capsys, pretrained):
     out = capsys.readouterr().out
     assert out.startswith("| method |") and "custom 64 KiB" in out
     res = json.loads(path.read_text())
-    assert set(res) == SCHEMA_KEYS and res["schema"] == 4
+    assert set(res) == SCHEMA_KEYS and res["schema"] == 5
     c_rows = [] if "skipped" in res["c_export"] else ["kbt-c", "rls-c"]
     assert [m["method"] for m in res["methods"]] == ["pretrained", "kbt", "kbt-softmax", "rls", *c_rows,
                                                     "retrain-10", "blob-10"]
@@ -463,7 +468,7 @@ def test_profile_command_json_schema(tmp_path, capsys, pretrained):
     for m in res["methods"]:
         for b, dev in zip(m["budgets"], res["devices"]):
             if b["source"] == "flops" and dev["clock_mhz"]:
-                tick = (m["flops_update"] or 0) + m["flops_inference"]
+                tick = m["flops_tick"] or (m["flops_update"] or 0) + m["flops_inference"]
                 assert b["est_tick_ms"] == pytest.approx(tick / (dev["clock_mhz"] * 1e3))
     if c_rows:
         host = res["c_export"]["kbt"]["host"]
@@ -475,6 +480,21 @@ def test_profile_command_json_schema(tmp_path, capsys, pretrained):
             counted = [b for b in by["kbt-c"]["budgets"] if b["source"] == "counted"]
             assert ("skipped" in dev) == (not counted)
     assert all(b["source"] == "flops" for b in by["kbt"]["budgets"])
+    # the on-policy tick side by side: Numba from Python, C (when built) and NumPy on the same stream
+    tick = res["tick"]
+    assert by["kbt"]["flops_tick"] == tick["flops"]["tick"] == flops.kbt_tick_flops(cfg)
+    assert set(tick["paths"]) == {"numba", "numpy"} | ({"c"} if c_rows else set())
+    for name, p in tick["paths"].items():
+        assert p["two_calls_us"] == pytest.approx(p["act_us"] + p["observe_us"])
+        assert 0 < p["peak_fraction_tick"] == pytest.approx(p["gflops_tick"] / res["machine_peak_gflops"])
+    if c_rows:
+        assert tick["over_c"]["numba"]["tick"] == pytest.approx(tick["paths"]["numba"]["tick_us"]
+                                                              / tick["paths"]["c"]["tick_us"])
+        assert "kbt tick (act on s, then learn s's label" in out and "C export, timed in C: act p50" in out
+        for core, dev in res["c_export"]["kbt"]["devices"].items():
+            if "skipped" not in dev:
+                assert dev["tick"]["instructions_mean"] < dev["act"]["instructions_mean"] + dev["observe"][
+                    "instructions_mean"]
 
 
 def test_profile_bad_arguments(capsys):

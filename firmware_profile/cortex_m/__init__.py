@@ -3,8 +3,9 @@
 ``measure(files, states, forces, target)`` cross-compiles an export
 (``arm-none-eabi-gcc``, float32 hard-float ABI) with a bare-metal harness
 (``startup.c``, ``link.ld``, ``harness.c.in``: it calls ``<prefix>_init``, then
-``act`` and ``observe`` on the given samples, each call between two calls of
-an empty ``mark()``), runs it in QEMU's MPS2 board of that core with an
+``act`` and ``observe`` on the given samples, and on a second state struct
+``tick`` (act, then learn that state's label, the input map run once) on the
+same samples, each call between two calls of an empty ``mark()``), runs it in QEMU's MPS2 board of that core with an
 instruction trace (``-singlestep -d exec,nochain``: one line per executed
 instruction; tested with QEMU 7.2) and cuts the trace at ``mark``'s address.
 It returns:
@@ -14,11 +15,12 @@ It returns:
   the export has no mutable globals);
 * ``state_bytes`` (``sizeof`` the state struct) and ``stack_bytes`` (the
   deepest stack the calls used, from a painted stack): RAM = state + stack;
-* instructions per ``act`` and per ``observe`` (mean, min, max over the samples,
+* instructions per ``act``, per ``observe`` and per ``tick`` (mean, min, max over the samples,
   the ``mark`` calls' own cost taken off) and their mix by class
   (``CLASSES``), from the disassembly of each executed address;
 * estimated cycles: the mix times a cost per class (``CYCLE_COST``, per core),
-  and the forces the emulated code computed (for a check against the host).
+  and the forces the emulated code computed (``forces``: ``act``'s, ``tick_forces``:
+  ``tick``'s, for checks against the host and against each other).
 
 Without the toolchain or QEMU, ``missing()`` says what is missing and
 ``measure`` raises RuntimeError with that reason.
@@ -253,17 +255,18 @@ def measure(files, states, forces, core="cortex-m7", opt_flags=OPT_FLAGS):
         mark = _symbol(elf, "mark")
     segs = _segments(pcs, mark)
     n = len(np.asarray(forces).reshape(-1))
-    if len(segs) != 1 + 4 * n:
-        raise RuntimeError(f"{core}: expected {1 + 4 * n} marked segments in the trace but found {len(segs)}")
+    if len(segs) != 1 + 6 * n:
+        raise RuntimeError(f"{core}: expected {1 + 6 * n} marked segments in the trace but found {len(segs)}")
     base = segs[0][1] - segs[0][0]
     cost = CYCLE_COST[core]
     out = {"core": core, "qemu_machine": TARGETS[core][0], "flags": " ".join([*TARGETS[core][2], *opt_flags]),
            **size, "flash_bytes": size["text"] + size["data"], "calls": n}
-    # segments: 0 the empty pair, then per sample 4 i + 1 loop, + 2 act, + 3 printing, + 4 observe
-    for name, offset in (("act", 2), ("observe", 4)):
+    # segments: 0 the empty pair, then per sample 6 i + 1 loop and printing, + 2 act, + 3 printing,
+    # + 4 observe, + 5 nothing, + 6 tick (act, then observe that state's label: one input map)
+    for name, offset in (("act", 2), ("observe", 4), ("tick", 6)):
         counts, mixes = [], Counter()
         for i in range(n):
-            a, b = segs[offset + 4 * i]
+            a, b = segs[offset + 6 * i]
             counts.append(b - a - base)
             for pc in pcs[a:b]:
                 cls, w = classify(*table.get(int(pc), ("?", "")))
@@ -277,11 +280,12 @@ def measure(files, states, forces, core="cortex-m7", opt_flags=OPT_FLAGS):
                      "cycles_est": float(cycles)}
     words = printed.split()
     try:
-        forces_hex = words[:n]
-        out["forces"] = [float(np.frombuffer(bytes.fromhex(w), ">f4")[0]) for w in forces_hex]
-        sp, low = (int(w, 16) for w in words[n + 1: n + 3])
+        as_float = lambda w: float(np.frombuffer(bytes.fromhex(w), ">f4")[0])     # noqa: E731
+        out["forces"] = [as_float(w) for w in words[:2 * n:2]]
+        out["tick_forces"] = [as_float(w) for w in words[1:2 * n:2]]
+        sp, low = (int(w, 16) for w in words[2 * n + 1: 2 * n + 3])
         out["stack_bytes"] = sp - low
-        out["state_bytes"] = int(words[n + 4], 16)
+        out["state_bytes"] = int(words[2 * n + 4], 16)
     except (ValueError, IndexError) as e:
         raise RuntimeError(f"{core}: unexpected harness output {printed[:200]!r}") from e
     out["ram_bytes"] = out["state_bytes"] + out["stack_bytes"] + size["data"] + size["bss"]

@@ -15,7 +15,9 @@ period ``tau``, episode after episode (``sim.world.task.Episode``). Each tick:
 4. ``_label`` and ``_learn``: one learning update with this tick's sample --
    i.i.d. from the sampling box (as in the paper) or, ``stream="onpolicy"``,
    the state the controller just saw labelled by the expert (every tick with
-   ``labels="always"``, only the pilot's ticks otherwise). An update the
+   ``labels="always"``, only the pilot's ticks otherwise). The on-policy update
+   gets the very reading the action was computed on, so kbt (and kbt-c) learn
+   from the inputs their ``act`` kept: one T_1 pass per tick (docs/tick.md). An update the
    controller rejects (``ValueError``, e.g. a non-finite label) leaves it
    unchanged and is counted. If action + update took longer than the period,
    the tick is a *deadline miss*: on hardware the next action would have been late.
