@@ -85,8 +85,9 @@ class ForceController:
     # ------------------------------------------------------------ valid inputs
     def state_max(self):
         """The valid range of a state: |s_i| <= state_max()[i] (4,), ``STATE_RANGE`` box
-        scales per component (the C export's ``KBT_X_MAX`` ... ``KBT_THETADOT_MAX``)."""
-        return STATE_RANGE / np.asarray(self.s_inv, dtype=float)
+        scales per component, rounded to float32 (the C export's ``KBT_X_MAX`` ...
+        ``KBT_THETADOT_MAX``: both refuse the same float32 values)."""
+        return (STATE_RANGE / np.asarray(self.s_inv, dtype=float)).astype(np.float32).astype(float)
 
     def _in_range(self, s):
         """True when every component of the state s (4,) is within ``state_max`` (False for NaN)."""
