@@ -41,7 +41,7 @@ import numpy as np
 from firmware_profile import cortex_m
 from firmware_profile.export.emit import c_array
 
-__all__ = ["TARGETS", "COST", "CLOCKS", "PUBLIC", "budget_report", "format_report", "report_stream",
+__all__ = ["TARGETS", "COST", "CLOCKS", "PUBLIC", "REPORT_SAMPLES", "budget_report", "format_report", "report_stream",
            "stack_usage"]
 
 #: core -> (QEMU machine, QEMU cpu, compiler flags, linker script)
@@ -65,6 +65,9 @@ PERIOD_S = 1.0 / 50.0
 #: the public calls whose worst-case stack is reported (prefix added)
 PUBLIC = ("init", "check", "act", "act_status", "act_ws", "observe", "observe_status", "observe_ws", "predict",
           "predict_split")
+#: expert samples in the report's stream (before the four special ones): every sample is
+#: traced instruction by instruction, about 5 M instructions each on the M0+
+REPORT_SAMPLES = 4
 #: the kinds of sample in the report's stream
 KINDS = ("learned", "downweighted", "change", "refused label", "refused state")
 #: where the build flags differ from the measurement of ``kbt profile``: nothing but the core
@@ -291,10 +294,10 @@ def _core_report(files, prefix, S, F, kinds, core):
             "statuses": {"act": act_status, "observe": obs_status}, "forces": forces}
 
 
-def budget_report(controller, u_max=30.0, states=None, forces=None, cores=tuple(TARGETS), progress=None):
-    """Per core, the budgets of the export of ``controller`` (see the module doc).
-    ``states`` / ``forces``: the expert samples (default: 6 TARGET-like samples are
-    required from the caller; the CLI passes its demo samples)."""
+def budget_report(controller, u_max, states, forces, cores=tuple(TARGETS), progress=None):
+    """Per core, the budgets of the export of ``controller`` (see the module doc), on
+    the expert samples ``states`` (n, 4) / ``forces`` (n,) and the four special ones
+    (``report_stream``)."""
     from firmware_profile.export import export_params
     from firmware_profile.export.emit import render
 

@@ -80,10 +80,25 @@ def run(args):
           f"  make -C {args.out}/examples/cpp run           the same from C++\n"
           f"  make -C {args.out}/examples/mps2-an500 run    the Cortex-M7 example in QEMU")
     if args.report:
-        from firmware_profile.budget_report import budget_report, format_report
-
-        print(format_report(budget_report(controller, u_max=TARGET.u_max, progress=_progress(args))))
+        _report(args, controller, TARGET.u_max)
     return 0
+
+
+def _report(args, controller, u_max):
+    """``--report``: the worst-case budgets per core, printed and saved as budget_report.json."""
+    import json
+
+    from firmware_profile.budget_report import REPORT_SAMPLES, budget_report, format_report
+
+    S, F = _demo()
+    r = budget_report(controller, u_max=u_max, states=S[:REPORT_SAMPLES], forces=F[:REPORT_SAMPLES],
+                      progress=_progress(args))
+    r["command"] = "kbt " + " ".join(getattr(args, "argv", []) or ["export", "--report"])
+    print(format_report(r))
+    path = os.path.join(args.out, "budget_report.json")
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(r, fh, indent=1)
+    print(f"wrote {path}")
 
 
 def _progress(args):
