@@ -306,7 +306,8 @@ def test_cli_export_writes_the_files_and_reports_errors(tmp_path, capsys):
 
     out = tmp_path / "fw"
     assert main(["export", "--method", "rls", "--out", str(out)]) == 0
-    assert sorted(os.listdir(out)) == ["rls.c", "rls.h"]
+    assert sorted(os.listdir(out)) == ["CMakeLists.txt", "examples", "library.json", "library.properties", "rls.c",
+                                       "rls.h"]                     # the sources and the kit (test_export_kit.py)
     want = export_sources(make_controller("rls", TARGET), source="the rls prior (the SOURCE LQR gain)")
     assert (out / "rls.c").read_text() == want["rls.c"]
     assert "rls.h" in capsys.readouterr().out
