@@ -51,6 +51,17 @@ class Firmware:
         if why:
             raise RuntimeError(f"cannot run the processor-in-the-loop: {why}")
         self._dir = tempfile.mkdtemp(prefix="kbt-pil-")
+        try:
+            self._start(files, shift)
+        except BaseException:
+            if getattr(self, "_p", None) is not None and self._p.poll() is None:
+                self._p.kill()
+                self._p.wait()
+            shutil.rmtree(self._dir, ignore_errors=True)
+            raise
+
+    def _start(self, files, shift):
+        """Build the firmware in ``self._dir``, start QEMU, calibrate the SysTick reads."""
         prefix = next(n[:-2] for n in files if n.endswith(".c"))
         res = resources.files("firmware_profile.cortex_m")
         for name, text in [*files.items(), ("startup.c", res.joinpath("startup.c").read_text(encoding="utf-8")),
