@@ -21,7 +21,15 @@ from controller.checks import as_float_array
 from controller.force_head import ForceHead
 from controller.identity import check_close, digest
 
-__all__ = ["ForceController"]
+__all__ = ["ForceController", "STATE_RANGE", "LABEL_MAX"]
+
+#: valid states: |s_i| <= STATE_RANGE box scales (box_i / sqrt 3, the head's state
+#: normalisation) per component; a state outside is refused (``act`` NaN, ``observe``
+#: a ValueError), as the C export refuses it. A thousand box scales is far beyond any
+#: physical cart-pole state, and near enough that no float32 intermediate can overflow.
+STATE_RANGE = 1000.0
+#: valid labels: |expert force| <= LABEL_MAX (N); beyond, a garbled frame, refused
+LABEL_MAX = 1.0e4
 
 
 _FLOAT64 = np.dtype(np.float64)
@@ -83,16 +91,40 @@ class ForceController:
         """The head's work arrays the kernels use: z~ and P z~."""
         return list(self.head.work_arrays())
 
+    # ------------------------------------------------------------ valid inputs
+    def state_max(self):
+        """The valid range of a state: |s_i| <= state_max()[i] (4,), ``STATE_RANGE`` box
+        scales per component, rounded to float32 (the C export's ``KBT_X_MAX`` ...
+        ``KBT_THETADOT_MAX``: both refuse the same float32 values)."""
+        return (STATE_RANGE / np.asarray(self.s_inv, dtype=float)).astype(np.float32).astype(float)
+
+    def _in_range(self, s):
+        """True when every component of the state s (4,) is within ``state_max`` (False for NaN)."""
+        lim = self.__dict__.get("_state_lim")
+        if lim is None:
+            lim = self._state_lim = tuple(float(v) for v in self.state_max())
+        a, b, c, d = s.tolist()
+        return abs(a) <= lim[0] and abs(b) <= lim[1] and abs(c) <= lim[2] and abs(d) <= lim[3]
+
     # ------------------------------------------------------------ acting
     def act(self, states):
-        """Forces for states (N, 4) -> (N,), or one state (4,) -> float."""
+        """Forces for states (N, 4) -> (N,), or one state (4,) -> float; NaN for a state
+        that is not finite or outside ``state_max`` (refused, as the C export's ``act``)."""
         if np.ndim(states) == 1:
             s = as_state(states)
+            if not self._in_range(s):
+                return float("nan")
             if self.head.uses_numba:
                 return self._act_kernel(s)
             return float(self.head.mean(self._inputs_one(s)[None, :])[0])
         S = as_float_array("states", states, (None, 4))
-        return self.head.mean(self.inputs(S))
+        ok = np.all(np.abs(S) <= self.state_max(), axis=1)
+        if ok.all():
+            return self.head.mean(self.inputs(S))
+        out = np.full(S.shape[0], np.nan)
+        if ok.any():
+            out[ok] = self.head.mean(self.inputs(S[ok]))
+        return out
 
     def act_split(self, state):
         """(mean force, epistemic variance q) at one state (4,), from one input map: the
@@ -157,13 +189,17 @@ class ForceController:
         """One closed-form update from (state, expert force).
 
         Returns True (learned: a label far from the prediction with a small
-        robust weight); a non-finite state or label is a ValueError and changes nothing.
+        robust weight); a non-finite state or label, a state outside ``state_max`` or a
+        label beyond ``LABEL_MAX`` is a ValueError and changes nothing (what the C export
+        refuses).
         """
         s = as_state(state)
         try:
             y = float(expert_force)
         except (TypeError, ValueError):
             raise ValueError(f"expert_force: expected a real number but found {expert_force!r}") from None
+        if not (self._in_range(s) and abs(y) <= LABEL_MAX):
+            self._refuse(s, y)
         if self.head.uses_numba:
             return self.head.count(self._observe_kernel(s, y))
         return self.head.count(self.head.update_reference(self._inputs_one(s), y))
@@ -177,6 +213,15 @@ class ForceController:
             self._z_one = self.inputs(s[None, :])[0]
             self._z_key = key
         return self._z_one
+
+    def _refuse(self, s, y):
+        """The ValueError of a refused (state, label): not finite, or outside the valid range."""
+        if not (np.isfinite(s).all() and np.isfinite(y)):
+            raise ValueError("state or label: expected finite values but found NaN or inf")
+        if not self._in_range(s):
+            raise ValueError(f"state: expected |s_i| <= {STATE_RANGE:g} box scales "
+                             f"({', '.join(f'{v:.4g}' for v in self.state_max())}) but found {s.tolist()}")
+        raise ValueError(f"expert_force: expected |f| <= {LABEL_MAX:g} N but found {y!r}")
 
     def warm_up(self):
         """Compile (or load) the Numba kernels on a throwaway copy, so the first

@@ -29,24 +29,31 @@ from firmware_profile.c_build import build_shared
 from firmware_profile.export import export_params, unpack_lower
 from firmware_profile.export.emit import render
 
-__all__ = ["CController", "state_type", "kept_type", "LEARNED", "DOWNWEIGHTED", "NONFINITE", "CHANGED"]
+__all__ = ["CController", "state_type", "kept_type", "LEARNED", "DOWNWEIGHTED", "NONFINITE", "CHANGED",
+           "OUT_OF_RANGE", "OVERFLOW", "BAD_STATE", "REFUSED"]
 
-LEARNED, DOWNWEIGHTED, NONFINITE, CHANGED = 0, 1, 2, 3
+LEARNED, DOWNWEIGHTED, NONFINITE, CHANGED, OUT_OF_RANGE, OVERFLOW, BAD_STATE = 0, 1, 2, 3, 4, 5, 6
+#: the statuses of an update that changed nothing, and what the ValueError says
+REFUSED = {NONFINITE: "state or label: expected finite values but found NaN or inf",
+           OUT_OF_RANGE: "state or label: outside the valid range (kbt.h: X_MAX ... THETADOT_MAX, FORCE_MAX)",
+           OVERFLOW: "state or label: an intermediate would overflow float32; nothing changed",
+           BAD_STATE: "the C state is not this export's (model id) or fails <prefix>_check"}
 
 _F = ctypes.c_float
 _PF = ctypes.POINTER(ctypes.c_float)
 
 
 def kept_type(n1):
-    """The ctypes mirror of ``<prefix>_kept`` (z~ of one state and whether it was finite)."""
-    return type("CKept", (ctypes.Structure,), {"_fields_": [("zt", _F * n1), ("finite", ctypes.c_int)]})
+    """The ctypes mirror of ``<prefix>_kept`` (z~ of one state and its status)."""
+    return type("CKept", (ctypes.Structure,), {"_fields_": [("zt", _F * n1), ("status", ctypes.c_int)]})
 
 
 def state_type(n1):
     """The ctypes mirror of ``<prefix>_state`` (the header's field order)."""
     return type("CState", (ctypes.Structure,), {"_fields_": [
         ("m", _F * n1), ("P", _F * (n1 * (n1 + 1) // 2)), ("noise", _F * 4),
-        ("n_updates", ctypes.c_uint32), ("n_downweighted", ctypes.c_uint32), ("n_changes", ctypes.c_uint32)]})
+        ("n_updates", ctypes.c_uint32), ("n_downweighted", ctypes.c_uint32), ("n_changes", ctypes.c_uint32),
+        ("model", ctypes.c_uint32 * 2)]})
 
 
 class CController:
@@ -69,13 +76,14 @@ class CController:
         Path of the shared library that runs.
     """
 
-    def __init__(self, controller):
+    def __init__(self, controller, u_max=30.0):
         self._py = controller
+        self._u_max = u_max
         self._load(controller)
 
     # ------------------------------------------------------------ building
     def _load(self, controller):
-        params = export_params(controller)
+        params = export_params(controller, u_max=self._u_max)
         self.prefix = params.method
         self.name = f"{params.method}-c"
         self._params = params
@@ -95,6 +103,9 @@ class CController:
         split.restype, split.argtypes = None, [V, _PF, _PF, _PF, _PF]
         keep.restype, keep.argtypes = _F, [V, _PF, V]
         kept.restype, kept.argtypes = ctypes.c_int, [V, V, _F]
+        act_st, check = getattr(lib, f"{p}_act_status"), getattr(lib, f"{p}_check")
+        act_st.restype, act_st.argtypes = ctypes.c_int, [V, _PF, _PF]
+        check.restype, check.argtypes = ctypes.c_int, [V]
         self._lib = lib
         self._s = np.zeros(4, np.float32)
         self._s_ptr = self._s.ctypes.data_as(_PF)
@@ -109,13 +120,16 @@ class CController:
         self._obs_c = lambda y: obs(addr, self._s_ptr, y)
         self._obs_kept_c = lambda y: kept(addr, kaddr, y)
         self._split_c = lambda: split(addr, self._s_ptr, *(ctypes.byref(o) for o in self._out))
+        self._act_status_c = lambda: act_st(addr, self._s_ptr, ctypes.byref(self._out[0]))
+        self._check_c = lambda: check(addr)
 
     # ------------------------------------------------------------ acting
     def _set(self, state):
         s = np.asarray(state, dtype=float)
         if s.shape != (4,):
             raise ValueError(f"state: expected shape (4,) but found {s.shape}")
-        self._s[:] = s
+        with np.errstate(over="ignore"):          # a value beyond float32 becomes inf: refused in C
+            self._s[:] = s
 
     def act(self, states):
         """Forces for states (N, 4) -> (N,), or one state (4,) -> float (NaN for a non-finite state)."""
@@ -127,10 +141,21 @@ class CController:
         if S.ndim != 2 or S.shape[1] != 4:
             raise ValueError(f"states: expected shape (N, 4) but found {S.shape}")
         out = np.empty(S.shape[0])
-        for i, s in enumerate(S):
-            self._s[:] = s
-            out[i] = self._act_c()
+        with np.errstate(over="ignore"):
+            for i, s in enumerate(S):
+                self._s[:] = s
+                out[i] = self._act_c()
         return out
+
+    def act_status(self, state):
+        """(status, force limited to +-u_max) of ``<prefix>_act_status`` at one state (4,)."""
+        self._set(state)
+        status = int(self._act_status_c())
+        return status, float(self._out[0].value)
+
+    def check(self):
+        """``<prefix>_check`` of the C state: 0 (OK) or BAD_STATE."""
+        return int(self._check_c())
 
     def predict_split(self, states):
         """Mean force, aleatoric variance R and epistemic variance q per state, each (N,)."""
@@ -139,7 +164,8 @@ class CController:
             raise ValueError(f"states: expected shape (N, 4) but found {S.shape}")
         out = np.empty((3, S.shape[0]))
         for i, s in enumerate(S):
-            self._s[:] = s
+            with np.errstate(over="ignore"):
+                self._s[:] = s
             self._split_c()
             out[:, i] = [o.value for o in self._out]
         return out[0], out[1], out[2]
@@ -162,14 +188,16 @@ class CController:
         return int(self._obs_c(float(expert_force)))
 
     def observe(self, state, expert_force):
-        """One update in C. Returns True (learned); a non-finite state or label is a
-        ValueError and changes nothing (as ``ForceController.observe``)."""
+        """One update in C. Returns True (learned); a refused update (a non-finite or
+        out-of-range state or label, ``REFUSED``) is a ValueError and changes nothing (as
+        ``ForceController.observe``)."""
         try:
             y = float(expert_force)
         except (TypeError, ValueError):
             raise ValueError(f"expert_force: expected a real number but found {expert_force!r}") from None
-        if self.observe_status(state, y) == NONFINITE:
-            raise ValueError("state or label: expected finite values but found NaN or inf")
+        status = self.observe_status(state, y)
+        if status in REFUSED:
+            raise ValueError(REFUSED[status])
         return True
 
     @property

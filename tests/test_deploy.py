@@ -89,7 +89,8 @@ def test_rejected_update_leaves_kbt_unchanged():
         with pytest.raises(ValueError):
             c.observe(state, force)
         assert unchanged(before) and c.n_updates == 0
-    assert c.observe(np.zeros(4), c.act(np.zeros(4)) + 1e6) is True        # far outside the predictive
+    # far outside the predictive (hundreds of sigma), inside the valid label range (LABEL_MAX = 1e4 N)
+    assert c.observe(np.zeros(4), c.act(np.zeros(4)) + 5e3) is True
     assert not unchanged(before) and c.n_updates == 1 and c.n_downweighted == 1
 
 

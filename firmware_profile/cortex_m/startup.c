@@ -54,8 +54,10 @@ void reset_handler(void)
         *dst++ = *src++;
     for (dst = &_sbss; dst < &_ebss;)
         *dst++ = 0;
+#if defined(__ARM_FP)
     *(volatile uint32_t *)0xE000ED88u |= 0xFu << 20;         /* CPACR: CP10, CP11 full access */
     __asm__ volatile("dsb\n isb");
+#endif
     sh_exit(main());
 }
 

@@ -12,28 +12,34 @@ from __future__ import annotations
 import os
 
 from firmware_profile.export.emit import file_names, render
-from firmware_profile.export.params import ExportParams, export_params, pack_lower, unpack_lower
+from firmware_profile.export.kit import kit_files
+from firmware_profile.export.params import DEFAULT_U_MAX, ExportParams, export_params, pack_lower, unpack_lower
 
-__all__ = ["export_sources", "write_export", "export_params", "ExportParams", "file_names", "pack_lower",
+__all__ = ["export_sources", "write_export", "kit_files", "DEFAULT_U_MAX", "export_params", "ExportParams", "file_names", "pack_lower",
            "unpack_lower"]
 
 
-def export_sources(controller, source="the exported controller"):
+def export_sources(controller, source="the exported controller", u_max=DEFAULT_U_MAX):
     """{file name: C text} of ``controller`` (a ``kbt`` or ``rls`` controller)."""
-    return render(export_params(controller), source=source)
+    return render(export_params(controller, u_max=u_max), source=source)
 
 
-def write_export(controller, out_dir, source="the exported controller"):
+def write_export(controller, out_dir, source="the exported controller", u_max=DEFAULT_U_MAX, demo=None):
     """Write the export into ``out_dir`` (created if needed); returns the paths written.
 
+    ``demo = (states (N, 4), forces (N,))``: also the integration kit (``kit.kit_files``:
+    CMake, PlatformIO / Arduino metadata and the examples, which learn from these samples).
     Each file is written whole and then renamed into place, so a reader never
     sees a half-written file.
     """
-    files = export_sources(controller, source=source)
-    os.makedirs(out_dir, exist_ok=True)
+    p = export_params(controller, u_max=u_max)
+    files = render(p, source=source)
+    if demo is not None:
+        files.update(kit_files(p, *demo))
     paths = []
     for name, text in files.items():
-        path = os.path.join(out_dir, name)
+        path = os.path.join(out_dir, *name.split("/"))
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = path + ".tmp"
         with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
             fh.write(text)

@@ -157,12 +157,40 @@ def file_names(method):
     return f"{method}.h", f"{method}.c"
 
 
+def _limits_block(p):
+    """The header's ``#define``s of the valid ranges, with their units."""
+    pre, units = p.method.upper(), dict(X_MAX="m", XDOT_MAX="m/s", THETA_MAX="rad", THETADOT_MAX="rad/s",
+                                          FORCE_MAX="N, labels", U_MAX="N, the limited force")
+    return "\n".join(f"#define {pre}_{k} {c_float(v)}   /* {units[k]} */" for k, v in p.limits.items()) + "\n"
+
+
+def _work_block(p):
+    """The header's work-array struct: T_1's activations for kbt (the fields
+    ``kbt_inputs.c.in`` uses), a placeholder for rls (no work arrays); and its size in bytes."""
+    pre = p.method
+    if p.method != "kbt":
+        return f"typedef struct {pre}_work {{\n    float unused;           /* rls needs no work arrays */\n}} {pre}_work;", 4
+    t, d, f = p.ints["T"], p.ints["D"], p.ints["F"]
+    rows = [f"    float {n}[{t}][{d}];" + " " * (14 - len(n) - len(str(t)) - len(str(d))) + f"/* {what} */"
+            for n, what in (("x", "residual stream"), ("a", "layer-norm output"), ("q", "queries"), ("k", "keys"),
+                            ("v", "values"), ("o", "attention output"), ("y", "block output"))]
+    rows += [f"    float z[{t}][{f}];" + " " * (14 - 1 - len(str(t)) - len(str(f))) + "/* MLP hidden */",
+             f"    float att[{t}];" + " " * (14 - 3 - len(str(t)) + 2) + "/* one row of attention scores */"]
+    return "\n".join([f"typedef struct {pre}_work {{", *rows, f"}} {pre}_work;"]), 4 * (7 * t * d + t * f + t)
+
+
 def render(p, source="the exported controller"):
     """{file name: text} of the export of ``p`` (an ``ExportParams``); ``source`` is
     named in the .c file's comment (e.g. the head file it was loaded from)."""
     header, body = file_names(p.method)
     source = " ".join(str(source).replace("*/", "* /").split())      # one line, no comment end
-    h = _template("api.h.in").replace("@N1@", str(p.ints["N1"])).replace("@NP@", str(p.ints["NP"]))
+    if len(p.model_id) != 16:
+        raise ValueError(f"p: expected a 16-digit model_id but found {p.model_id!r}")
+    work, work_bytes = _work_block(p)
+    h = (_template("api.h.in").replace("@N1@", str(p.ints["N1"])).replace("@NP@", str(p.ints["NP"]))
+         .replace("@MODEL_ID@", p.model_id).replace("@MODEL_HI@", "0x" + p.model_id[:8])
+         .replace("@MODEL_LO@", "0x" + p.model_id[8:]).replace("@LIMITS@", _limits_block(p))
+         .replace("@WORK@", work).replace("@WORK_BYTES@", str(work_bytes)))
     c = (_template("head.c.in").replace("@PARAMS@", _params_block(p))
          .replace("@INPUTS@", _template(f"{p.method}_inputs.c.in")).replace("@SOURCE@", source)
          .replace("@KERNELS@", _kernels(p)))

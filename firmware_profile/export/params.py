@@ -13,6 +13,13 @@ of ``ForceHead.kernel_arrays()``); its settings are
 ``ForceHead.kernel_settings()`` = (learn, floor, c^2, jitter, keep,
 detector [k, k kappa, nu, h, h_hold], prior [v, a0, b0], P0); a head with a full
 prior covariance (``ForceHead.prior_cov``) also exports it as ``prior_P``.
+
+The valid ranges (``limits``: the state's ``X_MAX`` ... ``THETADOT_MAX`` from the
+controller's ``state_max()``, the label's ``FORCE_MAX`` = ``LABEL_MAX``, and
+``U_MAX``, the actuator's range that ``<prefix>_act_status`` limits the force
+to) and the model's identity (``model_id``: 16 hex digits over the
+controller's fingerprint -- its stored weights and input settings -- and the
+head's settings as given, never a float computed here) go into the header.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["ExportParams", "export_params", "METHODS"]
+__all__ = ["ExportParams", "export_params", "model_identity", "METHODS", "DEFAULT_U_MAX"]
 
 #: method name -> the controller class name it exports
 METHODS = {"kbt": "KBTController", "rls": "RLSController"}
@@ -46,6 +53,11 @@ class ExportParams:
         triangle by rows) and ``init_noise``.
     counts : dict of str -> int
         ``UPDATES``, ``DOWNWEIGHTED``, ``CHANGES`` of the exported head.
+    limits : dict of str -> float
+        The valid ranges: ``X_MAX``, ``XDOT_MAX``, ``THETA_MAX``, ``THETADOT_MAX``,
+        ``FORCE_MAX`` (labels, N) and ``U_MAX`` (the limited force, N).
+    model_id : str
+        16 hex digits naming the model (``model_identity``).
     """
 
     method: str
@@ -53,6 +65,8 @@ class ExportParams:
     scalars: dict = field(default_factory=dict)
     arrays: dict = field(default_factory=dict)
     counts: dict = field(default_factory=dict)
+    limits: dict = field(default_factory=dict)
+    model_id: str = ""
 
 
 def pack_lower(P):
@@ -132,14 +146,48 @@ def _t1_params(out, controller):
                          f"{d + 1 + (n_state if controller.skip else 0)}")
 
 
-def export_params(controller):
-    """The ``ExportParams`` of a ``kbt`` or ``rls`` controller (as it is now: its current head).
+#: the actuator's range (N) the limited force is clipped to, unless the caller names one
+#: (``kbt export`` passes the plant's u_max; the cart-pole's default is 30 N)
+DEFAULT_U_MAX = 30.0
+#: head settings that do not change what the C code computes (it is float32 and plain C)
+_NOT_MODEL = ("backend", "dtype")
+
+
+def model_identity(controller, limits):
+    """16 hex digits naming the exported model: the controller's fingerprint (its stored
+    weights and input settings, ``ForceController.fingerprint``), the head's settings as
+    given (``HeadConfig``, not the kernel settings computed from them) and the valid
+    ranges. Identity from inputs: the same on every machine (``controller.identity``)."""
+    from dataclasses import asdict
+
+    from controller.identity import digest
+
+    head = {k: v for k, v in asdict(controller.head.config).items() if k not in _NOT_MODEL}
+    return digest({"export": "c99", "method": controller.name, "fingerprint": controller.fingerprint(),
+                   "head": head, "limits": {k: repr(float(v)) for k, v in limits.items()}})
+
+
+def _limits(controller, u_max):
+    from controller.force_controller import LABEL_MAX
+
+    smax = controller.state_max()
+    if not (np.isfinite(u_max) and u_max > 0):
+        raise ValueError(f"u_max: expected a positive finite force (N) but found {u_max!r}")
+    return dict(X_MAX=float(smax[0]), XDOT_MAX=float(smax[1]), THETA_MAX=float(smax[2]),
+                THETADOT_MAX=float(smax[3]), FORCE_MAX=float(LABEL_MAX), U_MAX=float(u_max))
+
+
+def export_params(controller, u_max=DEFAULT_U_MAX):
+    """The ``ExportParams`` of a ``kbt`` or ``rls`` controller (as it is now: its current head);
+    ``u_max`` (N) the actuator's range the limited force (``<prefix>_act_status``) is clipped to.
 
     Raises ValueError for another controller, a head with more than one layer,
     or a non-finite number anywhere in what would be exported.
     """
     method = _method_of(controller)
     out = ExportParams(method=method)
+    out.limits = _limits(controller, u_max)
+    out.model_id = model_identity(controller, out.limits)
     _head_params(out, controller.head)
     if method == "kbt":
         _t1_params(out, controller)

@@ -1,7 +1,7 @@
 """The ``kbt`` command line: one module per command, and a small registry.
 
 Each command module (``lqr``, ``run``, ``view``, ``profile``, ``experiment``,
-``pretrain``, ``family``, ``export``) owns its options and its work: ``HELP``,
+``pretrain``, ``family``, ``export``, ``pil``) owns its options and its work: ``HELP``,
 ``add_arguments(parser)``, ``run(args) -> exit code``, and optionally
 ``OUTPUTS`` (the output paths to check), ``prepare(args)`` (defaults that depend
 on other flags) and ``check(args)`` (every check that needs no work).
@@ -27,7 +27,7 @@ __all__ = ["main", "build_parser", "COMMANDS"]
 #: command name -> the module that implements it
 COMMANDS = {"lqr": "sim.cli.lqr", "run": "sim.cli.run", "view": "sim.cli.view", "profile": "sim.cli.profile",
             "experiment": "sim.cli.experiment", "pretrain": "sim.cli.pretrain", "family": "sim.cli.family",
-            "export": "sim.cli.export"}
+            "export": "sim.cli.export", "pil": "sim.cli.pil"}
 
 
 def command_module(name):
