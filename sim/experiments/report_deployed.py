@@ -11,6 +11,7 @@ import os
 import numpy as np
 
 from sim.experiments.report import _plt, _write_json
+from sim.loops.methods import has_robust_head
 
 __all__ = ["write_deployed", "write_json_csv", "summarise_deployed", "format_summary", "SERIES"]
 
@@ -31,9 +32,9 @@ def summarise_deployed(results, level=0.99):
             "worst": succ.min(axis=0).tolist(),
             "labels": float(np.mean([t[-1] for t in r["labels"]])),
             "falls": float(np.mean([t[-1] for t in r["falls"]])),
-            # trials stored before these were recorded have none
-            "downweighted": float(np.mean([t[-1] for t in r["downweighted"]])) if "downweighted" in r else None,
-            "changes": float(np.mean([t[-1] for t in r["changes"]])) if "changes" in r else None,
+            # trials stored before these were recorded have none; heads without the mechanisms: None
+            **{k: float(np.mean([t[-1] for t in r[k]])) if k in r and has_robust_head(v) else None
+               for k in ("downweighted", "changes")},
             "reached": len(reach), "trials": len(succ),
             "labels_to_099_median": float(np.median(reach)) if reach else None,
             "ms_per_label": float(np.median(ms)) if ms else None,

@@ -11,6 +11,7 @@ import os
 import numpy as np
 
 from sim.experiments.report import _plt
+from sim.loops.methods import has_robust_head
 from sim.experiments.report_deployed import write_json_csv
 
 __all__ = ["write_drift", "summarise_drift", "format_drift"]
@@ -46,8 +47,9 @@ def summarise_drift(results):
                        for d in (10, 25, 50)},
                     "reached": len(reach), "samples_to_099": float(np.median(reach)) if reach else None,
                     f"rmse_{RMSE_AFTER}": float(np.mean(rmse)) if None not in rmse else None,
-                    "downweighted": float(np.mean([t[-1] for t in e["downweighted"]])),
-                    "changes_detected": float(np.mean([t[-1] for t in e["changes"]])),
+                    # None for a head without a robust weight and change detector
+                    **{k: float(np.mean([t[-1] for t in e[key]])) if has_robust_head(m) else None
+                       for k, key in (("downweighted", "downweighted"), ("changes_detected", "changes"))},
                 })
     return rows
 
@@ -64,7 +66,8 @@ def format_drift(rows):
         reach = f"{f(r['samples_to_099'], '.0f')} ({r['reached']}/{r['trials']})"
         lines.append(f"{r['schedule']:>13} {r['method']:>12} {r['change']:>30} {f(r['success_10'], '.2f'):>5} "
                      f"{f(r['success_25'], '.2f'):>5} {f(r['success_50'], '.2f'):>5} {reach:>11} "
-                     f"{f(r[f'rmse_{RMSE_AFTER}'], '.3f'):>9} {r['downweighted']:>7.1f} {r['changes_detected']:>8.1f}")
+                     f"{f(r[f'rmse_{RMSE_AFTER}'], '.3f'):>9} {f(r['downweighted'], '.1f'):>7} "
+                     f"{f(r['changes_detected'], '.1f'):>8}")
     return "\n".join(lines)
 
 
