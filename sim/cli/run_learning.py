@@ -250,7 +250,7 @@ class _LiveView:
     def __init__(self, task, controller, cfg, method, frames=None):
         from sim.view.live import Viewer
 
-        self.viewer = Viewer(task, method=method, headless=frames is not None, frames_dir=frames)
+        self.viewer = Viewer(task, method=method, headless=frames is not None, frames_dir=frames, changes=cfg.changes)
         self.task, self.controller, self.cfg = task, controller, cfg
         self.expert, self.plant_at = None, None
         self.taken = 0                  # expert take-overs so far (the view marks a new one)
@@ -268,6 +268,8 @@ class _LiveView:
         from sim.view.live import force_std, noise_of
 
         at = state if self.before is None else self.before
+        for change in (c for c in self.cfg.changes if c.at == res.ticks - 1):     # drawn and marked from now on
+            self.viewer.change(change, self.viewer.overlay.t + self.task.params.tau)
         pilot = res.takeovers > self.taken
         self.taken = res.takeovers
         reply = self.viewer.show(state, force, learned=res.updates, force_std=force_std(self.controller, at),
