@@ -325,7 +325,9 @@ def _calibration(args, jobs):
         print(f"{r['method']:>12} {r['samples']:>7} {r['rmse']:>9.3f} {r['coverage50']:>7.3f} "
               f"{r['coverage90']:>7.3f} {r['gnll']:>7.3f} {r['crps']:>8.3f} {_cell(r['accuracy'], 8)} "
               f"{_cell(r['ece'], 6)}")
-    print(f"wrote {args.out}/results.json, calibration.csv, reliability.png and quantiles.png")
+    drawn = "reliability.png, quantiles.png" if os.path.exists(os.path.join(args.out, "reliability.png")) else \
+        "quantiles.png (no method has force bins for reliability.png)"
+    print(f"wrote {args.out}/results.json, calibration.csv, {drawn}")
     return 0
 
 
