@@ -413,6 +413,16 @@ def test_heads_without_the_mechanisms_show_no_counts():
            "deadline_misses": 0, "downweighted": 0, "changes": 0, "rejected": 0, "sensor_faults": 0}
     assert table_row(row, robust=False).split()[7:9] == ["-", "-"]
     assert table_row(row).split()[7:9] == ["0", "0"]
+    from sim.experiments.report_deployed import format_summary, summarise_deployed
+    from sim.experiments.report_drift import format_drift, summarise_drift
+
+    results = json.loads((REPO / "results" / "swingup" / "results.json").read_text())
+    rows = {line.split()[0]: line.split() for line in format_summary(results, summarise_deployed(results)).splitlines()}
+    assert rows["kbt-softmax"][-2:] == ["-", "-"] and rows["kbt"][-2:] != ["-", "-"]
+    drift = json.loads((REPO / "results" / "drift" / "results.json").read_text())
+    for r in summarise_drift(drift):
+        assert (r["downweighted"] is None) == (not has_robust_head(r["method"]))
+    assert " -        -" in format_drift(summarise_drift(drift))
 
 
 def test_drift_header_names_the_trials_that_ran():

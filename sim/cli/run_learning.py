@@ -269,7 +269,7 @@ class _LiveView:
 
         at = state if self.before is None else self.before
         for change in (c for c in self.cfg.changes if c.at == res.ticks - 1):     # drawn and marked from now on
-            self.viewer.change(change, self.viewer.overlay.t + self.task.params.tau)
+            self.viewer.change(change, res.ticks * self.task.params.tau)     # the time show() records
         pilot = res.takeovers > self.taken
         self.taken = res.takeovers
         reply = self.viewer.show(state, force, learned=res.updates, force_std=force_std(self.controller, at),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["plt", "style", "lines", "legend_below", "small_multiples", "ordered"]
+__all__ = ["plt", "style", "lines", "legend_below", "small_multiples", "band_panel", "ordered"]
 
 #: colour, marker, dashes, width per method; kbt drawn last (on top)
 _STYLES = {"kbt": ("C3", "o", "-", 2.0), "kbt-softmax": ("C1", "s", "--", 1.5), "rls": ("C0", "^", ":", 1.8),

@@ -108,7 +108,7 @@ def _drift_figure(results, path):
                                 color="0.3")
         trials = sorted({len(e["success_rate"]) for e in entry["methods"].values()})
         axes[0, j].set(title=f"{s}: {entry['task']}, {entry['stream']} stream\n"
-                             f"({'/'.join(map(str, trials))} trials)", ylim=(-0.04, 1.04),
+                             f"({' or '.join(map(str, trials))} trials per method)", ylim=(-0.04, 1.04),
                        ylabel="success rate (mean over trials)")
         axes[0, j].set_title(axes[0, j].get_title(), fontsize=9, pad=14)
         axes[1, j].set(xlabel="samples learned", ylabel="force RMSE vs the expert in force (N, log)", yscale="log")
