@@ -56,7 +56,7 @@ def lines(ax, series, *, ms=6.0):
         if len(x) >= n:
             idx, size = _stagger(x, i, n, taken), ms
         else:                                           # too few points: all, the first line's largest
-            idx, size = np.arange(len(x)), ms + 2.5 * (n - 1 - i)
+            idx, size = np.arange(len(x)), ms + 1.6 * (n - 1 - i)
         ax.plot(x[idx], y[idx], ls="none", marker=marker, ms=size, color=colour, mec="k", mew=0.5, zorder=6)
         handles.append(Line2D([], [], color=colour, ls=dashes, lw=width, marker=marker, ms=ms, mec="k", mew=0.5,
                               label=label))
