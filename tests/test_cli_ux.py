@@ -355,3 +355,101 @@ def test_help_shows_defaults_the_help_text_did_not_name():
     text = " ".join(_subparsers()["experiment"].format_help().split())
     assert "retraining epochs per sample (default: 100)" in text
     assert "(default: all cores)" in text
+
+
+# ------------------------------------------------------------------ 8. first ten minutes
+@pytest.mark.parametrize("argv, words", [
+    (["run", "--method", "foo"], "kbt run: error: argument --method: invalid choice: 'foo'"),
+    (["run", "--samples", "1e3"], "kbt run: error: argument --samples: invalid int value: '1e3'"),
+    (["experiment", "fig9"], "kbt experiment: error: argument name: invalid choice: 'fig9'"),
+    (["run", "--zzz"], "kbt run: error: unrecognized arguments: --zzz"),
+    (["bogus"], "kbt: error: argument command: invalid choice: 'bogus'"),
+    ([], "kbt: error: the following arguments are required: command"),
+])
+def test_a_command_line_argparse_cannot_parse_is_one_line(argv, words, capsys):
+    """argparse's own errors: one line pointing at -h, not the usage block."""
+    out, err = _fails(argv, capsys)
+    assert err.startswith(words) and err.rstrip().endswith("-h)") and "usage:" not in err
+    assert out == ""
+
+
+def _boom(job):
+    if job == 1:
+        raise ZeroDivisionError("division by zero")
+    return job
+
+
+def test_a_failing_trial_is_one_line_exit_1(tmp_path, capsys, monkeypatch):
+    """A trial that raises ends the experiment with one line naming the trial and where, exit 1."""
+    from sim.experiments import offline
+    from sim.experiments.trials import run_jobs
+
+    def run_learning(spec, jobs, progress, scheduler, store):
+        return run_jobs(_boom, [0, 1, 2], progress=False)
+
+    monkeypatch.setattr(offline, "run_learning", run_learning)
+    assert main(["experiment", "fig3", "--quick", "--jobs", "1", "--out", str(tmp_path / "o")]) == 1
+    out, err = capsys.readouterr()
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert err.startswith("kbt experiment: error: trials: job 1 (1) failed: ZeroDivisionError: division by zero")
+    assert "(at tests/test_cli_ux.py:" in err and f"kept in {tmp_path / 'o' / 'trials'} (--resume" in err
+
+
+def test_the_run_view_error_names_the_matching_command(capsys, monkeypatch):
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
+    _, err = _fails(["run", "--method", "kbt", "--samples", "5", "--view"], capsys)
+    assert "kbt run --view --frames DIR" in err
+
+
+def test_heads_without_the_mechanisms_show_no_counts():
+    """kbt-softmax, retraining and BLoB have no robust weight or change detector: '-', not 0."""
+    from sim.cli.run_learning import table_row
+    from sim.loops.methods import has_robust_head
+
+    assert [has_robust_head(m) for m in ("kbt", "rls", "kbt-c", "rls-c", "kbt+uncertain", "rls@iid")] == [True] * 6
+    assert [has_robust_head(m) for m in ("kbt-softmax", "kbt-softmax@iid", "retrain-10", "blob-10", "lqr", "x")] == \
+        [False] * 6
+    row = {"samples": 5, "success_rate": 1.0, "pred_std": 0.1, "update_p50_us": 3.0, "update_p99_us": 4.0,
+           "deadline_misses": 0, "downweighted": 0, "changes": 0, "rejected": 0, "sensor_faults": 0}
+    assert table_row(row, robust=False).split()[7:9] == ["-", "-"]
+    assert table_row(row).split()[7:9] == ["0", "0"]
+    from sim.experiments.report_deployed import format_summary, summarise_deployed
+    from sim.experiments.report_drift import format_drift, summarise_drift
+
+    results = json.loads((REPO / "results" / "swingup" / "results.json").read_text())
+    rows = {line.split()[0]: line.split() for line in format_summary(results, summarise_deployed(results)).splitlines()}
+    assert rows["kbt-softmax"][-2:] == ["-", "-"] and rows["kbt"][-2:] != ["-", "-"]
+    drift = json.loads((REPO / "results" / "drift" / "results.json").read_text())
+    for r in summarise_drift(drift):
+        assert (r["downweighted"] is None) == (not has_robust_head(r["method"]))
+    assert " -        -" in format_drift(summarise_drift(drift))
+
+
+def test_drift_header_names_the_trials_that_ran():
+    from sim.cli.experiment import drift_trials
+    from sim.experiments.drift import DriftSpec
+
+    assert drift_trials(DriftSpec.quick()) == "kbt, rls: 2 trials, 1 on swing-up"
+    assert drift_trials(DriftSpec()) == "kbt, kbt-softmax, rls: 20 trials, 5 on swing-up; retrain-10, blob-10: 3 trials"
+    assert drift_trials(DriftSpec(methods=("kbt",), schedules=("swingup",))) == "kbt: 5 trials"
+
+
+def test_progress_rate_leaves_out_the_first_unit():
+    """The first unit carries Numba's compilation: no time remaining until a second is done."""
+    import io
+
+    from sim.loops.progress import Progress
+
+    clock = [0.0]
+    stream = io.StringIO()
+    with Progress(100, "x", stream=stream, interval=0) as bar:
+        bar._bar._time = lambda: clock[0]
+        bar._bar.start_t = bar._bar.last_print_t = 0.0
+        clock[0] = 5.0                          # a slow first unit (compiling)
+        bar.update(1)
+        first = stream.getvalue().splitlines()[-1]
+        clock[0] = 5.1                          # then 0.1 s per unit
+        bar.update(1)
+        second = stream.getvalue().splitlines()[-1]
+    assert "<?" in first and "?it/s" in first
+    assert "00:09" in second and "10.00it/s" in second      # 98 units left at 10 per second, not 39:40

@@ -197,3 +197,30 @@ def test_human_render_mode_draws_a_window():
     assert env.render() is None and env.unwrapped._viewer.frames == 5     # reset, three steps, render()
     env.close()
     assert env.unwrapped._viewer is None
+
+
+@pytest.mark.parametrize("env_id", sorted(ENV_IDS))
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_action_is_an_error_and_changes_nothing(env_id, bad):
+    env = gym.make(env_id).unwrapped
+    env.reset(seed=0)
+    before, steps = env.episode.state.copy(), env.episode.steps
+    with pytest.raises(ValueError, match="^action: expected a finite force"):
+        env.step(np.array([bad], dtype=np.float32))
+    assert np.array_equal(env.episode.state, before) and env.episode.steps == steps
+    obs, reward, *_ = env.step(np.zeros(1, dtype=np.float32))        # the episode goes on
+    assert np.all(np.isfinite(obs))
+
+
+def test_human_render_mode_without_a_display_warns_and_draws_off_screen(monkeypatch):
+    for var in ("SDL_VIDEODRIVER", "DISPLAY", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(var, raising=False)
+    if not __import__("sys").platform.startswith("linux"):
+        pytest.skip("the display check is for X11/Wayland platforms")
+    env = gym.make(BALANCE_ID, render_mode="human")
+    with pytest.warns(UserWarning, match="no display to open a window on"):
+        env.reset(seed=0)
+    import os
+
+    assert os.environ["SDL_VIDEODRIVER"] == "dummy"       # SDL never tries X11 / Wayland (and complains)
+    env.close()

@@ -163,3 +163,71 @@ def test_figure5_smoothing_has_no_step_at_a_window_length():
     smooth = proportional_average(x)
     assert smooth[0] == 217.0 and np.all(smooth[1:] == 10.0)
     assert np.allclose(proportional_average(np.arange(1.0, 101.0))[[9, 99]], [10.0, 95.5])
+
+
+# ------------------------------------------------------------------ figures a person can read
+def _calibration_results(with_bins):
+    levels = [0.1, 0.5, 0.9]
+    bins = {"count": [3, 0, 2], "conf_sum": [1.2, 0, 1.6], "correct": [1, 0, 2]}
+    rel = {"pretrained": {"0": bins}, "kbt": {}, "rls": {}}
+    if with_bins:
+        rel["kbt-softmax"] = {"50": bins}
+    return {"experiment": "calibration", "rows": [], "checkpoints": [50], "quantile_levels": levels,
+            "quantiles": {"pretrained": {"0": [0.2, 0.5, 0.8]}, "kbt": {"50": [0.0, 0.5, 1.0]},
+                          "rls": {"50": [0.0, 0.5, 1.0]}}, "reliability": rel, "sigma_data": 0.0}
+
+
+def test_no_reliability_figure_for_methods_without_force_bins(tmp_path):
+    """kbt and rls have no force bins: with only the pre-trained reference to draw there is no
+    reliability.png (and one left by an earlier run in the folder is removed)."""
+    (tmp_path / "reliability.png").write_bytes(b"old")
+    report.write_calibration(_calibration_results(False), str(tmp_path))
+    assert (tmp_path / "quantiles.png").stat().st_size > 0 and not (tmp_path / "reliability.png").exists()
+    report.write_calibration(_calibration_results(True), str(tmp_path))
+    assert (tmp_path / "reliability.png").stat().st_size > 0
+
+
+def test_coinciding_lines_each_keep_visible_markers():
+    """Lines that lie on top of each other (success 1.00 for several methods) still show every
+    method: each line's markers sit at points no other line marks."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as pyplot
+
+    from sim.experiments import plotting as P
+
+    for x in (np.arange(22) * 20.0, np.array([0, 10, 25, 50, 100, 200, 400, 410, 425, 450, 500, 600, 800.0])):
+        fig, ax = pyplot.subplots()
+        series = [(m, x, np.ones_like(x), P.style(m, i)) for i, m in enumerate(("kbt", "rls", "retrain-10", "blob-10"))]
+        handles = P.lines(ax, series)
+        marks = [tuple(line.get_xdata()) for line in ax.lines if line.get_linestyle() == "None"]
+        pyplot.close(fig)
+        assert len(handles) == 4 and len(marks) == 4 and all(marks)
+        assert all(not set(a) & set(b) for i, a in enumerate(marks) for b in marks[i + 1:])     # no shared point
+    fig, ax = pyplot.subplots()                         # fewer points than lines: nested marker sizes
+    P.lines(ax, [(str(i), [0, 1], [0, 0], P.style(str(i), i)) for i in range(5)])
+    sizes = [line.get_markersize() for line in ax.lines if line.get_linestyle() == "None"]
+    pyplot.close(fig)
+    assert sizes == sorted(sizes, reverse=True) and len(set(sizes)) == 5
+
+
+@pytest.mark.parametrize("folder", ["fig3_head", "fig5", "calibration_noise10", "onpolicy_large", "swingup_memory",
+                                    "drift"])
+def test_replot_redraws_every_kind_of_shipped_results(folder, tmp_path):
+    """tools/replot.py redraws each experiment's pictures from its results.json."""
+    import importlib.util
+    import shutil
+
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("replot", root / "tools" / "replot.py")
+    replot = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(replot)
+    shutil.copyfile(root / "results" / folder / "results.json", tmp_path / "results.json")
+    replot.replot(str(tmp_path))
+    kind = __import__("json").loads((tmp_path / "results.json").read_text())["experiment"]
+    drawn = sorted(p.name for p in tmp_path.glob("*.png"))
+    assert drawn and set(drawn) <= set(replot.PICTURES[kind])
+    assert all((tmp_path / n).stat().st_size > 10_000 for n in drawn)

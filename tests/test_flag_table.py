@@ -132,6 +132,9 @@ class _Stub:
     def show(self, *a, **kw):
         return True
 
+    def change(self, *a, **kw):
+        pass
+
     def close(self):
         pass
 

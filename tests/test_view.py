@@ -362,3 +362,55 @@ def test_view_change_switches_the_plant_and_the_charts_expert_at_its_step():
         assert viewer.chart.arrays()["expert"][-1] == pytest.approx(expert_for(as_task(new)).act(state[None])[0])
     finally:
         viewer.close()
+
+
+def test_a_change_redraws_the_pole_and_is_marked_on_screen_and_on_the_chart():
+    """After a --change the pole is drawn at the new length, the overlay says what changed and the
+    strip chart has a dashed line at the change's time."""
+    from sim.loops.methods import make_controller
+    from sim.view.live import _Watch
+    from sim.view.strip_chart import CHART_COLORS, chart_layout, time_to_column
+    from sim.world.experts import expert_for
+    from sim.world.schedule import Change
+    from sim.world.task import as_task
+
+    new = TARGET.with_(m_p=0.5, l_p=2.0)
+    changes = [Change(30, params=new)]
+    viewer = Viewer(TARGET, headless=True, changes=changes)
+    try:
+        r = viewer.renderer
+        run = _Watch(viewer, make_controller("lqr", TARGET), expert_for(as_task(TARGET)), 0, True, changes)
+        state = np.array([0.0, 0.0, 0.0, 0.0])
+        tip_before = r.pole_tip(state)
+        for _ in range(60):
+            run.step()
+        viewer.draw(run.plant.state, t=run.steps * r.params.tau)
+        assert r.params == new
+        assert r.pole_tip(state)[1] - r.to_screen(0, 0.25)[1] == pytest.approx(-2 * 2.0 * r.scale, abs=1)
+        assert r.pole_tip(state) != tip_before
+        assert any(line.startswith("plant changed at 0.60 s (step 30): m_c 1 kg, m_p 0.5 kg, l_p 2 m (was 1, 1, 5)")
+                   for line in r.lines)
+        assert "change (dashed)" in viewer.text
+        plot, _ = chart_layout(viewer.chart_rect)
+        x = time_to_column(0.6, viewer.chart.arrays()["t"], viewer.chart.capacity, plot)
+        column = [tuple(viewer.surface.get_at((x, y)))[:3] for y in range(plot.top + 20, plot.bottom)]
+        assert column.count(CHART_COLORS["change"]) > plot.height // 4           # dashed: half of it, about
+        other = time_to_column(0.3, viewer.chart.arrays()["t"], viewer.chart.capacity, plot)
+        assert CHART_COLORS["change"] not in [tuple(viewer.surface.get_at((other, y)))[:3]
+                                              for y in range(plot.top + 20, plot.bottom)]
+    finally:
+        viewer.close()
+
+
+def test_scale_fits_the_longest_pole_a_schedule_brings():
+    from sim.world.schedule import Change
+
+    longer = SOURCE.with_(l_p=3.0)
+    r = Viewer(SOURCE, headless=True, changes=[Change(5, params=longer)])
+    try:
+        r.renderer.params = longer
+        for theta in (0.0, 0.2, -0.2):
+            cx, cy = r.renderer.pole_tip(np.array([2.4, 0, theta, 0]))
+            assert 0 <= cx < r.renderer.width and 0 <= cy < r.renderer.height
+    finally:
+        r.close()

@@ -20,7 +20,7 @@ import os
 import sys
 
 from sim.cli.flags import check_outputs, flag_message, os_error_text
-from sim.cli.parser import Parser, explicit_flags, version
+from sim.cli.parser import Parser, explicit_flags, subparser, version
 
 __all__ = ["main", "build_parser", "COMMANDS"]
 
@@ -56,7 +56,9 @@ def _prepare_and_check(args, module):
 def main(argv=None):
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:       # named by the command they were given to, in one line
+        subparser(parser, args.command).error(f"unrecognized arguments: {' '.join(extra)}")
     args.argv = argv
     args.given = explicit_flags(build_parser(), argv, args.command)    # {dest: flag} given explicitly
     module = command_module(args.command)

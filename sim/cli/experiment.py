@@ -127,10 +127,33 @@ def prepare(args):
 
 
 def run(args):
+    """Run the experiment; a trial that raises ends it with one line on stderr and exit 1
+    (the trials finished before it stay in OUT/trials/, and ``--resume`` runs only the rest)."""
+    from sim.experiments.trials import JobError
+
     jobs = args.jobs or (os.cpu_count() or 1)
     run_named = {"onpolicy": _deployed, "swingup": _deployed, "drift": _drift, "fig3": _learning,
                  "fig4": _learning, "calibration": _calibration, "fig5": _variance}[args.name]
-    return run_named(args, jobs)
+    try:
+        return run_named(args, jobs)
+    except JobError as e:
+        print(f"kbt experiment: error: {e}{_where(e.__cause__)}; {_kept(args)}", file=sys.stderr)
+        return 1
+
+
+def _where(error):
+    """' (at FILE:LINE)' of the innermost frame of ``error``'s traceback ('' without one)."""
+    import traceback
+
+    frames = traceback.extract_tb(error.__traceback__) if error is not None else []
+    return f" (at {os.path.relpath(frames[-1].filename)}:{frames[-1].lineno})" if frames else ""
+
+
+def _kept(args):
+    trials = os.path.join(args.out, "trials")
+    if os.path.isdir(trials):
+        return f"the trials finished before it are kept in {trials} (--resume runs only the rest)"
+    return "no trial is kept"
 
 
 # ---------------------------------------------------------------- shared pieces
@@ -220,13 +243,26 @@ def _drift(args, jobs):
     spec = ex.DriftSpec.quick(**kw) if args.quick else ex.DriftSpec(**kw)
     results = _run_stored(args, jobs, spec, ex.trial_store, ex.run_drift)
     rows = write_drift(results, args.out)
-    print(f"drift: mean success 10/25/50 samples after each change over {spec.trials} trials "
-          f"({spec.heavy_trials} for retraining and BLoB, at most {spec.swingup_trials} on swing-up); samples to "
-          f"0.99 (median over the trials that got there); held-out RMSE against the expert in force 200 samples "
-          f"after; labels down-weighted and changes detected (means by the end)")
+    print(f"drift: mean success 10/25/50 samples after each change over the trials ({drift_trials(spec)}); "
+          f"samples to 0.99 (median over the trials that got there); held-out RMSE against the expert in force "
+          f"200 samples after; labels down-weighted and changes detected (means by the end; '-': the head has neither)")
     print(format_drift(rows))
     print(f"wrote {args.out}/results.json, results.csv and drift.png")
     return 0
+
+
+def drift_trials(spec):
+    """The trials each method of a drift run ran, e.g. "kbt, rls: 2 trials, 1 on swing-up"."""
+    groups = {}
+    for m in spec.methods:
+        n = {s: spec.trials_of(m, s) for s in spec.schedules}
+        swing, other = n.pop("swingup", None), set(n.values())
+        most = max(other) if other else swing
+        text = f"{most} trial{'s' * (most != 1)}"
+        if other and swing is not None and swing != max(other):
+            text += f", {swing} on swing-up"
+        groups.setdefault(text, []).append(m)
+    return "; ".join(f"{', '.join(ms)}: {text}" for text, ms in groups.items())
 
 
 # ---------------------------------------------------------------- the paper's figures
@@ -289,7 +325,9 @@ def _calibration(args, jobs):
         print(f"{r['method']:>12} {r['samples']:>7} {r['rmse']:>9.3f} {r['coverage50']:>7.3f} "
               f"{r['coverage90']:>7.3f} {r['gnll']:>7.3f} {r['crps']:>8.3f} {_cell(r['accuracy'], 8)} "
               f"{_cell(r['ece'], 6)}")
-    print(f"wrote {args.out}/results.json, calibration.csv, reliability.png and quantiles.png")
+    drawn = "reliability.png, quantiles.png" if os.path.exists(os.path.join(args.out, "reliability.png")) else \
+        "quantiles.png (no method has force bins for reliability.png)"
+    print(f"wrote {args.out}/results.json, calibration.csv, {drawn}")
     return 0
 
 

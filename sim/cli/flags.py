@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 
 import numpy as np
 
 from controller.kalman_head import DEFAULT_OBS_NOISE, DEFAULT_PRIOR_VAR, HeadConfig
 from sim.loops.run_state import HEAD_FLAGS, HEAD_FLAGS_GAUSSIAN, STATEFUL, json_value
 from sim.world.cartpole import INTEGRATORS, SYSTEMS
+from sim.view.display import no_display  # noqa: F401  (the commands call fl.no_display)
 
 METHODS = ("lqr", "expert", "pretrained", "kbt", "kbt-softmax", "rls", "kbt-c", "rls-c", "retrain", "blob")
 LEARNERS = ("kbt", "kbt-softmax", "rls", "kbt-c", "rls-c", "retrain", "blob")
@@ -135,15 +135,6 @@ def check_outputs(args, outputs):
             (check_output_file if kind == "file" else check_output_dir)(flag, path)
 
 
-def no_display():
-    """Why no window can be opened ('' if one can, as far as we can tell)."""
-    driver = os.environ.get("SDL_VIDEODRIVER", "").strip().lower()
-    if driver:
-        return f"SDL_VIDEODRIVER={driver}" if driver in ("dummy", "offscreen") else ""
-    if sys.platform.startswith(("linux", "freebsd", "openbsd", "netbsd")) and not (
-            os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        return "DISPLAY and WAYLAND_DISPLAY are not set"
-    return ""
 
 
 # ---------------------------------------------------------------- the plant and the task

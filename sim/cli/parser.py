@@ -20,11 +20,15 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 class Parser(argparse.ArgumentParser):
-    """``kbt``'s parser: every subcommand shows the defaults in its help."""
+    """``kbt``'s parser: every subcommand shows the defaults in its help, and a command line
+    it cannot parse is one line on stderr (exit 2) pointing at ``-h``, not the usage block."""
 
     def __init__(self, *a, **kw):
         kw.setdefault("formatter_class", HelpFormatter)
         super().__init__(*a, **kw)
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
 
 
 def subparser(parser, command):

@@ -128,7 +128,7 @@ def check(args):
         raise ValueError("--frames: renders the view off-screen; give it with --view")
     if args.view and args.frames is None and fl.no_display():
         raise ValueError(f"--view: no display to open a window on ({fl.no_display()}); run without --view, "
-                         "or watch off-screen with kbt view --frames DIR")
+                         "or render it off-screen with kbt run --view --frames DIR")
 
 
 def _check_learning_args(args):

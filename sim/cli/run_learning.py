@@ -11,6 +11,7 @@ import numpy as np
 
 from sim.cli import flags as fl
 from sim.cli.resume import load_state, save_run, save_state, stream_position
+from sim.loops.methods import has_robust_head
 from sim.world.experts import expert_for
 from sim.world.schedule import plant_in_force
 
@@ -52,14 +53,17 @@ class DeferredInterrupt:
             raise KeyboardInterrupt
 
 
-def table_row(row, onpolicy=False):
+def table_row(row, onpolicy=False, robust=True):
+    """One checkpoint row of the progress table; ``robust=False`` (a head without a robust
+    weight or change detector): '-' in the down-wt and changes columns."""
     def f(v, fmt):
         return format(v, fmt) if v is not None else "-"
 
+    dw, ch = (row.get(k, 0) if robust else "-" for k in ("downweighted", "changes"))
     text = (f"{row['samples']:>8} {row['success_rate']:>8.2f} {f(row['pred_std'], '.3f'):>13} "
             f"{f(row.get('noise_var'), '.4g'):>14} {f(row['update_p50_us'], '.0f'):>16} "
-            f"{f(row['update_p99_us'], '.0f'):>9} {row['deadline_misses']:>7} {row.get('downweighted', 0):>8} "
-            f"{row.get('changes', 0):>8} {row['rejected']:>9} {row['sensor_faults']:>7}")
+            f"{f(row['update_p99_us'], '.0f'):>9} {row['deadline_misses']:>7} {dw:>8} "
+            f"{ch:>8} {row['rejected']:>9} {row['sensor_faults']:>7}")
     if onpolicy:
         text += f" {row['labels']:>7} {row['takeovers']:>10} {row['falls']:>6}"
     return text
@@ -134,9 +138,10 @@ def run_trials(args, task, name):
     print(f"{'samples':>8} {'mean success':>13} {'min':>6} {'max':>6}")
     for j, m in enumerate(marks):
         print(f"{m:>8} {succ[:, j].mean():>13.3f} {succ[:, j].min():>6.2f} {succ[:, j].max():>6.2f}")
-    print(f"update latency p50 (median over trials): {np.nanmedian(p50):.0f} us; "
-          f"labels down-weighted below 1/2: {sum(downweighted)} in all ({max(downweighted)} at most in one trial); "
-          f"changes detected: {sum(changes)} in all ({max(changes)} at most in one trial)")
+    robust = (f"; labels down-weighted below 1/2: {sum(downweighted)} in all ({max(downweighted)} at most in one "
+              f"trial); changes detected: {sum(changes)} in all ({max(changes)} at most in one trial)"
+              if has_robust_head(args.method) else "")
+    print(f"update latency p50 (median over trials): {np.nanmedian(p50):.0f} us{robust}")
     if sum(n for n, _, _ in corrupt):
         _, shift, bound = max(corrupt, key=lambda t: t[1] / t[2] if t[2] else -1.0)
         print(corrupt_line(sum(n for n, _, _ in corrupt), shift, bound))
@@ -211,7 +216,7 @@ def _deploy_with_table(args, task, controller, cfg):
     with Progress(cfg.samples, f"{args.method} learning", enabled=args.progress and not args.view) as bar:
         def on_checkpoint(row):
             bar.clear()
-            print(table_row(row, onpolicy), flush=True)
+            print(table_row(row, onpolicy, has_robust_head(args.method)), flush=True)
 
         def on_tick(state, force, res):
             bar.update(1)
@@ -245,7 +250,7 @@ class _LiveView:
     def __init__(self, task, controller, cfg, method, frames=None):
         from sim.view.live import Viewer
 
-        self.viewer = Viewer(task, method=method, headless=frames is not None, frames_dir=frames)
+        self.viewer = Viewer(task, method=method, headless=frames is not None, frames_dir=frames, changes=cfg.changes)
         self.task, self.controller, self.cfg = task, controller, cfg
         self.expert, self.plant_at = None, None
         self.taken = 0                  # expert take-overs so far (the view marks a new one)
@@ -263,6 +268,8 @@ class _LiveView:
         from sim.view.live import force_std, noise_of
 
         at = state if self.before is None else self.before
+        for change in (c for c in self.cfg.changes if c.at == res.ticks - 1):     # drawn and marked from now on
+            self.viewer.change(change, res.ticks * self.task.params.tau)     # the time show() records
         pilot = res.takeovers > self.taken
         self.taken = res.takeovers
         reply = self.viewer.show(state, force, learned=res.updates, force_std=force_std(self.controller, at),

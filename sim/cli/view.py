@@ -97,6 +97,10 @@ def _changes(args, task):
         if change.params is None:
             raise ValueError(f"--change: at {change.at}: the view learns nothing while it runs, so a label-noise "
                              "change does nothing here; give STEP:M_C,M_P,L_P")
+        if change.at % task.episode_steps == 0:
+            print(f"kbt view: note: --change at step {change.at}: episodes that last their full "
+                  f"{task.episode_steps} steps end there, so the new plant may start on a fresh episode; "
+                  f"e.g. step {change.at + task.episode_steps // 5} changes it mid-episode", file=sys.stderr)
     return changes
 
 

@@ -10,6 +10,7 @@ equations stay in ``sim.world.cartpole``.
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 
 import gymnasium as gym
@@ -62,7 +63,8 @@ class CartPoleTaskEnv(gym.Env):
     m/s, rad from upright, rad/s), the precision the project's controllers
     take. Action: the force on the cart, ``Box(-u_max, u_max, (1,), float32)``
     with ``u_max`` the task's force limit (30 N); a force outside it is
-    clipped, like the task clips it, and a float64 action is used as given.
+    clipped, like the task clips it, and a float64 action is used as given; a NaN or infinite
+    force is a ValueError.
     ``terminated`` is the task's failure rule, ``truncated`` the end of its
     episode; ``info["success"]`` is the task's success rule at the last step
     of an episode. Subclasses fix the task and the reward.
@@ -112,14 +114,18 @@ class CartPoleTaskEnv(gym.Env):
         return self.episode.state.copy(), {}
 
     def step(self, action):
-        """Apply the force ``action[0]`` for one control period."""
+        """Apply the force ``action[0]`` for one control period; a NaN or infinite force is a
+        ValueError and changes nothing."""
         if self.episode is None:
             raise gym.error.ResetNeeded("step: call reset before the first step")
         a = np.asarray(action)
         if a.size != 1:
             raise ValueError(f"action: expected one force, shape (1,), but found shape {a.shape}")
+        force = float(a.reshape(-1)[0])
+        if not np.isfinite(force):      # the plant would integrate it into a NaN state without a word
+            raise ValueError(f"action: expected a finite force but found {force}")
         ep = self.episode
-        self._force = float(a.reshape(-1)[0])
+        self._force = force
         ep.step(self._force)
         reward = float(self.reward(ep.state))
         info = {}
@@ -141,6 +147,7 @@ class CartPoleTaskEnv(gym.Env):
             from sim.view.live import Viewer
 
             name = self.spec.id if self.spec is not None else self.task.name
+            self._check_display()
             self._viewer = Viewer(self.task, method=name, size=RENDER_SIZE, chart_height=0,
                                   headless=self.render_mode == "rgb_array")
             self._viewer.overlay.keys = False
@@ -155,6 +162,16 @@ class CartPoleTaskEnv(gym.Env):
             v.pace(self.task.params.tau)
             return None
         return v.pixels()
+
+    def _check_display(self):
+        """render_mode 'human' with no display: say so once and draw off-screen (SDL would print
+        an error of its own, e.g. about XDG_RUNTIME_DIR, and draw nowhere)."""
+        from sim.view.display import no_display
+
+        why = no_display() if self.render_mode == "human" else ""
+        if why and not why.startswith("SDL_VIDEODRIVER"):
+            gym.logger.warn(f"render_mode='human': no display to open a window on ({why}); drawing off-screen")
+            os.environ["SDL_VIDEODRIVER"] = "dummy"
 
     def close(self):
         if self._viewer is not None:

@@ -9,6 +9,7 @@ import os
 
 import numpy as np
 
+from sim.experiments import plotting as P
 from sim.experiments.offline import CALIBRATION_KEYS, SERIES, SUMMARY_AT
 
 __all__ = ["write_learning", "write_variance", "write_calibration", "summarise_learning", "summary_marks",
@@ -17,12 +18,7 @@ __all__ = ["write_learning", "write_variance", "write_calibration", "summarise_l
 
 
 def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return P.plt()
 
 
 def _write_json(path, payload):
@@ -84,34 +80,82 @@ def summarise_learning(results, at=SUMMARY_AT):
     return table
 
 
-#: line style per method (colour, marker, dashes, width): every method distinguishable where
-#: curves coincide (at success 1.00 several do); kbt is drawn last and on top
-_STYLES = {"kbt": ("C3", "o", "-", 2.2), "kbt-softmax": ("C1", "s", "--", 1.4), "rls": ("C0", "^", ":", 1.6),
-           "kbt-c": ("C5", "D", "-", 1.2), "rls-c": ("C9", "v", ":", 1.2)}
-_OTHER = (("C2", "x", "-.", 1.2), ("C4", "+", (0, (5, 2)), 1.2), ("C6", "*", (0, (1, 2)), 1.2),
-          ("C7", "<", "-.", 1.2), ("C8", ">", "--", 1.2))
+def _band_legend(n, refs=()):
+    """Legend handles of a band panel: mean, band, the other methods, the reference lines."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    return ([Line2D([], [], color="k", lw=1.8, label=f"mean over {n} trials"),
+             Patch(color="k", alpha=0.25, lw=0, label="min..max over trials"),
+             Line2D([], [], color="0.75", lw=0.9, label="the others' means (grey)")]
+            + [Line2D([], [], color=c, ls=ls, lw=1, label=label) for label, _, c, ls in refs])
 
 
-def _style(method, i):
-    return _STYLES.get(method, _OTHER[i % len(_OTHER)])
+_REF_STYLE = {"pretrained": ("k", ":"), "lqr": ("0.4", "--")}
 
 
-def _ordered(methods):
-    """Methods in drawing order: kbt last, so its line is on top."""
-    return sorted(methods, key=lambda m: m == "kbt")
+def _fig3_success(results, path):
+    """Figure 3 as small multiples: a panel per method with its band, the others in grey."""
+    pyplot = P.plt()
+    marks = np.asarray(results["checkpoints"])
+    methods = list(results["methods"])
+    refs = [(f"{r} ({v:.2f})", v, *_REF_STYLE.get(r, ("k", "-."))) for r, v in results["references"].items()]
+    fig, axes = P.small_multiples(pyplot, len(methods))
+    means = {m: np.asarray(results["methods"][m]["success_rate"], dtype=float).mean(axis=0) for m in methods}
+    for ax, m in zip(axes, methods):
+        Y = results["methods"][m]["success_rate"]
+        P.band_panel(ax, marks, Y, P.style(m, methods.index(m)), [(marks, means[o]) for o in methods if o != m],
+                     [(v, c, ls) for _, v, c, ls in refs])
+        ax.set(title=f"{m}: {means[m][-1]:.2f} at {marks[-1]} samples", ylim=(-0.04, 1.04))
+        ax.title.set_fontsize(9)
+    for ax in axes:
+        ax.set_xlabel("samples seen (labelled TARGET states)", fontsize=8)
+        ax.set_ylabel("success rate on TARGET", fontsize=8)
+    bottom = P.legend_below(fig, _band_legend(results["trials"], refs), ncol=3)
+    fig.suptitle("Figure 3: success rate on the changed plant (TARGET) vs samples learned, a panel per method",
+                 fontsize=10)
+    fig.tight_layout(rect=(0, bottom, 1, 1))
+    fig.savefig(path, dpi=110)
+    pyplot.close(fig)
 
 
-def _band(ax, x, Y, label, style, log=False):
-    Y = np.asarray(Y, dtype=float)
-    mean = Y.mean(axis=0)
-    color, marker, dashes, width = style
-    every = max(1, len(x) // 12)
-    ax.plot(x, mean, label=label, color=color, marker=marker, ms=4, markevery=every, ls=dashes, lw=width,
-            zorder=4 if label == "kbt" else 2)
-    if Y.shape[0] > 1:
-        ax.fill_between(x, Y.min(axis=0), Y.max(axis=0), color=color, alpha=0.12, lw=0)
-    if log:
-        ax.set_yscale("log")
+def _fig3_heldout(results, path):
+    """Held-out force RMSE and Gaussian NLL, every method in each panel (staggered markers)."""
+    pyplot = P.plt()
+    marks = results["checkpoints"]
+    methods = P.ordered(list(results["methods"]))
+    fig, axes = pyplot.subplots(1, 2, figsize=(10.5, 4.4))
+    for ax, key in zip(axes, ("rmse", "gnll")):
+        series = [(m, marks, np.asarray(results["methods"][m][key], dtype=float).mean(axis=0),
+                   P.style(m, list(results["methods"]).index(m))) for m in methods]
+        handles = P.lines(ax, series)
+    axes[0].set(xlabel="samples seen", ylabel="force RMSE on held-out TARGET states (N, log)", yscale="log",
+                title="prediction error")
+    axes[1].set(xlabel="samples seen", ylabel="Gaussian NLL of the expert's force (nats)",
+                title="predictive likelihood (lower is better)")
+    bottom = P.legend_below(fig, handles)
+    fig.suptitle(f"Figure 3, held-out TARGET data: mean over {results['trials']} trials", fontsize=10)
+    fig.tight_layout(rect=(0, bottom, 1, 1))
+    fig.savefig(path, dpi=110)
+    pyplot.close(fig)
+
+
+def _fig4_time(results, path):
+    pyplot = P.plt()
+    methods = P.ordered(list(results["methods"]))
+    fig, ax = pyplot.subplots(figsize=(7.5, 4.6))
+    series = []
+    for m in methods:
+        T = np.asarray(results["methods"][m]["learn_seconds"]) * 1e3      # [trials, samples] ms
+        series.append((m, np.arange(1, T.shape[1] + 1), np.median(T, axis=0), P.style(m, list(results["methods"]).index(m))))
+    handles = P.lines(ax, series, ms=5)
+    ax.set_yscale("log")
+    ax.set(xlabel="samples seen", ylabel="learning time per sample (ms, log; median over trials)",
+           title="Figure 4: computation time per sample (on the machine that ran it)")
+    bottom = P.legend_below(fig, handles)
+    fig.tight_layout(rect=(0, bottom, 1, 1))
+    fig.savefig(path, dpi=110)
+    pyplot.close(fig)
 
 
 def write_learning(results, out_dir):
@@ -119,51 +163,9 @@ def write_learning(results, out_dir):
     os.makedirs(out_dir, exist_ok=True)
     _write_json(os.path.join(out_dir, "results.json"), results)
     _write_csv(os.path.join(out_dir, "results.csv"), tidy_rows(results))
-    plt = _plt()
-    marks = results["checkpoints"]
-    n = results["trials"]
-
-    methods = list(results["methods"])
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    for m in _ordered(methods):
-        _band(ax, marks, results["methods"][m]["success_rate"], m, _style(m, methods.index(m)))
-    styles = {"pretrained": ("k", ":"), "lqr": ("0.4", "--")}
-    for ref, v in results["references"].items():
-        c, ls = styles.get(ref, ("k", "-."))
-        ax.axhline(v, color=c, ls=ls, lw=1, label=f"{ref} ({v:.2f})")
-    ax.set(xlabel="samples seen", ylabel="success rate on TARGET", ylim=(-0.03, 1.03),
-           title=f"Figure 3: success vs samples (mean, band = min..max over {n} trials)")
-    ax.legend(fontsize=7, ncol=2, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(os.path.join(out_dir, "fig3_success.png"), dpi=110)
-    plt.close(fig)
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for m in _ordered(methods):
-        s = results["methods"][m]
-        _band(axes[0], marks, s["rmse"], m, _style(m, methods.index(m)), log=True)
-        _band(axes[1], marks, s["gnll"], m, _style(m, methods.index(m)))
-    axes[0].set(xlabel="samples seen", ylabel="held-out force RMSE (N)")
-    axes[1].set(xlabel="samples seen", ylabel="held-out Gaussian NLL of the force (nats)")
-    axes[1].legend(fontsize=7)
-    fig.suptitle("Figure 3 (held-out TARGET data)")
-    fig.tight_layout()
-    fig.savefig(os.path.join(out_dir, "fig3_heldout.png"), dpi=110)
-    plt.close(fig)
-
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    for m in _ordered(methods):
-        T = np.asarray(results["methods"][m]["learn_seconds"]) * 1e3      # [trials, samples] ms
-        x = np.arange(1, T.shape[1] + 1)
-        color, _, dashes, width = _style(m, methods.index(m))
-        ax.plot(x, np.median(T, axis=0), lw=width, ls=dashes, color=color, label=m)
-    ax.set_yscale("log")
-    ax.set(xlabel="samples seen", ylabel="learning time per sample (ms, median over trials)",
-           title="Figure 4: computation time per sample")
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    fig.savefig(os.path.join(out_dir, "fig4_time.png"), dpi=110)
-    plt.close(fig)
+    _fig3_success(results, os.path.join(out_dir, "fig3_success.png"))
+    _fig3_heldout(results, os.path.join(out_dir, "fig3_heldout.png"))
+    _fig4_time(results, os.path.join(out_dir, "fig4_time.png"))
     return summarise_learning(results)
 
 
@@ -183,21 +185,38 @@ def write_variance(results, out_dir):
     os.makedirs(out_dir, exist_ok=True)
     _write_json(os.path.join(out_dir, "results.json"), results)
     _write_csv(os.path.join(out_dir, "results.csv"), tidy_rows(results))
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    for s, r in results["runs"].items():
+    _fig5(results, os.path.join(out_dir, "fig5_variance.png"))
+    return {s: r["settled"] for s, r in results["runs"].items()}
+
+
+def _fig5(results, path):
+    """Predicted variance vs samples, one colour per label-noise variance, with a dashed line at that
+    variance (the level a calibrated head settles at); y up to the highest of them and the means."""
+    from matplotlib.lines import Line2D
+
+    pyplot = P.plt()
+    fig, ax = pyplot.subplots(figsize=(8.6, 4.4))
+    top = 0.0
+    for i, (s, r) in enumerate(results["runs"].items()):
         n = np.asarray(r["samples"])
         raw = np.asarray(r["pred_var"], dtype=float)
-        line, = ax.plot(n, raw, lw=0.6, alpha=0.45)
-        ax.plot(n, proportional_average(raw), lw=1.6, color=line.get_color(),
-                label=f"Sigma_data = {s} (settled {r['settled']:.1f})")
-    ax.set(xlabel="samples seen", ylabel="predicted force variance (N^2)", title="Figure 5: KBT predicted variance")
-    ax.set_xscale("log")
-    ax.legend(fontsize=8, title="thin: as recorded; thick: mean over the last 10 % of samples", title_fontsize=7)
+        smooth = proportional_average(raw)
+        colour = f"C{i}"
+        ax.plot(n, raw, lw=0.6, alpha=0.4, color=colour)
+        ax.plot(n, smooth, lw=1.8, color=colour, label=f"Sigma_data = {s} N^2: settled {r['settled']:.1f}")
+        ax.axhline(float(s), color=colour, ls="--", lw=1.0)
+        top = max(top, float(s), float(np.nanmax(smooth[len(smooth) // 100:])))
+    ax.set(xlabel="samples seen (log)", ylabel="predicted force variance (N^2)", xscale="log",
+           ylim=(-0.04 * top - 0.5, 1.15 * top + 1),
+           title=f"Figure 5: {results.get('method', 'kbt')} predicted variance vs samples for several label noises")
+    handles, _ = ax.get_legend_handles_labels()
+    handles += [Line2D([], [], color="0.3", lw=0.6, alpha=0.6, label="as recorded (clipped at the top)"),
+                Line2D([], [], color="0.3", lw=1.8, label="mean over the last 10 % of samples"),
+                Line2D([], [], color="0.3", ls="--", lw=1.0, label="the true label-noise variance")]
+    ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
-    fig.savefig(os.path.join(out_dir, "fig5_variance.png"), dpi=110)
-    plt.close(fig)
-    return {s: r["settled"] for s, r in results["runs"].items()}
+    fig.savefig(path, dpi=110)
+    pyplot.close(fig)
 
 
 CALIBRATION_COLUMNS = ("method", "samples", "trials") + CALIBRATION_KEYS
@@ -214,50 +233,83 @@ def write_calibration(results, out_dir):
         w.writerow(CALIBRATION_COLUMNS)
         for r in results["rows"]:
             w.writerow([r.get(c, "") for c in CALIBRATION_COLUMNS])
-    plt = _plt()
-    _quantile_diagram(plt, results, os.path.join(out_dir, "quantiles.png"))
-    methods = [m for m, rel in results["reliability"].items() if rel]
-    cols = min(3, len(methods))
-    rows = -(-len(methods) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.4 * rows), squeeze=False)
-    for ax, m in zip(axes.flat, methods):
-        ax.plot([0, 1], [0, 1], color="0.6", lw=0.8, ls="--")
-        for n, rel in results["reliability"][m].items():
-            count = np.asarray(rel["count"], dtype=float)
-            used = count > 0
-            conf = np.asarray(rel["conf_sum"])[used] / count[used]
-            acc = np.asarray(rel["correct"])[used] / count[used]
-            ax.plot(conf, acc, marker="o", ms=3, lw=1, label=f"{n} samples")
-        ax.set(title=m, xlabel="confidence", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1))
-        ax.legend(fontsize=7)
-    for ax in list(axes.flat)[len(methods):]:
-        ax.axis("off")
-    fig.suptitle("Reliability, held-out TARGET data\n(trials pooled)" if cols == 1 else
-                 "Reliability on held-out TARGET data (trials pooled)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(os.path.join(out_dir, "reliability.png"), dpi=110)
-    plt.close(fig)
+    _quantile_diagram(results, os.path.join(out_dir, "quantiles.png"))
+    reliability = os.path.join(out_dir, "reliability.png")
+    if _reliability_methods(results):
+        _reliability_diagram(results, reliability)
+    elif os.path.exists(reliability):       # a figure of an earlier run in the same folder: not this run's
+        os.remove(reliability)
     return results["rows"]
 
 
-def _quantile_diagram(plt, results, path):
-    """Observed fraction of expert forces below each predictive quantile, one
-    panel per checkpoint, a curve per method (calibrated = the diagonal)."""
-    levels = results["quantile_levels"]
-    marks = results["checkpoints"]
-    fig, axes = plt.subplots(1, len(marks), figsize=(3.8 * len(marks), 3.6), squeeze=False)
-    for ax, n in zip(axes[0], marks):
+def _reliability_methods(results):
+    """Methods with force bins to draw (the pre-trained reference only beside a learning method)."""
+    methods = [m for m, rel in results["reliability"].items() if rel]
+    return methods if any(m != "pretrained" for m in methods) else []
+
+
+def _checkpoint_series(panel, marks, points):
+    """(label, x, y, style) per checkpoint of one panel: a colour and marker per checkpoint of the
+    run (``marks``), the same in every panel; the pre-trained reference ('0') in black."""
+    looks = (("C0", "o"), ("C1", "s"), ("C2", "D"), ("C4", "^"), ("C5", "v"), ("C6", "P"))
+    out = []
+    for n in panel:
+        colour, marker = ("k", "X") if n == "0" else looks[[str(k) for k in marks].index(n) % len(looks)]
+        out.append((f"{n} samples" if n != "0" else "pre-trained (0 samples)", *points(n), (colour, marker, "-", 1.3)))
+    return out
+
+
+def _reliability_diagram(results, path):
+    """Accuracy vs confidence of the force bins, a panel per method with bins, a curve per checkpoint."""
+    pyplot = P.plt()
+    methods = _reliability_methods(results)
+    fig, axes = P.small_multiples(pyplot, len(methods), size=(3.4, 3.2))
+    handles = {}
+    for ax, m in zip(axes, methods):
+        rel = results["reliability"][m]
+
+        def points(n, rel=rel):
+            count = np.asarray(rel[n]["count"], dtype=float)
+            used = count > 0
+            return np.asarray(rel[n]["conf_sum"])[used] / count[used], np.asarray(rel[n]["correct"])[used] / count[used]
+
         ax.plot([0, 1], [0, 1], color="0.6", lw=0.8, ls="--")
-        for m, q in results["quantiles"].items():
-            key = "0" if m == "pretrained" else str(n)
-            if key in q:
-                ax.plot(levels, q[key], marker="o", ms=3, lw=1, label=m)
-        ax.set(title=f"{n} samples", xlabel="predictive quantile level", ylabel="observed fraction below",
-               xlim=(0, 1), ylim=(0, 1))
-    axes[0][-1].legend(fontsize=7)
-    sd = results.get("sigma_data", 0.0)
-    title = f"Quantile calibration of the force on held-out TARGET data (label noise {sd:g} N^2, trials averaged)"
-    fig.suptitle(title if len(marks) > 2 else title.replace(" (", "\n("), fontsize=10)
-    fig.tight_layout()
+        for h in P.lines(ax, _checkpoint_series(list(rel), results["checkpoints"], points), ms=5):
+            handles.setdefault(h.get_label(), h)
+        ax.set(title=m, xlabel="confidence of the force bin", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1.02))
+    bottom = P.legend_below(fig, list(handles.values()) + [_diagonal()], ncol=3)
+    fig.suptitle("Reliability of the force bins on held-out TARGET data (trials pooled; calibrated = diagonal)",
+                 fontsize=10)
+    fig.tight_layout(rect=(0, bottom, 1, 1))
     fig.savefig(path, dpi=110)
-    plt.close(fig)
+    pyplot.close(fig)
+
+
+def _diagonal():
+    from matplotlib.lines import Line2D
+
+    return Line2D([], [], color="0.6", lw=0.8, ls="--", label="calibrated (diagonal)")
+
+
+def _quantile_diagram(results, path):
+    """Observed fraction of expert forces below each predictive quantile: a panel per method,
+    a curve per checkpoint (calibrated = the diagonal)."""
+    pyplot = P.plt()
+    levels = results["quantile_levels"]
+    methods = list(results["quantiles"])
+    fig, axes = P.small_multiples(pyplot, len(methods), cols=4, size=(3.2, 3.0))
+    handles = {}
+    for ax, m in zip(axes, methods):
+        q = results["quantiles"][m]
+        ax.plot([0, 1], [0, 1], color="0.6", lw=0.8, ls="--")
+        for h in P.lines(ax, _checkpoint_series(list(q), results["checkpoints"], lambda n, q=q: (levels, q[n])), ms=5):
+            handles.setdefault(h.get_label(), h)
+        ax.set(title=m, xlabel="predictive quantile level", ylabel="observed fraction below", xlim=(0, 1),
+               ylim=(0, 1.02))
+    bottom = P.legend_below(fig, list(handles.values()) + [_diagonal()], ncol=4)
+    sd = results.get("sigma_data", 0.0)
+    fig.suptitle(f"Quantile calibration of the force on held-out TARGET data (label noise {sd:g} N^2, trials "
+                 "averaged)", fontsize=10)
+    fig.tight_layout(rect=(0, bottom, 1, 1))
+    fig.savefig(path, dpi=110)
+    pyplot.close(fig)

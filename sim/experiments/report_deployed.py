@@ -10,7 +10,9 @@ import os
 
 import numpy as np
 
-from sim.experiments.report import _plt, _write_json
+from sim.experiments import plotting as P
+from sim.experiments.report import _write_json
+from sim.loops.methods import has_robust_head
 
 __all__ = ["write_deployed", "write_json_csv", "summarise_deployed", "format_summary", "SERIES"]
 
@@ -31,9 +33,9 @@ def summarise_deployed(results, level=0.99):
             "worst": succ.min(axis=0).tolist(),
             "labels": float(np.mean([t[-1] for t in r["labels"]])),
             "falls": float(np.mean([t[-1] for t in r["falls"]])),
-            # trials stored before these were recorded have none
-            "downweighted": float(np.mean([t[-1] for t in r["downweighted"]])) if "downweighted" in r else None,
-            "changes": float(np.mean([t[-1] for t in r["changes"]])) if "changes" in r else None,
+            # trials stored before these were recorded have none; heads without the mechanisms: None
+            **{k: float(np.mean([t[-1] for t in r[k]])) if k in r and has_robust_head(v) else None
+               for k in ("downweighted", "changes")},
             "reached": len(reach), "trials": len(succ),
             "labels_to_099_median": float(np.median(reach)) if reach else None,
             "ms_per_label": float(np.median(ms)) if ms else None,
@@ -64,24 +66,42 @@ def write_deployed(results, out_dir):
     """Write results.json, results.csv and success.png; returns the summary rows."""
     write_json_csv(results, out_dir, ("experiment", "variant", "trial", "ticks", "metric", "value"), _tidy(results))
     summary = summarise_deployed(results)
-    plt = _plt()
-    title = f"{results['experiment']} ({results.get('task', 'balance')}), {results['trials']} trials"
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    for v, r in results["variants"].items():
-        ticks = np.asarray(r["ticks"][0])
-        succ = np.asarray(r["success_rate"], dtype=float)
-        line, = ax1.plot(ticks, succ.mean(axis=0), label=v)
-        ax1.fill_between(ticks, succ.min(axis=0), succ.max(axis=0), color=line.get_color(), alpha=0.12)
-        labels = np.asarray(r["labels"], dtype=float).mean(axis=0)
-        ax2.plot(labels, succ.mean(axis=0), marker=".", label=v)
-    ax1.set(xlabel="control ticks (i.i.d. variants: samples)", ylabel="success rate (mean, band min-max)", title=title, ylim=(-0.02, 1.02))
-    ax2.set(xlabel="expert labels used (mean)", ylabel="success rate (mean)", xscale="symlog",
-            title="success vs labels", ylim=(-0.02, 1.02))
-    ax1.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(os.path.join(out_dir, "success.png"), dpi=110)
-    plt.close(fig)
+    _success_figure(results, os.path.join(out_dir, "success.png"))
     return summary
+
+
+def _success_figure(results, path):
+    """A panel per variant (mean success and its min..max band vs ticks, the others in grey) and
+    a last panel of mean success vs the labels used, every variant (staggered markers)."""
+    pyplot = P.plt()
+    variants = list(results["variants"])
+    fig, axes = P.small_multiples(pyplot, len(variants), cols=4, size=(3.4, 2.8), extra=1)
+    mean = {v: np.asarray(r["success_rate"], dtype=float).mean(axis=0) for v, r in results["variants"].items()}
+    ticks = {v: np.asarray(r["ticks"][0]) for v, r in results["variants"].items()}
+    for ax, v in zip(axes, variants):
+        P.band_panel(ax, ticks[v], results["variants"][v]["success_rate"], P.style(v, variants.index(v)),
+                     [(ticks[o], mean[o]) for o in variants if o != v])
+        ax.set(title=f"{v}: {mean[v][-1]:.2f} at tick {ticks[v][-1]}", ylim=(-0.04, 1.04))
+        ax.title.set_fontsize(9)
+        ax.set_xlabel("control ticks (@iid: samples)", fontsize=8)
+        ax.set_ylabel("success rate", fontsize=8)
+    last = axes[-1]
+    series = [(v, np.asarray(results["variants"][v]["labels"], dtype=float).mean(axis=0), mean[v],
+               P.style(v, variants.index(v))) for v in variants]
+    handles = P.lines(last, series, ms=5)
+    last.set(xscale="symlog", ylim=(-0.04, 1.04), title="success vs expert labels used, every variant")
+    last.title.set_fontsize(9)
+    last.set_xlabel("expert labels used (mean over trials, symlog)", fontsize=8)
+    last.set_ylabel("success rate (mean)", fontsize=8)
+    from sim.experiments.report import _band_legend
+
+    bottom = P.legend_below(fig, handles + _band_legend(results["trials"]), ncol=min(len(handles) + 3, 5))
+    task = results.get("task", "balance")
+    fig.suptitle(f"experiment {results['experiment']}, task {task}: success rate on the changed plant while learning, "
+                 f"{results['trials']} trials per variant", fontsize=10)
+    fig.tight_layout(rect=(0, bottom, 1, 1))
+    fig.savefig(path, dpi=110)
+    pyplot.close(fig)
 
 
 def format_summary(results, summary):

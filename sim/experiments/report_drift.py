@@ -10,7 +10,8 @@ import os
 
 import numpy as np
 
-from sim.experiments.report import _plt
+from sim.experiments import plotting as P
+from sim.loops.methods import has_robust_head
 from sim.experiments.report_deployed import write_json_csv
 
 __all__ = ["write_drift", "summarise_drift", "format_drift"]
@@ -46,8 +47,9 @@ def summarise_drift(results):
                        for d in (10, 25, 50)},
                     "reached": len(reach), "samples_to_099": float(np.median(reach)) if reach else None,
                     f"rmse_{RMSE_AFTER}": float(np.mean(rmse)) if None not in rmse else None,
-                    "downweighted": float(np.mean([t[-1] for t in e["downweighted"]])),
-                    "changes_detected": float(np.mean([t[-1] for t in e["changes"]])),
+                    # None for a head without a robust weight and change detector
+                    **{k: float(np.mean([t[-1] for t in e[key]])) if has_robust_head(m) else None
+                       for k, key in (("downweighted", "downweighted"), ("changes_detected", "changes"))},
                 })
     return rows
 
@@ -64,7 +66,8 @@ def format_drift(rows):
         reach = f"{f(r['samples_to_099'], '.0f')} ({r['reached']}/{r['trials']})"
         lines.append(f"{r['schedule']:>13} {r['method']:>12} {r['change']:>30} {f(r['success_10'], '.2f'):>5} "
                      f"{f(r['success_25'], '.2f'):>5} {f(r['success_50'], '.2f'):>5} {reach:>11} "
-                     f"{f(r[f'rmse_{RMSE_AFTER}'], '.3f'):>9} {r['downweighted']:>7.1f} {r['changes_detected']:>8.1f}")
+                     f"{f(r[f'rmse_{RMSE_AFTER}'], '.3f'):>9} {f(r['downweighted'], '.1f'):>7} "
+                     f"{f(r['changes_detected'], '.1f'):>8}")
     return "\n".join(lines)
 
 
@@ -79,26 +82,55 @@ def _tidy(results):
 def write_drift(results, out_dir):
     """Write results.json, results.csv and drift.png; returns the summary rows."""
     write_json_csv(results, out_dir, ("schedule", "method", "trial", "samples", "metric", "value"), _tidy(results))
-    plt = _plt()
+    _drift_figure(results, os.path.join(out_dir, "drift.png"))
+    return summarise_drift(results)
+
+
+def _drift_figure(results, path):
+    """A column per schedule: mean success (top) and held-out RMSE against the expert of the plant in
+    force (bottom) vs samples, every method (staggered markers), a dotted line and label per change."""
+    pyplot = P.plt()
     names = list(results["schedules"])
-    fig, axes = plt.subplots(2, len(names), figsize=(4.2 * len(names), 6.4), squeeze=False)
-    markers = "osD^vx+"
+    fig, axes = pyplot.subplots(2, len(names), figsize=(4.3 * len(names), 7.0), squeeze=False)
+    handles = {}
     for j, s in enumerate(names):
         entry = results["schedules"][s]
-        for i, (m, e) in enumerate(entry["methods"].items()):
-            x = np.asarray(e["samples"][0])
-            style = dict(label=m, marker=markers[i % len(markers)], markersize=3, linewidth=1.2,
-                         linestyle="-" if i % 2 == 0 else "--")
-            axes[0, j].plot(x, np.mean(e["success_rate"], axis=0), **style)
-            rmse = np.asarray([[np.nan if v is None else v for v in r] for r in e["rmse_expert_N"]], dtype=float)
-            axes[1, j].plot(x, np.nanmean(rmse, axis=0), **style)
+        methods = list(entry["methods"])
+        for row, series in enumerate(_drift_series(entry, methods)):
+            for h in P.lines(axes[row, j], series, ms=6):
+                handles.setdefault(h.get_label(), h)
         for ax in axes[:, j]:
             for c in entry["change_ticks"]:
-                ax.axvline(c, color="0.5", linestyle=":", linewidth=1)
-        axes[0, j].set(title=f"{s} ({entry['stream']})", ylim=(-0.02, 1.02), ylabel="success (mean)")
-        axes[1, j].set(xlabel="samples", ylabel="RMSE vs expert in force (N)", yscale="log")
-    axes[0, 0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(os.path.join(out_dir, "drift.png"), dpi=110)
-    plt.close(fig)
-    return summarise_drift(results)
+                ax.axvline(c, color="0.4", linestyle=":", linewidth=1.2, zorder=1)
+        for c, text in zip(entry["change_ticks"], entry["changes"]):
+            axes[0, j].annotate(text.split(": ", 1)[-1], (c, 1.0), xycoords=("data", "axes fraction"),
+                                xytext=(0, 3), textcoords="offset points", fontsize=7, ha="center", va="bottom",
+                                color="0.3")
+        trials = sorted({len(e["success_rate"]) for e in entry["methods"].values()})
+        axes[0, j].set(title=f"{s}: {entry['task']}, {entry['stream']} stream\n"
+                             f"({' or '.join(map(str, trials))} trials per method)", ylim=(-0.04, 1.04),
+                       ylabel="success rate (mean over trials)")
+        axes[0, j].set_title(axes[0, j].get_title(), fontsize=9, pad=14)
+        axes[1, j].set(xlabel="samples learned", ylabel="force RMSE vs the expert in force (N, log)", yscale="log")
+    from matplotlib.lines import Line2D
+
+    extra = [Line2D([], [], color="0.4", ls=":", lw=1.2, label="a change of the plant or the label noise")]
+    bottom = P.legend_below(fig, list(handles.values()) + extra)
+    fig.suptitle("drift: every method through schedules of changes (plant (m_c, m_p, l_p) or label-noise "
+                 "variance N^2, as labelled)", fontsize=10)
+    fig.tight_layout(rect=(0, bottom, 1, 1))
+    fig.savefig(path, dpi=110)
+    pyplot.close(fig)
+
+
+def _drift_series(entry, methods):
+    """(success series, RMSE series) of one schedule: (label, x, y, style) per method."""
+    success, rmse = [], []
+    for i, m in enumerate(methods):
+        e = entry["methods"][m]
+        x = np.asarray(e["samples"][0])
+        st = P.style(m, i)
+        success.append((m, x, np.mean(e["success_rate"], axis=0), st))
+        r = np.asarray([[np.nan if v is None else v for v in t] for t in e["rmse_expert_N"]], dtype=float)
+        rmse.append((m, x, np.nanmean(r, axis=0), st))
+    return success, rmse

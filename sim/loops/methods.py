@@ -25,7 +25,8 @@ from sim.loops.family_prior import FAMILY_EPS
 from sim.world.cartpole import SOURCE, CartPoleParams
 from sim.world.task import as_task
 
-__all__ = ["MethodSettings", "make_controller", "is_learner", "parse_method", "task_weights", "family_prior"]
+__all__ = ["MethodSettings", "make_controller", "is_learner", "parse_method", "task_weights", "family_prior",
+           "has_robust_head"]
 
 BASE_METHODS = ("lqr", "expert", "pretrained", "kbt", "kbt-softmax", "rls", "kbt-c", "rls-c", "retrain", "blob")
 #: methods that run a Python controller's C export: the method they export
@@ -101,6 +102,19 @@ METHOD_NAMES = ("lqr", "expert", "pretrained", "kbt", "kbt-softmax", "rls", "kbt
 
 def is_learner(method):
     return parse_method(method)[0] in ("kbt", "kbt-softmax", "rls", *C_METHODS) + MEMORY_METHODS
+
+
+#: methods with the Gaussian force head: a robust weight that down-weights far labels and a change detector
+ROBUST_METHODS = ("kbt", "rls", *C_METHODS)
+
+
+def has_robust_head(name):
+    """Whether method ``name`` (or an experiment variant of it: ``kbt+uncertain``, ``rls@iid``)
+    down-weights labels and detects changes; False for every other method and for unknown names."""
+    try:
+        return parse_method(name.split("@")[0].split("+")[0])[0] in ROBUST_METHODS
+    except ValueError:
+        return False
 
 
 def make_controller(method, task, settings: MethodSettings | None = None, seed=0):

@@ -54,6 +54,7 @@ COLORS = {
     "band": (250, 190, 190),
     "text": (20, 20, 20),
     "limit": (180, 180, 180),
+    "change": (150, 0, 150),          # a change of the plant or the noise (text, and the chart's line)
 }
 CART_W, CART_H = 0.5, 0.25          # cart size (m)
 PUSH_STD = 0.5                       # std of the pole's angular-velocity kick of a push (rad/s)
@@ -77,22 +78,25 @@ class Overlay:
     pilot: bool = False               # the expert acted this tick (learning with --labels uncertain/random)
     takeovers: int | None = None      # ticks the expert took over so far
     keys: bool = True                 # show the key help line (the view's keys; off where they do nothing)
+    change: str | None = None         # the last change of the plant or the label noise (``change_text``)
 
 
 class Renderer:
     """Draws a cart-pole state on a surface of ``size`` pixels.
 
     The scale (pixels per metre) is chosen from the task's track (|x| <=
-    ``x_limit``) and the pole's full length ``2 l_p``, so TARGET's 10 m pole
+    ``x_limit``) and the pole's full length ``2 l_p`` (the longest of ``l_p`` and
+    ``longest``, the plants a schedule of changes will bring), so TARGET's 10 m pole
     fits; for swing-up the track sits mid-height so the pole can hang below it.
+    ``params`` is the plant drawn: set it to the plant in force after a change.
     """
 
-    def __init__(self, task, size=(900, 520)):
+    def __init__(self, task, size=(900, 520), longest=0.0):
         self.task = as_task(task)
         self.params = params = self.task.params
         self.width, self.height = int(size[0]), int(size[1])
         track = 2 * (self.task.x_limit + CART_W)
-        pole = 2 * params.l_p + CART_H
+        pole = 2 * max(params.l_p, float(longest)) + CART_H
         below = self.task.name == "swingup"
         self.scale = min(0.95 * self.width / track, (0.36 if below else 0.72) * self.height / pole)
         self.ground = int(self.height * (0.56 if below else 0.88))      # y pixel of the track
@@ -156,7 +160,8 @@ class Renderer:
         if o.show_uncertainty and o.force_std is not None:
             band = f"  +-2 sigma {figs['2sigma']}"
         lines = [
-            f"t = {o.t:6.2f} s   method: {o.method}" + ("" if o.learned is None else f"   learned: {o.learned}"),
+            f"t = {o.t:6.2f} s   method: {o.method}" + ("" if o.learned is None else f"   learned: {o.learned}")
+            + f"   pole l_p {self.params.l_p:g} m",
             f"force {figs['force']}{band}",
             f"success {o.successes}   fail {o.failures}" + ("   PAUSED" if o.paused else "")
             + ("" if o.takeovers is None else f"   expert took over {o.takeovers} ticks"
@@ -164,8 +169,11 @@ class Renderer:
         ]
         if o.keys:
             lines.append("space pause  r reset  d push  u uncertainty  q quit")
+        if o.change:
+            lines.append(o.change)
         for i, line in enumerate(lines):
-            surface.blit(self._font.render(line, True, COLORS["text"]), (10, 8 + 20 * i))
+            colour = COLORS["change"] if line is o.change else COLORS["text"]
+            surface.blit(self._font.render(line, True, colour), (10, 8 + 20 * i))
         self.lines = lines
 
 
@@ -188,11 +196,14 @@ class Viewer:
         Height (pixels, 0 or >= 80) of the strip chart below the cart view; 0: no chart.
     chart_seconds : float
         The time span of the chart (s); it holds one sample per plant period.
+    changes : sequence of sim.world.schedule.Change
+        The changes the run will bring: the scale fits the longest pole among them.
     """
 
     def __init__(self, task, *, method="", size=(900, 520), headless=False, frames_dir=None,
-                 chart_height=CHART_H, chart_seconds=CHART_SECONDS):
-        self.renderer = Renderer(task, size)
+                 chart_height=CHART_H, chart_seconds=CHART_SECONDS, changes=()):
+        longest = max((c.params.l_p for c in changes if c.params is not None), default=0.0)
+        self.renderer = Renderer(task, size, longest)
         self.task = self.renderer.task
         self.params = self.task.params
         chart_height = check_int("chart_height", chart_height, low=0)
@@ -226,6 +237,15 @@ class Viewer:
         self.noise = None             # the learned noise R (N^2) the chart shows; None: "n/a"
         self.text = []                # the chart's text lines of the last frame
         self._next = None
+
+    def change(self, change, t):
+        """Mark ``change`` (a ``sim.world.schedule.Change``, due at time ``t`` s): the plant drawn from
+        now on is its plant, the overlay says what changed, the strip chart has a line at ``t``."""
+        before = self.renderer.params
+        self.renderer.params = before if change.params is None else change.params
+        self.overlay.change = change_text(change, t, before)
+        if self.chart is not None:
+            self.chart.mark(t, "plant" if change.params is not None else "noise")
 
     def record(self, t, force, std=None, expert_force=None, pilot=False):
         """Add one tick to the strip chart (nothing without a chart)."""
@@ -330,6 +350,19 @@ def _apply_requests(requests, state, rng, task):
     return s
 
 
+def change_text(change, t, before):
+    """The overlay's line for ``change`` at time ``t`` (s) after plant ``before``, e.g.
+    'plant changed at 12.00 s (step 600): m_c 1 kg, m_p 0.5 kg, l_p 2 m (was 1, 0.1, 0.5)'."""
+    parts = []
+    if change.params is not None:
+        p = change.params
+        parts.append(f"plant changed at {t:.2f} s (step {change.at}): m_c {p.m_c:g} kg, m_p {p.m_p:g} kg, "
+                     f"l_p {p.l_p:g} m (was {before.m_c:g}, {before.m_p:g}, {before.l_p:g})")
+    if change.sigma_data is not None:
+        parts.append(("" if parts else f"at {t:.2f} s (step {change.at}): ") + f"label noise {change.sigma_data:g} N^2")
+    return "; ".join(parts)
+
+
 def force_std(controller, state):
     """Predictive std (N) of the force at one state, or None without ``predict``."""
     if not callable(getattr(controller, "predict", None)):
@@ -378,7 +411,7 @@ def watch(controller, task, *, method="", seconds=None, seed=0, frames_dir=None,
     if expert is not None and not callable(getattr(expert, "act", None)):
         raise ValueError(f"expert: expected an object with act(states) but found {type(expert).__name__}")
     headless = bool(frames_dir) if headless is None else headless
-    viewer = Viewer(task, method=method, headless=headless, frames_dir=frames_dir)
+    viewer = Viewer(task, method=method, headless=headless, frames_dir=frames_dir, changes=changes)
     run = _Watch(viewer, controller, expert_for(viewer.task) if expert is None else expert, seed, headless,
                  changes)
     tau = viewer.params.tau
@@ -443,12 +476,14 @@ class _Watch:
         return n
 
     def step(self):
-        """One tick: a plant change due now, act, record the chart's figures at the state acted on,
-        step, count an ended episode."""
+        """One tick: a plant change due now (drawn and marked), act, record the chart's figures at
+        the state acted on, step, count an ended episode."""
         params = plant_in_force(self.changes, self.steps, self.plant.task.params)
         if params is not self.plant.task.params:
             self.plant.task = replace(self.plant.task, params=params)
             self.expert = expert_for(self.plant.task)
+        for change in (c for c in self.changes if c.at == self.steps):
+            self.viewer.change(change, self.steps * self.tau)
         state = self.plant.state
         self.force = act_one(self.controller, state)
         self.std = force_std(self.controller, state)

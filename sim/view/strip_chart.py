@@ -6,7 +6,7 @@
 * ``draw_chart`` draws a chart onto a rectangle of a surface: axes at +- the
   force limit, a zero line, the +-2 sigma band as a filled polygon, the
   expert's force and the applied force as lines, marks under the ticks the
-  expert took over, a legend and the figures (``figures``: force, +-2 sigma,
+  expert took over, a vertical line at each change (``StripChart.mark``), a legend and the figures (``figures``: force, +-2 sigma,
   learned noise R, samples) beside the plot. Nothing is drawn outside the
   rectangle, and the same chart gives the same pixels. A force beyond the
   limit is drawn on the axis, where the plant saturates it.
@@ -29,7 +29,7 @@ import pygame  # noqa: E402
 
 from controller.checks import check_int, check_positive  # noqa: E402
 
-__all__ = ["StripChart", "draw_chart", "chart_layout", "value_to_row", "index_to_column",
+__all__ = ["StripChart", "draw_chart", "chart_layout", "value_to_row", "index_to_column", "time_to_column",
            "capacity_for", "figures", "figures_line", "CHART_COLORS", "CHART_SECONDS"]
 
 CHART_SECONDS = 4.0                  # the chart's time span (s)
@@ -45,6 +45,7 @@ CHART_COLORS = {
     "force": (200, 30, 30),          # the applied force (as the arrow)
     "expert": (20, 130, 60),         # the expert's force
     "pilot": (240, 150, 20),         # ticks the expert took over (as the cart)
+    "change": (150, 0, 150),         # a change of the plant or the noise (as the cart view's text)
     "text": (20, 20, 20),
 }
 
@@ -88,6 +89,7 @@ class StripChart:
         self._data = np.full((self.capacity, len(_FIELDS)), np.nan)
         self._next = 0                # row the next sample goes to
         self._n = 0
+        self.marks = []               # (t, label) of the changes (``mark``)
 
     def __len__(self):
         return self._n
@@ -116,9 +118,22 @@ class StripChart:
         self._next = (self._next + 1) % self.capacity
         self._n = min(self._n + 1, self.capacity)
 
+    def mark(self, t, label):
+        """A change at time ``t`` (s): a vertical line there, labelled ``label``, while it is in view."""
+        t = _finite_or_nan("t", t)
+        if not math.isfinite(t):
+            raise ValueError(f"t: expected a finite time (s) but found {t}")
+        self.marks.append((t, str(label)))
+
     def clear(self):
         self._data[:] = np.nan
         self._next = self._n = 0
+        self.marks = []
+
+    def marks_in_view(self):
+        """(t, label) of the marks between the oldest and the newest sample."""
+        t = self.arrays()["t"]
+        return [(m, label) for m, label in self.marks if len(t) and t[0] <= m <= t[-1]]
 
     def arrays(self):
         """The samples oldest first: dict of ``t``, ``force``, ``std``, ``expert`` (float
@@ -251,13 +266,14 @@ def draw_chart(surface, rect, chart, *, noise=None, samples=None, font=None):
     try:
         surface.fill(c["background"], rect)
         _draw_band_and_marks(surface, plot, cols, data, lim)
+        _draw_change_marks(surface, plot, font, chart, data["t"])
         _draw_axes(surface, rect, plot, font, lim, chart.seconds)
         # the applied force, then the expert's on top (thinner, so both show where they agree)
         for key, colour, width in (("force", c["force"], 4), ("expert", c["expert"], 2)):
             vals = data[key]
             for a, b in _runs(np.isfinite(vals)):
                 _line(surface, colour, [(cols[i], value_to_row(vals[i], lim, plot)) for i in range(a, b)], width)
-        lines = _draw_panel(surface, panel, font, data, noise, samples)
+        lines = _draw_panel(surface, panel, font, data, noise, samples, bool(chart.marks_in_view()))
     finally:
         surface.set_clip(old_clip)
     return lines
@@ -280,6 +296,24 @@ def _draw_band_and_marks(surface, plot, cols, data, lim):
                                                           max(cols[b - 1] - x0 + 1, 2), PILOT_H))
 
 
+def time_to_column(t, times, capacity, plot):
+    """Pixel column of time ``t`` (s) on a chart whose samples are at ``times`` (oldest first)."""
+    plot = pygame.Rect(plot)
+    tau = (times[-1] - times[0]) / (len(times) - 1) if len(times) > 1 else 1.0
+    return int(round(plot.right - 1 - (times[-1] - t) / tau * (plot.width - 1) / (capacity - 1)))
+
+
+def _draw_change_marks(surface, plot, font, chart, times):
+    """A dashed vertical line at each change in view, its label at the top."""
+    colour = CHART_COLORS["change"]
+    for t, label in chart.marks_in_view():
+        x = time_to_column(t, times, chart.capacity, plot)
+        for y in range(plot.top, plot.bottom, 8):
+            pygame.draw.line(surface, colour, (x, y), (x, min(y + 4, plot.bottom - 1)), 2)
+        img = font.render(f"{label} change", True, colour)
+        surface.blit(img, (max(min(x + 4, plot.right - img.get_width()), plot.left), plot.top + 2))
+
+
 def _draw_axes(surface, rect, plot, font, lim, seconds):
     """Zero line, the +-limit lines, the time axis and their labels."""
     c = CHART_COLORS
@@ -299,11 +333,12 @@ def _draw_axes(surface, rect, plot, font, lim, seconds):
                            plot.bottom + 4))
 
 
-def _draw_panel(surface, panel, font, data, noise, samples):
+def _draw_panel(surface, panel, font, data, noise, samples, change=False):
     c = CHART_COLORS
     last = lambda key: data[key][-1] if len(data[key]) else math.nan    # noqa: E731
     figs = figures(last("force"), last("std"), noise, samples)
     legend = [("applied force", "force"), ("+-2 sigma", "band"), ("expert", "expert"), ("expert took over", "pilot")]
+    legend += [("change (dashed)", "change")] if change else []
     text = [f"{_LABELS[k]} {figs[k]}" for k in _LABELS]
     lines, y = [], panel.top + 8
     x = panel.left + 8
