@@ -100,6 +100,8 @@ def evaluate(a):
         c = make_controller("kbt", TASK, _settings(name))
         W, _ = family_readouts(c, SWINGUP.on(SWINGUP_TARGET), n=40, seed=0)
         out[name] = {"readout_rmse": rmse, "readout_success": succ}
+        if a.readout_only:
+            continue
         for use_mean in a.means:
             for stream in ("iid", "onpolicy"):
                 rows = np.array([trial(name, W, use_mean, stream, s, a.episodes) for s in seeds])
@@ -131,6 +133,7 @@ def main():
     e.add_argument("--trials", default="100-104")
     e.add_argument("--episodes", type=int, default=50)
     e.add_argument("--means", nargs="+", type=int, default=[0, 1], help="1: family prior mean too")
+    e.add_argument("--readout-only", action="store_true", help="only the least-squares read-out on TARGET")
     e.add_argument("--out")
     a = ap.parse_args()
     train(a) if a.cmd == "train" else evaluate(a)
