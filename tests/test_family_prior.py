@@ -171,3 +171,20 @@ def test_a_given_prior_var_on_the_command_line_replaces_the_family_prior():
         args.argv, args.given = argv, explicit_flags(build_parser(), argv, "run")
         c = cli_controller(args, TASK if "swingup" in argv else TARGET)
         assert (c.head.prior_cov is not None) == family, argv
+
+
+def test_use_prior_sets_mean_and_covariance_of_a_fresh_head():
+    rls = make_controller("rls", TARGET)
+    w = np.arange(5.0)
+    P = np.diag([1.0, 2.0, 3.0, 4.0, 5.0]) + 0.1
+    rls.use_prior(prior_mean=w, prior_cov=P)
+    np.testing.assert_array_equal(rls.prior_mean, w)
+    np.testing.assert_array_equal(rls.head.core.layers[0].M[:, 0], w)
+    np.testing.assert_array_equal(rls.head.prior_cov, P)
+    s = np.array([0.1, -0.2, 0.03, 0.01])
+    assert rls.act(s) == pytest.approx(np.append(s * rls.s_inv, 1.0) @ w)
+    with pytest.raises(ValueError, match="prior_mean"):
+        rls.use_prior(prior_mean=np.ones(3))
+    rls.observe(s, 1.0)
+    with pytest.raises(ValueError, match="learned already"):
+        rls.use_prior(prior_mean=w)
