@@ -281,6 +281,17 @@ class ForceController:
         self._adopt(head)
         return extra
 
+    def use_prior(self, prior_mean=None, prior_cov=None):
+        """Start a fresh head (before any update; ValueError otherwise) from the prior
+        N(``prior_mean``, ``prior_cov``): None keeps the current mean, or v I for the
+        covariance (for example a family prior, docs/family-prior.md)."""
+        if self.head.n_updates:
+            raise ValueError("prior: the head has learned already; set its prior before any update")
+        if prior_mean is not None:
+            w0 = as_float_array("prior_mean", prior_mean, (self.prior_mean.size,))
+            self.prior_mean = w0.copy()
+        self._adopt(ForceHead(self.prior_mean, self.head_config, prior_cov=prior_cov))
+
     def _adopt(self, head):
         """Use ``head`` from now on (the kernels' bound arrays follow it)."""
         self.head = head

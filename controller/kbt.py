@@ -50,7 +50,8 @@ class KBTController(ForceController):
         'known' (floored at ``noise_floor``); with learned noise it is ignored.
     prior_cov : ndarray, shape (d_in + 1, d_in + 1), optional
         The prior weight covariance P0 instead of v I (for example a family
-        prior, docs/family-prior.md); the prior mean stays the pre-trained read-out.
+        prior, docs/family-prior.md); the prior mean stays the pre-trained read-out
+        (``use_prior`` sets both after construction).
     """
 
     name = "kbt"
@@ -79,9 +80,7 @@ class KBTController(ForceController):
         """Start from the prior covariance P0 = ``prior_cov`` instead of the head's current
         prior (a fresh head: before any update; ValueError otherwise). Same as passing
         ``prior_cov`` to the constructor, without building the input map again."""
-        if self.head.n_updates:
-            raise ValueError("prior_cov: the head has learned already; set its prior before any update")
-        self._adopt(ForceHead(self.prior_mean, self.head_config, prior_cov=prior_cov))
+        self.use_prior(prior_cov=prior_cov)
 
     def inputs(self, states):
         """Head inputs z (N, d_in) = [h'; s_norm] (or h' alone)."""

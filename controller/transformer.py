@@ -313,10 +313,16 @@ def soft_cross_entropy(logits, targets):
 def backward(P, cfg, dlogits, h, cache, adapters=None):
     """Gradients of every parameter given d(loss)/d(logits) [N, n_bins]; adapters
     (if any) accumulate their own gradients on the way."""
-    s, xshape, caches, lnf = cache
     W = P["head.w"]
     grads = {"head.w": np.vstack([h.T @ dlogits, dlogits.sum(axis=0, keepdims=True)])}
     dh = _adapter_dx(dlogits @ W[:-1].T, dlogits, "head.w", adapters)  # [N, d]
+    return features_backward(P, cfg, dh, cache, grads, adapters)
+
+
+def features_backward(P, cfg, dh, cache, grads, adapters=None):
+    """Gradients of T_1's parameters given d(loss)/dh [N, d] (``features``' output),
+    written into ``grads`` (returned); adapters accumulate their own."""
+    s, xshape, caches, lnf = cache
     if cfg.final_ln:
         dq, grads["ln_f.g"], grads["ln_f.b"] = layer_norm_backward(dh, P["ln_f.g"], lnf)
     else:

@@ -151,6 +151,7 @@ def test_swingup_kbt_with_its_family_prior_reopens_to_it_in_c_as_in_numpy():
     assert p.ints["PRIOR_FULL"] == 1
     np.testing.assert_allclose(unpack_lower(p.arrays["prior_P"], P0.shape[0]), P0)
     assert export_params(make_controller("kbt", TARGET)).ints["PRIOR_FULL"] == 0
+    assert export_params(make_controller("kbt", TARGET, MethodSettings(family=True))).ints["PRIOR_FULL"] == 1
     st = {k: _statuses(c, S, F) for k, c in runs.items()}
     assert np.count_nonzero(st["f64"] == 3) >= 1
     np.testing.assert_array_equal(st["c"], st["f64"])

@@ -1,4 +1,5 @@
-"""The swing-up KBT head's family prior: its file, its covariance, where it applies."""
+"""The KBT head's family prior (swing-up: covariance; balance: mean and covariance):
+its file, its moments, where it applies."""
 
 import json
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 
 from controller.kalman_head import HeadConfig
-from sim.loops.family_prior import FAMILY_EPS, family_path, load_family, prior_covariance, save_family
+from sim.loops.family_prior import FAMILY_EPS, family_path, load_family, prior_covariance, prior_mean, save_family
 from sim.loops.methods import MethodSettings, make_controller
 from sim.pretraining.family import FAMILY_RANGE, LEFT_OUT, LEFT_OUT_FACTOR, family_plants, family_readouts
 from sim.world.cartpole import TARGET
@@ -50,9 +51,43 @@ def test_swingup_kbt_starts_from_the_shipped_family_prior(isotropic, tmp_path):
         c.use_prior_cov(c.head.prior_cov)
 
 
+def test_balance_kbt_can_start_from_the_family_mean_and_covariance():
+    iso = make_controller("kbt", TARGET)                            # the balance default: the paper's prior
+    assert iso.head.prior_cov is None
+    c = make_controller("kbt", TARGET, MethodSettings(family=True))
+    W = load_family(family_path("balance"), iso.fingerprint())
+    with np.load(family_path("balance")) as f:
+        meta = json.loads(str(f["meta"]))
+    assert meta["command"] == "kbt family --task balance --out controller/data/family_balance.npz --no-progress"
+    assert W.shape == (meta["plants"], iso.head.d_in + 1)
+    D = W - W.mean(axis=0)
+    np.testing.assert_allclose(c.head.prior_cov, D.T @ D / (len(W) - 1) + FAMILY_EPS * np.eye(W.shape[1]))
+    np.testing.assert_allclose(c.prior_mean, W.sum(axis=0) / len(W))
+    np.testing.assert_allclose(c.head.core.layers[0].M[:, 0], c.prior_mean)
+    # the option: the pre-trained read-out as the mean, the family covariance kept
+    cov_only = make_controller("kbt", TARGET, MethodSettings(family=True, family_mean=False))
+    np.testing.assert_array_equal(cov_only.prior_mean, iso.prior_mean)
+    np.testing.assert_allclose(cov_only.head.prior_cov, c.head.prior_cov)
+    # and swing-up can start from its family's mean
+    sw = make_controller("kbt", TASK, MethodSettings(family_mean=True))
+    np.testing.assert_allclose(sw.prior_mean, prior_mean(load_family(family_path("swingup"), sw.fingerprint())))
+
+
+def test_the_paper_experiments_keep_the_paper_prior(monkeypatch):
+    import sim.experiments.offline as off
+
+    seen, real = [], off.make_controller
+    monkeypatch.setattr(off, "make_controller", lambda m, t, s, **kw: seen.append(s) or real(m, t, s, **kw))
+    off._learning_job((off.LearningSpec(methods=("kbt",), trials=1, samples=2, every=1, episodes=2), "kbt", 0))
+    c = real("kbt", TARGET, seen[0])
+    iso = make_controller("kbt", TARGET, MethodSettings(family=False))
+    assert c.head.prior_cov is None
+    np.testing.assert_array_equal(c.prior_mean, iso.prior_mean)
+
+
 def test_where_the_family_prior_does_not_apply_the_prior_is_v_i(isotropic):
     assert isotropic.head.prior_cov is None
-    assert make_controller("kbt", TARGET).head.prior_cov is None                      # balance has no family
+    assert make_controller("kbt", TARGET, MethodSettings(family=False)).head.prior_cov is None
     assert make_controller("kbt", TASK, MethodSettings(head=HeadConfig(prior_var=5.0))).head.prior_cov is None
     assert make_controller("kbt", TASK, MethodSettings(head=HeadConfig(inputs="features"))).head.prior_cov is None
     assert make_controller("rls", TASK).head.prior_cov is None
@@ -95,8 +130,21 @@ def test_family_readouts_fit_each_members_expert(isotropic):
     F = expert_for(member).act(S)
     # the member's read-out fits its expert on fresh episodes better than the pre-trained read-out does
     assert np.sqrt(np.mean((Zt @ W[0] - F) ** 2)) < 0.8 * np.sqrt(np.mean((Zt @ isotropic.prior_mean - F) ** 2))
-    with pytest.raises(ValueError, match="family"):
-        family_readouts(isotropic, BALANCE.on(TARGET), n=2)
+
+
+def test_balance_family_readouts_are_the_members_lqr_gains():
+    """The LQR expert is linear in the state and rls reads the state: its read-out is -K exactly."""
+    from controller.lqr import LQRController
+
+    rls = make_controller("rls", TARGET)
+    W, plants = family_readouts(rls, BALANCE.on(TARGET), n=3, seed=2)
+    for w, p in zip(W, plants):
+        K = LQRController(TARGET.with_(m_c=p[0], m_p=p[1], l_p=p[2])).K
+        np.testing.assert_allclose(w, np.append(-K / rls.s_inv, 0.0), atol=1e-8)
+    lo, hi = FAMILY_RANGE["balance"]
+    assert np.all((plants >= lo) & (plants <= hi))
+    assert not any(all(1 / LEFT_OUT_FACTOR <= x / y <= LEFT_OUT_FACTOR for x, y in zip(p, (1.0, 1.0, 5.0)))
+                   for p in plants)
 
 
 def test_cli_family_checks_its_flags_and_writes_a_file(tmp_path, capsys, isotropic):
@@ -116,8 +164,27 @@ def test_a_given_prior_var_on_the_command_line_replaces_the_family_prior():
     from sim.cli.flags import make_controller as cli_controller
     from sim.cli.parser import explicit_flags
 
-    for argv, family in ((["run", "--task", "swingup"], True), (["run", "--task", "swingup", "--prior-var", "10"], False)):
+    for argv, family in ((["run", "--task", "swingup"], True), (["run", "--task", "swingup", "--prior-var", "10"], False),
+                         (["run", "--task", "swingup", "--family", "off"], False), (["run"], False),
+                         (["run", "--family", "on"], True), (["run", "--family", "on", "--prior-var", "10"], False)):
         args = build_parser().parse_args(argv)
         args.argv, args.given = argv, explicit_flags(build_parser(), argv, "run")
-        c = cli_controller(args, TASK)
+        c = cli_controller(args, TASK if "swingup" in argv else TARGET)
         assert (c.head.prior_cov is not None) == family, argv
+
+
+def test_use_prior_sets_mean_and_covariance_of_a_fresh_head():
+    rls = make_controller("rls", TARGET)
+    w = np.arange(5.0)
+    P = np.diag([1.0, 2.0, 3.0, 4.0, 5.0]) + 0.1
+    rls.use_prior(prior_mean=w, prior_cov=P)
+    np.testing.assert_array_equal(rls.prior_mean, w)
+    np.testing.assert_array_equal(rls.head.core.layers[0].M[:, 0], w)
+    np.testing.assert_array_equal(rls.head.prior_cov, P)
+    s = np.array([0.1, -0.2, 0.03, 0.01])
+    assert rls.act(s) == pytest.approx(np.append(s * rls.s_inv, 1.0) @ w)
+    with pytest.raises(ValueError, match="prior_mean"):
+        rls.use_prior(prior_mean=np.ones(3))
+    rls.observe(s, 1.0)
+    with pytest.raises(ValueError, match="learned already"):
+        rls.use_prior(prior_mean=w)

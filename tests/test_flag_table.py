@@ -66,6 +66,7 @@ RUN_VALUES = {
     "--sigma-data": ([], ["--sigma-data", "4"]),
     "--head-layers": ([], ["--head-layers", "2"]),
     "--prior-var": ([], ["--prior-var", "0.37"]),
+    "--family": lambda m, t, f: ([], ["--family", "on" if t == "balance" else "off"]),
     "--obs-noise": ([], ["--obs-noise", "0.3"]),
     "--noise": ([], ["--noise", "known"]),
     "--inputs": ([], ["--inputs", "features"]),

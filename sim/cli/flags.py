@@ -34,7 +34,7 @@ FLAG_NAMES = {
     "n_episodes": "--episodes", "episodes": "--episodes", "samples": "--samples", "trials": "--trials",
     "seed": "--seed", "data_seed": "--seed", "m_c": "--m-c", "m_p": "--m-p", "l_p": "--l-p",
     "integrator": "--integrator", "sigma_data": "--sigma-data", "n_layers": "--head-layers",
-    "prior_var": "--prior-var", "obs_noise": "--obs-noise", "noise": "--noise", "inputs": "--inputs",
+    "prior_var": "--prior-var", "family": "--family", "obs_noise": "--obs-noise", "noise": "--noise", "inputs": "--inputs",
     "robust": "--robust", "change_threshold": "--detect", "update": "--update", "stream": "--stream",
     "fault_rate": "--fault-rate", "outlier_rate": "--outlier-rate", "labels": "--labels", "ask_above": "--ask-above",
     "label_rate": "--label-rate", "probe": "--probe", "probe_memory": "--probe-memory", "probe_max": "--probe-max",
@@ -210,6 +210,9 @@ def add_head_args(g):
                    help="prior weight variance per head layer (default: kbt and rls "
                         f"{DEFAULT_PRIOR_VAR['gaussian']:g}, kbt-softmax {DEFAULT_PRIOR_VAR['softmax']:g}; kbt on "
                         "swingup: the family prior covariance, docs/family-prior.md, which a given value replaces by v I)")
+    g.add_argument("--family", choices=("on", "off"), default=None,
+                   help="kbt: start from the task's family prior (docs/family-prior.md; default on for "
+                        "swingup, off for balance; a given --prior-var means off)")
     g.add_argument("--obs-noise", type=float, default=None,
                    help="kbt, rls: known noise R or the learned noise's initial guess (N^2, default "
                         f"{DEFAULT_OBS_NOISE['gaussian']:g}); kbt-softmax: measurement noise R "
@@ -273,6 +276,8 @@ def make_controller(args, task):
         kw["lqr_design"] = presets(args)[args.design_for]
     if "prior_var" in getattr(args, "given", {}):
         kw["family"] = False                # a given prior variance is the prior: v I
+    elif getattr(args, "family", None) is not None:
+        kw["family"] = args.family == "on"
     settings = MethodSettings(weights=args.weights, head=head_config(args), softmax_head=head_config(args, True),
                               sigma_data=getattr(args, "sigma_data", 0.0) or 0.0, **kw)
     return _make(method_name(args), task, settings, seed=args.seed)

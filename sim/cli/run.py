@@ -103,7 +103,7 @@ def flag_methods():
     # the Gaussian force head's own settings, the transformer-feature inputs, the softmax head's update
     force = ("kbt", "rls", "kbt-c", "rls-c")
     table.update({dest: force for dest in ("noise", "robust", "detect")})
-    table.update(inputs=("kbt", "kbt-c"), update=("kbt-softmax",))
+    table.update(inputs=("kbt", "kbt-c"), family=("kbt", "kbt-c"), update=("kbt-softmax",))
     table.update({dest: MEMORY for dest in ("capacity", "epochs", "lr")})
     table.update(design_for=("lqr", "expert"), weights=fl.TRANSFORMER_METHODS)
     # probing needs an epistemic std (not retraining or BLoB)

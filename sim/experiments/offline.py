@@ -19,7 +19,7 @@ runs. Writing files and plotting live in ``sim/experiments/report.py``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -93,12 +93,18 @@ class LearningSpec:
         return self
 
 
+def _paper(settings):
+    """The paper's experiments start KBT from the paper's prior -- the pre-trained read-out
+    and v I -- not from the balance family prior (docs/family-prior.md)."""
+    return replace(settings, family=False)
+
+
 def _learning_job(args):
     spec, method, trial = args
     expert = LQRController(TARGET)
     states, forces = sample_dataset(expert, spec.samples, seed=_data_seed(spec.seed, trial), sigma_data=spec.sigma_data)
     heldout = sample_dataset(expert, HELDOUT, seed=_heldout_seed(spec.seed), sigma_data=spec.sigma_data)
-    controller = make_controller(method, TARGET, spec.settings, seed=trial)
+    controller = make_controller(method, TARGET, _paper(spec.settings), seed=trial)
     res = learning_trial(controller, TARGET, states, forces, spec.marks(),
                          episodes=spec.episodes, eval_seed=spec.seed, heldout=heldout,
                          tokenizer=getattr(controller, "tokenizer", None))
@@ -106,7 +112,7 @@ def _learning_job(args):
 
 
 def _reference(spec, method):
-    controller = make_controller(method, TARGET, spec.settings)
+    controller = make_controller(method, TARGET, _paper(spec.settings))
     from sim.loops.loop import evaluate_success
 
     return evaluate_success(controller, TARGET, n_episodes=spec.episodes, seed=spec.seed).success_rate
@@ -188,7 +194,7 @@ def _variance_job(args):
     states, forces = sample_dataset(expert, spec.samples, seed=_data_seed(spec.seed, 0), sigma_data=sigma_data)
     probe, _ = sample_dataset(expert, VARIANCE_PROBES, seed=_heldout_seed(spec.seed))
     heads = {} if spec.head is None else {"head" if spec.method == "kbt" else "softmax_head": spec.head}
-    c = make_controller(spec.method, TARGET, MethodSettings(sigma_data=sigma_data, **heads))
+    c = make_controller(spec.method, TARGET, MethodSettings(sigma_data=sigma_data, family=False, **heads))
     c.warm_up()
     Z = c.inputs(probe)                        # T_1 is frozen: the probes' inputs never change
     steps, total, aleatoric, epistemic = [], [], [], []

@@ -6,7 +6,9 @@ KBT head's frozen inputs. The head's prior covariance is
 
     P0 = Cov(w_1, ..., w_n) + eps I                       (eps = FAMILY_EPS)
 
-instead of v I; its mean stays the pre-trained read-out. The file records
+instead of v I, and its mean either the pre-trained read-out w_0 or the
+family's mean read-out  w_bar = (w_1 + ... + w_n) / n  (``FAMILY_MEAN``: the
+task's default; balance starts from w_bar, swing-up from w_0). The file records
 the fingerprint of the input map it was made for (``ForceController.fingerprint``:
 a hash of the stored transformer weights and the head's inputs, the same on
 every CPU); a file made for other weights is a ValueError that names the
@@ -22,12 +24,18 @@ import numpy as np
 
 from controller.checks import check_positive
 
-__all__ = ["FAMILY_EPS", "family_path", "prior_covariance", "save_family", "load_family"]
+__all__ = ["FAMILY_EPS", "FAMILY_DEFAULT", "FAMILY_MEAN", "family_path", "prior_covariance", "prior_mean", "save_family",
+           "load_family"]
 
 #: eps of P0 = Cov(w) + eps I (docs/family-prior.md: the sweep it was chosen by)
 FAMILY_EPS = 1e-3
 #: the tasks that ship a family file beside their pre-trained weights
-FAMILY_FILES = {"swingup": "family_swingup.npz"}
+FAMILY_FILES = {"swingup": "family_swingup.npz", "balance": "family_balance.npz"}
+#: whether a task's ``kbt`` starts from its family prior when not told (``MethodSettings.family`` None)
+FAMILY_DEFAULT = {"swingup": True, "balance": False}
+#: whether a task's head starts from the family's mean read-out (else the pre-trained one), each
+#: chosen on tuning trials (docs/family-prior.md)
+FAMILY_MEAN = {"swingup": False, "balance": True}
 
 
 def family_path(task_name):
@@ -43,6 +51,11 @@ def prior_covariance(W, eps=FAMILY_EPS):
     eps = check_positive("eps", eps)
     W = np.asarray(W, dtype=float)
     return np.cov(W.T) + eps * np.eye(W.shape[1])
+
+
+def prior_mean(W):
+    """w_bar = mean of the read-outs W (n, d_in + 1): the family's prior mean, (d_in + 1,)."""
+    return np.asarray(W, dtype=float).mean(axis=0)
 
 
 def save_family(path, W, plants, fingerprint, meta):

@@ -9,9 +9,11 @@ retraining with a FIFO memory of C samples, e.g. ``retrain-10``), ``blob-C``
 exported to C99 and run in the compiled export (``firmware_profile.c_controller``;
 float32, the firmware's arithmetic; docs/firmware-export.md).
 
-``kbt`` on the swing-up task starts from the family prior covariance shipped
-beside the swing-up weights (``family_prior``, docs/family-prior.md); on
-balance, and wherever that family does not apply, from v I.
+``kbt`` on swing-up starts from the family prior covariance shipped beside the
+swing-up weights (the mean stays the pre-trained read-out); on balance the
+shipped family prior (mean and covariance) is an option, ``MethodSettings(family=True)``
+(``family_prior``, docs/family-prior.md); otherwise the prior is the
+pre-trained read-out and v I.
 """
 
 from __future__ import annotations
@@ -51,8 +53,9 @@ class MethodSettings:
     blob_samples: int = 10                  # BLoB: weight samples at inference
     blob_kl_data: str = "seen"              # BLoB: KL per sample seen or per sample in memory
     lqr_design: CartPoleParams | None = None  # lqr, expert: the plant the expert is designed for
-    family: bool = True                     # kbt: the task's family prior covariance where it has one (``family_prior``)
+    family: bool | None = None              # kbt: the task's family prior (``family_prior``); None: FAMILY_DEFAULT
     family_eps: float = FAMILY_EPS          # kbt: eps of the family prior P0 = Cov(w) + eps I
+    family_mean: bool | None = None         # kbt: start from the family's mean read-out; None: the task's FAMILY_MEAN
 
 
 def task_weights(task):
@@ -65,18 +68,25 @@ def task_weights(task):
 
 
 def family_prior(controller, task, settings):
-    """The prior covariance P0 of ``kbt`` on ``task`` from the task's family file
-    (``sim.loops.family_prior``, docs/family-prior.md), or None for v I: a task without a
-    family file, ``settings.family`` off, or a head the family was not made for (other
-    weights, a ``prior_var`` other than the default, inputs other than 'features+state', more than one layer)."""
-    from sim.loops.family_prior import family_path, load_family, prior_covariance
+    """The prior ``(mean or None, P0)`` of ``kbt`` on ``task`` from the task's family file
+    (``sim.loops.family_prior``, docs/family-prior.md; mean None: the pre-trained read-out),
+    or None for the pre-trained read-out and v I: a task without a family file,
+    ``settings.family`` off (None: the task's ``FAMILY_DEFAULT``), or a head the family was not made for (other weights, a
+    ``prior_var`` other than the default, inputs other than 'features+state', more than one layer)."""
+    from sim.loops.family_prior import (FAMILY_DEFAULT, FAMILY_MEAN, family_path, load_family, prior_covariance,
+                                        prior_mean)
 
     h = settings.head
-    path = family_path(as_task(task).name)
-    if (path is None or not settings.family or settings.weights is not None or h.prior_var != HeadConfig().prior_var
-            or h.inputs != "features+state" or h.n_layers != 1 or h.covariance != "block"):
+    name = as_task(task).name
+    path = family_path(name)
+    wanted = FAMILY_DEFAULT.get(name, False) if settings.family is None else settings.family
+    if (path is None or not wanted or settings.weights is not None
+            or h.prior_var != HeadConfig().prior_var or h.inputs != "features+state" or h.n_layers != 1
+            or h.covariance != "block"):
         return None
-    return prior_covariance(load_family(path, controller.fingerprint()), settings.family_eps)
+    W = load_family(path, controller.fingerprint())
+    use_mean = FAMILY_MEAN[name] if settings.family_mean is None else settings.family_mean
+    return (prior_mean(W) if use_mean else None), prior_covariance(W, settings.family_eps)
 
 
 def parse_method(method):
@@ -160,9 +170,9 @@ def make_controller(method, task, settings: MethodSettings | None = None, seed=0
         from controller.kbt import KBTController
 
         c = KBTController(policy, s.head, sigma_data=s.sigma_data or None)
-        P0 = family_prior(c, task, s)          # the family file is checked against c's input map
-        if P0 is not None:
-            c.use_prior_cov(P0)
+        prior = family_prior(c, task, s)       # the family file is checked against c's input map
+        if prior is not None:
+            c.use_prior(*prior)
         return c
     if base == "kbt-softmax":
         from controller.kbt_softmax import SoftmaxKBTController

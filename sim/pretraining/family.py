@@ -8,11 +8,15 @@ that expert visits on its own plant:
 
     w_i = argmin_w sum_t (w^T z~(s_t) - F_i(s_t))^2          (one plant i, n_i states)
 
-The head's prior is then N(w_0, P0) with the pre-trained read-out w_0 as its
-mean (as before) and P0 = Cov(w_1, ..., w_n) + eps I
+The head's prior is then N(w_0, P0) with P0 = Cov(w_1, ..., w_n) + eps I and
+as its mean the pre-trained read-out w_0 or the family's mean read-out
 (``sim.loops.family_prior``, docs/family-prior.md): a label that teaches the
 weights along one direction also moves the directions that moved with it
-across the family. The read-outs are computed once (``kbt family``, about a
+across the family.
+
+On swing-up the states are those the plant's expert visits on its own plant;
+on balance (the LQR expert, linear in the state) they are i.i.d. states of the
+fine-tuning box, the states the i.i.d. stream draws. The read-outs are computed once (``kbt family``, about a
 minute) and shipped beside the pre-trained weights they belong to.
 """
 
@@ -21,20 +25,25 @@ from __future__ import annotations
 import numpy as np
 
 from controller.checks import check_int, check_positive
-from sim.world.cartpole import CartPoleParams
-from sim.world.data import trajectory_states
+from sim.world.cartpole import TARGET, CartPoleParams
+from sim.world.data import sample_states, trajectory_states
 from sim.world.task import SWINGUP_SHIFT2, SWINGUP_TARGET, as_task
 
-__all__ = ["FAMILY_RANGE", "LEFT_OUT", "family_plants", "family_readouts"]
+__all__ = ["FAMILY_RANGE", "FAMILY_SIZE", "LEFT_OUT", "family_plants", "family_members", "family_readouts"]
 
 #: (m_c, m_p, l_p) bounds the family's plants are drawn from, log-uniformly, per task
-FAMILY_RANGE = {"swingup": ((0.5, 0.05, 0.3), (3.0, 0.4, 2.0))}
+FAMILY_RANGE = {"swingup": ((0.5, 0.05, 0.3), (3.0, 0.4, 2.0)),
+                "balance": ((0.5, 0.05, 0.3), (3.0, 2.0, 6.0))}
+#: family members per task (``kbt family``'s default)
+FAMILY_SIZE = {"swingup": 40, "balance": 60}
 #: plants whose neighbourhood (every parameter within a factor LEFT_OUT_FACTOR) is left out:
 #: the ones the experiments adapt to
-LEFT_OUT = {"swingup": (SWINGUP_TARGET, SWINGUP_SHIFT2)}
+LEFT_OUT = {"swingup": (SWINGUP_TARGET, SWINGUP_SHIFT2), "balance": (TARGET,)}
 LEFT_OUT_FACTOR = 1.5
-#: an expert counts when it swings its own plant up in this share of 10 episodes
+#: an expert counts when it swings up (balances) its own plant in this share of 10 episodes
 EXPERT_SUCCESS = 0.9
+#: balance: box states each member's read-out is fitted on
+BALANCE_STATES = 2000
 
 
 def _left_out(params, task_name):
@@ -57,9 +66,16 @@ def family_plants(task, rng):
             yield p
 
 
-def family_readouts(controller, task, n=40, seed=0, episodes=10, progress=None):
-    """Read-outs W (n, d_in + 1) and plants (n, 3) of ``n`` family members whose expert
-    swings its own plant up (``EXPERT_SUCCESS``); ``controller`` supplies the inputs z(s)."""
+def _member_states(member, expert, seed, episodes):
+    """The states a member's read-out is fitted on: its expert's episodes (swing-up) or box states (balance)."""
+    if member.name == "balance":
+        return sample_states(BALANCE_STATES, np.random.default_rng(seed + 1))
+    return trajectory_states(member, expert, seed + 1, episodes=episodes)
+
+
+def family_members(task, n, seed=0):
+    """The first ``n`` candidate plants (``family_plants``, seeded) whose expert swings up (balances)
+    its own plant in ``EXPERT_SUCCESS`` of 10 episodes: (plant, member task, expert) each."""
     from sim.loops.loop import evaluate_success
     from sim.world.experts import expert_for
 
@@ -67,18 +83,27 @@ def family_readouts(controller, task, n=40, seed=0, episodes=10, progress=None):
     if task.name not in FAMILY_RANGE:
         raise ValueError(f"task: a family is defined for {', '.join(FAMILY_RANGE)} but not {task.name!r}")
     n = check_int("n", n, low=2)
-    rng = np.random.default_rng(seed)
-    W, plants = [], []
-    for p in family_plants(task, rng):
+    found = 0
+    for p in family_plants(task, np.random.default_rng(seed)):
         member = task.on(p)
         expert = expert_for(member)
         if evaluate_success(expert, member, n_episodes=10, seed=seed + 1).success_rate < EXPERT_SUCCESS:
             continue
-        S = trajectory_states(member, expert, seed + 1, episodes=episodes)
+        found += 1
+        yield p, member, expert
+        if found == n:
+            return
+
+
+def family_readouts(controller, task, n=40, seed=0, episodes=10, progress=None):
+    """Read-outs W (n, d_in + 1) and plants (n, 3) of the ``n`` ``family_members``;
+    ``controller`` supplies the inputs z(s)."""
+    W, plants = [], []
+    for p, member, expert in family_members(task, n, seed):
+        S = _member_states(member, expert, seed, episodes)
         Zt = np.hstack([controller.inputs(S), np.ones((len(S), 1))])
         W.append(np.linalg.lstsq(Zt, expert.act(S), rcond=None)[0])
         plants.append((p.m_c, p.m_p, p.l_p))
         if progress is not None:
             progress(len(W))
-        if len(W) == n:
-            return np.array(W), np.array(plants)
+    return np.array(W), np.array(plants)
