@@ -74,8 +74,8 @@ def detector_settings(config):
 class ForceHead:
     """Gaussian weight posterior over a force regression, plus its noise estimate.
 
-    Public attributes
-    -----------------
+    Attributes
+    ----------
     config : HeadConfig
     core : KalmanHead
         The weight posterior (layers of mean ``M`` and covariance ``S``).

@@ -170,8 +170,8 @@ class KalmanHead:
 
     Build it from the pre-trained head with ``KalmanHead.from_pretrained(W_O, config)``.
 
-    Public attributes
-    -----------------
+    Attributes
+    ----------
     config : HeadConfig
     layers : list of Layer
         The posterior: per layer the mean weights ``M`` (n_in + 1, n_out) and
