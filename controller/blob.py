@@ -63,6 +63,7 @@ class LoRAFlipout:
         self.zero_grad()
 
     def zero_grad(self):
+        """Reset the accumulated gradients of M, G and B to zero."""
         self.dM = np.zeros_like(self.M)
         self.dG = np.zeros_like(self.G)
         self.dB = np.zeros_like(self.B)
@@ -72,6 +73,7 @@ class LoRAFlipout:
         self.noise = noise
 
     def sample_noise(self, rng, n, token_axis):
+        """Draw flipout noise ``(E, S, T)`` for a batch of n examples (a token axis adds a broadcast dimension)."""
         n_in, r = self.M.shape
         shape = (n, 1) if token_axis else (n,)
         E = rng.standard_normal((n_in, r))
@@ -80,6 +82,7 @@ class LoRAFlipout:
         return E, S, T
 
     def forward(self, x):
+        """The adapter's output ``x M B`` (with flipout noise when set), [..., in] -> [..., out]; caches for backward."""
         # [..., in] -> [..., out]
         U = x @ self.M                                          # [..., r]
         xs = delta = None
@@ -92,6 +95,7 @@ class LoRAFlipout:
         return U @ self.B
 
     def backward(self, dy):
+        """Accumulate the gradients of M, G and B from the output gradient dy and return the input gradient."""
         x, U, xs, delta = self._cache
         n_in, r = self.M.shape
         self.dB += U.reshape(-1, r).T @ dy.reshape(-1, self.B.shape[1])
@@ -203,6 +207,7 @@ class BLoBController:
                 "buffers": memory}
 
     def gradients(self):
+        """The adapters' accumulated gradients by name (``NAME.M``, ``NAME.G``, ``NAME.B``)."""
         out = {}
         for name, a in self.adapters.items():
             out[name + ".M"], out[name + ".G"], out[name + ".B"] = a.dM, a.dG, a.dB
@@ -255,11 +260,13 @@ class BLoBController:
         return tf.softmax(tf.head_logits(h, self.P["head.w"], self.adapters["head.w"]))
 
     def act(self, states):
+        """Force (N) decoded from the bin probabilities at the posterior mean: a float for one state, (N,) for (N, 4)."""
         single = np.ndim(states) == 1
         f = self.tokenizer.decode(self.probs(states))
         return float(f[0]) if single else f
 
     def predict(self, states):
+        """Mean and variance of the predicted categorical over force bins, each (N,)."""
         p = self.probs(states)
         return self.tokenizer.decode(p, "mean"), self.tokenizer.variance(p)
 

@@ -48,6 +48,7 @@ def _probs_and_bins(probs, bins):
 
 
 def accuracy(probs, bins):
+    """Fraction of samples whose most probable bin is the true bin."""
     P, k = _probs_and_bins(probs, bins)
     return float(np.mean(P.argmax(axis=1) == k))
 
@@ -69,23 +70,27 @@ def reliability(probs, bins, n_bins=N_CONF_BINS):
 
 
 def ece(probs, bins, n_bins=N_CONF_BINS):
+    """Expected calibration error: count-weighted mean ``|accuracy - confidence|`` over confidence bins."""
     conf, acc, count = reliability(probs, bins, n_bins)
     used = count > 0
     return float(np.sum(count[used] * np.abs(acc[used] - conf[used])) / count.sum())
 
 
 def nll(probs, bins):
+    """Mean negative log probability of the true bin (nats; probabilities floored at 1e-12)."""
     P, k = _probs_and_bins(probs, bins)
     return float(-np.mean(np.log(np.maximum(P[np.arange(len(k)), k], 1e-12))))
 
 
 def rmse(mean, forces):
+    """Root mean squared error (N) of the predicted mean forces against the true forces."""
     m = as_float_array("mean", mean, (None,))
     f = as_float_array("forces", forces, (m.shape[0],))
     return float(np.sqrt(np.mean((m - f) ** 2)))
 
 
 def coverage(mean, var, forces, level=0.9):
+    """Fraction of forces inside the central ``level`` interval of N(mean, var)."""
     m = as_float_array("mean", mean, (None,))
     v = as_float_array("var", var, (m.shape[0],))
     f = as_float_array("forces", forces, (m.shape[0],))

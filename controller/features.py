@@ -14,7 +14,7 @@ import numpy as np
 
 __all__ = ["DEFAULT_BOX", "box_states", "feature_standardiser", "state_inverse_scale"]
 
-#: half-widths of the pre-training and fine-tuning state box: |x|, |x_dot| <= 0.5, |theta|, |theta_dot| <= 0.1
+#: half-widths of the pre-training and fine-tuning state box: ``|x|, |x_dot| <= 0.5``, ``|theta|, |theta_dot| <= 0.1``
 DEFAULT_BOX = (0.5, 0.5, 0.1, 0.1)
 
 #: states used to fit the standardisation and the prior read-out

@@ -51,6 +51,7 @@ class ForceController:
     head: ForceHead
 
     def inputs(self, states):  # pragma: no cover - interface
+        """The head's inputs for states (N, 4) -> (N, d); each controller defines its own."""
         raise NotImplementedError
 
     def _identity(self):  # pragma: no cover - interface
@@ -168,6 +169,7 @@ class ForceController:
     # ------------------------------------------------------------ learning
     @property
     def n_updates(self):
+        """Number of labels learned so far."""
         return self.head.n_updates
 
     @property

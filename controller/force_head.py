@@ -74,8 +74,8 @@ def detector_settings(config):
 class ForceHead:
     """Gaussian weight posterior over a force regression, plus its noise estimate.
 
-    Public attributes
-    -----------------
+    Attributes
+    ----------
     config : HeadConfig
     core : KalmanHead
         The weight posterior (layers of mean ``M`` and covariance ``S``).
@@ -142,6 +142,7 @@ class ForceHead:
     # ------------------------------------------------------------ views
     @property
     def n_updates(self):
+        """Number of labels learned so far."""
         return self.core.n_updates
 
     @property
@@ -151,6 +152,7 @@ class ForceHead:
 
     @property
     def learns_noise(self):
+        """True when the observation noise R is learned online (``noise='learned'``)."""
         return self.config.noise == "learned"
 
     def kernel_arrays(self):
@@ -261,6 +263,7 @@ class ForceHead:
 
     # ------------------------------------------------------------ files
     def save(self, path, extra=None):
+        """Write the posterior, noise statistics and counters to a versioned ``.npz`` state file (``extra``: more arrays)."""
         arrays = dict(extra or {})
         arrays.update({"__noise__": self.noise, "__downweighted__": np.array(self.n_downweighted),
                        "__changes__": np.array(self.n_changes)})
@@ -279,6 +282,7 @@ class ForceHead:
         return core.extra
 
     def copy(self):
+        """An independent copy (posterior and noise statistics copied)."""
         other = ForceHead.__new__(ForceHead)
         other.__dict__.update(self.__dict__)
         other.core = self.core.copy()

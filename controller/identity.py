@@ -45,7 +45,7 @@ def digest(settings, arrays=()):
 
 
 def max_relative_difference(saved, current):
-    """max |saved - current| / max(1, max |current|); inf for another shape."""
+    """``max |saved - current| / max(1, max |current|)``; inf for another shape."""
     saved, current = np.asarray(saved, dtype=float), np.asarray(current, dtype=float)
     if saved.shape != current.shape:
         return np.inf

@@ -149,6 +149,7 @@ class HeadConfig:
         check_choice("backend", self.backend, ("numba", "numpy"))
 
     def layer_prior_var(self, i):
+        """Prior weight variance of layer ``i`` (the last given value for any further layer)."""
         return self.prior_var[min(i, len(self.prior_var) - 1)]
 
     def hidden_width(self, d):
@@ -156,6 +157,7 @@ class HeadConfig:
         return 2 * d if self.hidden is None else self.hidden
 
     def to_dict(self):
+        """The settings as a plain dict (stored in state files)."""
         return asdict(self)
 
 
@@ -168,8 +170,8 @@ class KalmanHead:
 
     Build it from the pre-trained head with ``KalmanHead.from_pretrained(W_O, config)``.
 
-    Public attributes
-    -----------------
+    Attributes
+    ----------
     config : HeadConfig
     layers : list of Layer
         The posterior: per layer the mean weights ``M`` (n_in + 1, n_out) and
@@ -331,6 +333,7 @@ class KalmanHead:
         return head
 
     def copy(self):
+        """An independent copy of the posterior."""
         head = KalmanHead(self.config, [layer.copy() for layer in self.layers], self.d_in)
         head.n_updates = self.n_updates
         return head

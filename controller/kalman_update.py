@@ -52,6 +52,7 @@ class Layer:
     S: np.ndarray               # (n_out, n1, n1) per-neuron, or (n_out, n1, n_out, n1) dense
 
     def copy(self):
+        """An independent copy of the layer's mean and covariance."""
         return Layer(self.M.copy(), self.S.copy())
 
 

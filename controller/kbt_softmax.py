@@ -101,6 +101,7 @@ class SoftmaxKBTController:
 
     @property
     def n_updates(self):
+        """Number of labels learned so far."""
         return self.head.n_updates
 
     def act(self, states):

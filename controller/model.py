@@ -91,6 +91,7 @@ class TransformerPolicy:
         return {"params": list(self.params.values()), "state": [], "buffers": FastInference(self).buffers()}
 
     def copy(self):
+        """An independent copy (parameters copied, meta shared)."""
         return TransformerPolicy(self.config, {k: v.copy() for k, v in self.params.items()}, meta=self.meta)
 
     # ------------------------------------------------------------ persistence

@@ -127,6 +127,7 @@ def relu_moments(mu_u, Sigma_u, order=2, cross="stein"):
 
 
 def softmax(x):
+    """Softmax over the last axis (max-shifted for stability)."""
     e = np.exp(x - x.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
 

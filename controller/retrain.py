@@ -82,9 +82,11 @@ class RetrainController:
         return self.policy.act(states)
 
     def probs(self, states):
+        """Bin probabilities (N, n_bins) of the current network."""
         return self.policy.probs(states)
 
     def predict(self, states):
+        """Mean and variance (N,) of the predicted categorical over force bins."""
         return self.policy.predict(states)
 
     def observe(self, state, expert_force):

@@ -56,6 +56,7 @@ class ActionTokenizer:
         self.edges = 0.5 * (self.centres[1:] + self.centres[:-1])
 
     def config(self):
+        """The tokenizer's settings as a dict (the arguments that rebuild it)."""
         return {"n_bins": self.n_bins, "u_max": self.u_max, "target": self.target,
                 "sigma": self.sigma, "decode": self.decode_mode}
 

@@ -78,12 +78,15 @@ class TransformerConfig:
 
     @property
     def d_head(self):
+        """Width of one attention head, d_model / n_heads."""
         return self.d_model // self.n_heads
 
     def tokenizer(self):
+        """The ``ActionTokenizer`` of these settings (bins, force limit, targets, decoding)."""
         return ActionTokenizer(self.n_bins, self.u_max, self.target, self.sigma, self.decode)
 
     def to_dict(self):
+        """The settings as a plain dict (stored in weight files)."""
         return asdict(self)
 
 
@@ -132,6 +135,7 @@ def init_params(cfg: TransformerConfig, rng):
 
 # ---------------------------------------------------------------- pieces
 def softmax(x, axis=-1):
+    """Softmax along ``axis`` (max-shifted for stability)."""
     e = np.exp(x - x.max(axis=axis, keepdims=True))
     return e / e.sum(axis=axis, keepdims=True)
 

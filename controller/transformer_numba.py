@@ -170,6 +170,7 @@ class FastInference:
         self.refresh()
 
     def refresh(self):
+        """Re-copy the policy's parameters into the contiguous arrays the kernels read (after the weights changed)."""
         P, cfg = self.policy.params, self.policy.config
         L = cfg.n_layers
 
@@ -211,6 +212,7 @@ class FastInference:
         return self.h
 
     def probs_one(self, state):
+        """Bin probabilities (n_bins,) for one state (4,); the returned array is reused by the next call."""
         _head_probs(self.features_one(state), self._head, self.p)
         return self.p
 
