@@ -23,12 +23,12 @@ from controller.identity import check_close, digest
 
 __all__ = ["ForceController", "STATE_RANGE", "LABEL_MAX"]
 
-#: valid states: |s_i| <= STATE_RANGE box scales (box_i / sqrt 3, the head's state
+#: valid states: ``|s_i| <= STATE_RANGE`` box scales (box_i / sqrt 3, the head's state
 #: normalisation) per component; a state outside is refused (``act`` NaN, ``observe``
 #: a ValueError), as the C export refuses it. A thousand box scales is far beyond any
 #: physical cart-pole state, and near enough that no float32 intermediate can overflow.
 STATE_RANGE = 1000.0
-#: valid labels: |expert force| <= LABEL_MAX (N); beyond, a garbled frame, refused
+#: valid labels: ``|expert force| <= LABEL_MAX`` (N); beyond, a garbled frame, refused
 LABEL_MAX = 1.0e4
 
 
@@ -94,7 +94,7 @@ class ForceController:
 
     # ------------------------------------------------------------ valid inputs
     def state_max(self):
-        """The valid range of a state: |s_i| <= state_max()[i] (4,), ``STATE_RANGE`` box
+        """The valid range of a state: ``|s_i| <= state_max()[i]`` (4,), ``STATE_RANGE`` box
         scales per component, rounded to float32 (the C export's ``KBT_X_MAX`` ...
         ``KBT_THETADOT_MAX``: both refuse the same float32 values)."""
         return (STATE_RANGE / np.asarray(self.s_inv, dtype=float)).astype(np.float32).astype(float)
