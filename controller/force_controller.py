@@ -294,6 +294,13 @@ class ForceController:
             self.prior_mean = w0.copy()
         self._adopt(ForceHead(self.prior_mean, self.head_config, prior_cov=prior_cov))
 
+    def __setstate__(self, state):
+        """After a copy or an unpickling: bind the kernels again. ``copy.deepcopy`` and
+        pickle copy the head's arrays apart from the buffers they are views of (KBT's
+        packed buffers), so the kernels would update memory the head no longer reads."""
+        self.__dict__.update(state)
+        self._bind()
+
     def _adopt(self, head):
         """Use ``head`` from now on (the kernels' bound arrays follow it)."""
         self.head = head

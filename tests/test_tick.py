@@ -199,3 +199,23 @@ def test_c_tick_is_bit_identical_to_act_then_observe(policy):
         assert np.float32(u_a).tobytes() == np.float32(u_sep).tobytes()
         assert a.observe_status(s, y) == st_sep_status
     assert bytes(st_sep) == bytes(st_tick) == bytes(a._st)
+
+
+def test_a_deep_copy_or_a_pickle_learns_in_its_own_head():
+    """The head's posterior is a view of the kernels' buffers; a copy must keep it so (else its
+    kernels would write memory its head no longer reads) and must not share it with the original."""
+    import copy
+    import pickle
+
+    from sim.loops.methods import make_controller
+    from sim.world.cartpole import TARGET
+
+    a = make_controller("kbt", TARGET)
+    s = np.array([0.1, -0.2, 0.05, 0.02])
+    for b in (copy.deepcopy(a), pickle.loads(pickle.dumps(a))):
+        m0 = a.head.core.layers[0].M.copy()
+        b.observe(s, 5.0)
+        assert not np.array_equal(b.head.core.layers[0].M, m0)        # the copy's head learned
+        np.testing.assert_array_equal(a.head.core.layers[0].M, m0)   # the original did not
+        assert b.n_updates == 1 and a.n_updates == 0
+        assert b.act(s) == pytest.approx(float(b.head.mean(b.inputs(s[None, :]))[0]), abs=1e-9)
