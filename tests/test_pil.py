@@ -42,3 +42,5 @@ def test_kbt_pil_prints_success_and_instruction_counts(capsys):
     assert "PIL check: passed" in out and "largest |force difference|" in out
     per_act = float(out.split("instructions per act mean ")[1].split()[0])
     assert 30_000 < per_act < 45_000          # the trace counts 38 500-38 700 per kbt act on the M7
+    worst = float(out.split("worst tick ")[1].split()[0])
+    assert f"shortest control period this Cortex-M7 would hold at 216 MHz: {worst:.2f} ms" in out

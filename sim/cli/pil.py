@@ -68,6 +68,8 @@ def run(args):
           f"(act + observe) mean {tick.mean():.0f} worst {tick.max():.0f} (counted in QEMU, -icount)")
     print(f"overruns at {CLOCK_MHZ:g} MHz and {RATE_HZ:g} Hz (at {CPI_BOUND:g} cycles per instruction): "
           f"{overruns}; worst tick {worst_ms:.2f} ms of {1e3 / RATE_HZ:.0f} ms")
+    print(f"shortest control period this Cortex-M7 would hold at {CLOCK_MHZ:g} MHz: {worst_ms:.2f} ms "
+          f"(the worst tick above, {1e3 / worst_ms:.0f} Hz); other cores: kbt export --report")
     same = [r["success_rate"] for r in res.rows] == [r["success_rate"] for r in host.rows]
     ok = same and pil.max_force_diff <= FORCE_TOL and pil.status_mismatches == 0 and overruns == 0
     print("PIL check: " + ("passed" if ok else "FAILED"))
