@@ -1,12 +1,13 @@
 """What every controller built on the Gaussian force head shares.
 
 A subclass supplies ``inputs(states) -> Z`` (the head's inputs, NumPy) and the
-two fused Numba calls ``_observe_kernel(state, y)`` / ``_act_kernel(state)`` on
-the argument groups ``_bind`` packs;
-this class gives them ``act``, ``observe``, ``predict``, ``predict_split``,
+fused Numba calls ``_observe_kernel`` / ``_act_kernel`` (and, if it has one,
+``_tick_kernel``) on the argument groups ``_bind`` packs;
+this class gives them ``act``, ``observe``, ``step``, ``predict``, ``predict_split``,
 the state files and the JIT warm-up.
 
     act(s)        the predictive mean force mu(s)
+    step(s, f)    act on s, then learn its label f: one on-policy tick, mu(s) before the update
     act_split(s)  (mu, q) at one state: the action and its epistemic variance
     predict(s)    (mu, q + R): mean and total predictive variance (N^2)
     predict_split (mu, R, q): aleatoric (label noise) and epistemic (weights) parts
@@ -101,11 +102,14 @@ class ForceController:
 
     def _in_range(self, s):
         """True when every component of the state s (4,) is within ``state_max`` (False for NaN)."""
+        return self._within(s.tolist())
+
+    def _within(self, x):
+        """``_in_range`` of the state as four Python floats ``x`` (what the kernels take)."""
         lim = self.__dict__.get("_state_lim")
         if lim is None:
             lim = self._state_lim = tuple(float(v) for v in self.state_max())
-        a, b, c, d = s.tolist()
-        return abs(a) <= lim[0] and abs(b) <= lim[1] and abs(c) <= lim[2] and abs(d) <= lim[3]
+        return abs(x[0]) <= lim[0] and abs(x[1]) <= lim[1] and abs(x[2]) <= lim[2] and abs(x[3]) <= lim[3]
 
     # ------------------------------------------------------------ acting
     def act(self, states):
@@ -113,10 +117,11 @@ class ForceController:
         that is not finite or outside ``state_max`` (refused, as the C export's ``act``)."""
         if np.ndim(states) == 1:
             s = as_state(states)
-            if not self._in_range(s):
+            x = s.tolist()       # Python floats: Numba types a float at once, a NumPy scalar slowly
+            if not self._within(x):
                 return float("nan")
-            if self.head.uses_numba:
-                return self._act_kernel(s)
+            if self._kernels:
+                return self._act_kernel(s, x)
             return float(self.head.mean(self._inputs_one(s)[None, :])[0])
         S = as_float_array("states", states, (None, 4))
         ok = np.all(np.abs(S) <= self.state_max(), axis=1)
@@ -133,7 +138,7 @@ class ForceController:
         Numba kernels, q = z~^T P z~ on the z~ the fused ``act`` kernel just wrote."""
         s = as_state(state)
         if self.head.uses_numba:
-            mu = self._act_kernel(s)
+            mu = self._act_kernel(s, s.tolist())
             zt, P = self._zt, self._head_state[1]
             return float(mu), max(float(zt @ (P @ zt)), 0.0)
         mu, _, q = self.predict_split(s[None, :])
@@ -195,16 +200,42 @@ class ForceController:
         label beyond ``LABEL_MAX`` is a ValueError and changes nothing (what the C export
         refuses).
         """
-        s = as_state(state)
-        try:
-            y = float(expert_force)
-        except (TypeError, ValueError):
-            raise ValueError(f"expert_force: expected a real number but found {expert_force!r}") from None
-        if not (self._in_range(s) and abs(y) <= LABEL_MAX):
-            self._refuse(s, y)
-        if self.head.uses_numba:
-            return self.head.count(self._observe_kernel(s, y))
+        s, x, y = self._valid_pair(state, expert_force)
+        if self._kernels:
+            return self.head.count(self._observe_kernel(s, x, y))
         return self.head.count(self.head.update_reference(self._inputs_one(s), y))
+
+    def step(self, state, expert_force):
+        """Act on a state, then learn its label: the force ``act(state)`` gave before the update.
+
+        One on-policy control tick (act on s, and the expert's force at s arrives as
+        its label) as one call: the input map runs once for both (docs/tick.md), the same
+        force and posterior as ``act`` then ``observe``. A state or label ``observe``
+        refuses is a ValueError and changes nothing.
+        """
+        s, x, y = self._valid_pair(state, expert_force)
+        if self._kernels:
+            u, status = self._tick_kernel(s, x, y)
+            self.head.count(status)
+            return u
+        u = float(self.head.mean(self._inputs_one(s)[None, :])[0])
+        self.head.count(self.head.update_reference(self._inputs_one(s), y))
+        return u
+
+    def _valid_pair(self, state, expert_force):
+        """(s, s as four floats, y) of a (state, label) ``observe`` accepts; else ``_refuse``'s ValueError."""
+        s = as_state(state)
+        if type(expert_force) is float:
+            y = expert_force
+        else:
+            try:
+                y = float(expert_force)
+            except (TypeError, ValueError):
+                raise ValueError(f"expert_force: expected a real number but found {expert_force!r}") from None
+        x = s.tolist()
+        if not (self._within(x) and abs(y) <= LABEL_MAX):
+            self._refuse(s, y)
+        return s, x, y
 
     def _inputs_one(self, s):
         """z (d_in,) at one state (4,) for the NumPy path, computed once per state: the inputs
@@ -315,11 +346,18 @@ class ForceController:
         self._head_state, self._head_work = head.kernel_arrays(), head.work_arrays()
         self._head_settings = head.kernel_settings()
         self._zt, self._m = self._head_work[0], self._head_state[0]
+        self._kernels = head.uses_numba
 
-    def _observe_kernel(self, s, y):  # pragma: no cover - interface
-        """The fused ``observe`` kernel on the bound groups: the status code."""
+    def _observe_kernel(self, s, x, y):  # pragma: no cover - interface
+        """The fused ``observe`` kernel on the bound groups, for the state s (4,) (``x``: the same
+        as four Python floats) and label y: the status code."""
         raise NotImplementedError
 
-    def _act_kernel(self, s):  # pragma: no cover - interface
+    def _act_kernel(self, s, x):  # pragma: no cover - interface
         """The fused ``act`` kernel on the bound groups: the mean force."""
         raise NotImplementedError
+
+    def _tick_kernel(self, s, x, y):
+        """``step``'s kernels: (the force at s, the status of learning y); a subclass whose
+        kernels compute the input map once for both overrides this."""
+        return self._act_kernel(s, x), self._observe_kernel(s, x, y)

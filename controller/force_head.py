@@ -210,11 +210,12 @@ class ForceHead:
 
     def count(self, status):
         """Book-keeping after a kernel call: True if learned (a non-finite input is a ValueError)."""
-        if status == fn.NONFINITE:
-            raise ValueError("state or label: expected finite values but found NaN or inf")
+        if status != fn.LEARNED:         # the common case costs one comparison
+            if status == fn.NONFINITE:
+                raise ValueError("state or label: expected finite values but found NaN or inf")
+            self.n_downweighted += int(status == fn.DOWNWEIGHTED)
+            self.n_changes += int(status == fn.CHANGED)
         self.core.n_updates += 1
-        self.n_downweighted += int(status == fn.DOWNWEIGHTED)
-        self.n_changes += int(status == fn.CHANGED)
         return True
 
     def _reopen(self):

@@ -134,10 +134,13 @@ class KBTController(ForceController):
         state and then learns its label makes one; docs/tick.md)."""
         return int(self._packed.views["key"][5]) if self.head.uses_numba else None
 
-    def _observe_kernel(self, s, y):
-        # the state as Python floats: Numba types a float at once, a NumPy scalar through its
-        # slow path (about 1 us for four)
-        return kp.kbt_observe_packed(self._A, self._B, *s.tolist(), y)
+    # the state as Python floats x: Numba types a float at once, a NumPy scalar through its
+    # slow path (about 1 us for four)
+    def _observe_kernel(self, s, x, y):
+        return kp.kbt_observe_packed(self._A, self._B, x[0], x[1], x[2], x[3], y)
 
-    def _act_kernel(self, s):
-        return kp.kbt_act_packed(self._A, self._B, *s.tolist())
+    def _act_kernel(self, s, x):
+        return kp.kbt_act_packed(self._A, self._B, x[0], x[1], x[2], x[3])
+
+    def _tick_kernel(self, s, x, y):
+        return kp.kbt_tick_packed(self._A, self._B, x[0], x[1], x[2], x[3], y)

@@ -51,15 +51,15 @@ def layout(ns, d, f, L, n1):
     dd, lf = (L, d, d), (L, d)
     return [("header", (HEADER,)), ("settings", (4,)),
             ("scale", (ns,)), ("ev", (ns, d)), ("ep", (ns, d)), ("eq", (d,)), ("eqs", (ns, d)),
-            ("ln1g", lf), ("ln1b", lf), ("wq", dd), ("bq", lf), ("wk", dd), ("bk", lf), ("wv", dd), ("bv", lf),
-            ("wo", dd), ("bo", lf), ("ln2g", lf), ("ln2b", lf), ("w1", (L, d, f)), ("b1", (L, f)),
+            ("ln1g", lf), ("ln1b", lf), ("wqkv", (L, d, 3 * d)), ("bqkv", (L, 3 * d)), ("wo", dd), ("bo", lf),
+            ("ln2g", lf), ("ln2b", lf), ("w1", (L, d, f)), ("b1", (L, f)),
             ("w2", (L, f, d)), ("b2", lf), ("lnfg", (d,)), ("lnfb", (d,)),
             ("h_mean", (d,)), ("h_T", (d, d)), ("s_inv", (ns,)),
             ("detector", (5,)), ("prior", (3,)), ("P0", (n1, n1)),
             # ---- mutable from here on (FROZEN names the last frozen entry)
             ("noise", (4,)), ("key", (KEY,)), ("state", (ns,)), ("h", (d,)),
-            ("x", (T, d)), ("a", (T, d)), ("q", (T, d)), ("k", (T, d)), ("v", (T, d)), ("o", (T, d)),
-            ("y", (T, d)), ("z", (T, f)), ("att", (T,))]
+            ("x", (T, d)), ("a", (T, d)), ("qkv", (T, 3 * d)), ("o", (T, d)), ("y", (T, d)), ("z", (T, f)),
+            ("att", (T,))]
 
 
 #: the last frozen entry of A
@@ -91,7 +91,7 @@ def pack(weights, h_mean, h_T, s_inv, skip, settings, noise, m, P, dtype):
     (``h_mean``, ``h_T``), the state scaling ``s_inv``, ``skip``, the head's ``settings``
     (``ForceHead.kernel_settings()``), its ``noise`` state and posterior ``m`` (n1,), ``P``
     (n1, n1) in ``dtype``. Returns a ``Packed``; the key starts invalid."""
-    (scale, ev, ep, eq, eqs, final_ln, ln1g, ln1b, wq, bq, wk, bk, wv, bv, wo, bo,
+    (scale, ev, ep, eq, eqs, final_ln, ln1g, ln1b, wqkv, bqkv, wo, bo,
      ln2g, ln2b, w1, b1, w2, b2, lnfg, lnfb, eps, n_heads) = weights
     learn, floor, c2, jitter, keep, detector, prior, P0 = settings
     ns, d = np.shape(ev)
@@ -100,7 +100,7 @@ def pack(weights, h_mean, h_T, s_inv, skip, settings, noise, m, P, dtype):
     flags = (1 if final_ln else 0) + (2 if skip else 0) + (4 if learn else 0)
     values = {"header": [ns, d, f, L, n1, n_heads, eps, flags], "settings": [floor, c2, jitter, keep],
               "scale": scale, "ev": ev, "ep": ep, "eq": eq, "eqs": eqs, "ln1g": ln1g, "ln1b": ln1b,
-              "wq": wq, "bq": bq, "wk": wk, "bk": bk, "wv": wv, "bv": bv, "wo": wo, "bo": bo,
+              "wqkv": wqkv, "bqkv": bqkv, "wo": wo, "bo": bo,
               "ln2g": ln2g, "ln2b": ln2b, "w1": w1, "b1": b1, "w2": w2, "b2": b2, "lnfg": lnfg, "lnfb": lnfb,
               "h_mean": h_mean, "h_T": h_T, "s_inv": s_inv, "detector": detector, "prior": prior, "P0": P0,
               "noise": noise}
@@ -152,12 +152,8 @@ def _t1_views(A, o):
     eqs, o = _cut(A, o, ns * d)
     ln1g, o = _cut(A, o, L * d)
     ln1b, o = _cut(A, o, L * d)
-    wq, o = _cut(A, o, L * d * d)
-    bq, o = _cut(A, o, L * d)
-    wk, o = _cut(A, o, L * d * d)
-    bk, o = _cut(A, o, L * d)
-    wv, o = _cut(A, o, L * d * d)
-    bv, o = _cut(A, o, L * d)
+    wqkv, o = _cut(A, o, L * d * 3 * d)
+    bqkv, o = _cut(A, o, L * 3 * d)
     wo, o = _cut(A, o, L * d * d)
     bo, o = _cut(A, o, L * d)
     ln2g, o = _cut(A, o, L * d)
@@ -169,8 +165,7 @@ def _t1_views(A, o):
     lnfg, o = _cut(A, o, d)
     lnfb, o = _cut(A, o, d)
     W = (scale, _m2(ev, ns, d), _m2(ep, ns, d), eq, _m2(eqs, ns, d), (flags & 1) != 0,
-         _m2(ln1g, L, d), _m2(ln1b, L, d), _m3(wq, L, d, d), _m2(bq, L, d),
-         _m3(wk, L, d, d), _m2(bk, L, d), _m3(wv, L, d, d), _m2(bv, L, d),
+         _m2(ln1g, L, d), _m2(ln1b, L, d), _m3(wqkv, L, d, 3 * d), _m2(bqkv, L, 3 * d),
          _m3(wo, L, d, d), _m2(bo, L, d), _m2(ln2g, L, d), _m2(ln2b, L, d),
          _m3(w1, L, d, f), _m2(b1, L, f), _m3(w2, L, f, d), _m2(b2, L, d), lnfg, lnfb,
          eps, n_heads)
@@ -197,15 +192,12 @@ def _views(A, B):
     h, o = _cut(A, o, d)
     x, o = _cut(A, o, T * d)
     a, o = _cut(A, o, T * d)
-    q, o = _cut(A, o, T * d)
-    k, o = _cut(A, o, T * d)
-    v, o = _cut(A, o, T * d)
+    qkv, o = _cut(A, o, T * 3 * d)
     ov, o = _cut(A, o, T * d)
     y, o = _cut(A, o, T * d)
     z, o = _cut(A, o, T * f)
     att, o = _cut(A, o, T)
-    ws = (_m2(x, T, d), _m2(a, T, d), _m2(q, T, d), _m2(k, T, d), _m2(v, T, d),
-          _m2(ov, T, d), _m2(y, T, d), _m2(z, T, f), att)
+    ws = (_m2(x, T, d), _m2(a, T, d), _m2(qkv, T, 3 * d), _m2(ov, T, d), _m2(y, T, d), _m2(z, T, f), att)
     inputs = (W, ws, h, h_mean, _m2(h_T, d, d), s_inv, (flags & 2) != 0)
     m = B[:n1]
     P = _m2(B[n1:n1 + n1 * n1], n1, n1)

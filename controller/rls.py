@@ -64,8 +64,8 @@ class RLSController(ForceController):
     def _input_arrays(self):
         return [self.s_inv], []
 
-    def _observe_kernel(self, s, y):
+    def _observe_kernel(self, s, x, y):
         return fn.rls_observe(self.s_inv, self._head_state, self._head_settings, self._head_work, s, y)
 
-    def _act_kernel(self, s):
+    def _act_kernel(self, s, x):
         return fn.rls_act(self.s_inv, self._zt, self._m, s)

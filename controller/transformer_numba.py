@@ -37,35 +37,45 @@ def _layer_norm_row(x, g, b, eps, out):
 
 @jit
 def _affine(a, w, b, out):
-    # [T, i] @ [i, o] + [o] -> [T, o]: out[t, o] = b[o] + a[t, 0] w[0, o] + a[t, 1] w[1, o] + ...
-    # summed in that order for every o; the loop over o innermost runs along rows of w and
-    # out (contiguous, so it vectorises), each output's sum in the same order as one dot product
-    n_in, n_out = w.shape
+    # [T, i] @ [i, o] + [o] -> [T, o]
+    _affine_cols(a, w, b, out, 0, w.shape[1])
+
+
+@jit
+def _affine_cols(a, w, b, out, c0, c1):
+    # columns c0 <= o < c1 of [T, i] @ [i, o] + [o] -> out[:, c0:c1]:
+    # out[t, o] = b[o] + a[t, 0] w[0, o] + a[t, 1] w[1, o] + ... summed in that order for every o;
+    # the loop over o innermost runs along rows of w and out (contiguous, so it vectorises),
+    # each output's sum in the same order as one dot product, whichever columns are asked for
+    n_in = w.shape[0]
     for t in range(a.shape[0]):
         row = out[t]
-        for o in range(n_out):
+        for o in range(c0, c1):
             row[o] = b[o]
         for i in range(n_in):
             ai = a[t, i]
             wi = w[i]
-            for o in range(n_out):
+            for o in range(c0, c1):
                 row[o] += ai * wi[o]
 
 
 @jit
-def _attention(q, k, v, n_heads, att, o):
-    """Scaled dot-product attention of every token, per head: o [T, d] (att: work [T])."""
-    T, d = q.shape
+def _attention_rows(qkv, d, n_heads, t0, att, o):
+    """Scaled dot-product attention, per head, of the tokens t >= t0 over every token:
+    o[t] [d] for t0 <= t < T, from qkv [T, 3d] = [q | k | v] (att: work [T])."""
+    T = qkv.shape[0]
     dh = d // n_heads
     inv_sqrt = 1.0 / math.sqrt(dh)
     for hd in range(n_heads):
-        c0 = hd * dh
-        for t in range(T):
+        cq = hd * dh          # head hd's columns of q; of k at d + cq, of v at 2 d + cq
+        ck = d + cq
+        cv = 2 * d + cq
+        for t in range(t0, T):
             m = -1e300
             for u in range(T):
                 sc = 0.0
                 for c in range(dh):
-                    sc += q[t, c0 + c] * k[u, c0 + c]
+                    sc += qkv[t, cq + c] * qkv[u, ck + c]
                 sc *= inv_sqrt
                 att[u] = sc
                 if sc > m:
@@ -77,26 +87,34 @@ def _attention(q, k, v, n_heads, att, o):
             for c in range(dh):
                 acc = 0.0
                 for u in range(T):
-                    acc += att[u] * v[u, c0 + c]
-                o[t, c0 + c] = acc / tot
+                    acc += att[u] * qkv[u, cv + c]
+                o[t, cq + c] = acc / tot
 
 
 #: field order of the packed T_1 weights (``FastInference.weights``; per-layer arrays stacked over layers)
-T1Weights = namedtuple("T1Weights", "scale ev ep eq eqs final_ln ln1g ln1b wq bq wk bk wv bv wo bo "
+T1Weights = namedtuple("T1Weights", "scale ev ep eq eqs final_ln ln1g ln1b wqkv bqkv wo bo "
                                     "ln2g ln2b w1 b1 w2 b2 lnfg lnfb eps n_heads")
 #: field order of T_1's work arrays (``FastInference.workspace``)
-T1Work = namedtuple("T1Work", "x a q k v o y z att")
+T1Work = namedtuple("T1Work", "x a qkv o y z att")
 
 
 @jit
 def _features_one(s, W, ws, h):
     """T_1 for one state: writes H_dec into ``h`` [d]. ``W`` and ``ws`` are
-    plain tuples in the field order of ``T1Weights`` and ``T1Work``."""
-    (scale, ev, ep, eq, eqs, final_ln, ln1g, ln1b, wq, bq, wk, bk, wv, bv, wo, bo,
+    plain tuples in the field order of ``T1Weights`` and ``T1Work``.
+
+    The query, key and value projections are one affine map (their weights side by
+    side, [d, 3d]), and the last block computes only the query token's row past its
+    keys and values: h reads that row only. Each output is one sum in a fixed order
+    (bias first, then the inputs in order), the same whether the projections are fused
+    or the other rows computed, so neither changes h's bits; it agrees with
+    ``controller.transformer.features`` (BLAS) to rounding error."""
+    (scale, ev, ep, eq, eqs, final_ln, ln1g, ln1b, wqkv, bqkv, wo, bo,
      ln2g, ln2b, w1, b1, w2, b2, lnfg, lnfb, eps, n_heads) = W
-    x, a, q, k, v, o, y, z, att = ws
+    x, a, qkv, o, y, z, att = ws
     n_state, d = ev.shape
     T = n_state + 1
+    L = wqkv.shape[0]
     # tokens: s_i / scale_i * E_val[i] + E_pos[i]; query token last
     for i in range(n_state):
         si = s[i] / scale[i]
@@ -107,26 +125,27 @@ def _features_one(s, W, ws, h):
         for i in range(n_state):
             acc += s[i] / scale[i] * eqs[i, j]   # query = E_query + s W_state (zeros if constant)
         x[n_state, j] = acc
-    for layer in range(wq.shape[0]):
+    for layer in range(L):
+        t0 = T - 1 if layer == L - 1 else 0     # rows past K and V: all, or the query's in the last block
         for t in range(T):
             _layer_norm_row(x[t], ln1g[layer], ln1b[layer], eps, a[t])
-        _affine(a, wq[layer], bq[layer], q)
-        _affine(a, wk[layer], bk[layer], k)
-        _affine(a, wv[layer], bv[layer], v)
-        _attention(q, k, v, n_heads, att, o)
-        _affine(o, wo[layer], bo[layer], y)
-        for t in range(T):
+        # [q | k | v] = LN1(x) [Wq | Wk | Wv] + [bq | bk | bv]   [T, 3d]; rows before t0: k and v only
+        _affine_cols(a[:t0], wqkv[layer], bqkv[layer], qkv[:t0], d, 3 * d)
+        _affine(a[t0:], wqkv[layer], bqkv[layer], qkv[t0:])
+        _attention_rows(qkv, d, n_heads, t0, att, o)
+        _affine(o[t0:], wo[layer], bo[layer], y[t0:])
+        for t in range(t0, T):
             for j in range(d):
                 x[t, j] += y[t, j]
-        for t in range(T):
+        for t in range(t0, T):
             _layer_norm_row(x[t], ln2g[layer], ln2b[layer], eps, a[t])
-        _affine(a, w1[layer], b1[layer], z)
-        for t in range(T):
+        _affine(a[t0:], w1[layer], b1[layer], z[t0:])
+        for t in range(t0, T):
             for j in range(z.shape[1]):
                 if z[t, j] < 0.0:
                     z[t, j] = 0.0
-        _affine(z, w2[layer], b2[layer], y)
-        for t in range(T):
+        _affine(z[t0:], w2[layer], b2[layer], y[t0:])
+        for t in range(t0, T):
             for j in range(d):
                 x[t, j] += y[t, j]
     if final_ln:
@@ -163,7 +182,7 @@ class FastInference:
         cfg = policy.config
         T, d, f = cfg.n_state + 1, cfg.d_model, cfg.d_ff
         self._ws = tuple(np.zeros(shape) for shape in
-                         [(T, d), (T, d), (T, d), (T, d), (T, d), (T, d), (T, d), (T, f), (T,)])
+                         [(T, d), (T, d), (T, 3 * d), (T, d), (T, d), (T, f), (T,)])
         self.h = np.zeros(d)
         self.p = np.zeros(cfg.n_bins)
         self._state = np.zeros(cfg.n_state)
@@ -177,11 +196,13 @@ class FastInference:
         def stack(name):
             return np.ascontiguousarray(np.stack([P[f"layer{i}.{name}"] for i in range(L)]))
 
+        def stack_qkv(kind):   # [Wq | Wk | Wv] (L, d, 3d) or [bq | bk | bv] (L, 3d)
+            return np.ascontiguousarray(np.concatenate([stack(f"attn.{kind}{p}") for p in "qkv"], axis=-1))
+
         self._weights = (
             np.asarray(cfg.state_scale), P["embed.value"], P["embed.pos"], P["embed.query"],
             P.get("embed.query_state", np.zeros((cfg.n_state, cfg.d_model))), bool(cfg.final_ln),
-            stack("ln1.g"), stack("ln1.b"), stack("attn.wq"), stack("attn.bq"), stack("attn.wk"),
-            stack("attn.bk"), stack("attn.wv"), stack("attn.bv"), stack("attn.wo"), stack("attn.bo"),
+            stack("ln1.g"), stack("ln1.b"), stack_qkv("w"), stack_qkv("b"), stack("attn.wo"), stack("attn.bo"),
             stack("ln2.g"), stack("ln2.b"), stack("ffn.w1"), stack("ffn.b1"), stack("ffn.w2"),
             stack("ffn.b2"), P["ln_f.g"], P["ln_f.b"], float(cfg.ln_eps), int(cfg.n_heads))
         self._head = np.ascontiguousarray(P["head.w"])

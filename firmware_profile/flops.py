@@ -6,14 +6,14 @@ FLOP (a multiply-add is two); comparisons, copies and index arithmetic are free.
 * ``force_update_flops(d_in)`` counts the Gaussian force head's Numba kernel
   ``force_update`` line by line (``controller/force_numba.py``): d_in inputs,
   one learned sample; ``force_mean_flops`` its predictive mean.
-* ``kbt_observe_flops(cfg)`` / ``kbt_act_flops(cfg)``: the fused kernels
-  ``kbt_observe`` / ``kbt_act`` of the default KBT controller -- T_1's
-  features (``features_flops``), the standardisation ``T (h - mean)`` (a d x d
-  product, 3 d^2), the state skip path (n_state) and ``force_update`` /
-  ``force_mean`` on d_in = d + n_state inputs; ``rls_observe_flops`` /
-  ``rls_act_flops`` the same for ``rls`` (the state alone); ``kbt_c_observe_flops`` /
-  ``kbt_c_act_flops`` for the C export, whose last transformer block skips the
-  rows that do not reach h (``export_saved_flops``).
+* ``kbt_observe_flops(cfg)`` / ``kbt_act_flops(cfg)`` / ``kbt_tick_flops(cfg)``: the
+  fused kernels of the default KBT controller (Numba, and the C export: the same
+  operations) -- T_1's features (``features_flops``) less the rows their last
+  block skips (``skipped_rows_flops``: only the query row reaches h), the
+  standardisation ``T (h - mean)`` (a d x d product, 3 d^2), the state skip path
+  (n_state) and ``force_update`` / ``force_mean`` on d_in = d + n_state inputs;
+  ``all_rows=True`` counts the plain NumPy reference, which computes every row;
+  ``rls_observe_flops`` / ``rls_act_flops`` the same for ``rls`` (the state alone).
 * ``head_update_flops(d, K)`` counts the softmax head's Numba kernel
   ``update_one_layer`` line by line (``controller/kalman_numba.py``): d features, K
   output bins (the paper's head, ``kbt-softmax``).
@@ -31,8 +31,8 @@ from __future__ import annotations
 import math
 
 __all__ = ["force_update_flops", "force_mean_flops", "standardise_flops", "kbt_observe_flops", "kbt_act_flops",
-           "kbt_tick_flops", "kbt_c_tick_flops", "rls_observe_flops", "rls_act_flops", "export_saved_flops",
-           "kbt_c_observe_flops", "kbt_c_act_flops", "head_update_flops", "head_probs_flops", "decode_flops", "features_flops", "forward_flops",
+           "kbt_tick_flops", "rls_observe_flops", "rls_act_flops", "skipped_rows_flops",
+           "head_update_flops", "head_probs_flops", "decode_flops", "features_flops", "forward_flops",
            "retrain_update_flops", "lora_flops", "blob_update_flops", "cholesky_flops", "n_params"]
 
 
@@ -69,33 +69,31 @@ def standardise_flops(d):
     return 3 * d * d
 
 
-def _kbt_inputs_flops(cfg, skip):
-    return features_flops(cfg) + standardise_flops(cfg.d_model) + (cfg.n_state if skip else 0)
+def _kbt_inputs_flops(cfg, skip, all_rows):
+    t1 = features_flops(cfg) - (0 if all_rows else skipped_rows_flops(cfg))
+    return t1 + standardise_flops(cfg.d_model) + (cfg.n_state if skip else 0)
 
 
-def kbt_observe_flops(cfg, skip=True, learn=True):
+def kbt_observe_flops(cfg, skip=True, learn=True, all_rows=False):
     """The fused ``kbt_observe`` for a ``TransformerConfig``: T_1's features (linear
-    algebra only, ``features_flops``), the standardisation, the state skip path
-    (``skip``: z = [h'; s_norm]) and one learned ``force_update``."""
+    algebra only, ``features_flops``; the last block's query row only unless ``all_rows``),
+    the standardisation, the state skip path (``skip``: z = [h'; s_norm]) and one learned
+    ``force_update``."""
     d_in = cfg.d_model + (cfg.n_state if skip else 0)
-    return _kbt_inputs_flops(cfg, skip) + force_update_flops(d_in, learn=learn)
+    return _kbt_inputs_flops(cfg, skip, all_rows) + force_update_flops(d_in, learn=learn)
 
 
-def kbt_act_flops(cfg, skip=True):
+def kbt_act_flops(cfg, skip=True, all_rows=False):
     """The fused ``kbt_act``: features, standardisation, skip path and ``force_mean``."""
     d_in = cfg.d_model + (cfg.n_state if skip else 0)
-    return _kbt_inputs_flops(cfg, skip) + force_mean_flops(d_in)
+    return _kbt_inputs_flops(cfg, skip, all_rows) + force_mean_flops(d_in)
 
 
-def kbt_tick_flops(cfg, skip=True, learn=True):
+def kbt_tick_flops(cfg, skip=True, learn=True, all_rows=False):
     """One on-policy tick (act on s, then learn s's label) with the input map run once:
     ``kbt_act_flops`` + ``force_update_flops`` (the update re-reads z~; docs/tick.md)."""
-    return kbt_act_flops(cfg, skip=skip) + force_update_flops(cfg.d_model + (cfg.n_state if skip else 0), learn=learn)
-
-
-def kbt_c_tick_flops(cfg, skip=True, learn=True):
-    """``kbt_tick_flops`` for the C export (its last block computes only the query row)."""
-    return kbt_tick_flops(cfg, skip=skip, learn=learn) - export_saved_flops(cfg)
+    d_in = cfg.d_model + (cfg.n_state if skip else 0)
+    return kbt_act_flops(cfg, skip=skip, all_rows=all_rows) + force_update_flops(d_in, learn=learn)
 
 
 def rls_observe_flops(n_state=4, learn=True):
@@ -151,25 +149,16 @@ def features_flops(cfg):
     return embed + L * per_layer
 
 
-def export_saved_flops(cfg):
-    """FLOPs of ``features_flops`` the C export does not do: its last block computes
-    only the query token's row after the keys and values (the other n_state rows never
-    reach h), so per skipped row the query and output projections, the row's attention
-    scores, their scaling and weighted values, and the feed-forward are saved."""
+def skipped_rows_flops(cfg):
+    """FLOPs of ``features_flops`` the fused kernels (Numba and the C export) do not do:
+    their last block computes only the query token's row after the keys and values (the
+    other n_state rows never reach h), so per skipped row the query and output
+    projections, the row's attention scores, their scaling and weighted values, and the
+    feed-forward are saved."""
     n, d, f, H = cfg.n_state, cfg.d_model, cfg.d_ff, cfg.n_heads
     T = n + 1
     per_row = 2 * (2 * d * d + d) + 2 * T * d + H * T + 2 * T * d + 2 * d * f + f + 2 * f * d + d
     return n * per_row
-
-
-def kbt_c_observe_flops(cfg, skip=True, learn=True):
-    """``kbt_observe`` of the C export: ``kbt_observe_flops`` less ``export_saved_flops``."""
-    return kbt_observe_flops(cfg, skip=skip, learn=learn) - export_saved_flops(cfg)
-
-
-def kbt_c_act_flops(cfg, skip=True):
-    """``kbt_act`` of the C export: ``kbt_act_flops`` less ``export_saved_flops``."""
-    return kbt_act_flops(cfg, skip=skip) - export_saved_flops(cfg)
 
 
 def forward_flops(cfg):

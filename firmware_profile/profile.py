@@ -244,8 +244,8 @@ def run_profile(cfg: ProfileConfig, work: Workload, progress=None):
         from firmware_profile.c_controller import CController
 
         # the same calls through ctypes, from Python: what the deployed loop pays
-        online_method("kbt-c", CController(KBTController(pol)), flops.kbt_c_observe_flops(tcfg, skip=c.skip),
-                      flops.kbt_c_act_flops(tcfg, skip=c.skip), flops.kbt_c_tick_flops(tcfg, skip=c.skip))
+        online_method("kbt-c", CController(KBTController(pol)), flops.kbt_observe_flops(tcfg, skip=c.skip),
+                      flops.kbt_act_flops(tcfg, skip=c.skip), flops.kbt_tick_flops(tcfg, skip=c.skip))
         if "rls" in c_export:
             online_method("rls-c", CController(work.make_rls()), flops.rls_observe_flops(tcfg.n_state),
                           flops.rls_act_flops(tcfg.n_state))

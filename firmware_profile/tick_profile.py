@@ -11,13 +11,14 @@ stream). ``compare(policy, states, S, F, peak)`` times, in one run:
 
 each on its own controller: ``act`` p50 on ``states``, ``observe`` p50 on the
 stream (S, F) with no ``act`` before (the input map computed by the update), and
-``tick`` p50: ``act(S[i])`` then ``observe(S[i], F[i])`` (the input map once;
-``<prefix>_tick`` in C), the three measured in alternating rounds (``ROUNDS``)
-so that the machine's load drifting during the run weighs on all three. ``two_calls`` = act p50 + observe p50 is what a tick
-cost when every call ran the input map. FLOP per tick (``flops.kbt_tick_flops``;
-the C export's last block computes only the query row, ``kbt_c_tick_flops``)
-over the tick's p50 gives GFLOP/s and its share of ``peak`` (the machine's
-matrix-multiply GFLOP/s). Ratios: each path's p50 over the C export's.
+``tick`` p50: ``step(S[i], F[i])``, act on the state and learn its label in one call
+(the input map once; ``<prefix>_tick`` in C), the three measured in alternating
+rounds (``ROUNDS``) so that the machine's load drifting during the run weighs on all
+three. ``two_calls`` = act p50 + observe p50 is what a tick cost when every call ran
+the input map. FLOP per tick (``flops.kbt_tick_flops``: the fused kernels, Numba and
+C, compute only the query row in the last block; the NumPy reference every row,
+``all_rows=True``) over the tick's p50 gives GFLOP/s and its share of ``peak`` (the
+machine's matrix-multiply GFLOP/s). Ratios: each path's p50 over the C export's.
 """
 
 from __future__ import annotations
@@ -59,8 +60,7 @@ def _python_path(make, states, S, F, n):
         c.warm_up()
 
     def tick(i):
-        c_tick.act(S[i])
-        c_tick.observe(S[i], F[i])
+        c_tick.step(S[i], F[i])
 
     c_act.act(states[0])
     times = {"act": [], "observe": [], "tick": []}
@@ -101,14 +101,15 @@ def compare(policy, states, S, F, peak, calls, c_export=True):
             paths["c"] = {"skipped": str(e)}
     paths["numpy"] = _python_path(lambda: KBTController(policy, HeadConfig(backend="numpy")), states, S, F, n)
     fl = {"tick": flops.kbt_tick_flops(cfg), "act": flops.kbt_act_flops(cfg),
-          "observe": flops.kbt_observe_flops(cfg), "c_tick": flops.kbt_c_tick_flops(cfg),
-          "c_act": flops.kbt_c_act_flops(cfg), "c_observe": flops.kbt_c_observe_flops(cfg)}
+          "observe": flops.kbt_observe_flops(cfg), "numpy_tick": flops.kbt_tick_flops(cfg, all_rows=True),
+          "numpy_act": flops.kbt_act_flops(cfg, all_rows=True),
+          "numpy_observe": flops.kbt_observe_flops(cfg, all_rows=True)}
     for name, p in paths.items():
         if "skipped" in p:
             continue
         p["two_calls_us"] = p["act_us"] + p["observe_us"]
         p["tick_over_two_calls"] = p["tick_us"] / p["two_calls_us"]
-        p["gflops_tick"] = fl["c_tick" if name == "c" else "tick"] / (p["tick_us"] * 1e3)
+        p["gflops_tick"] = fl["numpy_tick" if name == "numpy" else "tick"] / (p["tick_us"] * 1e3)
         p["peak_fraction_tick"] = p["gflops_tick"] / peak
     c = paths.get("c", {})
     ratios = {}
@@ -124,8 +125,8 @@ def tick_lines(t):
         return []
     f = t["flops"]
     lines = [f"kbt tick (act on s, then learn s's label; same {t['calls']} states and labels for each path): "
-             f"{f['tick']:,} FLOP per tick with the input map once (two calls: {f['act'] + f['observe']:,}; "
-             f"C export {f['c_tick']:,})"]
+             f"{f['tick']:,} FLOP per tick with the input map once in the Numba and C kernels (two calls: "
+             f"{f['act'] + f['observe']:,}; the NumPy reference, every row of the last block: {f['numpy_tick']:,})"]
     names = {"numba": "Numba from Python", "c": "C export, timed in C", "numpy": "plain NumPy"}
     for name, p in t["paths"].items():
         if "skipped" in p:

@@ -244,7 +244,7 @@ def test_kbt_observe_and_act_flops_equal_the_counted_fused_kernels(pretrained, s
     count, status = _counted_force("kbt_observe", (_counting(inputs, at={2}), counted, settings, _counting(work),
                                                    *_counting((state, y))), monkeypatch)
     assert status == fnb.LEARNED
-    assert count == flops.kbt_observe_flops(cfg, skip=skip) - flops.features_flops(cfg)
+    assert count == flops.kbt_observe_flops(cfg, skip=skip, all_rows=True) - flops.features_flops(cfg)
     compiled = _copies(head)
     fresh = (*inputs[:2], np.zeros_like(inputs[2]), *inputs[3:])        # a zeroed h
     fnb.kbt_observe(fresh, compiled, settings, _copies(work), state, y)
@@ -255,7 +255,7 @@ def test_kbt_observe_and_act_flops_equal_the_counted_fused_kernels(pretrained, s
     m = head[0]
     count, force = _counted_force("kbt_act", (_counting(inputs, at={2}), *_counting((work[0], m, state))),
                                   monkeypatch)
-    assert count == flops.kbt_act_flops(cfg, skip=skip) - flops.features_flops(cfg)
+    assert count == flops.kbt_act_flops(cfg, skip=skip, all_rows=True) - flops.features_flops(cfg)
     assert CF._val(force) == pytest.approx(fnb.kbt_act(fresh, np.zeros_like(work[0]), m, state), rel=1e-10)
 
 
@@ -292,11 +292,11 @@ def test_head_update_flops_hand_counted_smallest_case():
     assert flops.head_probs_flops(1, 2) == 16
 
 
-def test_export_saved_flops_are_the_last_blocks_other_rows(pretrained):
+def test_skipped_rows_flops_are_the_last_blocks_other_rows(pretrained):
     cfg = pretrained.config                       # d 16, f 8, 2 heads, 4 state values
     per_row = 2 * (2 * 16 * 16 + 16) + 2 * 5 * 16 + 2 * 5 + 2 * 5 * 16 + 2 * 16 * 8 + 8 + 2 * 8 * 16 + 16
-    assert flops.export_saved_flops(cfg) == 4 * per_row
-    assert flops.kbt_c_act_flops(cfg) == flops.kbt_act_flops(cfg) - 4 * per_row
+    assert flops.skipped_rows_flops(cfg) == 4 * per_row
+    assert flops.kbt_act_flops(cfg) == flops.kbt_act_flops(cfg, all_rows=True) - 4 * per_row
 
 
 def test_features_flops_tiny_transformer():
@@ -474,7 +474,7 @@ def test_profile_command_json_schema(tmp_path, capsys, pretrained):
         host = res["c_export"]["kbt"]["host"]
         assert host["allocations_per_call"] == 0 and host["observe_us"]["calls"] == 50
         assert host["max_force_diff_vs_python_N"] < 1e-4
-        assert by["kbt-c"]["flops_update"] == by["kbt"]["flops_update"] - flops.export_saved_flops(cfg)
+        assert by["kbt-c"]["flops_update"] == by["kbt"]["flops_update"]
         assert "kbt C export, host, timed in C: observe p50 " in out
         for core, dev in res["c_export"]["kbt"]["devices"].items():
             counted = [b for b in by["kbt-c"]["budgets"] if b["source"] == "counted"]

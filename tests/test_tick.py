@@ -219,3 +219,36 @@ def test_a_deep_copy_or_a_pickle_learns_in_its_own_head():
         np.testing.assert_array_equal(a.head.core.layers[0].M, m0)   # the original did not
         assert b.n_updates == 1 and a.n_updates == 0
         assert b.act(s) == pytest.approx(float(b.head.mean(b.inputs(s[None, :]))[0]), abs=1e-9)
+
+
+def _make(kind, policy):
+    from sim.loops.methods import make_controller
+
+    if kind == "rls":
+        return make_controller("rls", TARGET)
+    return KBTController(policy, HeadConfig(**kind))
+
+
+@pytest.mark.parametrize("kind", [{}, {"dtype": "float32"}, {"backend": "numpy"}, "rls"],
+                         ids=["numba", "numba-f32", "numpy", "rls"])
+def test_step_is_act_then_observe(policy, kind):
+    """``step(s, y)`` returns act(s) and leaves the posterior of act(s); observe(s, y), bit for bit;
+    a refused state or label is a ValueError that changes nothing."""
+    S, F = _stream(160, nan_state=False)
+    F[41] = 0.5                                   # no NaN label: step and observe refuse it alike (below)
+    a, b = _make(kind, policy), _make(kind, policy)
+    for s, y in zip(S, F):
+        u = a.step(s, y)
+        u2 = b.act(s)
+        b.observe(s, y)
+        assert u == u2
+    for x, y in zip(a.head.kernel_arrays(), b.head.kernel_arrays()):
+        np.testing.assert_array_equal(x, y)
+    assert (a.n_updates, a.n_downweighted, a.n_changes) == (b.n_updates, b.n_downweighted, b.n_changes)
+    before = [x.copy() for x in a.head.kernel_arrays()]
+    for s, y in [(np.array([np.nan, 0, 0, 0.0]), 1.0), (S[0], np.inf), (S[0] * 0 + 1e18, 1.0), (S[0], 2e4)]:
+        with pytest.raises(ValueError):
+            a.step(s, y)
+    for x, y in zip(a.head.kernel_arrays(), before):
+        np.testing.assert_array_equal(x, y)
+    assert a.n_updates == b.n_updates

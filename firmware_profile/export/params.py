@@ -126,15 +126,20 @@ def _t1_params(out, controller):
     if d % W.n_heads:
         raise ValueError(f"controller: d_model {d} is not a multiple of n_heads {W.n_heads}")
     dh = d // W.n_heads
-    out.ints.update(NS=n_state, T=n_state + 1, D=d, F=f, L=W.wq.shape[0], HEADS=W.n_heads, DH=dh,
+    out.ints.update(NS=n_state, T=n_state + 1, D=d, F=f, L=W.wqkv.shape[0], HEADS=W.n_heads, DH=dh,
                     FINAL_LN=int(bool(W.final_ln)), SKIP=int(bool(controller.skip)))
     out.scalars.update(LN_EPS=W.eps, INV_SQRT_DH=1.0 / np.sqrt(dh))
 
     def t(a):                     # (L, in, out) -> (L, in * out): each layer's W row-major
         return np.ascontiguousarray(a).reshape(a.shape[0], -1)
 
+    # the packed [Wq | Wk | Wv] (L, d, 3d) and [bq | bk | bv] (L, 3d), split again: the C keeps
+    # the three projections apart (its last block computes q for the query row only)
+    wq, wk, wv = (W.wqkv[:, :, j * d:(j + 1) * d] for j in range(3))
+    bq, bk, bv = (W.bqkv[:, j * d:(j + 1) * d] for j in range(3))
+
     arrays = dict(scale=W.scale, ev=W.ev, ep=W.ep, eq=W.eq, eqs=W.eqs, ln1g=W.ln1g, ln1b=W.ln1b,
-                  wq=t(W.wq), bq=W.bq, wk=t(W.wk), bk=W.bk, wv=t(W.wv), bv=W.bv, wo=t(W.wo), bo=W.bo,
+                  wq=t(wq), bq=bq, wk=t(wk), bk=bk, wv=t(wv), bv=bv, wo=t(W.wo), bo=W.bo,
                   ln2g=W.ln2g, ln2b=W.ln2b, w1=t(W.w1), b1=W.b1, w2=t(W.w2), b2=W.b2)
     if W.final_ln:
         arrays.update(lnfg=W.lnfg, lnfb=W.lnfb)
