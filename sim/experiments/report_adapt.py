@@ -82,6 +82,8 @@ def _figure(results, summary, path):
     """One row per (task, stream): success and held-out RMSE against labels (symlog), each
     variant's mean (thick) and its worst trial at each checkpoint (thin, same colour)."""
     pyplot = P.plt()
+    from matplotlib.ticker import NullLocator
+
     panels = [(t, s) for t, streams in summary.items() for s in streams]
     fig, axes = pyplot.subplots(len(panels), 2, figsize=(10, 3.0 * len(panels) + 1.0), squeeze=False)
     x = np.asarray(results["checkpoints"], dtype=float)
@@ -100,7 +102,7 @@ def _figure(results, summary, path):
             ax.set_xscale("symlog", linthresh=1)
             ax.set_xticks(x)
             ax.set_xticklabels([f"{n:g}" for n in x], fontsize=7)
-            ax.xaxis.set_minor_locator(P.plt().NullLocator())
+            ax.xaxis.set_minor_locator(NullLocator())
             if key == "rmse":
                 ax.set_yscale("log")
             else:
