@@ -78,7 +78,7 @@ def add_arguments(p):
                         "sampling box; swing-up: states the expert visits); onpolicy, the states the learner visits")
     p.add_argument("--labels-at", type=int, nargs="+", default=None, metavar="N",
                    help="adapt: label checkpoints, increasing, 0..%d (default 0 1 2 3 5 10 20 50 100 200; "
-                        "--quick 0 1 3 10 50); the last is the run's length" % fl.MAX_SAMPLES)
+                        "--quick 0 1 3 10 30); the last is the run's length" % fl.MAX_SAMPLES)
     p.add_argument("--heldout", type=int, default=None, metavar="N",
                    help="adapt: held-out expert-labelled states per trial for RMSE and NLL, 1..100000 "
                         "(default 500, --quick 200)")

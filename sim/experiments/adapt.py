@@ -117,8 +117,8 @@ class AdaptSpec:
 
     @classmethod
     def quick(cls, **kw):
-        """CI size: 1 trial, 10 episodes, labels 0 1 3 10 50, 200 held-out states."""
-        base = dict(trials=1, episodes=10, labels_at=(0, 1, 3, 10, 50), heldout=200)
+        """CI size: 1 trial, 10 episodes, labels 0 1 3 10 30, 200 held-out states."""
+        base = dict(trials=1, episodes=10, labels_at=(0, 1, 3, 10, 30), heldout=200)
         base.update(kw)
         return cls(**base)
 
