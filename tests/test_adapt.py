@@ -156,3 +156,28 @@ def test_run_adapt_is_deterministic():
     a, b = run_adapt(spec, progress=False), run_adapt(spec, progress=False)
     assert a["runs"] == b["runs"]
     assert a["runs"]["balance"]["onpolicy"]["rls@family"]["success"][0][-1] == 1.0
+
+
+def test_help_names_every_variant():
+    from sim.cli.parser import subparser
+    from sim.cli import build_parser
+
+    text = "".join(subparser(build_parser(), "experiment").format_help().split())     # argparse wraps at "-"
+    for v in VARIANTS:
+        assert f"{v}(" in text
+
+
+def test_rls_family_prior_is_the_measured_balance_family():
+    """rls@family on balance: the prior tools/balance_family.py measured (family_readouts through
+    rls's inputs, 60 plants, seed 0), here rebuilt from the shipped file's plants."""
+    from sim.experiments.adapt import rls_family_prior
+    from sim.loops.family_prior import prior_covariance
+    from sim.loops.methods import MethodSettings, make_controller
+    from sim.pretraining.family import family_readouts
+    from sim.world.cartpole import TARGET
+    from sim.world.task import as_task
+
+    W, _ = family_readouts(make_controller("rls", TARGET, MethodSettings(family=False)), as_task(TARGET), n=60, seed=0)
+    mean, P0 = rls_family_prior("balance")
+    assert np.allclose(mean, W.mean(axis=0), rtol=1e-12, atol=1e-12)
+    assert np.allclose(P0, prior_covariance(W), rtol=1e-12, atol=1e-12)

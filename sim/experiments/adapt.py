@@ -268,6 +268,7 @@ def run_adapt(spec: AdaptSpec, jobs=1, progress=True, scheduler=None, store=None
                        progress=progress, store=store)
     out = {"experiment": "adapt", "seed": spec.seed, "trials": spec.trials, "episodes": spec.episodes,
            "heldout": spec.heldout, "heldout_episodes": HELDOUT_EPISODES, "weights": spec.weights,
+           "trial_seeds": [trial_seed(spec, t) for t in range(spec.trials)],
            "checkpoints": spec.marks(), "reach": REACH, "stay": STAY, "variants": list(spec.variants),
            "descriptions": {v: VARIANTS[v] for v in spec.variants}, "runs": {}}
     for task, stream, variant, trial, rec in results:
@@ -276,9 +277,9 @@ def run_adapt(spec: AdaptSpec, jobs=1, progress=True, scheduler=None, store=None
             raise RuntimeError(f"{task} {stream} {variant} trial {trial}: labels {rec['labels']} at checkpoints "
                                f"{marks} (a label was refused)")
         cell = out["runs"].setdefault(task, {}).setdefault(stream, {}).setdefault(
-            variant, {"trial": [], "success": [], "rmse": [], "nll": [], "falls": []})
+            variant, {"trial": [], "success": [], "rmse": [], "nll": [], "falls": [], "rejected": []})
         cell["trial"].append(trial)
-        for k in ("success", "rmse", "nll", "falls"):
+        for k in ("success", "rmse", "nll", "falls", "rejected"):
             cell[k].append(rec[k])
     for task in out["runs"].values():
         for stream in task.values():
