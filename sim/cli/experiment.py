@@ -34,7 +34,8 @@ def add_arguments(p):
     p.add_argument("--out", default=None, metavar="DIR",
                    help="output directory (default kbt-results/NAME; the shipped results/ are written only when named)")
     p.add_argument("--quick", action="store_true", help="CI size (under 3 minutes)")
-    p.add_argument("--trials", type=int, default=None, help="fig3/4: trials (default 10); adapt: trials (default 20, --quick 1)")
+    p.add_argument("--trials", type=int, default=None,
+                   help="fig3/4: trials (default 10); adapt: trials (default 20, --quick 1)")
     p.add_argument("--samples", type=int, default=None, help="samples per trial (default fig3/4: 400, fig5: 20000)")
     p.add_argument("--episodes", type=int, default=None,
                    help="fig3/4: evaluation episodes per checkpoint (default 100, --quick 20); adapt: the same "
@@ -50,7 +51,8 @@ def add_arguments(p):
                         "settings (more --trials or --methods are fine). Default: OUT/trials/ is replaced")
     p.add_argument("--methods", nargs="+", default=None, metavar="M",
                    help="fig3/4: learning methods, e.g. kbt retrain-10 retrain-100 blob-10 (default: all of Figure 3); "
-                        "adapt: variants among kbt (the shipped weights, today's prior), kbt@family (the task's family prior: "
+                        "adapt: variants among kbt (the shipped weights, today's prior), kbt@family (the task's "
+                        "family prior: "
                         "mean and covariance), rls (the SOURCE gain), rls@family (a prior from the same family through "
                         "rls's inputs), kbt-softmax (the paper's head) (default: all; docs/adapt.md)")
     p.add_argument("--epochs", type=int, default=100, help="retraining epochs per sample")
@@ -335,7 +337,8 @@ def _adapt(args, jobs):
     spec = _adapt_spec(args)
     results = _run_stored(args, jobs, spec, ex.trial_store, ex.run_adapt)
     summary = write_adapt(results, args.out)
-    print(f"adapt: {spec.trials} trial{'s' * (spec.trials != 1)} (seeds {1000 * spec.seed}..{1000 * spec.seed + spec.trials - 1}), "
+    first = 1000 * spec.seed
+    print(f"adapt: {spec.trials} trial{'s' * (spec.trials != 1)} (seeds {first}..{first + spec.trials - 1}), "
           f"success over {spec.episodes} episodes of the changed plant, held-out set of {spec.heldout} expert states; "
           f"non-monotone: the trial reached {ex.REACH} and later fell below {ex.STAY}")
     print(format_adapt(results, summary))
