@@ -1,6 +1,7 @@
 """``kbt experiment NAME``: the paper's Figures 3/4/5 and calibration
 (``sim.experiments.offline``), and the deployed-learning experiments onpolicy,
-swingup (``sim.experiments.onpolicy``) and drift (``sim.experiments.drift``).
+swingup (``sim.experiments.onpolicy``), drift (``sim.experiments.drift``) and adapt
+(``sim.experiments.adapt``).
 Trials run in-process or on Dask (``sim.experiments.trials``) and are kept as they
 finish (``sim.experiments.trial_store``); ``--resume`` reads them back."""
 
@@ -14,7 +15,7 @@ from sim.cli import flags as fl
 
 HELP = "reproduce a figure of the paper (JSON, CSV, PNG)"
 OUTPUTS = (("--out", "out", "dir"),)
-NAMES = ("fig3", "fig4", "fig5", "calibration", "onpolicy", "swingup", "drift")
+NAMES = ("fig3", "fig4", "fig5", "calibration", "onpolicy", "swingup", "drift", "adapt")
 
 
 def add_arguments(p):
@@ -25,17 +26,20 @@ def add_arguments(p):
                         "onpolicy: every method learning from labels on the states it visits, and KBT asking "
                         "for labels only where it is unsure; swingup: every method adapting to the swing-up "
                         "task's changed plant; drift: every method through schedules of plant and label-noise "
-                        "changes (docs/change-detection.md)")
+                        "changes (docs/change-detection.md); adapt: success, held-out force RMSE and NLL "
+                        "against the number of labels, per task and stream, trial by trial (docs/adapt.md)")
     p.add_argument("--from", dest="from_dir", metavar="DIR",
                    help="calibration: read a full (not --quick) fig3 run's results.json from DIR instead of running "
                         "anew (default: run anew)")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="output directory (default kbt-results/NAME; the shipped results/ are written only when named)")
     p.add_argument("--quick", action="store_true", help="CI size (under 3 minutes)")
-    p.add_argument("--trials", type=int, default=None, help="fig3/4: trials (default 10)")
+    p.add_argument("--trials", type=int, default=None,
+                   help="fig3/4: trials (default 10); adapt: trials (default 20, --quick 1)")
     p.add_argument("--samples", type=int, default=None, help="samples per trial (default fig3/4: 400, fig5: 20000)")
     p.add_argument("--episodes", type=int, default=None,
-                   help="fig3/4: evaluation episodes per checkpoint (default 100, --quick 20)")
+                   help="fig3/4: evaluation episodes per checkpoint (default 100, --quick 20); adapt: the same "
+                        "(default 100, --quick 10)")
     p.add_argument("--seed", type=int, default=None, help="seeds the data of every trial (default 0)")
     p.add_argument("--jobs", type=int, default=None, help="processes, >= 1; not with --scheduler (default: all cores)")
     p.add_argument("--scheduler", metavar="ADDRESS", default=None,
@@ -46,7 +50,11 @@ def add_arguments(p):
                         "--resume keeps those and runs only the missing ones, refusing trials made with other "
                         "settings (more --trials or --methods are fine). Default: OUT/trials/ is replaced")
     p.add_argument("--methods", nargs="+", default=None, metavar="M",
-                   help="fig3/4: learning methods, e.g. kbt retrain-10 retrain-100 blob-10 (default: all of Figure 3)")
+                   help="fig3/4: learning methods, e.g. kbt retrain-10 retrain-100 blob-10 (default: all of Figure 3); "
+                        "adapt: variants among kbt (the shipped weights, today's prior), kbt@family (the task's "
+                        "family prior: "
+                        "mean and covariance), rls (the SOURCE gain), rls@family (a prior from the same family through "
+                        "rls's inputs), kbt-softmax (the paper's head) (default: all; docs/adapt.md)")
     p.add_argument("--epochs", type=int, default=100, help="retraining epochs per sample")
     p.add_argument("--lr", type=float, default=None,
                    help="Adam learning rate of retraining and BLoB (default: retrain 1e-3, blob 3e-3)")
@@ -57,7 +65,7 @@ def add_arguments(p):
                    help="onpolicy: epistemic std (N) above which the expert takes over for the gated variants "
                         "(default 1)")
     p.add_argument("--probe", type=float, default=None, metavar="K",
-                   help="onpolicy, swingup: probing gain on the learners' on-policy actions, K x epistemic std "
+                   help="onpolicy, swingup, adapt: probing gain on the learners' on-policy actions, K x epistemic std "
                         "(default: 1 on balance, 2 on swing-up; 0: off)")
     p.add_argument("--every", type=int, default=None,
                    help="onpolicy, swingup: checkpoint spacing in ticks (default 20; swingup 100; --quick 25)")
@@ -65,19 +73,41 @@ def add_arguments(p):
                    help="onpolicy: methods also run asking for labels only where unsure, and at random at the same "
                         "label rate (default kbt; among kbt kbt-softmax rls; none: --gated with no name)")
     p.add_argument("--task", choices=fl.TASK_NAMES, default=None,
-                   help="onpolicy: the task (default balance; swingup needs the swing-up weights)")
+                   help="onpolicy: the task (default balance; swingup needs the swing-up weights); "
+                        "adapt: one task (default both)")
+    p.add_argument("--stream", choices=("iid", "onpolicy"), default=None,
+                   help="adapt: one stream (default both): iid, expert-labelled i.i.d. states (balance: the "
+                        "sampling box; swing-up: states the expert visits); onpolicy, the states the learner visits")
+    p.add_argument("--labels-at", type=int, nargs="+", default=None, metavar="N",
+                   help="adapt: label checkpoints, increasing, 0..%d (default 0 1 2 3 5 10 20 50 100 200; "
+                        "--quick 0 1 3 10 30); the last is the run's length" % fl.MAX_SAMPLES)
+    p.add_argument("--heldout", type=int, default=None, metavar="N",
+                   help="adapt: held-out expert-labelled states per trial for RMSE and NLL, 1..100000 "
+                        "(default 500, --quick 200)")
+    p.add_argument("--weights", metavar="PATH", default=None,
+                   help="adapt: transformer weights of the kbt and kbt-softmax variants, with --task "
+                        "(default: the task's shipped file)")
     p.add_argument("--method", dest="fig5_method", choices=("kbt", "kbt-softmax"), default="kbt",
                    help="fig5: the head whose predicted variance is tracked (default kbt)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
 
 
+def _adapt_variants():
+    from sim.experiments.adapt import VARIANTS
+
+    return VARIANTS
+
+
 #: per experiment, the flags it has no use for
 _DEPLOYED = ("ask_above", "gated", "task", "every", "probe")
-UNUSED = {"fig3": ("sigma_data", "fig5_method") + _DEPLOYED, "fig4": ("sigma_data", "fig5_method") + _DEPLOYED,
-          "fig5": ("trials", "episodes", "methods", "epochs", "lr") + _DEPLOYED,
-          "calibration": ("fig5_method",) + _DEPLOYED, "onpolicy": ("sigma_data", "fig5_method"),
-          "swingup": ("sigma_data", "task", "fig5_method"),
-          "drift": ("sigma_data", "samples", "fig5_method") + _DEPLOYED}
+_ADAPT = ("stream", "labels_at", "heldout", "weights")
+UNUSED = {"fig3": ("sigma_data", "fig5_method") + _DEPLOYED + _ADAPT,
+          "fig4": ("sigma_data", "fig5_method") + _DEPLOYED + _ADAPT,
+          "fig5": ("trials", "episodes", "methods", "epochs", "lr") + _DEPLOYED + _ADAPT,
+          "calibration": ("fig5_method",) + _DEPLOYED + _ADAPT, "onpolicy": ("sigma_data", "fig5_method") + _ADAPT,
+          "swingup": ("sigma_data", "task", "fig5_method") + _ADAPT,
+          "drift": ("sigma_data", "samples", "fig5_method") + _DEPLOYED + _ADAPT,
+          "adapt": ("sigma_data", "samples", "fig5_method", "ask_above", "gated", "every", "epochs", "lr")}
 
 
 def check(args):
@@ -105,6 +135,32 @@ def check(args):
     fl.check_real("--ask-above", args.ask_above, 0.0, 1e6, low_open=True)
     fl.check_real("--probe", args.probe, 0.0, 100.0)
     fl.check_int("--every", args.every, 1, fl.MAX_SAMPLES)
+    if args.name == "adapt":
+        _check_adapt(args)
+
+
+def _check_adapt(args):
+    """adapt: the label checkpoints, the held-out size, the variants and the weights."""
+    fl.check_int("--heldout", args.heldout, 1, 100_000)
+    if args.labels_at is not None:
+        for n in args.labels_at:
+            fl.check_int("--labels-at", n, 0, fl.MAX_SAMPLES)
+        if list(args.labels_at) != sorted(set(args.labels_at)) or max(args.labels_at) < 1:
+            raise ValueError(f"--labels-at: expected increasing label counts in 0..{fl.MAX_SAMPLES}, the last >= 1, "
+                             f"but found {' '.join(map(str, args.labels_at))}")
+    variants = _adapt_variants()
+    for m in args.methods or ():
+        if m not in variants:
+            raise ValueError(f"--methods: adapt expected variants among {', '.join(variants)} but found {m!r}")
+    if args.weights is not None:
+        if args.task is None:
+            raise ValueError("--weights: give --task too (weights are pre-trained for one task)")
+        if not os.path.isfile(args.weights):
+            raise ValueError(f"--weights: {args.weights}: no such file")
+        if "kbt@family" in (args.methods or variants):
+            raise ValueError("--weights: the family prior (kbt@family) belongs to the shipped weights; "
+                             "give --methods without kbt@family")
+    _adapt_spec(args)              # what is left (e.g. the combination) the spec checks
 
 
 def _check_cluster_args(args, given):
@@ -133,7 +189,7 @@ def run(args):
 
     jobs = args.jobs or (os.cpu_count() or 1)
     run_named = {"onpolicy": _deployed, "swingup": _deployed, "drift": _drift, "fig3": _learning,
-                 "fig4": _learning, "calibration": _calibration, "fig5": _variance}[args.name]
+                 "fig4": _learning, "calibration": _calibration, "fig5": _variance, "adapt": _adapt}[args.name]
     try:
         return run_named(args, jobs)
     except JobError as e:
@@ -248,6 +304,45 @@ def _drift(args, jobs):
           f"200 samples after; labels down-weighted and changes detected (means by the end; '-': the head has neither)")
     print(format_drift(rows))
     print(f"wrote {args.out}/results.json, results.csv and drift.png")
+    return 0
+
+
+def _adapt_spec(args):
+    """The ``AdaptSpec`` the flags give (its own checks name the flag)."""
+    from sim.experiments.adapt import AdaptSpec
+
+    kw = _given(args, "trials", "seed", "episodes", "heldout", "probe", "weights")
+    if args.methods:
+        kw["variants"] = tuple(dict.fromkeys(args.methods))
+    if args.task:
+        kw["tasks"] = (args.task,)
+    if args.stream:
+        kw["streams"] = (args.stream,)
+    if args.labels_at:
+        kw["labels_at"] = tuple(args.labels_at)
+    try:
+        return AdaptSpec.quick(**kw) if args.quick else AdaptSpec(**kw)
+    except ValueError as e:
+        names = {"variants": "--methods", "tasks": "--task", "streams": "--stream", "labels_at": "--labels-at",
+                 "heldout": "--heldout"}
+        name, sep, rest = str(e).partition(": ")
+        raise ValueError(f"{names.get(name, name)}{sep}{rest}") from None
+
+
+def _adapt(args, jobs):
+    """adapt: success, held-out RMSE and NLL against labels, per task, stream, variant and trial."""
+    from sim.experiments import adapt as ex
+    from sim.experiments.report_adapt import format_adapt, write_adapt
+
+    spec = _adapt_spec(args)
+    results = _run_stored(args, jobs, spec, ex.trial_store, ex.run_adapt)
+    summary = write_adapt(results, args.out)
+    first = 1000 * spec.seed
+    print(f"adapt: {spec.trials} trial{'s' * (spec.trials != 1)} (seeds {first}..{first + spec.trials - 1}), "
+          f"success over {spec.episodes} episodes of the changed plant, held-out set of {spec.heldout} expert states; "
+          f"non-monotone: the trial reached {ex.REACH} and later fell below {ex.STAY}")
+    print(format_adapt(results, summary))
+    print(f"wrote {args.out}/results.json, results.csv and adapt.png")
     return 0
 
 

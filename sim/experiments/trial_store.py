@@ -41,7 +41,7 @@ SETTINGS_FILE = "_settings.json"     # no method or variance key starts with "_"
 #: (kbt-c, rls-c); not the command line, the view or the reports, which shape no result
 TRIAL_SOURCES = ("controller/**/*.py", "controller/data/*.npz", "sim/world/*.py", "sim/loops/*.py",
                  "sim/pretraining/*.py", "sim/experiments/drift.py", "sim/experiments/offline.py",
-                 "sim/experiments/onpolicy.py", "sim/experiments/trials.py", "firmware_profile/**/*.py",
+                 "sim/experiments/onpolicy.py", "sim/experiments/adapt.py", "sim/experiments/trials.py", "firmware_profile/**/*.py",
                  "firmware_profile/export/templates/*")
 
 
