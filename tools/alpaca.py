@@ -18,7 +18,8 @@ residual variance) and ``w0`` (the same covariance and R, mean the pre-trained r
 KBT's default mean).
 
 ``eval``: closed loop on TARGET as ``tools/family_trunk.py eval``: KBT with the learned prior
-installed (``kbt_prior``: mean, P0, and R as the learned noise's initial guess) on the
+installed (``kbt_prior``: mean, P0, and R as the learned noise's initial guess, or with
+``--noise known`` as a fixed noise) on the
 i.i.d. and on-policy streams, success at 10/25/50/100/200 labels per trial.
 
     python tools/alpaca.py train --out /tmp/alpaca.npz
@@ -78,8 +79,8 @@ def train(a):
     print(f"wrote {a.out} and {a.out}.prior.npz ({time.perf_counter() - t0:.0f} s)")
 
 
-def _settings(name, R=None):
-    head = HeadConfig() if R is None else HeadConfig(obs_noise=R)
+def _settings(name, R=None, noise="learned"):
+    head = HeadConfig(noise=noise) if R is None else HeadConfig(obs_noise=R, noise=noise)
     return MethodSettings(family=False, weights=None if name == "shipped" else name, head=head)
 
 
@@ -152,8 +153,8 @@ def nll(a):
             json.dump({"draws": a.draws, "ks": KS, "results": out}, f, indent=1)
 
 
-def trial(name, prior, stream, seed, episodes):
-    c = make_controller("kbt", TASK, _settings(name, prior[2] if prior else None))
+def trial(name, prior, stream, seed, episodes, noise="learned"):
+    c = make_controller("kbt", TASK, _settings(name, prior[2] if prior else None, noise))
     if prior is not None:
         c.use_prior(prior_mean=prior[0], prior_cov=prior[1])
     cfg = DeployConfig(samples=max(LABELS), stream=stream, episodes=episodes, seed=seed, checkpoints=LABELS)
@@ -170,14 +171,16 @@ def evaluate(a):
         prior = learned_prior(name, c)
         if a.mean == "w0" and prior is not None:
             prior = (c.prior_mean, prior[1], prior[2])
-        print(f"{name}: prior {'learned' if prior else 'v I'}, mean {a.mean}, R {prior[2] if prior else '-'}",
-              flush=True)
+        if a.R is not None and prior is not None:
+            prior = (prior[0], prior[1], a.R)
+        print(f"{name}: prior {'learned' if prior else 'v I'}, mean {a.mean}, noise {a.noise}, "
+              f"R {prior[2] if prior else '-'}", flush=True)
         out[name] = {}
         for stream in a.streams:
             rows = []
             for s in seeds:
                 t0 = time.perf_counter()
-                rows.append(trial(name, prior, stream, s, a.episodes))
+                rows.append(trial(name, prior, stream, s, a.episodes, a.noise))
                 print(f"  {stream} trial {s}: " + " ".join(f"{v:.2f}" for v in rows[-1])
                       + f" ({time.perf_counter() - t0:.0f} s)", flush=True)
             rows = np.array(rows)
@@ -187,6 +190,7 @@ def evaluate(a):
             if a.out:
                 with open(a.out, "w") as f:
                     json.dump({"trials": a.trials, "labels": LABELS, "episodes": a.episodes, "mean": a.mean,
+                               "noise": a.noise, "R": None if prior is None else prior[2],
                                "results": out}, f, indent=1)
 
 
@@ -217,6 +221,9 @@ def main():
     e.add_argument("--episodes", type=int, default=50)
     e.add_argument("--streams", nargs="+", default=["iid", "onpolicy"])
     e.add_argument("--mean", choices=("learned", "w0"), default="learned")
+    e.add_argument("--noise", choices=("learned", "known"), default="learned",
+                   help="the head's noise: learned online from R0 = R, or known = R")
+    e.add_argument("--R", type=float, help="R instead of the learned prior's (N^2)")
     e.add_argument("--out")
     a = ap.parse_args()
     {"train": train, "nll": nll, "eval": evaluate}[a.cmd](a)
