@@ -46,9 +46,10 @@ from sim.pretraining.alpaca import (AlpacaRecipe, Standardiser, family_trajector
 from sim.pretraining.family import family_members
 from sim.world.data import collect
 from sim.world.experts import expert_for
-from sim.world.task import SWINGUP, SWINGUP_TARGET
+from sim.world.task import SWINGUP, SWINGUP_SHIFT2, SWINGUP_TARGET
 
 TASK = SWINGUP.on(SWINGUP_TARGET)
+PLANTS = {"target": SWINGUP_TARGET, "shift2": SWINGUP_SHIFT2}
 LABELS = (10, 25, 50, 100, 200)
 KS = (0, 10, 50, 200)
 
@@ -153,12 +154,12 @@ def nll(a):
             json.dump({"draws": a.draws, "ks": KS, "results": out}, f, indent=1)
 
 
-def trial(name, prior, stream, seed, episodes, noise="learned"):
-    c = make_controller("kbt", TASK, _settings(name, prior[2] if prior else None, noise))
+def trial(name, prior, stream, seed, episodes, noise="learned", task=TASK):
+    c = make_controller("kbt", task, _settings(name, prior[2] if prior else None, noise))
     if prior is not None:
         c.use_prior(prior_mean=prior[0], prior_cov=prior[1])
     cfg = DeployConfig(samples=max(LABELS), stream=stream, episodes=episodes, seed=seed, checkpoints=LABELS)
-    res = run_deployment(c, TASK, cfg)
+    res = run_deployment(c, task, cfg)
     return [r["success_rate"] for r in res.rows if r["samples"] in LABELS]
 
 
@@ -168,19 +169,25 @@ def evaluate(a):
     out = {}
     for name in a.weights:
         c = make_controller("kbt", TASK, _settings(name))
-        prior = learned_prior(name, c)
+        if a.prior == "family":
+            # the empirical prior of the seed-1 training family's read-outs (as ``nll``'s ``family``)
+            a.plants, a.family_seed, a.episodes_family = 40, 1, 10
+            fam = family_trajectories(_members(a), 10, np.random.default_rng(0))
+            prior = empirical_prior(c, fam)
+        else:
+            prior = learned_prior(name, c)
         if a.mean == "w0" and prior is not None:
             prior = (c.prior_mean, prior[1], prior[2])
         if a.R is not None and prior is not None:
             prior = (prior[0], prior[1], a.R)
-        print(f"{name}: prior {'learned' if prior else 'v I'}, mean {a.mean}, noise {a.noise}, "
+        print(f"{name}: prior {a.prior if prior else 'v I'}, mean {a.mean}, noise {a.noise}, "
               f"R {prior[2] if prior else '-'}", flush=True)
         out[name] = {}
         for stream in a.streams:
             rows = []
             for s in seeds:
                 t0 = time.perf_counter()
-                rows.append(trial(name, prior, stream, s, a.episodes, a.noise))
+                rows.append(trial(name, prior, stream, s, a.episodes, a.noise, SWINGUP.on(PLANTS[a.plant])))
                 print(f"  {stream} trial {s}: " + " ".join(f"{v:.2f}" for v in rows[-1])
                       + f" ({time.perf_counter() - t0:.0f} s)", flush=True)
             rows = np.array(rows)
@@ -189,9 +196,28 @@ def evaluate(a):
                   + " ".join(f"{m:.2f}" for m in rows.min(0)), flush=True)
             if a.out:
                 with open(a.out, "w") as f:
-                    json.dump({"trials": a.trials, "labels": LABELS, "episodes": a.episodes, "mean": a.mean,
+                    json.dump({"trials": a.trials, "labels": LABELS, "episodes": a.episodes, "mean": a.mean, "prior": a.prior, "plant": a.plant,
                                "noise": a.noise, "R": None if prior is None else prior[2],
                                "results": out}, f, indent=1)
+
+
+def held(row, reach=0.95, floor=0.9):
+    """True when no checkpoint after the first at >= ``reach`` is below ``floor`` (the per-trial rule)."""
+    hit = [i for i, v in enumerate(row) if v >= reach]
+    return not hit or min(row[hit[0]:]) >= floor
+
+
+def summary(a):
+    """Mean (worst) per checkpoint, trials at >= 0.95 at 50 labels, trials that keep the per-trial rule."""
+    for path in a.files:
+        with open(path) as f:
+            d = json.load(f)
+        for name, streams in d["results"].items():
+            for stream, rows in streams.items():
+                rows = np.array(rows)
+                cells = " | ".join(f"{m:.2f} ({w:.2f})" for m, w in zip(rows.mean(0), rows.min(0)))
+                print(f"{path} {stream} (noise {d.get('noise', 'learned')}, R {d.get('R')}): | {cells} | "
+                      f"{int(np.sum(rows[:, 2] >= 0.95))} / {len(rows)} | {sum(held(r) for r in rows)} / {len(rows)} |")
 
 
 def main():
@@ -223,10 +249,15 @@ def main():
     e.add_argument("--mean", choices=("learned", "w0"), default="learned")
     e.add_argument("--noise", choices=("learned", "known"), default="learned",
                    help="the head's noise: learned online from R0 = R, or known = R")
+    e.add_argument("--prior", choices=("learned", "family"), default="learned",
+                   help="family: the seed-1 training family's read-outs (mean, Cov + 1e-3 I, residual variance)")
+    e.add_argument("--plant", choices=tuple(PLANTS), default="target", help="the deployed plant")
     e.add_argument("--R", type=float, help="R instead of the learned prior's (N^2)")
     e.add_argument("--out")
+    sm = sub.add_parser("summary")
+    sm.add_argument("files", nargs="+")
     a = ap.parse_args()
-    {"train": train, "nll": nll, "eval": evaluate}[a.cmd](a)
+    {"train": train, "nll": nll, "eval": evaluate, "summary": summary}[a.cmd](a)
 
 
 if __name__ == "__main__":
