@@ -46,7 +46,8 @@ def _check(loss, arrays, rng, h=1e-5, rtol=1e-6, atol=1e-9):
             arr += h * v
             fd = (lp - lm) / (2 * h)
             an = float(np.sum(g * v))
-            assert abs(fd - an) <= rtol * max(abs(fd), abs(an)) + atol, f"{name} direction {trial}: fd {fd} analytic {an}"
+            assert abs(fd - an) <= rtol * max(abs(fd), abs(an)) + atol, \
+                f"{name} direction {trial}: fd {fd} analytic {an}"
 
 
 def test_predictive_nll_gradients_match_finite_differences():

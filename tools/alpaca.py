@@ -29,10 +29,8 @@ i.i.d. and on-policy streams, success at 10/25/50/100/200 labels per trial.
 
 import argparse
 import json
-import math
 import os
 import time
-from dataclasses import replace
 
 import numpy as np
 
@@ -171,7 +169,7 @@ def evaluate(a):
         c = make_controller("kbt", TASK, _settings(name))
         if a.prior == "family":
             # the empirical prior of the seed-1 training family's read-outs (as ``nll``'s ``family``)
-            a.plants, a.family_seed, a.episodes_family = 40, 1, 10
+            a.plants, a.family_seed = 40, 1
             fam = family_trajectories(_members(a), 10, np.random.default_rng(0))
             prior = empirical_prior(c, fam)
         else:
@@ -196,7 +194,8 @@ def evaluate(a):
                   + " ".join(f"{m:.2f}" for m in rows.min(0)), flush=True)
             if a.out:
                 with open(a.out, "w") as f:
-                    json.dump({"trials": a.trials, "labels": LABELS, "episodes": a.episodes, "mean": a.mean, "prior": a.prior, "plant": a.plant,
+                    json.dump({"trials": a.trials, "labels": LABELS, "episodes": a.episodes, "mean": a.mean,
+                               "prior": a.prior, "plant": a.plant,
                                "noise": a.noise, "R": None if prior is None else prior[2],
                                "results": out}, f, indent=1)
 
