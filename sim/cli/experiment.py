@@ -62,8 +62,7 @@ def add_arguments(p):
                    help="fig5: label-noise variances (N^2, default 0 10 20 50); calibration: one variance for "
                         "the stream and the held-out labels (default 0)")
     p.add_argument("--ask-above", type=float, default=None,
-                   help="onpolicy: epistemic std (N) above which the expert takes over for the gated variants "
-                        "(default 1)")
+                   help="onpolicy: epistemic std (N) above which the expert takes over the gated variants (default 1)")
     p.add_argument("--probe", type=float, default=None, metavar="K",
                    help="onpolicy, swingup, adapt: probing gain on the learners' on-policy actions, K x epistemic std "
                         "(default: 1 on balance, 2 on swing-up; 0: off)")
@@ -75,6 +74,14 @@ def add_arguments(p):
     p.add_argument("--task", choices=fl.TASK_NAMES, default=None,
                    help="onpolicy: the task (default balance; swingup needs the swing-up weights); "
                         "adapt: one task (default both)")
+    _add_adapt_arguments(p)
+    p.add_argument("--method", dest="fig5_method", choices=("kbt", "kbt-softmax"), default="kbt",
+                   help="fig5: the head whose predicted variance is tracked (default kbt)")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
+
+
+def _add_adapt_arguments(p):
+    """The flags only ``kbt experiment adapt`` reads."""
     p.add_argument("--stream", choices=("iid", "onpolicy"), default=None,
                    help="adapt: one stream (default both): iid, expert-labelled i.i.d. states (balance: the "
                         "sampling box; swing-up: states the expert visits); onpolicy, the states the learner visits")
@@ -87,9 +94,6 @@ def add_arguments(p):
     p.add_argument("--weights", metavar="PATH", default=None,
                    help="adapt: transformer weights of the kbt and kbt-softmax variants, with --task "
                         "(default: the task's shipped file)")
-    p.add_argument("--method", dest="fig5_method", choices=("kbt", "kbt-softmax"), default="kbt",
-                   help="fig5: the head whose predicted variance is tracked (default kbt)")
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
 
 
 def _adapt_variants():

@@ -25,7 +25,7 @@ import numpy as np
 from controller.checks import check_positive
 
 __all__ = ["FAMILY_EPS", "FAMILY_DEFAULT", "FAMILY_MEAN", "family_path", "prior_covariance", "prior_mean", "save_family",
-           "load_family"]
+           "load_family", "BALANCE_STATES", "member_states"]
 
 #: eps of P0 = Cov(w) + eps I (docs/family-prior.md: the sweep it was chosen by)
 FAMILY_EPS = 1e-3
@@ -83,3 +83,17 @@ def load_family(path, fingerprint):
         raise ValueError(f"{path}: the family was made for other pre-trained weights (fingerprint {saved}, "
                          f"expected {fingerprint}); re-make it with `kbt family --out {_shown(path)}`")
     return W
+
+
+#: box states a balance member's read-out is fitted on
+BALANCE_STATES = 2000
+
+
+def member_states(member, expert, seed, episodes):
+    """The states a family member's read-out is fitted on (``kbt family``): its expert's
+    ``episodes`` episodes (swing-up) or ``BALANCE_STATES`` box states (balance), seeded by ``seed``."""
+    from sim.world.data import sample_states, trajectory_states
+
+    if member.name == "balance":
+        return sample_states(BALANCE_STATES, np.random.default_rng(seed + 1))
+    return trajectory_states(member, expert, seed + 1, episodes=episodes)

@@ -26,7 +26,7 @@ import numpy as np
 
 from controller.checks import check_int, check_positive
 from sim.world.cartpole import TARGET, CartPoleParams
-from sim.world.data import sample_states, trajectory_states
+from sim.loops.family_prior import member_states
 from sim.world.task import SWINGUP_SHIFT2, SWINGUP_TARGET, as_task
 
 __all__ = ["FAMILY_RANGE", "FAMILY_SIZE", "LEFT_OUT", "family_plants", "family_members", "family_readouts"]
@@ -42,8 +42,6 @@ LEFT_OUT = {"swingup": (SWINGUP_TARGET, SWINGUP_SHIFT2), "balance": (TARGET,)}
 LEFT_OUT_FACTOR = 1.5
 #: an expert counts when it swings up (balances) its own plant in this share of 10 episodes
 EXPERT_SUCCESS = 0.9
-#: balance: box states each member's read-out is fitted on
-BALANCE_STATES = 2000
 
 
 def _left_out(params, task_name):
@@ -64,13 +62,6 @@ def family_plants(task, rng):
                            integrator=task.params.integrator, u_max=task.params.u_max)
         if not _left_out(p, task.name):
             yield p
-
-
-def _member_states(member, expert, seed, episodes):
-    """The states a member's read-out is fitted on: its expert's episodes (swing-up) or box states (balance)."""
-    if member.name == "balance":
-        return sample_states(BALANCE_STATES, np.random.default_rng(seed + 1))
-    return trajectory_states(member, expert, seed + 1, episodes=episodes)
 
 
 def family_members(task, n, seed=0):
@@ -100,7 +91,7 @@ def family_readouts(controller, task, n=40, seed=0, episodes=10, progress=None):
     ``controller`` supplies the inputs z(s)."""
     W, plants = [], []
     for p, member, expert in family_members(task, n, seed):
-        S = _member_states(member, expert, seed, episodes)
+        S = member_states(member, expert, seed, episodes)
         Zt = np.hstack([controller.inputs(S), np.ones((len(S), 1))])
         W.append(np.linalg.lstsq(Zt, expert.act(S), rcond=None)[0])
         plants.append((p.m_c, p.m_p, p.l_p))
