@@ -6,7 +6,8 @@ and say whether they are the same apart from wall-clock timings.
 
 JSON: every value must be equal, except the keys that hold timings (microseconds,
 milliseconds, seconds, per-label or per-sample times, deadline misses, the command
-line). CSV and text: compared line by line after removing the columns / numbers that
+line), and the keys that identify the code (``code``, ``fingerprint``: a hash of the
+sources, which any edit changes). CSV and text: compared line by line after removing the columns / numbers that
 are timings (a header names them; in text output, numbers right after "p50", "us",
 "ms" and the like). PNG files are skipped (they draw the same numbers). Exit status 0
 when everything but the timings is identical, 1 otherwise.
@@ -26,6 +27,8 @@ import sys
 #: JSON keys whose values are wall-clock timings (or depend on them), not results
 TIMING_KEYS = re.compile(r"(_us$|_us_|^us_|_ms$|ms_per|_seconds$|^seconds$|^command$|deadline_misses|"
                          r"longest_miss_run|latency|^time_|_time$|^act_p50|^update_p|^median_ms)")
+#: JSON keys that identify the code that ran (a hash of its sources), which a code change changes
+VERSION_KEYS = ("code", "fingerprint")
 #: text-table columns / phrases that are timings
 TEXT_TIMING = re.compile(r"(p50|p99|\bus\b|ms/label|ms/sample|ms per|latency|misses|longest run)", re.I)
 
@@ -33,7 +36,7 @@ TEXT_TIMING = re.compile(r"(p50|p99|\bus\b|ms/label|ms/sample|ms per|latency|mis
 def _json_diff(a, b, path, out):
     if isinstance(a, dict) and isinstance(b, dict):
         for k in sorted(set(a) | set(b)):
-            if TIMING_KEYS.search(str(k)):
+            if TIMING_KEYS.search(str(k)) or k in VERSION_KEYS:
                 continue
             if k not in a or k not in b:
                 out.append(f"{path}/{k}: only in {'B' if k not in a else 'A'}")
