@@ -58,7 +58,31 @@ def _csv_rows(text):
     if not rows:
         return rows
     keep = [i for i, name in enumerate(rows[0]) if not TIMING_KEYS.search(name) and not TEXT_TIMING.search(name)]
-    return [[r[i] for i in keep if i < len(r)] for r in rows]
+    # long-format rows that name a timing quantity (e.g. "learn_seconds") are timings too
+    return [[r[i] for i in keep if i < len(r)] for r in rows if not any(TIMING_KEYS.search(c) for c in r)]
+
+
+#: a log line of Dask or another library (timestamped), not the command's output
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
+
+
+def _without_logs(lines):
+    """The lines without blank lines, "wrote PATH" lines (the output folder), library log records and the tracebacks they print
+    (a line with a timestamp, then "Traceback ..." up to its first unindented line)."""
+    out, in_tb = [], False
+    for line in lines:
+        if LOG_LINE.match(line) or not line.strip() or line.startswith("wrote ") or line.startswith(("The above exception", "During handling")):
+            continue
+        if line.startswith("Traceback (most recent call last)"):
+            in_tb = True
+            continue
+        if in_tb:
+            if line[:1] in (" ", "\t") or not line.strip():
+                continue
+            in_tb = False
+            continue                   # the exception line that ends the traceback
+        out.append(line)
+    return out
 
 
 def _text_lines(text):
@@ -66,10 +90,10 @@ def _text_lines(text):
     timing columns, those columns (counted from the line's end, where the tables
     align); and any number in a phrase that names a timing ("act p50 32 us")."""
     out, from_end = [], []
-    for line in text.splitlines():
+    for line in _without_logs(text.splitlines()):
         words = line.split()
         if words and not any(ch.isdigit() for ch in words[0]) and sum(bool(TEXT_TIMING.search(w)) for w in words) \
-                and len(words) > 4 and not any(re.fullmatch(r"[0-9.]+", w) for w in words):
+                and len(words) >= 3:
             from_end = [len(words) - i for i, w in enumerate(words) if TEXT_TIMING.search(w)]
         elif from_end and len(words) >= max(from_end):
             for k in from_end:
