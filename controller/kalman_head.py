@@ -237,6 +237,11 @@ class KalmanHead:
         mom = self.forward(_features(H, self.d_in))
         return mom.mu_p, mom.Sigma_p
 
+    def predict_mean(self, H):
+        """Predictive output mean (N, n_out) alone: ``predict(H)[0]``, the same floats, without
+        the covariances when the head has one layer (``kalman_update.forward_mean``)."""
+        return ku.forward_mean(self.layers, _features(H, self.d_in), self.config)
+
     def probs_one(self, h):
         """Predictive mean for one feature vector h (d,) of the head's dtype, by
         the Numba kernel (``uses_numba`` only; the returned array is reused)."""

@@ -41,7 +41,7 @@ from scipy.linalg import cho_solve
 
 from controller import moments as mo
 
-__all__ = ["Layer", "Moments", "prior_layers", "mean_network", "forward", "update"]
+__all__ = ["Layer", "Moments", "prior_layers", "mean_network", "forward", "forward_mean", "update"]
 
 
 @dataclass
@@ -158,6 +158,21 @@ def forward(layers, H, config):
     else:
         mom.mu_p, mom.Sigma_p, mom.Sigma_up = mu_u, Sigma_u, Sigma_u
     return mom
+
+
+def forward_mean(layers, H, config):
+    """``forward(layers, H, config).mu_p`` alone: the predictive mean (N, n_out).
+
+    With one layer the mean needs no covariance: ``mu_u = M^T mu_z~`` and, for
+    the softmax output, ``softmax(mu_u)`` -- the very operations of ``forward``
+    on the same arrays, so the same floats, without the (N, n1, n1) moments
+    ``act`` never reads. With more layers the ReLU means depend on the
+    covariances, and the full ``forward`` runs.
+    """
+    if len(layers) != 1:
+        return forward(layers, H, config).mu_p
+    mu_u = mo.augment_mean(np.asarray(H, dtype=np.dtype(config.dtype))) @ layers[0].M
+    return mo.softmax(mu_u) if config.output == "softmax" else mu_u
 
 
 # ---------------------------------------------------------------- backward

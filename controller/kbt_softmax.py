@@ -110,8 +110,7 @@ class SoftmaxKBTController:
             s = as_float_array("states", states, (4,))
             return float(self.tokenizer.decode(self.head.probs_one(self._features_one(s))))
         single = np.ndim(states) == 1
-        p, _ = self.head.predict(self.features(states))
-        f = self.tokenizer.decode(p)
+        f = self.tokenizer.decode(self.head.predict_mean(self.features(states)))
         return f[0] if single else f
 
     def probs(self, states):

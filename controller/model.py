@@ -15,6 +15,7 @@ import numpy as np
 
 from controller import npz_format
 from controller import transformer as tf
+from controller import transformer_batch as tb
 from controller.transformer import TransformerConfig
 from controller.checks import as_float_array
 
@@ -64,8 +65,9 @@ class TransformerPolicy:
         return self.params["head.w"]
 
     def features(self, states):
-        """T_1: states (N, 4) -> H_dec (N, d)."""
-        return tf.features(self.params, self.config, _states(states))
+        """T_1: states (N, 4) -> H_dec (N, d); ``transformer_batch.features``, the floats of
+        ``transformer.features`` with its LayerNorms and softmaxes in Numba kernels."""
+        return tb.features(self.params, self.config, _states(states))
 
     def probs(self, states):
         """Action-bin probabilities (N, n_bins)."""

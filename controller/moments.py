@@ -19,7 +19,7 @@ import math
 import numpy as np
 from scipy.special import ndtr
 
-__all__ = ["augment", "linear_moments", "weight_u_cross", "relu_moments", "softmax_moments", "softmax"]
+__all__ = ["augment", "augment_mean", "linear_moments", "weight_u_cross", "relu_moments", "softmax_moments", "softmax"]
 
 _SQRT_2PI = math.sqrt(2.0 * math.pi)
 #: smallest standard deviation used in mu / s (a deterministic unit)
@@ -29,10 +29,15 @@ _TINY_STD = 1e-150
 def augment(mu_z, Sigma_z):
     """z~ = [z; 1]: mean (N, n+1) and covariance (N, n+1, n+1) with a zero bias row/column."""
     N, n = mu_z.shape
-    mu = np.concatenate([mu_z, np.ones((N, 1), dtype=mu_z.dtype)], axis=1)
+    mu = augment_mean(mu_z)
     S = np.zeros((N, n + 1, n + 1), dtype=Sigma_z.dtype)
     S[:, :n, :n] = Sigma_z
     return mu, S
+
+
+def augment_mean(mu_z):
+    """The mean of z~ = [z; 1] alone: (N, n) -> (N, n+1)."""
+    return np.concatenate([mu_z, np.ones((mu_z.shape[0], 1), dtype=mu_z.dtype)], axis=1)
 
 
 def linear_moments(M, W_cov, mu_zt, Sigma_zt, dense=False):

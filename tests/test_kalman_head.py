@@ -188,3 +188,21 @@ def test_preprocess_is_algorithm_1(pretrained):
     np.testing.assert_allclose(Y.sum(axis=1), 1.0)
     with pytest.raises(ValueError, match="forces"):
         c.preprocess(S, F[:3])
+
+
+@pytest.mark.parametrize("cfg", [HeadConfig(output="softmax"), HeadConfig(output="softmax", n_layers=2),
+                                 HeadConfig(output="linear"), HeadConfig(output="softmax", dtype="float32"),
+                                 HeadConfig(output="softmax", covariance="dense")],
+                         ids=["softmax", "two-layers", "linear", "float32", "dense"])
+def test_predict_mean_is_predicts_mean_to_the_bit(cfg):
+    """``act`` reads ``predict_mean``: the same floats as ``predict(H)[0]``, without the covariances."""
+    rng = np.random.default_rng(5)
+    head = KalmanHead.from_pretrained(rng.normal(size=(9, 5)), cfg)
+    for _ in range(6):
+        y = np.abs(rng.normal(size=5))
+        head.update(rng.normal(size=8), y / y.sum() if cfg.output == "softmax" else rng.normal(size=5))
+    for n in (1, 3, 100):
+        H = rng.normal(size=(n, 8))
+        mean, _ = head.predict(H)
+        fast = head.predict_mean(H)
+        assert fast.dtype == mean.dtype and fast.tobytes() == mean.tobytes()

@@ -137,17 +137,21 @@ class Evaluation:
         return len(self.lengths)
 
 
-def evaluate_success(controller, task, n_episodes=100, seed=0, max_steps=None):
+def evaluate_success(controller, task, n_episodes=100, seed=0, max_steps=None, backend="numba"):
     """Success rate of ``controller`` on a task (or, given ``CartPoleParams``, balancing that plant).
 
     All episodes run together: each period, one ``act`` call on the states of
-    the live episodes and one vectorised ``task.step``. Initial states come
+    the live episodes and one step of their plants. Initial states come
     from ``task.reset(numpy.random.default_rng(seed), n_episodes)``, so the
     same seed gives every method the same episodes. An episode fails when
     ``task.failed`` (out of bounds, non-finite) or the controller returns a
     non-finite force; it succeeds when it lasts ``max_steps`` periods
     (default ``task.episode_steps``) with the pole upright during the final
     ``task.hold_steps`` of them. An episode that can no longer succeed stops.
+
+    ``backend``: "numba" steps the plants in one kernel call per period
+    (``sim.world.plant_numba.eval_step``), "numpy" with ``task.step`` and
+    ``task.failed``, its reference; both give the same floats to the bit.
 
     Returns
     -------
@@ -157,6 +161,8 @@ def evaluate_success(controller, task, n_episodes=100, seed=0, max_steps=None):
     task = as_task(task)
     n = check_int("n_episodes", n_episodes, low=1)
     max_steps = task.episode_steps if max_steps is None else check_int("max_steps", max_steps, low=1)
+    if backend not in ("numba", "numpy"):
+        raise ValueError(f"backend: expected 'numba' or 'numpy' but found {backend!r}")
     hold_from = max_steps - min(task.hold_steps, max_steps)
     rng = check_rng(seed)
     start = time.perf_counter()
@@ -164,6 +170,7 @@ def evaluate_success(controller, task, n_episodes=100, seed=0, max_steps=None):
     state = s0.copy()
     alive = np.ones(n, dtype=bool)
     lengths = np.full(n, max_steps, dtype=np.int64)
+    step = _numba_step(task) if backend == "numba" else _numpy_step
     saturated_steps = 0
     total_steps = 0
     for k in range(max_steps):
@@ -171,16 +178,8 @@ def evaluate_success(controller, task, n_episodes=100, seed=0, max_steps=None):
         if idx.size == 0:
             break
         force = np.asarray(controller.act(state[idx]), dtype=float).reshape(idx.size)
-        nxt, saturated = task.step(state[idx], force)
-        state[idx] = nxt
-        saturated_steps += int(np.count_nonzero(saturated))
+        saturated_steps += step(task, state, idx, force, k, hold_from, lengths, alive)
         total_steps += idx.size
-        failed = task.failed(nxt) | ~np.isfinite(force)
-        if k >= hold_from:
-            failed |= ~task.upright(nxt)
-        dead = idx[failed]
-        lengths[dead] = k + 1
-        alive[dead] = False
     seconds = time.perf_counter() - start
     return Evaluation(
         success_rate=float(np.mean(alive)),
@@ -189,3 +188,29 @@ def evaluate_success(controller, task, n_episodes=100, seed=0, max_steps=None):
         seconds=seconds,
         initial_states=s0,
     )
+
+
+def _numpy_step(task, state, idx, force, k, hold_from, lengths, alive):
+    """One period of the live episodes ``idx`` with ``task.step`` (the reference of
+    ``plant_numba.eval_step``); returns how many forces saturated."""
+    nxt, saturated = task.step(state[idx], force)
+    state[idx] = nxt
+    failed = task.failed(nxt) | ~np.isfinite(force)
+    if k >= hold_from:
+        failed |= ~task.upright(nxt)
+    dead = idx[failed]
+    lengths[dead] = k + 1
+    alive[dead] = False
+    return int(np.count_nonzero(saturated))
+
+
+def _numba_step(task):
+    """``_numpy_step`` by the kernel ``plant_numba.eval_step`` for ``task``."""
+    from sim.world.plant_numba import eval_step, plant_args
+
+    args = plant_args(task)
+
+    def step(task, state, idx, force, k, hold_from, lengths, alive):
+        return int(eval_step(state, idx, np.ascontiguousarray(force), args, k, hold_from, lengths, alive))
+
+    return step
