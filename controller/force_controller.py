@@ -115,8 +115,9 @@ class ForceController:
     def act(self, states):
         """Forces for states (N, 4) -> (N,), or one state (4,) -> float; NaN for a state
         that is not finite or outside ``state_max`` (refused, as the C export's ``act``)."""
-        if np.ndim(states) == 1:
-            s = as_state(states)
+        one = type(states) is np.ndarray and states.dtype is _FLOAT64 and states.shape == (4,)
+        if one or np.ndim(states) == 1:     # the common case first: np.ndim costs more than the checks
+            s = states if one else as_state(states)
             x = s.tolist()       # Python floats: Numba types a float at once, a NumPy scalar slowly
             if not self._within(x):
                 return float("nan")
