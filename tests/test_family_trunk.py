@@ -6,6 +6,7 @@ import pytest
 from controller import transformer as tf
 from controller.transformer import TransformerConfig
 from sim.pretraining.family_trunk import multitask_loss_and_grad
+from finite_differences import check_directions
 
 
 def _problem(cfg, seed=0, n_plants=3):
@@ -30,18 +31,7 @@ def test_multitask_gradients_match_finite_differences(cfg):
     def loss():
         return multitask_loss_and_grad(P, cfg, V, batch, lam)[0]
 
-    h = 1e-5
-    for name, arr, g in [(k, P[k], grads[k]) for k in P] + [("V", V, dV)]:
-        for trial in range(2):
-            v = rng.normal(size=arr.shape)
-            arr += h * v
-            lp = loss()
-            arr -= 2 * h * v
-            lm = loss()
-            arr += h * v
-            fd = (lp - lm) / (2 * h)
-            an = float(np.sum(g * v))
-            assert abs(fd - an) <= 1e-6 * max(abs(fd), abs(an)) + 1e-9, f"{name} direction {trial}: fd {fd} analytic {an}"
+    check_directions(loss, [(k, P[k], grads[k]) for k in P] + [("V", V, dV)], rng)
 
 
 def test_without_regression_rows_it_is_the_source_cross_entropy():
