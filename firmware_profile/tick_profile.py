@@ -101,9 +101,7 @@ def compare(policy, states, S, F, peak, calls, c_export=True):
             paths["c"] = {"skipped": str(e)}
     paths["numpy"] = _python_path(lambda: KBTController(policy, HeadConfig(backend="numpy")), states, S, F, n)
     fl = {"tick": flops.kbt_tick_flops(cfg), "act": flops.kbt_act_flops(cfg),
-          "observe": flops.kbt_observe_flops(cfg), "numpy_tick": flops.kbt_tick_flops(cfg, all_rows=True),
-          "numpy_act": flops.kbt_act_flops(cfg, all_rows=True),
-          "numpy_observe": flops.kbt_observe_flops(cfg, all_rows=True)}
+          "observe": flops.kbt_observe_flops(cfg), "numpy_tick": flops.kbt_tick_flops(cfg, all_rows=True)}
     for name, p in paths.items():
         if "skipped" in p:
             continue

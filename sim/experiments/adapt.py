@@ -151,7 +151,7 @@ def rls_family_prior(task_name):
     Computed once per process."""
     import json
 
-    from sim.loops.family_prior import FAMILY_EPS, family_path, member_states, prior_covariance, prior_mean
+    from sim.loops.family_prior import FAMILY_EPS, family_path, member_readout, prior_covariance, prior_mean
     from sim.loops.methods import make_controller
     from sim.world.cartpole import CartPoleParams
     from sim.world.experts import expert_for
@@ -167,9 +167,7 @@ def rls_family_prior(task_name):
         member = task.on(CartPoleParams(m_c=float(m_c), m_p=float(m_p), l_p=float(l_p), g=p0.g, tau=p0.tau,
                                         integrator=p0.integrator, u_max=p0.u_max))
         expert = expert_for(member)
-        S = member_states(member, expert, seed, 10)
-        Zt = np.hstack([c.inputs(S), np.ones((len(S), 1))])
-        W.append(np.linalg.lstsq(Zt, expert.act(S), rcond=None)[0])
+        W.append(member_readout(c, member, expert, seed, 10))
     W = np.array(W)
     return prior_mean(W), prior_covariance(W, FAMILY_EPS)
 

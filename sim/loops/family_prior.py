@@ -25,7 +25,7 @@ import numpy as np
 from controller.checks import check_positive
 
 __all__ = ["FAMILY_EPS", "FAMILY_DEFAULT", "FAMILY_MEAN", "family_path", "prior_covariance", "prior_mean", "save_family",
-           "load_family", "BALANCE_STATES", "member_states"]
+           "load_family", "BALANCE_STATES", "member_states", "member_readout"]
 
 #: eps of P0 = Cov(w) + eps I (docs/family-prior.md: the sweep it was chosen by)
 FAMILY_EPS = 1e-3
@@ -97,3 +97,11 @@ def member_states(member, expert, seed, episodes):
     if member.name == "balance":
         return sample_states(BALANCE_STATES, np.random.default_rng(seed + 1))
     return trajectory_states(member, expert, seed + 1, episodes=episodes)
+
+
+def member_readout(controller, member, expert, seed, episodes):
+    """The least-squares read-out (d_in + 1,) of a member's expert through ``controller``'s
+    inputs z~ = [z(s); 1], on ``member_states``."""
+    S = member_states(member, expert, seed, episodes)
+    Zt = np.hstack([controller.inputs(S), np.ones((len(S), 1))])
+    return np.linalg.lstsq(Zt, expert.act(S), rcond=None)[0]

@@ -25,8 +25,8 @@ from __future__ import annotations
 import numpy as np
 
 from controller.checks import check_int, check_positive
+from sim.loops.family_prior import member_readout
 from sim.world.cartpole import TARGET, CartPoleParams
-from sim.loops.family_prior import member_states
 from sim.world.task import SWINGUP_SHIFT2, SWINGUP_TARGET, as_task
 
 __all__ = ["FAMILY_RANGE", "FAMILY_SIZE", "LEFT_OUT", "family_plants", "family_members", "family_readouts"]
@@ -91,9 +91,7 @@ def family_readouts(controller, task, n=40, seed=0, episodes=10, progress=None):
     ``controller`` supplies the inputs z(s)."""
     W, plants = [], []
     for p, member, expert in family_members(task, n, seed):
-        S = member_states(member, expert, seed, episodes)
-        Zt = np.hstack([controller.inputs(S), np.ones((len(S), 1))])
-        W.append(np.linalg.lstsq(Zt, expert.act(S), rcond=None)[0])
+        W.append(member_readout(controller, member, expert, seed, episodes))
         plants.append((p.m_c, p.m_p, p.l_p))
         if progress is not None:
             progress(len(W))
