@@ -34,6 +34,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from controller import force_numba as fn
 from controller.jit import jit, jit_inline
+from controller.numba_ops import as_c
 from controller.transformer_numba import _features_one
 
 __all__ = ["HEADER", "KEY", "layout", "pack", "Packed", "kbt_act_packed", "kbt_observe_packed",
@@ -122,22 +123,23 @@ def pack(weights, h_mean, h_T, s_inv, skip, settings, noise, m, P, dtype):
 # ------------------------------------------------------------------ kernels
 @jit_inline
 def _cut(A, o, n):
-    return A[o:o + n], o + n
+    return as_c(A[o:o + n]), o + n
 
 
 @jit_inline
 def _m2(v, r, c):
     """v (r c,) as an (r, c) row-major view: ``as_strided`` costs about a tenth of ``reshape``
-    in Numba (which calls its general no-copy reshape helper)."""
+    in Numba (which calls its general no-copy reshape helper); ``as_c`` types it C-contiguous,
+    as it is, so that the kernels' loops over it vectorise."""
     it = v.itemsize
-    return as_strided(v, shape=(r, c), strides=(c * it, it))
+    return as_c(as_strided(v, shape=(r, c), strides=(c * it, it)))
 
 
 @jit_inline
 def _m3(v, L, r, c):
     """v (L r c,) as an (L, r, c) row-major view."""
     it = v.itemsize
-    return as_strided(v, shape=(L, r, c), strides=(r * c * it, c * it, it))
+    return as_c(as_strided(v, shape=(L, r, c), strides=(r * c * it, c * it, it)))
 
 
 @jit_inline

@@ -3,16 +3,53 @@
 * ``softmax_inplace(p, m)``: the one softmax of the kernels (logits in,
   probabilities out), shifted by their largest value ``m``;
 * ``cholesky_inplace(A)`` / ``solve_cholesky_inplace(Lc, b)``: a positive
-  definite solve without allocation.
+  definite solve without allocation;
+* ``as_c(v)``: a row-major view Numba types as strided ("A") typed as C-contiguous,
+  so that the loops over it vectorise.
 """
 
 from __future__ import annotations
 
 import math
 
+from numba import types
+from numba.core.imputils import impl_ret_borrowed
+from numba.extending import intrinsic
+
 from controller.jit import jit
 
-__all__ = ["softmax_inplace", "cholesky_inplace", "solve_cholesky_inplace"]
+__all__ = ["softmax_inplace", "cholesky_inplace", "solve_cholesky_inplace", "as_c"]
+
+
+@intrinsic
+def as_c(typingctx, v):
+    """The array ``v`` itself, typed C-contiguous ("C" layout), as a borrowed view.
+
+    For a view whose strides are row-major and dense (``as_strided`` of a contiguous
+    buffer with strides (c * itemsize, itemsize), ...), which Numba can only type as
+    strided ("A"): loops over an "A" array index through run-time strides and do not
+    vectorise. Borrowed: the view holds no reference to its buffer (its meminfo is
+    null), so passing it around costs no reference counting; it must not outlive the
+    call that made it (a kernel's views of its arguments, never returned). Nothing
+    is copied or checked: the caller vouches for the strides. The arithmetic is
+    unchanged (an array's layout is a type, not a value).
+    """
+    if not isinstance(v, types.Array):
+        return None
+    c = v.copy(layout="C")
+
+    def codegen(context, builder, sig, args):
+        # the same array struct (data, shape, strides) under the C-layout type, with no
+        # meminfo or parent: NRT's reference counting skips a null meminfo
+        ary = context.make_array(sig.args[0])(context, builder, value=args[0])
+        out = context.make_array(c)(context, builder)
+        for field in ("nitems", "itemsize", "data", "shape", "strides"):
+            setattr(out, field, getattr(ary, field))
+        out.meminfo = context.get_constant_null(types.MemInfoPointer(types.voidptr))
+        out.parent = context.get_constant_null(types.pyobject)
+        return out._getvalue()
+
+    return c(v), codegen
 
 
 @jit

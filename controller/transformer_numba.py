@@ -18,10 +18,30 @@ from controller.numba_ops import softmax_inplace
 
 __all__ = ["FastInference"]
 
+#: unsigned index type of the kernels' inner loops (``_affine``)
+_U = np.uint64
+
 
 @jit
-def _layer_norm_row(x, g, b, eps, out):
-    # [d] -> [d]
+def _layer_norm_row(x, t, g, b, layer, eps, out):
+    # row t of x [T, d] -> row t of out [T, d], with the gains and biases of g, b [L, d] row ``layer``
+    # (indices, not row views: a view costs a reference count in and out, in every call)
+    d = x.shape[1]
+    mu = 0.0
+    for i in range(d):
+        mu += x[t, i]
+    mu /= d
+    var = 0.0
+    for i in range(d):
+        var += (x[t, i] - mu) * (x[t, i] - mu)
+    rstd = 1.0 / math.sqrt(var / d + eps)
+    for i in range(d):
+        out[t, i] = (x[t, i] - mu) * rstd * g[layer, i] + b[layer, i]
+
+
+@jit
+def _layer_norm_vec(x, g, b, eps, out):
+    # [d] -> [d] (the final layer norm of the query row)
     d = x.shape[0]
     mu = 0.0
     for i in range(d):
@@ -36,27 +56,21 @@ def _layer_norm_row(x, g, b, eps, out):
 
 
 @jit
-def _affine(a, w, b, out):
-    # [T, i] @ [i, o] + [o] -> [T, o]
-    _affine_cols(a, w, b, out, 0, w.shape[1])
-
-
-@jit
-def _affine_cols(a, w, b, out, c0, c1):
-    # columns c0 <= o < c1 of [T, i] @ [i, o] + [o] -> out[:, c0:c1]:
+def _affine(a, w, b, layer, out, t0, t1, c0, c1):
+    # rows t0 <= t < t1, columns c0 <= o < c1 of a [T, i] @ w[layer] [i, o] + b[layer] [o] -> out:
     # out[t, o] = b[o] + a[t, 0] w[0, o] + a[t, 1] w[1, o] + ... summed in that order for every o;
     # the loop over o innermost runs along rows of w and out (contiguous, so it vectorises),
-    # each output's sum in the same order as one dot product, whichever columns are asked for
-    n_in = w.shape[0]
-    for t in range(a.shape[0]):
-        row = out[t]
-        for o in range(c0, c1):
-            row[o] = b[o]
+    # each output's sum in the same order as one dot product, whichever rows and columns are asked for.
+    # Indices are unsigned: Numba then skips its negative-index wrap-around, which keeps the
+    # inner loop from vectorising (callers pass non-negative bounds)
+    n_in, lay = _U(w.shape[1]), _U(layer)
+    for t in range(_U(t0), _U(t1)):
+        for o in range(_U(c0), _U(c1)):
+            out[t, o] = b[lay, o]
         for i in range(n_in):
             ai = a[t, i]
-            wi = w[i]
-            for o in range(c0, c1):
-                row[o] += ai * wi[o]
+            for o in range(_U(c0), _U(c1)):
+                out[t, o] += ai * w[lay, i, o]
 
 
 @jit
@@ -125,31 +139,32 @@ def _features_one(s, W, ws, h):
         for i in range(n_state):
             acc += s[i] / scale[i] * eqs[i, j]   # query = E_query + s W_state (zeros if constant)
         x[n_state, j] = acc
+    f = w1.shape[2]
     for layer in range(L):
         t0 = T - 1 if layer == L - 1 else 0     # rows past K and V: all, or the query's in the last block
         for t in range(T):
-            _layer_norm_row(x[t], ln1g[layer], ln1b[layer], eps, a[t])
+            _layer_norm_row(x, t, ln1g, ln1b, layer, eps, a)
         # [q | k | v] = LN1(x) [Wq | Wk | Wv] + [bq | bk | bv]   [T, 3d]; rows before t0: k and v only
-        _affine_cols(a[:t0], wqkv[layer], bqkv[layer], qkv[:t0], d, 3 * d)
-        _affine(a[t0:], wqkv[layer], bqkv[layer], qkv[t0:])
+        _affine(a, wqkv, bqkv, layer, qkv, 0, t0, d, 3 * d)
+        _affine(a, wqkv, bqkv, layer, qkv, t0, T, 0, 3 * d)
         _attention_rows(qkv, d, n_heads, t0, att, o)
-        _affine(o[t0:], wo[layer], bo[layer], y[t0:])
+        _affine(o, wo, bo, layer, y, t0, T, 0, d)
         for t in range(t0, T):
             for j in range(d):
                 x[t, j] += y[t, j]
         for t in range(t0, T):
-            _layer_norm_row(x[t], ln2g[layer], ln2b[layer], eps, a[t])
-        _affine(a[t0:], w1[layer], b1[layer], z[t0:])
+            _layer_norm_row(x, t, ln2g, ln2b, layer, eps, a)
+        _affine(a, w1, b1, layer, z, t0, T, 0, f)
         for t in range(t0, T):
-            for j in range(z.shape[1]):
+            for j in range(f):
                 if z[t, j] < 0.0:
                     z[t, j] = 0.0
-        _affine(z[t0:], w2[layer], b2[layer], y[t0:])
+        _affine(z, w2, b2, layer, y, t0, T, 0, d)
         for t in range(t0, T):
             for j in range(d):
                 x[t, j] += y[t, j]
     if final_ln:
-        _layer_norm_row(x[T - 1], lnfg, lnfb, eps, h)
+        _layer_norm_vec(x[T - 1], lnfg, lnfb, eps, h)
     else:
         for j in range(d):
             h[j] = x[T - 1, j]

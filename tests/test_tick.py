@@ -252,3 +252,24 @@ def test_step_is_act_then_observe(policy, kind):
     for x, y in zip(a.head.kernel_arrays(), before):
         np.testing.assert_array_equal(x, y)
     assert a.n_updates == b.n_updates
+
+
+def test_as_c_views_the_buffer_it_is_given():
+    """``numba_ops.as_c``: the packed kernels' row-major views typed C-contiguous and borrowed
+    read and write the buffer itself (same values, writes land in it)."""
+    import numba
+    from numpy.lib.stride_tricks import as_strided
+
+    from controller.numba_ops import as_c
+
+    @numba.njit
+    def view_and_write(v, r, c):
+        it = v.itemsize
+        m = as_c(as_strided(v[2:], shape=(r, c), strides=(c * it, it)))
+        m[1, 2] = -1.0
+        return m.sum(), m[0, 1]
+
+    v = np.arange(12.0)
+    total, m01 = view_and_write(v, 2, 3)
+    assert (total, m01) == (float(np.arange(2.0, 8.0).sum()) - 7.0 - 1.0, 3.0)
+    assert v[7] == -1.0 and v[6] == 6.0
