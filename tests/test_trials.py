@@ -1,4 +1,5 @@
-"""sim.experiments.trials.run_jobs (in-process, LocalCluster, a scheduler address) and the resumable trial store."""
+"""sim.experiments.trials.run_jobs (in-process, a local process pool, a Dask scheduler address) and the resumable
+trial store."""
 
 import dataclasses
 import json
@@ -77,6 +78,28 @@ def test_bad_arguments():
         run_jobs(lambda x: x, [1], workers=2, progress=False)
 
 
+# ---------------------------------------------------------------- the local pool
+def test_local_pool_results_errors_threads_and_no_dask_import():
+    code = ("import sys, math, os; from sim.experiments.trials import run_jobs, THREAD_VARS, JobError\n"
+            "print(run_jobs(math.factorial, [3, 0, 5, 4], workers=2, progress=False))\n"
+            "print(run_jobs(os.getenv, list(THREAD_VARS), workers=2, progress=False) == ['1'] * len(THREAD_VARS))\n"
+            "print([os.getenv(k) for k in THREAD_VARS])\n"
+            "saved = {}\n"
+            "class S:\n"
+            "    key = staticmethod(repr)\n"
+            "    load = staticmethod(lambda k: None)\n"
+            "    save = staticmethod(saved.__setitem__)\n"
+            "try:\n"
+            "    run_jobs(math.sqrt, [4.0, -1.0], workers=2, progress=False, store=S())\n"
+            "except JobError as e:\n"
+            "    print(e.index, type(e.__cause__).__name__)\n"
+            "print('distributed' in sys.modules)\n")
+    env = {k: v for k, v in os.environ.items() if k not in THREAD_VARS}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env,
+                         timeout=120).stdout.splitlines()
+    assert out == ["[6, 1, 120, 24]", "True", "[None, None, None]", "1 ValueError", "False"]
+
+
 # ---------------------------------------------------------------- the store
 def test_trial_result_round_trips_exactly_through_json():
     res = TrialResult(checkpoints=[Checkpoint(0, 0.25, {"rmse": 0.1 + 0.2, "nll": np.nan, "quantiles": [1 / 3, np.inf],
@@ -132,9 +155,9 @@ def test_variance_store_resumes(tmp_path):
     assert (store.loaded, store.saved) == (2, 0) and json.dumps(again) == json.dumps(first)
 
 
-# ---------------------------------------------------------------- Dask
+# ---------------------------------------------------------------- local pool and Dask
 @pytest.mark.slow
-def test_local_cluster_matches_in_process():
+def test_local_pool_matches_in_process():
     a = ex.run_learning(TINY, jobs=1, progress=False)
     b = ex.run_learning(TINY, jobs=2, progress=False)
     assert _without_timing(a) == _without_timing(b)
@@ -143,11 +166,13 @@ def test_local_cluster_matches_in_process():
 
 @pytest.fixture(scope="module")
 def scheduler():
-    """The address of a one-worker LocalCluster started the way run_jobs starts its own."""
-    from sim.experiments.trials import _client
+    """The address of a one-worker Dask LocalCluster whose worker has one BLAS thread (as
+    ``dask worker ADDRESS --nthreads 1`` started with ``THREAD_VARS`` set)."""
+    from distributed import LocalCluster
 
-    with _client(1, None) as client:
-        yield client.scheduler.address
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0",
+                      env={k: "1" for k in THREAD_VARS}) as cluster:
+        yield cluster.scheduler_address
 
 
 def test_scheduler_address_runs_saves_and_names_errors(scheduler):
