@@ -17,6 +17,9 @@ least-squares read-outs through those weights: their mean, Cov + 1e-3 I, R their
 residual variance) and ``w0`` (the same covariance and R, mean the pre-trained read-out,
 KBT's default mean).
 
+``draws``: offline, how the posterior mean after k i.i.d. TARGET labels swings TARGET up
+for each fixed R (``--draws`` label sets per k).
+
 ``eval``: closed loop on TARGET as ``tools/family_trunk.py eval``: KBT with the learned prior
 installed (``kbt_prior``: mean, P0, and R as the learned noise's initial guess, or with
 ``--noise known`` as a fixed noise) on the
@@ -200,6 +203,35 @@ def evaluate(a):
                                "results": out}, f, indent=1)
 
 
+def draws(a):
+    """Offline: the posterior mean after k i.i.d. TARGET labels (pool data seed 1), for each fixed R,
+    installed as the head's mean; success over 50 TARGET episodes (seed 7), ``--draws`` label sets per k."""
+    from sim.loops.deploy import iid_samples
+
+    c = make_controller("kbt", TASK, _settings(a.weights, 3.0, "known"))
+    m0, P0, _ = learned_prior(a.weights, c)
+    S, F = iid_samples(expert_for(TASK), 1, 0, 20000, task=TASK)
+    Z = np.c_[c.inputs(S), np.ones(len(S))]
+    out = {}
+    for R in a.R:
+        rng = np.random.default_rng(0)
+        for k in a.k:
+            rates = []
+            for _ in range(a.draws):
+                idx = rng.choice(len(S), k, replace=False)
+                # m_k = (P0^-1 + Z^T Z / R)^-1 (P0^-1 m0 + Z^T y / R), the closed-form posterior mean
+                A = np.linalg.inv(P0) + Z[idx].T @ Z[idx] / R
+                mk = np.linalg.solve(A, np.linalg.solve(P0, m0) + Z[idx].T @ F[idx] / R)
+                c.use_prior(prior_mean=mk, prior_cov=P0)
+                rates.append(evaluate_success(c, TASK, 50, 7).success_rate)
+            out[f"R{R}_k{k}"] = rates
+            print(f"R {R} k {k}: mean {np.mean(rates):.2f} worst {min(rates):.2f} | "
+                  + " ".join(f"{r:.2f}" for r in rates), flush=True)
+    if a.out:
+        with open(a.out, "w") as f:
+            json.dump(out, f, indent=1)
+
+
 def held(row, reach=0.95, floor=0.9):
     """True when no checkpoint after the first at >= ``reach`` is below ``floor`` (the per-trial rule)."""
     hit = [i for i, v in enumerate(row) if v >= reach]
@@ -253,10 +285,16 @@ def main():
     e.add_argument("--plant", choices=tuple(PLANTS), default="target", help="the deployed plant")
     e.add_argument("--R", type=float, help="R instead of the learned prior's (N^2)")
     e.add_argument("--out")
+    dr = sub.add_parser("draws")
+    dr.add_argument("--weights", required=True)
+    dr.add_argument("--R", type=float, nargs="+", default=[3.0, 10.0, 30.0, 100.0])
+    dr.add_argument("--k", type=int, nargs="+", default=[50, 200, 1000])
+    dr.add_argument("--draws", type=int, default=8)
+    dr.add_argument("--out")
     sm = sub.add_parser("summary")
     sm.add_argument("files", nargs="+")
     a = ap.parse_args()
-    {"train": train, "nll": nll, "eval": evaluate, "summary": summary}[a.cmd](a)
+    {"train": train, "nll": nll, "eval": evaluate, "draws": draws, "summary": summary}[a.cmd](a)
 
 
 if __name__ == "__main__":
