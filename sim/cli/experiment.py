@@ -2,7 +2,7 @@
 (``sim.experiments.offline``), and the deployed-learning experiments onpolicy,
 swingup (``sim.experiments.onpolicy``), drift (``sim.experiments.drift``) and adapt
 (``sim.experiments.adapt``).
-Trials run in-process or on Dask (``sim.experiments.trials``) and are kept as they
+Trials run in-process, on local processes or on Dask (``sim.experiments.trials``) and are kept as they
 finish (``sim.experiments.trial_store``); ``--resume`` reads them back."""
 
 from __future__ import annotations
