@@ -44,7 +44,7 @@ from __future__ import annotations
 import math
 from collections import namedtuple
 
-from controller.jit import jit
+from controller.jit import jit, jit_inline
 from controller.transformer_numba import _features_one
 
 __all__ = ["LEARNED", "DOWNWEIGHTED", "NONFINITE", "CHANGED", "NOISE_HOLD", "HeadState", "HeadSettings", "HeadWork",
@@ -193,7 +193,7 @@ def _state_inputs(state, s_inv, zt, offset):
     return True
 
 
-@jit
+@jit_inline
 def _kbt_inputs(state, inputs, zt):
     """z~ = [T (h(s) - mean); s_norm (if skip); 1] into ``zt``; False if the state is not finite.
     ``inputs``: a plain tuple in ``KBTInputs`` order."""

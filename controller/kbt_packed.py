@@ -215,7 +215,7 @@ def _same(a, b):
     return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
 
 
-@jit
+@jit_inline
 def _inputs_once(inputs, zt, key, state, s0, s1, s2, s3):
     """z~ of (s0, s1, s2, s3) in ``zt``: reused when the key names this state, else computed
     (``force_numba._kbt_inputs``) and the key set. False for a non-finite state (zt and key
