@@ -150,6 +150,19 @@ def report(out):
     return "\n".join(lines)
 
 
+def _edges(v):
+    """Cell edges on a log axis for log-spaced centres ``v``: geometric midpoints, half a step past the ends."""
+    v = np.asarray(v, dtype=float)
+    mid = np.sqrt(v[:-1] * v[1:])
+    return np.concatenate([[v[0] ** 2 / mid[0]], mid, [v[-1] ** 2 / mid[-1]]])
+
+
+def _log_ticks(ax, axis, values):
+    getattr(ax, f"set_{axis}scale")("log")
+    getattr(ax, f"set_{axis}ticks")(values, [f"{v:.3g}" for v in values])
+    getattr(ax, f"{axis}axis").set_minor_locator(__import__("matplotlib").ticker.NullLocator())
+
+
 def plot(out, path):
     import matplotlib
 
@@ -158,16 +171,16 @@ def plot(out, path):
     from matplotlib.patches import Rectangle
 
     methods = out["methods"]
-    fig, axes = plt.subplots(2, len(methods), figsize=(3.4 * len(methods), 6.2),
-                             gridspec_kw={"height_ratios": [3, 1]}, squeeze=False)
+    fig, axes = plt.subplots(2, len(methods), figsize=(3.3 * len(methods) + 1.2, 6.0),
+                             gridspec_kw={"height_ratios": [3, 1]}, squeeze=False, constrained_layout=True)
     lo, hi = out["family_range"]
     mp, lp, mc = (np.array(out[k]) for k in ("m_p", "l_p", "m_c"))
     for j, m in enumerate(methods):
         grid, line = mean_grid(out, m)
         ax = axes[0, j]
-        im = ax.pcolormesh(mp, lp, grid, shading="nearest", vmin=0, vmax=1, cmap="RdYlGn")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
+        im = ax.pcolormesh(_edges(mp), _edges(lp), grid, vmin=0, vmax=1, cmap="RdYlGn")
+        _log_ticks(ax, "x", mp)
+        _log_ticks(ax, "y", lp)
         ax.add_patch(Rectangle((lo[1], lo[2]), hi[1] - lo[1], hi[2] - lo[2], fill=False, lw=1.5, ls="--"))
         ax.plot(out["target"][1], out["target"][2], "k*", ms=12)
         for i, yv in enumerate(lp):
@@ -181,12 +194,12 @@ def plot(out, path):
         ax2.plot(mc, line, "o-")
         ax2.axvspan(lo[0], hi[0], alpha=0.15)
         ax2.axvline(out["target"][0], color="k", lw=1)
-        ax2.set_xscale("log")
+        _log_ticks(ax2, "x", mc)
         ax2.set_ylim(-0.05, 1.05)
         ax2.set_xlabel("m_c (kg)")
         if j == 0:
             ax2.set_ylabel("success")
-    fig.colorbar(im, ax=axes[0, :].tolist(), shrink=0.8, label="success")
+    fig.colorbar(im, ax=axes[0, -1], shrink=0.8, label="success")
     fig.suptitle(f"{out['task']}: success after {out['labels']} i.i.d. labels; dashed / shaded: the family "
                  f"range; star / line: the changed plant")
     fig.savefig(path, dpi=110)
