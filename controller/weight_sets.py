@@ -8,8 +8,11 @@ may carry a *learned prior* of the KBT head (``prior_file``) and a fixed head no
 covariance, with the head's observation noise fixed at ``head_noise``.
 
 ``swingup-alpaca``: T_1 and the head's prior (m0, P0, R) trained on the ALPaCA objective
-over 40 swing-up plants (``sim.pretraining.alpaca``, ``tools/alpaca.py train --steps
-15000``; docs/family-pretraining.md, "ALPaCA objective"). The prior file holds m0, the
+over 40 swing-up plants (``sim.pretraining.alpaca``; docs/family-pretraining.md, "ALPaCA
+objective"), re-made by ``python tools/alpaca.py train --out
+controller/data/pretrained_swingup_alpaca.npz --steps 15000`` (the prior beside it as
+``OUT.prior.npz``; the other settings are the tool's defaults, recorded in the weights'
+``alpaca`` metadata; about 20 minutes on one core). The prior file holds m0, the
 lower-triangular L0 of P0 = L0 L0^T + ``P0_EPS`` I and log R in the training
 coordinates z~ = [(h - mu) t; s s_inv; 1] (``Standardiser``: the feature standardiser
 of the weights training started from); ``kbt_prior`` carries (m0, P0) over to the KBT
@@ -73,7 +76,7 @@ def _data(name):
 WEIGHT_SETS = {
     "swingup-alpaca": WeightSet(
         name="swingup-alpaca", task="swingup", file="pretrained_swingup_alpaca.npz",
-        prior_file="pretrained_swingup_alpaca.prior.npz",
+        prior_file="pretrained_swingup_alpaca.npz.prior.npz",
         # tuned on swing-up tuning trials 100..119 (docs/family-pretraining.md, "Closed loop on TARGET")
         head_noise=3.0,
         about="swing-up T_1 and KBT prior trained on the ALPaCA objective over 40 swing-up plants; "
