@@ -153,5 +153,8 @@ atomic_savez = npz_format.atomic_savez
 
 
 def load_pretrained(path=None):
-    """The shipped pre-trained SOURCE controller (or the file at ``path``)."""
-    return TransformerPolicy.load(PRETRAINED_PATH if path is None else path)
+    """The shipped pre-trained SOURCE controller, or the weights at ``path``: a file, or the
+    name of a shipped weight set (``controller.weight_sets.WEIGHT_SETS``, e.g. ``"swingup-alpaca"``)."""
+    from controller.weight_sets import weights_path
+
+    return TransformerPolicy.load(PRETRAINED_PATH if path is None else weights_path(path))

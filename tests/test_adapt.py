@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from sim.cli import main
-from sim.experiments.adapt import (LABELS_AT, VARIANTS, AdaptSpec, heldout_metrics, heldout_set, make_variant,
+from sim.experiments.adapt import (DEFAULT_VARIANTS, LABELS_AT, VARIANTS, AdaptSpec, heldout_metrics, heldout_set, make_variant,
                                    non_monotone, run_adapt)
 from sim.experiments.report_adapt import CSV_HEADER, format_adapt, summarise_adapt
 
@@ -17,7 +17,8 @@ from sim.experiments.report_adapt import CSV_HEADER, format_adapt, summarise_ada
 def test_spec_defaults_are_the_issue_sizes():
     s = AdaptSpec()
     assert s.labels_at == LABELS_AT == (0, 1, 2, 3, 5, 10, 20, 50, 100, 200)
-    assert (s.trials, s.episodes) == (20, 100) and set(s.variants) == set(VARIANTS)
+    assert (s.trials, s.episodes) == (20, 100) and s.variants == DEFAULT_VARIANTS
+    assert set(VARIANTS) == set(DEFAULT_VARIANTS) | {"kbt@alpaca"}        # asked for by name only
     assert set(s.tasks) == {"balance", "swingup"} and set(s.streams) == {"iid", "onpolicy"}
     q = AdaptSpec.quick()
     assert q.trials == 1 and q.marks()[0] == 0
@@ -35,6 +36,8 @@ def test_spec_defaults_are_the_issue_sizes():
     (dict(episodes=0), "episodes: expected an integer"),
     (dict(heldout=0), "heldout: expected an integer"),
     (dict(weights="w.npz"), "kbt@family uses the family file made for the shipped weights"),
+    (dict(variants=("kbt@alpaca",), tasks=("balance",)), "variants: kbt@alpaca runs on the swingup task only"),
+    (dict(variants=("kbt@alpaca",), tasks=("swingup",), weights="w.npz"), "kbt@alpaca runs on its own weights"),
 ])
 def test_spec_validation(kw, message):
     with pytest.raises(ValueError, match=message):
@@ -49,11 +52,12 @@ def test_spec_validation(kw, message):
     (["--trials", "0"], "--trials: expected an integer in [1, 1000] but found 0"),
     (["--episodes", "0"], "--episodes: expected an integer in [1, 100000] but found 0"),
     (["--methods", "kbt", "retrain-10"], "--methods: adapt expected variants among kbt, kbt@family, rls, "
-                                         "rls@family, kbt-softmax but found 'retrain-10'"),
+                                         "rls@family, kbt-softmax, kbt@alpaca but found 'retrain-10'"),
     (["--samples", "10"], "--samples: does not apply to experiment adapt"),
     (["--every", "10"], "--every: does not apply to experiment adapt"),
     (["--weights", "w.npz"], "--weights: give --task too"),
-    (["--weights", "nowhere.npz", "--task", "balance"], "--weights: nowhere.npz: no such file"),
+    (["--weights", "nowhere.npz", "--task", "balance"],
+     "--weights: expected a weights file or one of swingup-alpaca but found 'nowhere.npz' (no such file)"),
     (["--probe", "-1"], "--probe: expected a number in [0, 100]"),
 ])
 def test_bad_flags_are_one_line_exit_2(argv, message, capsys):
@@ -148,6 +152,13 @@ def test_tiny_run_writes_json_csv_png_and_resumes(tmp_path, capsys):
     assert main(argv + ["--resume"]) == 0
     assert "4 trials resumed" in capsys.readouterr().err
     assert json.loads((out / "results.json").read_text())["runs"] == data["runs"]
+
+
+def test_set_variant_runs_on_its_task_only():
+    spec = AdaptSpec(variants=("kbt", "kbt@alpaca"), trials=2)
+    jobs = spec.jobs()
+    assert {(t, v) for t, _, v, _ in jobs} == {("swingup", "kbt"), ("swingup", "kbt@alpaca"), ("balance", "kbt")}
+    assert len(jobs) == 3 * 2 * 2
 
 
 def test_run_adapt_is_deterministic():

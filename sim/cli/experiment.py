@@ -51,10 +51,10 @@ def add_arguments(p):
                         "settings (more --trials or --methods are fine). Default: OUT/trials/ is replaced")
     p.add_argument("--methods", nargs="+", default=None, metavar="M",
                    help="fig3/4: learning methods, e.g. kbt retrain-10 retrain-100 blob-10 (default: all of Figure 3); "
-                        "adapt: variants among kbt (the shipped weights, today's prior), kbt@family (the task's "
-                        "family prior: "
-                        "mean and covariance), rls (the SOURCE gain), rls@family (a prior from the same family through "
-                        "rls's inputs), kbt-softmax (the paper's head) (default: all; docs/adapt.md)")
+                        "adapt: variants among kbt (the shipped weights, today's prior), kbt@family (the task's family "
+                        "prior: mean and covariance), rls (the SOURCE gain), rls@family (a prior from the same family "
+                        "through rls's inputs), kbt-softmax (the paper's head) (default: these five), kbt@alpaca "
+                        "(swing-up only: the swingup-alpaca weights, their learned prior, R = 3 N^2) (docs/adapt.md)")
     p.add_argument("--epochs", type=int, default=100, help="retraining epochs per sample")
     p.add_argument("--lr", type=float, default=None,
                    help="Adam learning rate of retraining and BLoB (default: retrain 1e-3, blob 3e-3)")
@@ -91,9 +91,9 @@ def _add_adapt_arguments(p):
     p.add_argument("--heldout", type=int, default=None, metavar="N",
                    help="adapt: held-out expert-labelled states per trial for RMSE and NLL, 1..100000 "
                         "(default 500, --quick 200)")
-    p.add_argument("--weights", metavar="PATH", default=None,
-                   help="adapt: transformer weights of the kbt and kbt-softmax variants, with --task "
-                        "(default: the task's shipped file)")
+    p.add_argument("--weights", metavar="PATH|NAME", default=None,
+                   help="adapt: transformer weights of the kbt and kbt-softmax variants, with --task: a file or a "
+                        "shipped weight set by name (swingup-alpaca) (default: the task's shipped file)")
 
 
 def _adapt_variants():
@@ -159,9 +159,10 @@ def _check_adapt(args):
     if args.weights is not None:
         if args.task is None:
             raise ValueError("--weights: give --task too (weights are pre-trained for one task)")
-        if not os.path.isfile(args.weights):
-            raise ValueError(f"--weights: {args.weights}: no such file")
-        if "kbt@family" in (args.methods or variants):
+        fl.check_weights_arg(args)
+        from sim.experiments.adapt import DEFAULT_VARIANTS
+
+        if "kbt@family" in (args.methods or DEFAULT_VARIANTS):
             raise ValueError("--weights: the family prior (kbt@family) belongs to the shipped weights; "
                              "give --methods without kbt@family")
     _adapt_spec(args)              # what is left (e.g. the combination) the spec checks

@@ -14,6 +14,7 @@ import re
 import numpy as np
 
 from controller.kalman_head import DEFAULT_OBS_NOISE, DEFAULT_PRIOR_VAR, HeadConfig
+from controller.weight_sets import WEIGHT_SETS, check_weights, weight_set
 from sim.loops.run_state import HEAD_FLAGS, HEAD_FLAGS_GAUSSIAN, STATEFUL, json_value
 from sim.world.cartpole import INTEGRATORS, SYSTEMS
 from sim.view.display import no_display  # noqa: F401  (the commands call fl.no_display)
@@ -156,6 +157,22 @@ def add_task_arg(p):
                         "--system source/target are the task's own plants (default balance)")
 
 
+#: --weights' help, the same in every command that takes it
+WEIGHTS_HELP = ("transformer weights: a file, or a shipped weight set by name (" + ", ".join(WEIGHT_SETS)
+                + "; docs/adapt.md) (default: the task's shipped file)")
+
+
+def check_weights_arg(args):
+    """--weights: an existing file or a shipped weight set's name; a set pre-trained for another
+    task than ``--task`` is refused here, before any work."""
+    weights = getattr(args, "weights", None)
+    check_weights(weights, "--weights")
+    ws = weight_set(weights)
+    task = getattr(args, "task", None) or "balance"
+    if ws is not None and ws.task != task:
+        raise ValueError(f"--weights: {ws.name} is pre-trained for the {ws.task} task; give --task {ws.task}")
+
+
 def check_system(args):
     for flag, dest in (("--m-c", "m_c"), ("--m-p", "m_p"), ("--l-p", "l_p")):
         check_real(flag, getattr(args, dest, None), 0.0, 1e6, low_open=True)
@@ -212,14 +229,17 @@ def add_head_args(g):
                         "swingup: the family prior covariance, docs/family-prior.md, which a given value replaces by v I)")
     g.add_argument("--family", choices=("on", "off"), default=None,
                    help="kbt: start from the task's family prior (docs/family-prior.md; default on for "
-                        "swingup, off for balance; a given --prior-var means off)")
+                        "swingup, off for balance; a given --prior-var means off), or with a weight set that has "
+                        "one (--weights swingup-alpaca) from its learned prior (default on)")
     g.add_argument("--obs-noise", type=float, default=None,
                    help="kbt, rls: known noise R or the learned noise's initial guess (N^2, default "
                         f"{DEFAULT_OBS_NOISE['gaussian']:g}); kbt-softmax: measurement noise R "
                         f"(default {DEFAULT_OBS_NOISE['softmax']:g})")
     g.add_argument("--noise", choices=("learned", "known"), default=None,
                    help="kbt, rls: learn the label-noise variance online (default) or take it as known "
-                        "(= --sigma-data if given, else --obs-noise)")
+                        "(= --sigma-data if given, else --obs-noise); kbt on a weight set with a learned prior: "
+                        "known, its tuned R (swingup-alpaca: 3 N^2) plus --sigma-data, unless --noise or "
+                        "--obs-noise is given")
     g.add_argument("--inputs", choices=("features+state", "features"), default=None,
                    help="kbt: head inputs, T_1 features with the state as a skip path (default) or features only")
     g.add_argument("--robust", type=float, default=None,
@@ -278,6 +298,8 @@ def make_controller(args, task):
         kw["family"] = False                # a given prior variance is the prior: v I
     elif getattr(args, "family", None) is not None:
         kw["family"] = args.family == "on"
+    if any(k in getattr(args, "given", {}) for k in ("noise", "obs_noise")):
+        kw["set_noise"] = False             # a given head noise replaces a weight set's fixed one
     settings = MethodSettings(weights=args.weights, head=head_config(args), softmax_head=head_config(args, True),
                               sigma_data=getattr(args, "sigma_data", 0.0) or 0.0, **kw)
     return _make(method_name(args), task, settings, seed=args.seed)

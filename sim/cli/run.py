@@ -28,7 +28,7 @@ def add_arguments(p):
     p.add_argument("--episodes", type=int, default=100, help="evaluation episodes (default 100)")
     p.add_argument("--seed", type=int, default=0, help="seeds the episodes, the plant and the data (>= 0)")
     p.add_argument("--json", metavar="PATH", help="write the result as JSON (default: not written)")
-    p.add_argument("--weights", metavar="PATH", help="transformer weights (default: the shipped pre-trained file)")
+    p.add_argument("--weights", metavar="PATH|NAME", help=fl.WEIGHTS_HELP)
     g = p.add_argument_group("learning methods (kbt, kbt-softmax, rls)")
     g.add_argument("--samples", type=int, default=400, help="expert-labelled samples streamed in (default 400)")
     g.add_argument("--trials", type=int, default=1, help="independent trials (data seeds); prints the mean")
@@ -115,6 +115,7 @@ def check(args):
     check_state_args(args)
     fl.check_flags_apply(args, flag_methods())
     fl.check_system(args)
+    fl.check_weights_arg(args)
     fl.check_int("--episodes", args.episodes, 1, fl.MAX_EPISODES)
     fl.check_int("--seed", args.seed, 0)
     if args.method in fl.LEARNERS:

@@ -32,7 +32,7 @@ def add_arguments(p):
                    help="from simulated step STEP on, the plant has these masses (kg) and pole length (m); repeat "
                         "for a schedule; the strip chart's expert follows the plant in force (default: no change)")
     p.add_argument("--seed", type=int, default=0, help="seeds the episodes and the samples learned first (>= 0)")
-    p.add_argument("--weights", metavar="PATH", help="transformer weights (default: the shipped pre-trained file)")
+    p.add_argument("--weights", metavar="PATH|NAME", help=fl.WEIGHTS_HELP)
     p.add_argument("--load-state", metavar="PATH", help="start from a saved head (default: the pre-trained prior)")
     p.add_argument("--allow-prior", action="store_true", help="if --load-state cannot be read, use the prior")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
@@ -52,6 +52,7 @@ def check(args):
     fl.check_state_args(args)
     fl.check_flags_apply(args, flag_methods())
     fl.check_system(args)
+    fl.check_weights_arg(args)
     fl.check_int("--samples", args.samples, 0, fl.MAX_SAMPLES)
     fl.check_int("--capacity", args.capacity, 1, 100_000)
     fl.check_int("--seed", args.seed, 0)

@@ -38,7 +38,7 @@ from sim.loops.methods import MethodSettings
 from sim.experiments.trial_store import JsonTrialStore, _spec_settings
 from sim.world.task import TASKS
 
-__all__ = ["AdaptSpec", "VARIANTS", "LABELS_AT", "run_adapt", "heldout_set", "heldout_metrics", "non_monotone",
+__all__ = ["AdaptSpec", "VARIANTS", "DEFAULT_VARIANTS", "SET_VARIANTS", "LABELS_AT", "run_adapt", "heldout_set", "heldout_metrics", "non_monotone",
            "trial_store", "rls_family_prior", "make_variant", "REACH", "STAY"]
 
 #: variant -> what it is (the command's help and the docs say the same)
@@ -51,7 +51,14 @@ VARIANTS = {
     "rls@family": "rls with a prior built from the same family: the least-squares read-outs of the family "
                   "plants' experts through rls's inputs [s_norm; 1], their mean and Cov + eps I",
     "kbt-softmax": "the paper's softmax head over force bins (its prior: the pre-trained output layer)",
+    "kbt@alpaca": "KBT on the swing-up weight set swingup-alpaca (T_1 and prior trained on the ALPaCA objective "
+                  "over 40 swing-up plants): the learned prior's mean and covariance, head noise fixed at R = 3 N^2; "
+                  "swing-up only",
 }
+#: the variants a run has when not told (``--methods``); the others are asked for by name
+DEFAULT_VARIANTS = ("kbt", "kbt@family", "rls", "rls@family", "kbt-softmax")
+#: variant -> the shipped weight set it runs on (``controller.weight_sets``; it runs on that set's task only)
+SET_VARIANTS = {"kbt@alpaca": "swingup-alpaca"}
 LABELS_AT = (0, 1, 2, 3, 5, 10, 20, 50, 100, 200)
 STREAMS = ("iid", "onpolicy")
 #: per trial: once success reaches REACH, no later checkpoint may be below STAY
@@ -63,16 +70,16 @@ HELDOUT_EPISODES = 10
 class AdaptSpec:
     """Settings of ``kbt experiment adapt`` (validated on creation).
 
-    variants : names of ``VARIANTS``
+    variants : names of ``VARIANTS`` (default ``DEFAULT_VARIANTS``); a ``SET_VARIANTS`` one runs on its set's task only
     tasks, streams : among ("balance", "swingup") and ("iid", "onpolicy")
     labels_at : increasing label counts, >= 0 (0 is always measured); the last is the run's length
     trials, episodes, seed : trials, evaluation episodes per checkpoint, base seed (trial t: 1000 seed + t)
     heldout : held-out expert-labelled states per trial
     probe : probing gain on the on-policy stream (None: the task's default)
-    weights : transformer weights of the kbt variants (None: the task's shipped file)
+    weights : transformer weights of the kbt variants, a file or a shipped set's name (None: the task's shipped file)
     """
 
-    variants: tuple = tuple(VARIANTS)
+    variants: tuple = DEFAULT_VARIANTS
     tasks: tuple = ("balance", "swingup")
     streams: tuple = STREAMS
     labels_at: tuple = LABELS_AT
@@ -92,6 +99,9 @@ class AdaptSpec:
             if v == "kbt@family" and self.weights is not None:
                 raise ValueError("variants: kbt@family uses the family file made for the shipped weights; "
                                  "with other weights give kbt")
+            if v in SET_VARIANTS and self.weights is not None:
+                raise ValueError(f"variants: {v} runs on its own weights ({SET_VARIANTS[v]}); with other weights "
+                                 "give kbt")
         for name, allowed in (("tasks", tuple(TASKS)), ("streams", STREAMS)):
             values = getattr(self, name)
             if not values:
@@ -99,6 +109,11 @@ class AdaptSpec:
             for x in values:
                 if x not in allowed:
                     raise ValueError(f"{name}: expected among {', '.join(allowed)} but found {x!r}")
+        for v in self.variants:
+            task = _set_task(v)
+            if task is not None and task not in self.tasks:
+                raise ValueError(f"variants: {v} runs on the {task} task only (its weights are pre-trained for it); "
+                                 f"give --task {task} or leave it out")
         marks = list(self.labels_at)
         if not marks:
             raise ValueError("labels_at: expected at least one label count")
@@ -129,7 +144,15 @@ class AdaptSpec:
     def jobs(self):
         """(task, stream, variant, trial) of every trial, the heaviest task first."""
         return [(t, s, v, i) for t in sorted(self.tasks, key=lambda t: t != "swingup") for s in self.streams
-                for v in self.variants for i in range(self.trials)]
+                for v in self.variants if _set_task(v) in (None, t) for i in range(self.trials)]
+
+
+def _set_task(variant):
+    """The task a ``SET_VARIANTS`` variant runs on (None: any task)."""
+    from controller.weight_sets import WEIGHT_SETS
+
+    name = SET_VARIANTS.get(variant)
+    return None if name is None else WEIGHT_SETS[name].task
 
 
 def _task(name):
@@ -177,6 +200,8 @@ def make_variant(variant, task_name, weights=None, seed=0):
     from sim.loops.methods import family_prior, make_controller
 
     task = _task(task_name)
+    if variant in SET_VARIANTS:          # the set's learned prior and head noise (sim.loops.methods.kbt_head)
+        return make_controller("kbt", task, MethodSettings(weights=SET_VARIANTS[variant]), seed=seed)
     method, _, prior = variant.partition("@")
     if method == "kbt":
         c = make_controller("kbt", task, MethodSettings(weights=weights, family=False if prior else None), seed=seed)

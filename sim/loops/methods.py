@@ -13,22 +13,26 @@ float32, the firmware's arithmetic; docs/firmware-export.md).
 swing-up weights (the mean stays the pre-trained read-out); on balance the
 shipped family prior (mean and covariance) is an option, ``MethodSettings(family=True)``
 (``family_prior``, docs/family-prior.md); otherwise the prior is the
-pre-trained read-out and v I.
+pre-trained read-out and v I. On a named weight set with a learned prior
+(``controller.weight_sets``, e.g. ``weights="swingup-alpaca"``) ``kbt`` starts
+from that prior's mean and covariance with the set's fixed head noise
+(``prior_set``, ``kbt_head``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import os
 
 from controller.kalman_head import HeadConfig
+from controller.weight_sets import learned_prior, weight_set
 from sim.loops.family_prior import FAMILY_EPS
 from sim.world.cartpole import SOURCE, CartPoleParams
 from sim.world.task import as_task
 
 __all__ = ["MethodSettings", "make_controller", "is_learner", "parse_method", "task_weights", "family_prior",
-           "has_robust_head"]
+           "has_robust_head", "prior_set", "kbt_head"]
 
 BASE_METHODS = ("lqr", "expert", "pretrained", "kbt", "kbt-softmax", "rls", "kbt-c", "rls-c", "retrain", "blob")
 #: methods that run a Python controller's C export: the method they export
@@ -40,7 +44,7 @@ MEMORY_METHODS = ("retrain", "blob")
 class MethodSettings:
     """Everything a controller factory may need besides the method's name."""
 
-    weights: str | None = None              # transformer weights (None: the task's shipped file)
+    weights: str | None = None              # transformer weights: a file or a shipped set's name (None: the task's file)
     head: HeadConfig = field(default_factory=HeadConfig)          # kbt and rls (Gaussian force head)
     softmax_head: HeadConfig = field(default_factory=lambda: HeadConfig(output="softmax"))  # kbt-softmax
     sigma_data: float = 0.0                 # label-noise variance the heads assume (N^2) where it is known
@@ -56,6 +60,7 @@ class MethodSettings:
     family: bool | None = None              # kbt: the task's family prior (``family_prior``); None: FAMILY_DEFAULT
     family_eps: float = FAMILY_EPS          # kbt: eps of the family prior P0 = Cov(w) + eps I
     family_mean: bool | None = None         # kbt: start from the family's mean read-out; None: the task's FAMILY_MEAN
+    set_noise: bool = True                  # kbt on a weight set with a learned prior: its fixed head noise (``kbt_head``)
 
 
 def task_weights(task):
@@ -67,8 +72,37 @@ def task_weights(task):
     return None
 
 
+def _prior_head(h):
+    """Whether head settings ``h`` are the shape a family or learned prior is made for: the default
+    ``prior_var``, inputs 'features+state', one layer, block covariance."""
+    return (h.prior_var == HeadConfig().prior_var and h.inputs == "features+state" and h.n_layers == 1
+            and h.covariance == "block")
+
+
+def prior_set(settings):
+    """The named weight set (``controller.weight_sets``) whose learned prior ``kbt`` starts from
+    under ``settings``, or None: weights that are not a set with a learned prior,
+    ``settings.family`` False (the pre-trained read-out and v I), or a head the prior was not made for."""
+    ws = weight_set(settings.weights)
+    if ws is None or ws.prior_file is None or settings.family is False or not _prior_head(settings.head):
+        return None
+    return ws
+
+
+def kbt_head(settings):
+    """(head settings, sigma_data) ``kbt`` is built with: ``settings.head`` and ``settings.sigma_data``,
+    except on a weight set whose learned prior applies (``prior_set``) with ``settings.set_noise``:
+    there the head's noise is known and fixed at the set's ``head_noise`` (the misfit of a plant
+    outside the training family, tuned with that prior) plus ``sigma_data`` (label noise, N^2)."""
+    ws = prior_set(settings)
+    if ws is None or ws.head_noise is None or not settings.set_noise:
+        return settings.head, settings.sigma_data or None
+    return replace(settings.head, noise="known", obs_noise=ws.head_noise + settings.sigma_data), None
+
+
 def family_prior(controller, task, settings):
-    """The prior ``(mean or None, P0)`` of ``kbt`` on ``task`` from the task's family file
+    """The prior ``(mean or None, P0)`` of ``kbt`` on ``task``: a named weight set's learned prior
+    (``prior_set``: mean and covariance in ``controller``'s head inputs), or the task's family file
     (``sim.loops.family_prior``, docs/family-prior.md; mean None: the pre-trained read-out),
     or None for the pre-trained read-out and v I: a task without a family file,
     ``settings.family`` off (None: the task's ``FAMILY_DEFAULT``), or a head the family was not made for (other weights, a
@@ -76,13 +110,14 @@ def family_prior(controller, task, settings):
     from sim.loops.family_prior import (FAMILY_DEFAULT, FAMILY_MEAN, family_path, load_family, prior_covariance,
                                         prior_mean)
 
-    h = settings.head
+    ws = prior_set(settings)
+    if ws is not None:
+        mean, P0, _ = learned_prior(controller, ws.name)
+        return mean, P0
     name = as_task(task).name
     path = family_path(name)
     wanted = FAMILY_DEFAULT.get(name, False) if settings.family is None else settings.family
-    if (path is None or not wanted or settings.weights is not None
-            or h.prior_var != HeadConfig().prior_var or h.inputs != "features+state" or h.n_layers != 1
-            or h.covariance != "block"):
+    if path is None or not wanted or settings.weights is not None or not _prior_head(settings.head):
         return None
     W = load_family(path, controller.fingerprint())
     use_mean = FAMILY_MEAN[name] if settings.family_mean is None else settings.family_mean
@@ -169,7 +204,7 @@ def make_controller(method, task, settings: MethodSettings | None = None, seed=0
     if base == "kbt":
         from controller.kbt import KBTController
 
-        c = KBTController(policy, s.head, sigma_data=s.sigma_data or None)
+        c = KBTController(policy, *kbt_head(s))
         prior = family_prior(c, task, s)       # the family file is checked against c's input map
         if prior is not None:
             c.use_prior(*prior)

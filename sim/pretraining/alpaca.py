@@ -37,30 +37,15 @@ import numpy as np
 
 from controller import transformer as tf
 from controller.checks import check_int, check_positive
-from controller.features import feature_standardiser, state_inverse_scale
 from controller.model import TransformerPolicy
+# the learned prior's coordinates and its carry-over to KBT's inputs live beside the shipped weight sets
+from controller.weight_sets import P0_EPS, Standardiser, kbt_prior
 from sim.world.data import collect
 
 __all__ = ["AlpacaRecipe", "Standardiser", "alpaca_inputs", "predictive_nll", "alpaca_loss_and_grad",
            "posterior", "family_trajectories", "initial_prior", "train_alpaca", "kbt_prior", "P0_EPS"]
 
-#: eps of P0 = L0 L0^T + eps I (the training coordinates are standardised)
-P0_EPS = 1e-4
 _LOG2PI = math.log(2.0 * math.pi)
-
-
-@dataclass(frozen=True)
-class Standardiser:
-    """The fixed input map's constants: z~ = [(h - mu) * t; s * s_inv; 1] (t: the diagonal of T_s)."""
-
-    mu: np.ndarray
-    t: np.ndarray
-    s_inv: np.ndarray
-
-    @classmethod
-    def of(cls, policy):
-        mu, T = feature_standardiser(policy)
-        return cls(mu, np.diag(T).copy(), state_inverse_scale(policy))
 
 
 def alpaca_inputs(h, states, std):
@@ -278,21 +263,3 @@ def train_alpaca(policy: TransformerPolicy, data, source, expert, recipe: Alpaca
                 f"R {np.exp(prior['alpaca.rho'][0]):.3f} N^2 ({time.perf_counter() - t0:.0f} s)")
             acc = []
     return prior, std, history
-
-
-def kbt_prior(controller, prior, std, eps=P0_EPS):
-    """The learned prior in the KBT head's inputs [h'; s_norm; 1] of ``controller`` (whose
-    standardiser (mu_f, T_f) belongs to the trained weights): (m, P0, R).
-
-    z~_kbt = A z~ with A = [[T_f diag(1/t), 0, T_f (mu - mu_f)], [0, I, 0], [0, 0, 1]], so
-    m_kbt = A^-T m0 and P_kbt = A^-T P0 A^-1."""
-    d = std.mu.size
-    n = d + 5
-    A = np.eye(n)
-    A[:d, :d] = controller.h_T / std.t[None, :]
-    A[:d, -1] = controller.h_T @ (std.mu - controller.h_mean)
-    Ai = np.linalg.inv(A)
-    L = prior["alpaca.L"]
-    P0 = L @ L.T + eps * np.eye(n)
-    P = Ai.T @ P0 @ Ai
-    return Ai.T @ prior["alpaca.m0"], 0.5 * (P + P.T), float(np.exp(prior["alpaca.rho"][0]))

@@ -1,0 +1,74 @@
+"""Swing-up drift with kbt on other weights: ``kbt experiment drift``'s ``swingup`` schedule
+(on-policy, TARGET, then SHIFT2 (3, 0.1, 0.5) from label 1000 on, 2000 labels;
+``sim.experiments.drift``) run for ``kbt`` on each of ``--weights`` (a file, a shipped weight
+set's name, or ``shipped``: the task's shipped file and its default prior), the same trials
+and seeds for each (trial t: seed 1000 ``--seed`` + t). The command has no ``--weights``; the
+library's ``DriftSpec(settings=MethodSettings(weights=...))`` takes them.
+
+Writes ``results.json``, ``results.csv`` and ``drift.png`` (``write_drift``; the method is
+named ``kbt`` for ``shipped``, ``kbt@alpaca`` for ``swingup-alpaca``, else ``kbt@FILE``) and prints, per weights, the mean
+(worst) success at each checkpoint after the change.
+
+    python tools/drift_weights.py --weights swingup-alpaca shipped --trials 20 --out results/drift_swingup_alpaca
+"""
+
+import argparse
+import os
+import time
+
+import numpy as np
+
+from sim.experiments.adapt import SET_VARIANTS
+from sim.experiments.drift import DriftSpec, run_drift
+from sim.experiments.report_drift import format_drift, write_drift
+from sim.loops.methods import MethodSettings
+
+
+def label(weights):
+    """The method's name in the files: ``kbt`` (shipped), the adapt variant of a weight set
+    (``kbt@alpaca``), else ``kbt@FILE`` (an ``@`` name keeps the robust head's columns)."""
+    if weights == "shipped":
+        return "kbt"
+    by_set = {name: variant for variant, name in SET_VARIANTS.items()}
+    return by_set.get(weights, f"kbt@{os.path.basename(weights)}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--weights", nargs="+", default=["swingup-alpaca", "shipped"])
+    ap.add_argument("--trials", type=int, default=20)
+    ap.add_argument("--episodes", type=int, default=100)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args()
+    merged = None
+    for w in a.weights:
+        t0 = time.perf_counter()
+        settings = MethodSettings(weights=None if w == "shipped" else w)
+        spec = DriftSpec(methods=("kbt",), schedules=("swingup",), trials=a.trials, swingup_trials=a.trials,
+                         episodes=a.episodes, seed=a.seed, settings=settings)
+        res = run_drift(spec, jobs=1, progress=False)
+        entry = res["schedules"]["swingup"]
+        entry["methods"] = {label(w): entry["methods"]["kbt"]}
+        if merged is None:
+            merged = res
+        else:
+            merged["schedules"]["swingup"]["methods"].update(entry["methods"])
+        succ = np.asarray(entry["methods"][label(w)]["success_rate"], dtype=float)
+        marks = entry["checkpoints"]
+        at = entry["change_ticks"][0]
+        cols = [j for j, m in enumerate(marks) if m > at]
+        print(f"{label(w)} ({time.perf_counter() - t0:.0f} s): labels after the change "
+              + " ".join(f"+{marks[j] - at}: {succ[:, j].mean():.2f} ({succ[:, j].min():.2f})" for j in cols)
+              + f"; before it, at {at}: {succ[:, marks.index(at)].mean():.2f} ({succ[:, marks.index(at)].min():.2f})",
+              flush=True)
+    merged["command"] = "python tools/drift_weights.py " + " ".join(
+        ["--weights", *a.weights, "--trials", str(a.trials), "--episodes", str(a.episodes), "--seed", str(a.seed),
+         "--out", a.out])
+    rows = write_drift(merged, a.out)
+    print(format_drift(rows))
+    print(f"wrote {a.out}/results.json, results.csv and drift.png")
+
+
+if __name__ == "__main__":
+    main()
