@@ -57,9 +57,8 @@ def run_jobs(fn, jobs, *, workers=1, scheduler=None, label="trials", progress=Tr
     jobs : list
         Picklable arguments, one per call; each must carry its own seeds.
     workers : int
-        1 (and no ``scheduler``): run in this process. More: start a pool of
-        this many worker processes (spawned, one BLAS thread each) for the call
-        and close it at the end. Ignored when ``scheduler`` is given.
+        1 (and no ``scheduler``): run in this process. More: a pool of this many spawned
+        processes (one BLAS thread each) for the call. Ignored when ``scheduler`` is given.
     scheduler : str, optional
         Address of a running Dask scheduler, e.g. ``"tcp://127.0.0.1:8786"``;
         its workers run the jobs.
