@@ -6,7 +6,7 @@ jobs]``, in job order, whichever backend ran them:
 * in-process (``workers=1``, no scheduler; Dask is not even imported);
 * a pool of ``workers`` local processes (``concurrent.futures``, one BLAS thread
   each; Dask is not imported either: a local cluster's scheduler and nannies cost
-  about a tenth of the CPU of a two-worker run, and seconds to start);
+  about a quarter of the CPU time of a two-worker swing-up run, and seconds to start);
 * an existing Dask scheduler (``scheduler="tcp://host:8786"``) and whatever
   workers joined it (``dask scheduler`` / ``dask worker ADDRESS --nthreads 1``).
 
