@@ -18,7 +18,8 @@ residual variance) and ``w0`` (the same covariance and R, mean the pre-trained r
 KBT's default mean).
 
 ``draws``: offline, how the posterior mean after k i.i.d. TARGET labels swings TARGET up
-for each fixed R (``--draws`` label sets per k).
+for each fixed R (``--draws`` label sets per k), and the least-squares read-out of all
+20 000 pool labels (the limit of many labels).
 
 ``eval``: closed loop on TARGET as ``tools/family_trunk.py eval``: KBT with the learned prior
 installed (``kbt_prior``: mean, P0, and R as the learned noise's initial guess, or with
@@ -212,7 +213,11 @@ def draws(a):
     m0, P0, _ = learned_prior(a.weights, c)
     S, F = iid_samples(expert_for(TASK), 1, 0, 20000, task=TASK)
     Z = np.c_[c.inputs(S), np.ones(len(S))]
-    out = {}
+    # the limit of many labels: the least-squares read-out of all 20 000, on two evaluation seeds
+    c.use_prior(prior_mean=np.linalg.lstsq(Z, F, rcond=None)[0], prior_cov=P0)
+    out = {"least_squares_20000": [evaluate_success(c, TASK, 50, s).success_rate for s in (7, 8)]}
+    print("least-squares read-out of 20 000 labels: " + " ".join(f"{r:.2f}" for r in out["least_squares_20000"])
+          + " (evaluation seeds 7, 8)", flush=True)
     for R in a.R:
         rng = np.random.default_rng(0)
         for k in a.k:
