@@ -57,30 +57,9 @@ def cells(task_name, n):
             + [("mc", mc, p.m_p, p.l_p) for mc in mcs])
 
 
-def _controller(method, task, seed):
-    """A fresh controller of ``method`` on ``task``: a ``kbt run`` method with its defaults, or
-    ``kbt@family`` / ``rls@family`` (the family priors of ``kbt experiment adapt``) or, on
-    swing-up, ``kbt@alpaca``."""
-    from sim.experiments.adapt import rls_family_prior
-    from sim.loops.methods import MethodSettings, family_prior, make_controller
-
-    if method == "kbt@alpaca":
-        from sim.experiments.adapt import SET_VARIANTS
-
-        return make_controller("kbt", task, MethodSettings(weights=SET_VARIANTS[method], family=False), seed=seed)
-    if method == "kbt@family":
-        c = make_controller("kbt", task, MethodSettings(family=False), seed=seed)
-        c.use_prior(*family_prior(c, task, MethodSettings(family=True, family_mean=True)))
-        return c
-    if method == "rls@family":
-        c = make_controller("rls", task, seed=seed)
-        c.use_prior(*rls_family_prior(task.name))
-        return c
-    return make_controller(method, task, seed=seed)
-
-
 def _job(args):
     """One cell, method and trial -> (key, success)."""
+    from sim.experiments.adapt import make_variant
     from sim.loops.deploy import DeployConfig, run_deployment
     from sim.loops.loop import evaluate_success
     from sim.world.experts import expert_for
@@ -94,7 +73,8 @@ def _job(args):
     else:
         cfg = DeployConfig(samples=labels, stream="iid", episodes=episodes, seed=seed, labels="always",
                            checkpoints=(labels,))
-        rows = run_deployment(_controller(method, task, seed), task, cfg, expert=expert).rows
+        # the variants of ``kbt experiment adapt`` (the family priors, the weight set's learned prior)
+        rows = run_deployment(make_variant(method, task_name, seed=seed, task=task), task, cfg, expert=expert).rows
         success = [r["success_rate"] for r in rows if r["labels"] == labels][0]
     return args, float(success)
 

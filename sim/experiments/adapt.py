@@ -195,11 +195,12 @@ def rls_family_prior(task_name):
     return prior_mean(W), prior_covariance(W, FAMILY_EPS)
 
 
-def make_variant(variant, task_name, weights=None, seed=0):
-    """A fresh controller of ``variant`` (``VARIANTS``) on the task's changed plant."""
+def make_variant(variant, task_name, weights=None, seed=0, task=None):
+    """A fresh controller of ``variant`` (``VARIANTS``, or any ``kbt run`` method) on the task's
+    changed plant, or on ``task`` (a ``Task`` of ``task_name`` on another plant)."""
     from sim.loops.methods import family_prior, make_controller
 
-    task = _task(task_name)
+    task = _task(task_name) if task is None else task
     if variant in SET_VARIANTS:          # the set's learned prior and head noise (sim.loops.methods.kbt_head)
         return make_controller("kbt", task, MethodSettings(weights=SET_VARIANTS[variant]), seed=seed)
     method, _, prior = variant.partition("@")
