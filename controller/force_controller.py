@@ -138,7 +138,7 @@ class ForceController:
         deployed loop's action and the size of its probing force (``sim.deploy``). With the
         Numba kernels, q = z~^T P z~ on the z~ the fused ``act`` kernel just wrote."""
         s = as_state(state)
-        if self.head.uses_numba:
+        if self._kernels:
             mu = self._act_kernel(s, s.tolist())
             zt, P = self._zt, self._head_state[1]
             return float(mu), max(float(zt @ (P @ zt)), 0.0)
