@@ -21,6 +21,15 @@ KBT's default mean).
 for each fixed R (``--draws`` label sets per k), and the least-squares read-out of all
 20 000 pool labels (the limit of many labels).
 
+``capacity``: offline, how far more of the last block in the read-out goes: the
+least-squares read-out of all 20 000 pool labels over today's head inputs z~ = [h'; s_norm; 1]
+and over z~ with the last block's activations at the query row beside it (the ReLU
+hidden units, the attention output before its projection, the normalised residual before
+the MLP): held-out force RMSE (data seed 99) and success over 50 TARGET episodes (seeds 7, 8).
+A read-out over the attention output o and the hidden units r is the last block's output
+projections adapted with it (h = x + o W_o + b_o + r W_2 + b_2 at the query row, linear in
+W_o and W_2).
+
 ``eval``: closed loop on TARGET as ``tools/family_trunk.py eval``: KBT with the learned prior
 installed (``kbt_prior``: mean, P0, and R as the learned noise's initial guess, or with
 ``--noise known`` as a fixed noise) on the
@@ -29,6 +38,7 @@ i.i.d. and on-policy streams, success at 10/25/50/100/200 labels per trial.
     python tools/alpaca.py train --out /tmp/alpaca.npz
     python tools/alpaca.py nll --weights shipped results/family_trunk/trunk_lam30.npz /tmp/alpaca.npz
     python tools/alpaca.py eval --weights /tmp/alpaca.npz --trials 100-109
+    python tools/alpaca.py capacity --weights swingup-alpaca
 """
 
 import argparse
@@ -237,6 +247,63 @@ def draws(a):
             json.dump(out, f, indent=1)
 
 
+#: the last block's activations at the query row a capacity read-out may add to z~
+#: (name -> (cache entry of ``transformer.block``, index in it)): ReLU hidden (d_ff), attention
+#: output before W_o (d), LN2's normalised residual (d)
+ACTIVATIONS = {"hidden": (3, 2), "attention": (1, 5), "ln2": (2, 0)}
+#: the capacity read-outs: name -> the activations beside z~
+CAPACITY_SETS = {"z~ (the head today)": (), "z~ + hidden": ("hidden",), "z~ + attention": ("attention",),
+                 "z~ + hidden + attention": ("hidden", "attention"),
+                 "z~ + hidden + attention + ln2": ("hidden", "attention", "ln2")}
+
+
+def _readout_inputs(c, names):
+    """X (N, 4) -> [z~ without its 1; the ``names`` activations of the last block; 1] for controller ``c``."""
+    from controller.transformer import features
+
+    def inputs(X):
+        X = np.atleast_2d(X)
+        cols = [c.inputs(X)]
+        if names:
+            _, (_, _, caches, _) = features(c.policy.params, c.policy.config, X, return_cache=True)
+            for n in names:
+                entry, index = ACTIVATIONS[n]
+                cols.append(caches[-1][entry][index][:, -1, :])     # [N, T, width] -> the query row
+        return np.hstack(cols + [np.ones((len(X), 1))])
+    return inputs
+
+
+class _Readout:
+    """Force = inputs(s) w for fixed weights w."""
+
+    def __init__(self, inputs, w):
+        self.inputs, self.w = inputs, w
+
+    def act(self, states):
+        f = self.inputs(states) @ self.w
+        return float(f[0]) if np.ndim(states) == 1 else f
+
+
+def capacity(a):
+    """The least-squares read-outs of ``CAPACITY_SETS`` (module doc, ``capacity``)."""
+    c = make_controller("kbt", TASK, _settings(a.weights, 3.0, "known"))
+    S, F = iid_samples(expert_for(TASK), 1, 0, 20000, task=TASK)
+    Sh, Fh = iid_samples(expert_for(TASK), 99, 0, 5000, task=TASK)
+    out = {}
+    for name, names in CAPACITY_SETS.items():
+        inputs = _readout_inputs(c, names)
+        Z = inputs(S)
+        w = np.linalg.lstsq(Z, F, rcond=None)[0]
+        rmse = float(np.sqrt(np.mean((inputs(Sh) @ w - Fh) ** 2)))
+        rates = [evaluate_success(_Readout(inputs, w), TASK, 50, s).success_rate for s in (7, 8)]
+        out[name] = {"n1": Z.shape[1], "heldout_rmse_N": rmse, "success_seeds_7_8": rates}
+        print(f"{name:>32}: n1 {Z.shape[1]:3d}, held-out RMSE {rmse:.3f} N, success "
+              + " ".join(f"{r:.2f}" for r in rates), flush=True)
+    if a.out:
+        with open(a.out, "w") as f:
+            json.dump({"weights": a.weights, "labels": len(F), "results": out}, f, indent=1)
+
+
 def held(row, reach=0.95, floor=0.9):
     """True when no checkpoint after the first at >= ``reach`` is below ``floor`` (the per-trial rule)."""
     hit = [i for i, v in enumerate(row) if v >= reach]
@@ -296,10 +363,14 @@ def main():
     dr.add_argument("--k", type=int, nargs="+", default=[50, 200, 1000])
     dr.add_argument("--draws", type=int, default=8)
     dr.add_argument("--out")
+    cp = sub.add_parser("capacity")
+    cp.add_argument("--weights", default="swingup-alpaca")
+    cp.add_argument("--out")
     sm = sub.add_parser("summary")
     sm.add_argument("files", nargs="+")
     a = ap.parse_args()
-    {"train": train, "nll": nll, "eval": evaluate, "draws": draws, "summary": summary}[a.cmd](a)
+    {"train": train, "nll": nll, "eval": evaluate, "draws": draws, "capacity": capacity,
+     "summary": summary}[a.cmd](a)
 
 
 if __name__ == "__main__":
