@@ -30,6 +30,11 @@ A read-out over the attention output o and the hidden units r is the last block'
 projections adapted with it (h = x + o W_o + b_o + r W_2 + b_2 at the query row, linear in
 W_o and W_2).
 
+``wide``: closed loop on TARGET with a Bayesian linear read-out (NumPy, fixed R) over z~ and
+over a ``capacity`` set (``--extra``), each with the empirical prior of the seed-1 training
+family's least-squares read-outs through those inputs (mean, Cov + 1e-3 I): success at
+10/25/50/100/200 labels per trial, i.i.d. and on-policy (probing as kbt's).
+
 ``eval``: closed loop on TARGET as ``tools/family_trunk.py eval``: KBT with the learned prior
 installed (``kbt_prior``: mean, P0, and R as the learned noise's initial guess, or with
 ``--noise known`` as a fixed noise) on the
@@ -39,6 +44,7 @@ i.i.d. and on-policy streams, success at 10/25/50/100/200 labels per trial.
     python tools/alpaca.py nll --weights shipped results/family_trunk/trunk_lam30.npz /tmp/alpaca.npz
     python tools/alpaca.py eval --weights /tmp/alpaca.npz --trials 100-109
     python tools/alpaca.py capacity --weights swingup-alpaca
+    python tools/alpaca.py wide --weights shipped --extra hidden attention --trials 100-109
 """
 
 import argparse
@@ -304,6 +310,66 @@ def capacity(a):
             json.dump({"weights": a.weights, "labels": len(F), "results": out}, f, indent=1)
 
 
+class _WideBLR:
+    """Bayesian linear regression on ``inputs(s)`` with prior (m0, P0) and fixed noise R: act is the
+    posterior mean, observe one closed-form update (the head's equations without its robust
+    weight and detector), act_split / predict_split as the controllers' (probing needs q)."""
+
+    def __init__(self, inputs, m0, P0, R):
+        self.inputs, self.m, self.P, self.R = inputs, np.array(m0, float), np.array(P0, float), float(R)
+
+    def act(self, states):
+        f = self.inputs(states) @ self.m
+        return float(f[0]) if np.ndim(states) == 1 else f
+
+    def predict_split(self, states):
+        Z = self.inputs(states)
+        return Z @ self.m, np.full(len(Z), self.R), np.einsum("qi,ij,qj->q", Z, self.P, Z)
+
+    def act_split(self, state):
+        mu, _, q = self.predict_split(state)
+        return float(mu[0]), max(float(q[0]), 0.0)
+
+    def observe(self, state, y):
+        z = self.inputs(state)[0]
+        Pz = self.P @ z
+        S = z @ Pz + self.R
+        self.m = self.m + Pz * (y - z @ self.m) / S
+        self.P = self.P - np.outer(Pz, Pz) / S
+        return True
+
+
+def wide(a):
+    """``wide`` (module doc): per inputs, mean (worst) success at each label count over the trials."""
+    a0, b0 = map(int, a.trials.split("-"))
+    c = make_controller("kbt", TASK, _settings(a.weights, 3.0, "known"))
+    a.plants, a.family_seed = 40, 1
+    fam = family_trajectories(_members(a), 10, np.random.default_rng(0))
+    out = {}
+    for name, names in (("z~", ()), ("z~ + " + " + ".join(a.extra), tuple(a.extra))):
+        inputs = _readout_inputs(c, names)
+        W = np.array([np.linalg.lstsq(inputs(S), F, rcond=None)[0] for S, F, _ in fam])
+        m0, P0 = W.mean(0), np.cov(W.T) + 1e-3 * np.eye(W.shape[1])
+        out[name] = {}
+        for stream in a.streams:
+            rows = []
+            for seed in range(a0, b0 + 1):
+                cfg = DeployConfig(samples=max(LABELS), stream=stream, episodes=a.episodes, seed=seed,
+                                   checkpoints=LABELS)
+                res = run_deployment(_WideBLR(inputs, m0, P0, a.R), TASK, cfg)
+                rows.append([r["success_rate"] for r in res.rows if r["samples"] in LABELS])
+                print(f"  {name} {stream} trial {seed}: " + " ".join(f"{v:.2f}" for v in rows[-1]), flush=True)
+            r = np.array(rows)
+            out[name][stream] = rows
+            print(f"{name} (n1 {W.shape[1]}) {stream}: mean " + " ".join(f"{v:.2f}" for v in r.mean(0))
+                  + " | worst " + " ".join(f"{v:.2f}" for v in r.min(0))
+                  + f" | per-trial rule kept {sum(held(x) for x in rows)} / {len(rows)}", flush=True)
+    if a.out:
+        with open(a.out, "w") as f:
+            json.dump({"weights": a.weights, "extra": a.extra, "R": a.R, "labels": LABELS,
+                       "episodes": a.episodes, "trials": a.trials, "results": out}, f, indent=1)
+
+
 def held(row, reach=0.95, floor=0.9):
     """True when no checkpoint after the first at >= ``reach`` is below ``floor`` (the per-trial rule)."""
     hit = [i for i, v in enumerate(row) if v >= reach]
@@ -366,10 +432,18 @@ def main():
     cp = sub.add_parser("capacity")
     cp.add_argument("--weights", default="swingup-alpaca")
     cp.add_argument("--out")
+    w = sub.add_parser("wide")
+    w.add_argument("--weights", default="shipped")
+    w.add_argument("--extra", nargs="+", choices=tuple(ACTIVATIONS), default=["hidden", "attention"])
+    w.add_argument("--R", type=float, default=3.0)
+    w.add_argument("--trials", default="100-109")
+    w.add_argument("--episodes", type=int, default=50)
+    w.add_argument("--streams", nargs="+", default=["iid", "onpolicy"])
+    w.add_argument("--out")
     sm = sub.add_parser("summary")
     sm.add_argument("files", nargs="+")
     a = ap.parse_args()
-    {"train": train, "nll": nll, "eval": evaluate, "draws": draws, "capacity": capacity,
+    {"train": train, "nll": nll, "eval": evaluate, "draws": draws, "capacity": capacity, "wide": wide,
      "summary": summary}[a.cmd](a)
 
 
