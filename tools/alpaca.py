@@ -56,6 +56,7 @@ import numpy as np
 
 from controller.kalman_head import HeadConfig
 from controller.model import load_pretrained
+from controller.weight_sets import learned_prior as learned_prior_of_set
 from sim.loops.deploy import DeployConfig, iid_samples, run_deployment
 from sim.loops.loop import evaluate_success
 from sim.loops.methods import MethodSettings, make_controller, task_weights
@@ -315,8 +316,9 @@ class _WideBLR:
     posterior mean, observe one closed-form update (the head's equations without its robust
     weight and detector), act_split / predict_split as the controllers' (probing needs q)."""
 
-    def __init__(self, inputs, m0, P0, R):
+    def __init__(self, inputs, m0, P0, R, far_weight=1.0):
         self.inputs, self.m, self.P, self.R = inputs, np.array(m0, float), np.array(P0, float), float(R)
+        self.far_weight = float(far_weight)
 
     def act(self, states):
         f = self.inputs(states) @ self.m
@@ -333,40 +335,77 @@ class _WideBLR:
     def observe(self, state, y):
         z = self.inputs(state)[0]
         Pz = self.P @ z
-        S = z @ Pz + self.R
+        # a label away from upright (|theta| > CATCH) counts as far_weight times noisier
+        S = z @ Pz + self.R * (self.far_weight if _far(state)[0] else 1.0)
         self.m = self.m + Pz * (y - z @ self.m) / S
         self.P = self.P - np.outer(Pz, Pz) / S
         return True
 
 
+#: |theta| (rad) below which the swing-up expert hands over to its LQR catch
+CATCH = 0.35
+
+
+def _far(states):
+    """True per state (N,) when the pole is more than ``CATCH`` from upright."""
+    th = np.atleast_2d(states)[:, 2]
+    return np.abs(np.pi - np.mod(np.pi - th, 2 * np.pi)) > CATCH
+
+
+def _gated(inputs):
+    """[z g, z (1 - g)] with g = 1 near upright: one read-out for the catch, one for the pumping."""
+    def gated(X):
+        Z = inputs(X)
+        g = (~_far(X)).astype(float)[:, None]
+        return np.hstack([Z * g, Z * (1.0 - g)])
+    return gated
+
+
+def _wide_prior(a, c, inputs, fam):
+    """(m0, P0): the empirical family prior through ``inputs`` (``--prior family``), or the weight
+    set's learned prior on z~ (``--prior learned``); doubled block-diagonally for ``--gated``."""
+    if a.prior == "learned":
+        m0, P0, _ = learned_prior_of_set(c, a.weights)
+    else:
+        W = np.array([np.linalg.lstsq(inputs(S), F, rcond=None)[0] for S, F, _ in fam])
+        m0, P0 = W.mean(0), np.cov(W.T) + 1e-3 * np.eye(W.shape[1])
+    if a.gated:
+        n = len(m0)
+        m0, P0 = np.r_[m0, m0], np.block([[P0, np.zeros((n, n))], [np.zeros((n, n)), P0]])
+    return m0, P0
+
+
 def wide(a):
     """``wide`` (module doc): per inputs, mean (worst) success at each label count over the trials."""
     a0, b0 = map(int, a.trials.split("-"))
+    task = SWINGUP.on(PLANTS[a.plant])
     c = make_controller("kbt", TASK, _settings(a.weights, 3.0, "known"))
     a.plants, a.family_seed = 40, 1
-    fam = family_trajectories(_members(a), 10, np.random.default_rng(0))
+    fam = family_trajectories(_members(a), 10, np.random.default_rng(0)) if a.prior == "family" else None
+    sets = [("z~", ())] + ([("z~ + " + " + ".join(a.extra), tuple(a.extra))] if a.extra else [])
     out = {}
-    for name, names in (("z~", ()), ("z~ + " + " + ".join(a.extra), tuple(a.extra))):
-        inputs = _readout_inputs(c, names)
-        W = np.array([np.linalg.lstsq(inputs(S), F, rcond=None)[0] for S, F, _ in fam])
-        m0, P0 = W.mean(0), np.cov(W.T) + 1e-3 * np.eye(W.shape[1])
+    for name, names in sets:
+        base = _readout_inputs(c, names)
+        m0, P0 = _wide_prior(a, c, base, fam)
+        inputs = _gated(base) if a.gated else base
         out[name] = {}
         for stream in a.streams:
             rows = []
             for seed in range(a0, b0 + 1):
                 cfg = DeployConfig(samples=max(LABELS), stream=stream, episodes=a.episodes, seed=seed,
                                    checkpoints=LABELS)
-                res = run_deployment(_WideBLR(inputs, m0, P0, a.R), TASK, cfg)
+                res = run_deployment(_WideBLR(inputs, m0, P0, a.R, a.far_weight), task, cfg)
                 rows.append([r["success_rate"] for r in res.rows if r["samples"] in LABELS])
                 print(f"  {name} {stream} trial {seed}: " + " ".join(f"{v:.2f}" for v in rows[-1]), flush=True)
             r = np.array(rows)
             out[name][stream] = rows
-            print(f"{name} (n1 {W.shape[1]}) {stream}: mean " + " ".join(f"{v:.2f}" for v in r.mean(0))
+            print(f"{name} (n1 {len(m0)}) {stream}: mean " + " ".join(f"{v:.2f}" for v in r.mean(0))
                   + " | worst " + " ".join(f"{v:.2f}" for v in r.min(0))
                   + f" | per-trial rule kept {sum(held(x) for x in rows)} / {len(rows)}", flush=True)
     if a.out:
         with open(a.out, "w") as f:
-            json.dump({"weights": a.weights, "extra": a.extra, "R": a.R, "labels": LABELS,
+            json.dump({"weights": a.weights, "extra": a.extra, "R": a.R, "prior": a.prior, "plant": a.plant,
+                       "far_weight": a.far_weight, "gated": a.gated, "labels": LABELS,
                        "episodes": a.episodes, "trials": a.trials, "results": out}, f, indent=1)
 
 
@@ -434,8 +473,15 @@ def main():
     cp.add_argument("--out")
     w = sub.add_parser("wide")
     w.add_argument("--weights", default="shipped")
-    w.add_argument("--extra", nargs="+", choices=tuple(ACTIVATIONS), default=["hidden", "attention"])
+    w.add_argument("--extra", nargs="*", choices=tuple(ACTIVATIONS), default=["hidden", "attention"],
+                   help="activations beside z~ (none: z~ alone)")
     w.add_argument("--R", type=float, default=3.0)
+    w.add_argument("--prior", choices=("family", "learned"), default="family",
+                   help="learned: the weight set's learned prior (z~ only)")
+    w.add_argument("--far-weight", type=float, default=1.0,
+                   help="labels more than 0.35 rad from upright count as this many times noisier")
+    w.add_argument("--gated", action="store_true", help="one read-out near upright, one away from it")
+    w.add_argument("--plant", choices=tuple(PLANTS), default="target")
     w.add_argument("--trials", default="100-109")
     w.add_argument("--episodes", type=int, default=50)
     w.add_argument("--streams", nargs="+", default=["iid", "onpolicy"])
