@@ -204,7 +204,8 @@ class ForceController:
         s, x, y = self._valid_pair(state, expert_force)
         if self._kernels:
             return self.head.count(self._observe_kernel(s, x, y))
-        return self.head.count(self.head.update_reference(self._inputs_one(s), y))
+        z = self._inputs_one(s)
+        return self.head.count(self.head.update_reference(z, y, self._noise_scale(s, z, y)))
 
     def step(self, state, expert_force):
         """Act on a state, then learn its label: the force ``act(state)`` gave before the update.
@@ -219,8 +220,9 @@ class ForceController:
             u, status = self._tick_kernel(s, x, y)
             self.head.count(status)
             return u
-        u = float(self.head.mean(self._inputs_one(s)[None, :])[0])
-        self.head.count(self.head.update_reference(self._inputs_one(s), y))
+        z = self._inputs_one(s)
+        u = float(self.head.mean(z[None, :])[0])
+        self.head.count(self.head.update_reference(z, y, self._noise_scale(s, z, y)))
         return u
 
     def _valid_pair(self, state, expert_force):
@@ -237,6 +239,11 @@ class ForceController:
         if not (self._within(x) and abs(y) <= LABEL_MAX):
             self._refuse(s, y)
         return s, x, y
+
+    def _noise_scale(self, s, z, y):
+        """How many times noisier than R the label y at state s (inputs z) counts (the NumPy
+        path; 1 here, a subclass may weight labels by where they come from)."""
+        return 1.0
 
     def _inputs_one(self, s):
         """z (d_in,) at one state (4,) for the NumPy path, computed once per state: the inputs

@@ -227,14 +227,16 @@ class ForceHead:
             _, a0, b0 = self.reopen_to
             self.noise[:3] = [b0 / a0, a0, b0]
 
-    def update_reference(self, z, y):
-        """The NumPy reference of ``force_numba.force_update`` (any L); returns its status code."""
+    def update_reference(self, z, y, noise_scale=1.0):
+        """The NumPy reference of ``force_numba.force_update`` (any L); returns its status code.
+        ``noise_scale``: this label counts as that many times noisier (R_eff = noise_scale R
+        in its update; the noise statistics learn from R as always)."""
         cfg = self.config
         if not (np.isfinite(y) and np.all(np.isfinite(z))):
             return fn.NONFINITE
         mu, q = self.predict(z[None, :])
         e = y - mu[0]
-        S = q[0] + self.noise[0] + cfg.jitter
+        S = q[0] + noise_scale * self.noise[0] + cfg.jitter
         status = fn.LEARNED
         k, cap, nu, h, _ = self.detector
         if h > 0:
@@ -243,7 +245,7 @@ class ForceHead:
             if g > h:
                 self._reopen()
                 _, q = self.predict(z[None, :])
-                S = q[0] + self.noise[0] + cfg.jitter
+                S = q[0] + noise_scale * self.noise[0] + cfg.jitter
                 g, status = 0.0, fn.CHANGED
             self.noise[3] = g
         R = self.noise[0]
@@ -254,7 +256,7 @@ class ForceHead:
         if c2 > 0 and e * e / S > c2 and status == fn.LEARNED:
             status = fn.DOWNWEIGHTED
         self.core.update_reference(z.astype(self.core.dtype), np.array([y], self.core.dtype),
-                                   np.zeros((1, 1), self.core.dtype), obs_noise=R + extra)
+                                   np.zeros((1, 1), self.core.dtype), obs_noise=noise_scale * R + extra)
         if self.learns_noise and (h <= 0 or self.noise[3] <= self.detector[4]):
             x = e * e / S
             self.noise[1] = self.keep * self.noise[1] + 0.5

@@ -1,0 +1,98 @@
+"""RegionKBTController: a read-out per region, labels away from upright weighted, checked
+against KBT itself and against closed-form Bayesian linear regression."""
+
+import numpy as np
+import pytest
+
+from controller.kalman_head import HeadConfig
+from controller.kbt import KBTController
+from controller.model import load_pretrained
+from controller.region_kbt import RegionKBTController, region_prior
+
+NEAR = np.array([0.1, -0.2, 0.2, 0.3])      # |theta| <= 0.35
+FAR = np.array([-0.3, 0.5, 2.5, -1.0])       # |theta| > 0.35
+CFG = HeadConfig(noise="known", obs_noise=3.0, robust=0.0, change_threshold=0.0, backend="numpy")
+
+
+@pytest.fixture(scope="module")
+def policy():
+    return load_pretrained()
+
+
+def _prior(n, seed=0):
+    rng = np.random.default_rng(seed)
+    A = rng.normal(size=(n, n)) * 0.1
+    return rng.normal(size=n), A @ A.T + 0.05 * np.eye(n)
+
+
+def _pair(policy, **kw):
+    """(KBT with the prior N(m0, P0), the region controller with each region from it)."""
+    base = KBTController(policy, CFG)
+    m0, P0 = _prior(base.prior_mean.size)
+    base.use_prior(m0, P0)
+    reg = RegionKBTController(policy, CFG, catch_angle=0.35, **kw)
+    reg.use_region_prior(m0, P0)
+    return base, reg, m0, P0
+
+
+def test_each_region_starts_from_kbts_prior_mean_and_variance(policy):
+    base, reg, _, _ = _pair(policy)
+    for s in (NEAR, FAR):
+        mb, _, qb = base.predict_split(s[None, :])
+        mr, _, qr = reg.predict_split(s[None, :])
+        np.testing.assert_allclose(mr, mb, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(qr, qb, rtol=1e-10, atol=1e-12)
+    # and the regions are independent a priori: the prior covariance of the near and the far force is 0
+    m, P = region_prior(*_prior(base.prior_mean.size))
+    zn = np.r_[reg.inputs(NEAR[None, :])[0], 1.0]
+    zf = np.r_[reg.inputs(FAR[None, :])[0], 1.0]
+    assert abs(zn @ P @ zf) < 1e-12
+    assert reg.near(np.array([[0, 0, np.pi - 0.1, 0], [0, 0, 2 * np.pi - 0.3, 0]])).tolist() == [False, True]
+
+
+def _blr(z, y, m, P, R):
+    """One closed-form Bayesian linear-regression update (the independent reference)."""
+    S = z @ P @ z + R
+    K = P @ z / S
+    return m + K * (y - z @ m), P - np.outer(K, z @ P)
+
+
+@pytest.mark.parametrize("far_weight, surprise, x, scale", [
+    (30.0, 0.0, 0.5, 30.0),      # far label, weighted
+    (30.0, 4.0, 3.5, 30.0),      # far label, e^2 / (q + R) = 3.5 <= 4: weighted
+    (30.0, 4.0, 4.5, 1.0),       # far label, surprising: counts as any label
+    (1.0, 0.0, 0.5, 1.0),        # no weighting
+])
+def test_far_label_update_is_closed_form_blr_with_the_scaled_noise(policy, far_weight, surprise, x, scale):
+    _, reg, _, _ = _pair(policy, far_weight=far_weight, far_surprise=surprise)
+    m, P = reg.head.kernel_arrays()[0].copy(), reg.head.kernel_arrays()[1].copy()
+    z = np.r_[reg.inputs(FAR[None, :])[0], 1.0]
+    y = float(z @ m) + np.sqrt(x * (z @ P @ z + 3.0))      # the label's e^2 / (q + R) is x
+    reg.observe(FAR, y)
+    m_ref, P_ref = _blr(z, y, m, P, scale * 3.0)
+    np.testing.assert_allclose(reg.head.kernel_arrays()[0], m_ref, rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(reg.head.kernel_arrays()[1], P_ref, rtol=1e-9, atol=1e-10)
+
+
+def test_near_label_counts_as_any_and_leaves_the_far_readout_alone(policy):
+    _, reg, _, _ = _pair(policy, far_weight=30.0)
+    far_before = reg.act(FAR)
+    m, P = reg.head.kernel_arrays()[0].copy(), reg.head.kernel_arrays()[1].copy()
+    z = np.r_[reg.inputs(NEAR[None, :])[0], 1.0]
+    y = reg.act(NEAR) + 2.0
+    u = reg.step(NEAR, y)
+    m_ref, _ = _blr(z, y, m, P, 3.0)
+    np.testing.assert_allclose(reg.head.kernel_arrays()[0], m_ref, rtol=1e-9, atol=1e-10)
+    assert u == pytest.approx(y - 2.0)
+    assert reg.act(FAR) == pytest.approx(far_before, abs=1e-9)
+
+
+def test_settings_are_checked_and_the_c_export_refuses_it(policy):
+    for kw, word in (({"catch_angle": 0.0}, "catch_angle"), ({"catch_angle": 0.3, "far_weight": 0.5}, "far_weight"),
+                     ({"catch_angle": 0.3, "far_surprise": -1.0}, "far_surprise")):
+        with pytest.raises(ValueError, match=word):
+            RegionKBTController(policy, CFG, **kw)
+    from firmware_profile.export import export_params
+
+    with pytest.raises(ValueError, match="RegionKBTController"):
+        export_params(RegionKBTController(policy, CFG, catch_angle=0.35))
