@@ -18,7 +18,7 @@ def test_spec_defaults_are_the_issue_sizes():
     s = AdaptSpec()
     assert s.labels_at == LABELS_AT == (0, 1, 2, 3, 5, 10, 20, 50, 100, 200)
     assert (s.trials, s.episodes) == (20, 100) and s.variants == DEFAULT_VARIANTS
-    assert set(VARIANTS) == set(DEFAULT_VARIANTS) | {"kbt@alpaca"}        # asked for by name only
+    assert set(VARIANTS) == set(DEFAULT_VARIANTS) | {"kbt@alpaca", "kbt@alpaca-region"}     # asked for by name only
     assert set(s.tasks) == {"balance", "swingup"} and set(s.streams) == {"iid", "onpolicy"}
     q = AdaptSpec.quick()
     assert q.trials == 1 and q.marks()[0] == 0
@@ -52,7 +52,7 @@ def test_spec_validation(kw, message):
     (["--trials", "0"], "--trials: expected an integer in [1, 1000] but found 0"),
     (["--episodes", "0"], "--episodes: expected an integer in [1, 100000] but found 0"),
     (["--methods", "kbt", "retrain-10"], "--methods: adapt expected variants among kbt, kbt@family, rls, "
-                                         "rls@family, kbt-softmax, kbt@alpaca but found 'retrain-10'"),
+                                         "rls@family, kbt-softmax, kbt@alpaca, kbt@alpaca-region but found 'retrain-10'"),
     (["--samples", "10"], "--samples: does not apply to experiment adapt"),
     (["--every", "10"], "--every: does not apply to experiment adapt"),
     (["--weights", "w.npz"], "--weights: give --task too"),

@@ -29,7 +29,9 @@ def label(weights):
     (``kbt@alpaca``), else ``kbt@FILE`` (an ``@`` name keeps the robust head's columns)."""
     if weights == "shipped":
         return "kbt"
-    by_set = {name: variant for variant, name in SET_VARIANTS.items()}
+    by_set = {}
+    for variant, name in SET_VARIANTS.items():       # a set's first variant: its plain kbt
+        by_set.setdefault(name, variant)
     return by_set.get(weights, f"kbt@{os.path.basename(weights)}")
 
 

@@ -54,7 +54,7 @@ def add_arguments(p):
                         "adapt: variants among kbt (the shipped weights, today's prior), kbt@family (the task's family "
                         "prior: mean and covariance), rls (the SOURCE gain), rls@family (a prior from the same family "
                         "through rls's inputs), kbt-softmax (the paper's head) (default: these five), kbt@alpaca "
-                        "(swing-up only: the swingup-alpaca weights, their learned prior, R = 3 N^2) (docs/adapt.md)")
+                        "(swing-up weights and prior), kbt@alpaca-region (a read-out per region; docs/adapt.md)")
     p.add_argument("--epochs", type=int, default=100, help="retraining epochs per sample")
     p.add_argument("--lr", type=float, default=None,
                    help="Adam learning rate of retraining and BLoB (default: retrain 1e-3, blob 3e-3)")

@@ -54,11 +54,15 @@ VARIANTS = {
     "kbt@alpaca": "KBT on the swing-up weight set swingup-alpaca (T_1 and prior trained on the ALPaCA objective "
                   "over 40 swing-up plants): the learned prior's mean and covariance, head noise fixed at R = 3 N^2; "
                   "swing-up only",
+    "kbt@alpaca-region": "kbt@alpaca with a read-out of its own near upright (within the expert's hand-over "
+                         "angle) and away from it, each from the learned prior, and the labels away from "
+                         "upright 30x noisier unless e^2 / (q + R) > 9; NumPy only (no kernel, no C export); "
+                         "swing-up only",
 }
 #: the variants a run has when not told (``--methods``); the others are asked for by name
 DEFAULT_VARIANTS = ("kbt", "kbt@family", "rls", "rls@family", "kbt-softmax")
 #: variant -> the shipped weight set it runs on (``controller.weight_sets``; it runs on that set's task only)
-SET_VARIANTS = {"kbt@alpaca": "swingup-alpaca"}
+SET_VARIANTS = {"kbt@alpaca": "swingup-alpaca", "kbt@alpaca-region": "swingup-alpaca"}
 LABELS_AT = (0, 1, 2, 3, 5, 10, 20, 50, 100, 200)
 STREAMS = ("iid", "onpolicy")
 #: per trial: once success reaches REACH, no later checkpoint may be below STAY
@@ -201,6 +205,10 @@ def make_variant(variant, task_name, weights=None, seed=0, task=None):
     from sim.loops.methods import family_prior, make_controller
 
     task = _task(task_name) if task is None else task
+    if variant == "kbt@alpaca-region":
+        from sim.loops.methods import make_region_kbt
+
+        return make_region_kbt(task, SET_VARIANTS[variant])
     if variant in SET_VARIANTS:          # the set's learned prior and head noise (sim.loops.methods.kbt_head)
         return make_controller("kbt", task, MethodSettings(weights=SET_VARIANTS[variant]), seed=seed)
     method, _, prior = variant.partition("@")

@@ -222,3 +222,29 @@ def make_controller(method, task, settings: MethodSettings | None = None, seed=0
     from controller.retrain import RetrainController
 
     return RetrainController(policy, capacity=capacity, epochs=s.epochs, lr=s.lr, batch=s.batch, seed=seed)
+
+
+#: the region read-out's settings, chosen on swing-up tuning trials (docs/region-readout.md): labels
+#: away from upright count 30x noisier unless e^2 / (q + R) > 9
+REGION_FAR_WEIGHT, REGION_FAR_SURPRISE = 30.0, 9.0
+
+
+def make_region_kbt(task, weights, far_weight=REGION_FAR_WEIGHT, far_surprise=REGION_FAR_SURPRISE):
+    """``RegionKBTController`` on the weight set ``weights`` (one with a learned prior): its
+    transformer, fixed head noise and learned prior, each region starting from that prior;
+    near upright is within the task's swing-up expert's hand-over angle."""
+    from controller.region_kbt import RegionKBTController
+    from sim.world.experts import expert_for
+
+    s = MethodSettings(weights=weights)
+    base = make_controller("kbt", task, s)            # the set's KBT: its prior in base's inputs
+    m0, P0, _ = learned_prior(base, weights)
+    expert = expert_for(as_task(task))
+    catch = getattr(expert, "theta_lqr", None)
+    if catch is None:
+        raise ValueError(f"task: the region read-out needs a swing-up expert's hand-over angle; "
+                         f"{as_task(task).name} has none")
+    c = RegionKBTController(base.policy, *kbt_head(s), catch_angle=catch, far_weight=far_weight,
+                            far_surprise=far_surprise)
+    c.use_region_prior(m0, P0)
+    return c
