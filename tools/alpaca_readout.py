@@ -35,7 +35,7 @@ from sim.loops.loop import evaluate_success
 from sim.loops.methods import make_controller
 from sim.pretraining.alpaca import family_trajectories
 from sim.world.experts import expert_for
-from sim.world.task import SWINGUP
+from sim.world.task import SWINGUP, wrap_angle
 
 
 #: the last block's activations at the query row a capacity read-out may add to z~
@@ -135,8 +135,7 @@ CATCH = 0.35
 
 def _far(states):
     """True per state (N,) when the pole is more than ``CATCH`` from upright."""
-    th = np.atleast_2d(states)[:, 2]
-    return np.abs(np.pi - np.mod(np.pi - th, 2 * np.pi)) > CATCH
+    return np.abs(wrap_angle(np.atleast_2d(states)[:, 2])) > CATCH
 
 
 def _gated(inputs):

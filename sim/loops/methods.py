@@ -237,14 +237,15 @@ def make_region_kbt(task, weights, far_weight=REGION_FAR_WEIGHT, far_surprise=RE
     from sim.world.experts import expert_for
 
     s = MethodSettings(weights=weights)
-    base = make_controller("kbt", task, s)            # the set's KBT: its prior in base's inputs
-    m0, P0, _ = learned_prior(base, weights)
     expert = expert_for(as_task(task))
     catch = getattr(expert, "theta_lqr", None)
     if catch is None:
         raise ValueError(f"task: the region read-out needs a swing-up expert's hand-over angle; "
                          f"{as_task(task).name} has none")
-    c = RegionKBTController(base.policy, *kbt_head(s), catch_angle=catch, far_weight=far_weight,
+    policy = make_controller("pretrained", task, s)    # the set's transformer, checked against the task
+    c = RegionKBTController(policy, *kbt_head(s), catch_angle=catch, far_weight=far_weight,
                             far_surprise=far_surprise)
+    # the learned prior of KBT's [z; 1] (kbt_prior reads only the feature standardiser, c's own)
+    m0, P0, _ = learned_prior(c, weights)
     c.use_region_prior(m0, P0)
     return c
