@@ -54,7 +54,7 @@ def layout(ns, d, f, L, n1):
             ("scale", (ns,)), ("ev", (ns, d)), ("ep", (ns, d)), ("eq", (d,)), ("eqs", (ns, d)),
             ("ln1g", lf), ("ln1b", lf), ("wqkv", (L, d, 3 * d)), ("bqkv", (L, 3 * d)), ("wo", dd), ("bo", lf),
             ("ln2g", lf), ("ln2b", lf), ("w1", (L, d, f)), ("b1", (L, f)),
-            ("w2", (L, f, d)), ("b2", lf), ("lnfg", (d,)), ("lnfb", (d,)),
+            ("w2", (L, f, d)), ("b2", lf), ("lnfg", (1, d)), ("lnfb", (1, d)),
             ("h_mean", (d,)), ("h_T", (d, d)), ("s_inv", (ns,)),
             ("detector", (5,)), ("prior", (3,)), ("P0", (n1, n1)),
             # ---- mutable from here on (FROZEN names the last frozen entry)
@@ -169,7 +169,7 @@ def _t1_views(A, o):
     W = (scale, _m2(ev, ns, d), _m2(ep, ns, d), eq, _m2(eqs, ns, d), (flags & 1) != 0,
          _m2(ln1g, L, d), _m2(ln1b, L, d), _m3(wqkv, L, d, 3 * d), _m2(bqkv, L, 3 * d),
          _m3(wo, L, d, d), _m2(bo, L, d), _m2(ln2g, L, d), _m2(ln2b, L, d),
-         _m3(w1, L, d, f), _m2(b1, L, f), _m3(w2, L, f, d), _m2(b2, L, d), lnfg, lnfb,
+         _m3(w1, L, d, f), _m2(b1, L, f), _m3(w2, L, f, d), _m2(b2, L, d), _m2(lnfg, 1, d), _m2(lnfb, 1, d),
          eps, n_heads)
     return W, o
 

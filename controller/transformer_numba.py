@@ -40,22 +40,6 @@ def _layer_norm_row(x, t, g, b, layer, eps, out):
 
 
 @jit
-def _layer_norm_vec(x, g, b, eps, out):
-    # [d] -> [d] (the final layer norm of the query row)
-    d = x.shape[0]
-    mu = 0.0
-    for i in range(d):
-        mu += x[i]
-    mu /= d
-    var = 0.0
-    for i in range(d):
-        var += (x[i] - mu) * (x[i] - mu)
-    rstd = 1.0 / math.sqrt(var / d + eps)
-    for i in range(d):
-        out[i] = (x[i] - mu) * rstd * g[i] + b[i]
-
-
-@jit
 def _affine(a, w, b, layer, out, t0, t1, c0, c1):
     # rows t0 <= t < t1, columns c0 <= o < c1 of a [T, i] @ w[layer] [i, o] + b[layer] [o] -> out:
     # out[t, o] = b[o] + a[t, 0] w[0, o] + a[t, 1] w[1, o] + ... summed in that order for every o;
@@ -164,7 +148,10 @@ def _features_one(s, W, ws, h):
             for j in range(d):
                 x[t, j] += y[t, j]
     if final_ln:
-        _layer_norm_vec(x[T - 1], lnfg, lnfb, eps, h)
+        # the final layer norm of the query row, into a's free row T - 1 (lnf g, b as one "layer")
+        _layer_norm_row(x, T - 1, lnfg, lnfb, 0, eps, a)
+        for j in range(d):
+            h[j] = a[T - 1, j]
     else:
         for j in range(d):
             h[j] = x[T - 1, j]
@@ -219,7 +206,7 @@ class FastInference:
             P.get("embed.query_state", np.zeros((cfg.n_state, cfg.d_model))), bool(cfg.final_ln),
             stack("ln1.g"), stack("ln1.b"), stack_qkv("w"), stack_qkv("b"), stack("attn.wo"), stack("attn.bo"),
             stack("ln2.g"), stack("ln2.b"), stack("ffn.w1"), stack("ffn.b1"), stack("ffn.w2"),
-            stack("ffn.b2"), P["ln_f.g"], P["ln_f.b"], float(cfg.ln_eps), int(cfg.n_heads))
+            stack("ffn.b2"), P["ln_f.g"][None, :], P["ln_f.b"][None, :], float(cfg.ln_eps), int(cfg.n_heads))
         self._head = np.ascontiguousarray(P["head.w"])
         self._centres = self.policy.tokenizer.centres
 

@@ -68,7 +68,8 @@ def test_batched_forward_equals_single_state_forward():
         assert pol.act(s[i]) == pytest.approx(batch[i], abs=1e-12), f"state {i}"
 
 
-@pytest.mark.parametrize("cfg", [TransformerConfig(), TransformerConfig(query="state", final_ln=False)])
+@pytest.mark.parametrize("cfg", [TransformerConfig(), TransformerConfig(query="state", final_ln=False),
+                                 TransformerConfig(query="state", final_ln=True)])
 def test_numba_inference_matches_numpy(cfg):
     pol = TransformerPolicy(cfg, seed=4)
     fast = FastInference(pol)
@@ -84,6 +85,24 @@ def test_numba_inference_matches_numpy(cfg):
     fast.refresh()
     np.testing.assert_allclose(fast.probs_one(s[0]), pol.probs(s[:1])[0], atol=1e-10)
 
+
+
+def test_packed_kbt_with_a_final_layer_norm_learns_as_numpy():
+    """The packed kernels' T_1 with the final layer norm (shipped weights have none) against the
+    NumPy reference controller: the same forces and posterior to rounding after 30 labels (the
+    random policy's updates grow BLAS-against-loop rounding to about 3e-9 N on forces of 40 N)."""
+    from controller.kalman_head import HeadConfig
+    from controller.kbt import KBTController
+
+    pol = TransformerPolicy(TransformerConfig(query="state", final_ln=True), seed=3)
+    fast, ref = KBTController(pol), KBTController(pol, HeadConfig(backend="numpy"))
+    rng = np.random.default_rng(5)
+    for s in rng.normal(size=(30, 4)) * 0.2:
+        y = float(rng.normal() * 5)
+        assert fast.act(s) == pytest.approx(ref.act(s), abs=1e-7)
+        fast.observe(s, y)
+        ref.observe(s, y)
+    np.testing.assert_allclose(fast.head.kernel_arrays()[0], ref.head.kernel_arrays()[0], atol=1e-7, rtol=0)
 
 def test_adam_reduces_loss_on_a_fixed_batch():
     cfg = TransformerConfig()

@@ -142,7 +142,7 @@ def _t1_params(out, controller):
                   wq=t(wq), bq=bq, wk=t(wk), bk=bk, wv=t(wv), bv=bv, wo=t(W.wo), bo=W.bo,
                   ln2g=W.ln2g, ln2b=W.ln2b, w1=t(W.w1), b1=W.b1, w2=t(W.w2), b2=W.b2)
     if W.final_ln:
-        arrays.update(lnfg=W.lnfg, lnfb=W.lnfb)
+        arrays.update(lnfg=W.lnfg[0], lnfb=W.lnfb[0])   # (1, d): one layer's gains
     arrays.update(h_mean=controller.h_mean, h_T=np.reshape(np.transpose(controller.h_T), -1), s_inv=controller.s_inv)
     out.arrays.update({k: np.asarray(v, dtype=float) for k, v in arrays.items()})
     n1 = out.ints["N1"]
