@@ -1,0 +1,206 @@
+"""Held-out swing-up plants inside the family range: what a wider prior, a read-out per region
+and the labels' own surprise can and cannot do.
+
+The plants are the shift map's (``tools/shift_map.py``) inside the family range: the (m_p, l_p)
+grid with TARGET's cart and the m_c line with TARGET's pole, every value inside
+``FAMILY_RANGE``; the mean is over the cells where the plant's own expert swings up in at least
+0.9 of the episodes (as in docs/shift-map.md). Two probes:
+
+* ``scale``: success after ``--labels`` i.i.d. labels (the shift map's stream, episodes and seeds:
+  trial t of a cell runs with seed 1000 ``--seed`` + t) for KBT on ``swingup-alpaca`` with the
+  learned prior's covariance times each ``--scales`` factor, and, with ``--regions FW:S``, the
+  region read-out (``kbt@alpaca-region``'s controller, far labels FW x noisier unless
+  e^2 / (q + R) > S; ``1:0`` is a plain split) from the same scaled prior. Scale 1 without
+  regions is ``kbt@alpaca`` itself.
+* ``target``: the same learners on TARGET itself, both streams, as ``kbt experiment adapt`` runs
+  a trial (trial t: seed 1000 ``--seed`` + t, controller seed t): success per checkpoint, the
+  mean (worst) at 50 labels and the trials that break the per-trial rule (once at 0.95, never
+  below 0.9 later) from 10 labels on: what the setting costs where the prior is right.
+* ``innovations``: on TARGET and on each plant, 400 states the plant's expert visits (seed
+  ``--seed``) labelled by that expert, the standardised innovation e^2 / (q + R) of each label
+  under the learned prior (no label learned) near upright and away from it: does a label's fit
+  tell a plant whose swing-up must be learned from one whose swing-up must be left alone?
+
+    python tools/heldout_probe.py scale --seed 5 --episodes 30 --scales 1 2 3 5 10
+    python tools/heldout_probe.py scale --seed 0 --scales 3
+    python tools/heldout_probe.py scale --seed 5 --episodes 30 --scales 1 3 10 --regions 1:0
+    python tools/heldout_probe.py target --seed 5 --episodes 50 --scales 1 3
+    python tools/heldout_probe.py target --seed 5 --episodes 50 --scales 10 --regions 1:0
+    python tools/heldout_probe.py innovations
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from sim.experiments.trials import run_jobs
+from sim.pretraining.family import FAMILY_RANGE
+from sim.world.task import PLANTS, TASKS
+
+WEIGHTS = "swingup-alpaca"
+#: the shift map's sweeps (tools/shift_map.py ``grid_values`` with n = 5)
+MP, LP, MC = (0.0687, 0.1414, 0.2913), (0.3936, 0.7746, 1.5244), (0.6389, 1.2247, 2.3476)
+
+
+def inside_cells():
+    """The shift map's plants inside the family range, as (m_c, m_p, l_p)."""
+    t = PLANTS["swingup"]["target"]
+    lo, hi = FAMILY_RANGE["swingup"]
+    cells = [(t.m_c, mp, lp) for lp in LP for mp in MP] + [(mc, t.m_p, t.l_p) for mc in MC]
+    return [c for c in cells if all(lo[i] <= c[i] <= hi[i] for i in range(3))]
+
+
+def _task(cell):
+    base = TASKS["swingup"].on(PLANTS["swingup"]["target"])
+    m_c, m_p, l_p = cell
+    return base.on(base.params.with_(m_c=m_c, m_p=m_p, l_p=l_p))
+
+
+def _controller(task, scale, regions, seed=0):
+    from controller.weight_sets import learned_prior
+    from sim.loops.methods import MethodSettings, make_controller, make_region_kbt
+
+    if regions is None:
+        c = make_controller("kbt", task, MethodSettings(weights=WEIGHTS), seed=seed)
+        m0, P0, _ = learned_prior(c, WEIGHTS)
+        c.use_prior(m0, scale * P0)
+    else:
+        c = make_region_kbt(task, WEIGHTS, far_weight=regions[0], far_surprise=regions[1])
+        m0, P0, _ = learned_prior(c, WEIGHTS)
+        c.use_region_prior(m0, scale * P0)
+    return c
+
+
+def _job(args):
+    """One cell, learner and trial -> (args, success) as ``tools/shift_map.py`` runs it."""
+    from sim.loops.deploy import DeployConfig, run_deployment
+    from sim.loops.loop import evaluate_success
+    from sim.world.experts import expert_for
+
+    cell, learner, labels, episodes, seed = args
+    task = _task(cell)
+    expert = expert_for(task)
+    if learner == "expert":
+        return args, float(evaluate_success(expert, task, episodes, seed).success_rate)
+    scale, regions = learner
+    cfg = DeployConfig(samples=labels, stream="iid", episodes=episodes, seed=seed, labels="always",
+                       checkpoints=(labels,))
+    rows = run_deployment(_controller(task, scale, regions, seed), task, cfg, expert=expert).rows
+    return args, float([r["success_rate"] for r in rows if r["labels"] == labels][0])
+
+
+def scale(a):
+    regions = None if a.regions is None else tuple(float(v) for v in a.regions.split(":"))
+    learners = ["expert"] + [(s, regions) for s in a.scales]
+    cells = inside_cells()
+    work = [(cell, ln, a.labels, a.episodes, 1000 * a.seed + t) for cell in cells for ln in learners
+            for t in range(1 if ln == "expert" else a.trials)]
+    t0 = time.perf_counter()
+    res = run_jobs(_job, work, workers=a.jobs, label="held-out probe", progress=not a.no_progress)
+    got = {}
+    for (cell, ln, *_), s in res:
+        got.setdefault((cell, ln), []).append(s)
+    feasible = [c for c in cells if got[(c, "expert")][0] >= 0.9]
+    name = "prior" if regions is None else f"regions {a.regions}"
+    print(f"success after {a.labels} i.i.d. labels, {a.trials} trials (seeds {1000 * a.seed}..), "
+          f"{a.episodes} episodes; cells (m_c, m_p, l_p) where the expert swings up: "
+          + ", ".join(f"({c[0]:g}, {c[1]:g}, {c[2]:g})" for c in feasible))
+    for ln in learners[1:]:
+        means = [float(np.mean(got[(c, ln)])) for c in feasible]
+        worst = [min(got[(c, ln)]) for c in feasible]
+        print(f"  {name}, P0 x {ln[0]:g}: mean {np.mean(means):.2f} | per cell "
+              + " ".join(f"{m:.2f}" for m in means) + " | worst trial per cell " + " ".join(f"{w:.2f}" for w in worst))
+    print(f"({time.perf_counter() - t0:.0f} s)")
+
+
+def _target_job(args):
+    """One TARGET trial of ``kbt experiment adapt`` for a learner -> (args, success per checkpoint)."""
+    from sim.experiments.adapt import _task as target_task
+    from sim.loops.deploy import DeployConfig, run_deployment
+
+    learner, stream, marks, episodes, seed, trial = args
+    task = target_task("swingup")
+    cfg = DeployConfig(samples=marks[-1], stream=stream, episodes=episodes, seed=seed, labels="always",
+                       checkpoints=tuple(m for m in marks if m > 0))
+    c = _controller(task, learner[0], learner[1], seed=trial)
+    return args, [r["success_rate"] for r in run_deployment(c, task, cfg).rows]
+
+
+def target(a):
+    from sim.experiments.adapt import non_monotone
+
+    regions = None if a.regions is None else tuple(float(v) for v in a.regions.split(":"))
+    marks = (0, 10, 25, 50, 100, 200, 300, 500, 700, 1000)
+    work = [((sc, regions), stream, marks, a.episodes, 1000 * a.seed + t, t) for sc in a.scales
+            for stream in ("iid", "onpolicy") for t in range(a.trials)]
+    t0 = time.perf_counter()
+    res = run_jobs(_target_job, work, workers=a.jobs, label="TARGET probe", progress=not a.no_progress)
+    name = "prior" if regions is None else f"regions {a.regions}"
+    print(f"TARGET, {a.trials} trials (seeds {1000 * a.seed}..), {a.episodes} episodes; mean success at "
+          + " ".join(str(m) for m in marks) + " labels")
+    for sc in a.scales:
+        for stream in ("iid", "onpolicy"):
+            runs = [r for (ln, st, *_), r in res if ln == (sc, regions) and st == stream]
+            S = np.array(runs)
+            broken = sum(non_monotone(r[marks.index(10):]) for r in runs)
+            print(f"  {name}, P0 x {sc:g}, {stream:8}: " + " ".join(f"{v:.2f}" for v in S.mean(axis=0))
+                  + f" | at 50: {S[:, marks.index(50)].mean():.2f} ({S[:, marks.index(50)].min():.2f})"
+                  + f" | rule broken {broken} / {len(runs)}")
+    print(f"({time.perf_counter() - t0:.0f} s)")
+
+
+def innovations(a):
+    from sim.world.data import trajectory_states
+    from sim.world.experts import expert_for
+    from sim.world.task import wrap_angle
+
+    print("e^2 / (q + R) of each label under the learned prior (no label learned), 400 expert states per plant")
+    print(f"{'plant (m_c, m_p, l_p)':>24} {'far share':>9} {'far mean':>8} {'far median':>10} {'far > 9':>7} "
+          f"{'near mean':>9}")
+    t = PLANTS["swingup"]["target"]
+    for cell in [(t.m_c, t.m_p, t.l_p)] + inside_cells():
+        task = _task(cell)
+        expert = expert_for(task)
+        S = trajectory_states(task, expert, [a.seed, 1], episodes=5)
+        S = S[np.random.default_rng(a.seed).choice(len(S), size=min(400, len(S)), replace=False)]
+        y = np.clip([expert.act(s) for s in S], -task.params.u_max, task.params.u_max)
+        c = _controller(task, 1.0, (1.0, 0.0))      # the split's inputs: the learned prior on each side
+        far = np.abs(wrap_angle(S[:, 2])) > c.catch_angle
+        mu, _, q = c.predict_split(S)
+        r = (y - mu) ** 2 / (q + c.head.noise_var)
+        label = "TARGET" if cell == (t.m_c, t.m_p, t.l_p) else f"({cell[0]:g}, {cell[1]:g}, {cell[2]:g})"
+        near = f"{r[~far].mean():9.2f}" if (~far).any() else f"{'-':>9}"    # an expert that never catches
+        print(f"{label:>24} {far.mean():9.2f} {r[far].mean():8.2f} {np.median(r[far]):10.2f} "
+              f"{np.mean(r[far] > 9):7.2f} {near}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="probe", required=True)
+    sc = sub.add_parser("scale", help="success on the held-out plants with the prior covariance scaled")
+    tg = sub.add_parser("target", help="the same settings on TARGET: the cost where the prior is right")
+    for p in (sc, tg):
+        p.add_argument("--scales", type=float, nargs="+", default=[1.0, 3.0])
+        p.add_argument("--regions", default=None, help="FW:S: the region read-out, far weight FW and surprise S")
+        p.add_argument("--trials", type=int, default=3 if p is sc else 10)
+        p.add_argument("--episodes", type=int, default=50)
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--jobs", type=int, default=2)
+        p.add_argument("--no-progress", action="store_true")
+    sc.add_argument("--labels", type=int, default=100)
+    inn = sub.add_parser("innovations", help="how surprising each plant's labels are under the learned prior")
+    inn.add_argument("--seed", type=int, default=7)
+    a = ap.parse_args()
+    if a.probe in ("scale", "target"):
+        if min(a.scales) <= 0 or a.trials < 1 or a.episodes < 1 or getattr(a, "labels", 1) < 1:
+            ap.error("--scales must be > 0; --labels, --trials and --episodes >= 1")
+        (scale if a.probe == "scale" else target)(a)
+    else:
+        innovations(a)
+
+
+if __name__ == "__main__":
+    main()
