@@ -5,10 +5,11 @@ Times, per call, on the shipped balancing weights and 2 000 states (|s| ~ 0.05):
 * ``kbt.act`` from Python, and the packed act kernel called from Python directly
   (the difference is the Python method's checks and dispatch);
 * the packed act kernel in a jitted loop (no Python at all), and in the same kind of loop
-  T_1 alone (``_features_one``) and the parts of T_1 on its own work arrays: the layer
-  norm of the five token rows, the fused q|k|v affine map of five rows, attention over
-  five rows, and the MLP with the attention's output projection for five rows
-  (one block's worth each; the last block runs the query row only);
+  T_1 alone (``_features_one``); T_1 on copies of its weights and work arrays in float64 and
+  in float32 (the same code: does the dtype alone make the C faster?); and the parts of T_1
+  on its own work arrays: the layer norm of the five token rows, the fused q|k|v affine map
+  of five rows, attention over five rows, and the MLP with the attention's output
+  projection for five rows (one block's worth each; the last block runs the query row only);
 * the C export's act, timed in C (``c_timing``).
 
 Each figure is the best of ``--repeats`` runs (the machine is shared and noisy).
@@ -44,6 +45,20 @@ def _t1_loop(A, B, S, n):
         state[0], state[1], state[2], state[3] = S[i, 0], S[i, 1], S[i, 2], S[i, 3]
         tn._features_one(state, W, ws, h)
     return h[0]
+
+
+@numba.njit
+def _t1_loop_copy(W, ws, h, S, n):
+    s = np.zeros(4, h.dtype)
+    for i in range(n):
+        s[0], s[1], s[2], s[3] = S[i, 0], S[i, 1], S[i, 2], S[i, 3]
+        tn._features_one(s, W, ws, h)
+    return h[0]
+
+
+def _as_dtype(group, dtype):
+    """A tuple of T_1's weights or work arrays with every float array in ``dtype`` (scalars kept)."""
+    return tuple(np.ascontiguousarray(v, dtype=dtype) if isinstance(v, np.ndarray) else v for v in group)
 
 
 @numba.njit
@@ -100,6 +115,12 @@ def main():
                 lambda i: kp.kbt_act_packed(A, B, X[i][0], X[i][1], X[i][2], X[i][3]), n, a.repeats)),
             ("packed act kernel, jitted loop", _best(lambda m: _act_loop(A, B, S, m), n, a.repeats)),
             ("  T_1 alone, jitted loop", _best(lambda m: _t1_loop(A, B, S, m), n, a.repeats))]
+    fi = tn.FastInference(c.policy)
+    for dtype in (np.float64, np.float32):     # the same code on its own copies, in each dtype
+        W, ws = _as_dtype(fi.weights, dtype), _as_dtype(fi.workspace, dtype)
+        h, Sd = np.zeros(W[1].shape[1], dtype), S.astype(dtype)
+        rows.append((f"  T_1 on copies, {np.dtype(dtype).name}", _best(lambda m: _t1_loop_copy(W, ws, h, Sd, m), n,
+                                                                        a.repeats)))
     for k, name in enumerate(("layer norm, 5 rows", "q|k|v affine, 5 rows", "attention, 5 rows",
                               "MLP + W_o, 5 rows")):
         rows.append((f"    {name}", _best(lambda m, k=k: _part_loop(A, B, S, m, k), n, a.repeats)))
