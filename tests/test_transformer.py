@@ -86,7 +86,6 @@ def test_numba_inference_matches_numpy(cfg):
     np.testing.assert_allclose(fast.probs_one(s[0]), pol.probs(s[:1])[0], atol=1e-10)
 
 
-
 def test_packed_kbt_with_a_final_layer_norm_learns_as_numpy():
     """The packed kernels' T_1 with the final layer norm (shipped weights have none) against the
     NumPy reference controller: the same forces and posterior to rounding after 30 labels (the
@@ -103,6 +102,7 @@ def test_packed_kbt_with_a_final_layer_norm_learns_as_numpy():
         fast.observe(s, y)
         ref.observe(s, y)
     np.testing.assert_allclose(fast.head.kernel_arrays()[0], ref.head.kernel_arrays()[0], atol=1e-7, rtol=0)
+
 
 def test_adam_reduces_loss_on_a_fixed_batch():
     cfg = TransformerConfig()

@@ -6,10 +6,11 @@ Times, per call, on the shipped balancing weights and 2 000 states (|s| ~ 0.05):
   (the difference is the Python method's checks and dispatch);
 * the packed act kernel in a jitted loop (no Python at all), and in the same kind of loop
   T_1 alone (``_features_one``); T_1 on copies of its weights and work arrays in float64 and
-  in float32 (the same code: does the dtype alone make the C faster?); and the parts of T_1
-  on its own work arrays: the layer norm of the five token rows, the fused q|k|v affine map
-  of five rows, attention over five rows, and the MLP with the attention's output
-  projection for five rows (one block's worth each; the last block runs the query row only);
+  in float32 (the same code, its scalar sums still float64: does the arrays' dtype alone
+  make the C faster?); and the parts of T_1 on its own work arrays: the layer norm of the
+  five token rows, the fused q|k|v affine map of five rows, attention over five rows, and
+  the MLP with the attention's output projection for five rows (one block's worth each;
+  the last block runs the query row only);
 * the C export's act, timed in C (``c_timing``).
 
 Each figure is the best of ``--repeats`` runs (the machine is shared and noisy).
