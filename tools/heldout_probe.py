@@ -35,22 +35,20 @@ import argparse
 import time
 
 import numpy as np
+from shift_map import cells as map_cells
 
 from sim.experiments.trials import run_jobs
 from sim.pretraining.family import FAMILY_RANGE
 from sim.world.task import PLANTS, TASKS
 
 WEIGHTS = "swingup-alpaca"
-#: the shift map's sweeps (tools/shift_map.py ``grid_values`` with n = 5)
-MP, LP, MC = (0.0687, 0.1414, 0.2913), (0.3936, 0.7746, 1.5244), (0.6389, 1.2247, 2.3476)
 
 
 def inside_cells():
-    """The shift map's plants inside the family range, as (m_c, m_p, l_p)."""
-    t = PLANTS["swingup"]["target"]
+    """The shift map's plants (its default five values per sweep) inside the family range, as (m_c, m_p, l_p)."""
     lo, hi = FAMILY_RANGE["swingup"]
-    cells = [(t.m_c, mp, lp) for lp in LP for mp in MP] + [(mc, t.m_p, t.l_p) for mc in MC]
-    return [c for c in cells if all(lo[i] <= c[i] <= hi[i] for i in range(3))]
+    plants = [(m_c, m_p, l_p) for _, m_c, m_p, l_p in map_cells("swingup", 5)]
+    return [c for c in plants if all(lo[i] <= c[i] <= hi[i] for i in range(3))]
 
 
 def _task(cell):
