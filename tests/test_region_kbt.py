@@ -87,6 +87,29 @@ def test_near_label_counts_as_any_and_leaves_the_far_readout_alone(policy):
     assert reg.act(FAR) == pytest.approx(far_before, abs=1e-9)
 
 
+
+def test_the_regions_are_two_independent_kbt_readouts(policy):
+    """[z g; g; z (1 - g)] from independent region priors is a reparametrisation: through a
+    mixed stream, the forces are those of two plain KBT heads on the same T_1, each from
+    N(m0, P0) and fed only its region's labels (the far one with noise far_weight R)."""
+    from dataclasses import replace
+
+    _, reg, m0, P0 = _pair(policy, far_weight=30.0)
+    near, far = KBTController(policy, CFG), KBTController(policy, replace(CFG, obs_noise=90.0))
+    for c in (near, far):
+        c.use_prior(m0, P0)
+    rng = np.random.default_rng(3)
+    for k in range(24):
+        theta = rng.uniform(-0.3, 0.3) if k % 3 else rng.uniform(0.5, 3.0)
+        s = np.array([rng.normal() * 0.3, rng.normal() * 0.5, theta, rng.normal()])
+        own = near if reg.near(s)[0] else far
+        y = own.act(s) + rng.normal() * 3.0
+        assert reg.act(s) == pytest.approx(own.act(s), abs=1e-8), f"label {k}"
+        reg.observe(s, y)
+        own.observe(s, y)
+    assert reg.act(NEAR) == pytest.approx(near.act(NEAR), abs=1e-8)
+    assert reg.act(FAR) == pytest.approx(far.act(FAR), abs=1e-8)
+
 def test_settings_are_checked_and_the_c_export_refuses_it(policy):
     for kw, word in (({"catch_angle": 0.0}, "catch_angle"), ({"catch_angle": 0.3, "far_weight": 0.5}, "far_weight"),
                      ({"catch_angle": 0.3, "far_surprise": -1.0}, "far_surprise")):
