@@ -91,7 +91,7 @@ def _job(args):
 
 
 def scale(a):
-    regions = None if a.regions is None else tuple(float(v) for v in a.regions.split(":"))
+    regions = a.region_settings
     learners = ["expert"] + [(s, regions) for s in a.scales]
     cells = inside_cells()
     work = [(cell, ln, a.labels, a.episodes, 1000 * a.seed + t) for cell in cells for ln in learners
@@ -130,7 +130,7 @@ def _target_job(args):
 def target(a):
     from sim.experiments.adapt import non_monotone
 
-    regions = None if a.regions is None else tuple(float(v) for v in a.regions.split(":"))
+    regions = a.region_settings
     marks = (0, 10, 25, 50, 100, 200, 300, 500, 700, 1000)
     work = [((sc, regions), stream, marks, a.episodes, 1000 * a.seed + t, t) for sc in a.scales
             for stream in ("iid", "onpolicy") for t in range(a.trials)]
@@ -175,6 +175,17 @@ def innovations(a):
               f"{np.mean(r[far] > 9):7.2f} {near}")
 
 
+def _region_settings(ap, text):
+    """(far_weight, far_surprise) from ``--regions FW:S``, or a one-line usage error."""
+    try:
+        fw, sur = (float(v) for v in text.split(":"))
+    except ValueError:
+        ap.error(f"--regions: expected FW:S, two numbers, but found {text!r}")
+    if not (fw >= 1 and sur >= 0):
+        ap.error(f"--regions: expected FW >= 1 and S >= 0 but found {text!r}")
+    return fw, sur
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="probe", required=True)
@@ -195,6 +206,7 @@ def main():
     if a.probe in ("scale", "target"):
         if min(a.scales) <= 0 or a.trials < 1 or a.episodes < 1 or getattr(a, "labels", 1) < 1:
             ap.error("--scales must be > 0; --labels, --trials and --episodes >= 1")
+        a.region_settings = None if a.regions is None else _region_settings(ap, a.regions)
         (scale if a.probe == "scale" else target)(a)
     else:
         innovations(a)
