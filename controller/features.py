@@ -5,14 +5,15 @@
   force head's prior read-out are fitted on them.
 * ``feature_standardiser``: ``h' = T (h - mean)`` with the features' mean and
   ``T = diag(1 / std)`` (or PCA whitening), docs/feature-scaling.md.
-* ``state_inverse_scale``: ``s_norm = s / (box / sqrt 3)``, unit variance on the box.
+* ``state_inverse_scale``: ``s_norm = s / (box / sqrt 3)``, unit variance on the box;
+* ``wrap_angle``: the pole angle to (-pi, pi] (the region read-out's near-upright test).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["DEFAULT_BOX", "box_states", "feature_standardiser", "state_inverse_scale"]
+__all__ = ["DEFAULT_BOX", "box_states", "feature_standardiser", "state_inverse_scale", "wrap_angle"]
 
 #: half-widths of the pre-training and fine-tuning state box: ``|x|, |x_dot| <= 0.5``, ``|theta|, |theta_dot| <= 0.1``
 DEFAULT_BOX = (0.5, 0.5, 0.1, 0.1)
@@ -43,3 +44,8 @@ def state_inverse_scale(policy_or_box):
     """``1 / (box / sqrt 3)`` per state variable: ``s_norm = s * state_inverse_scale``."""
     box = getattr(getattr(policy_or_box, "config", None), "state_scale", policy_or_box)
     return np.sqrt(3.0) / np.asarray(box, dtype=float)
+
+
+def wrap_angle(theta):
+    """Angles to (-pi, pi]."""
+    return np.pi - np.mod(np.pi - np.asarray(theta, dtype=float), 2.0 * np.pi)

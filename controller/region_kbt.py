@@ -27,6 +27,7 @@ from dataclasses import replace
 import numpy as np
 
 from controller.checks import check_positive
+from controller.features import wrap_angle
 from controller.kalman_head import HeadConfig
 from controller.kbt import KBTController
 
@@ -79,7 +80,7 @@ class RegionKBTController(KBTController):
     def near(self, states):
         """True per state (N,) when abs(theta) <= ``catch_angle`` (theta wrapped to (-pi, pi])."""
         th = np.atleast_2d(states)[:, 2]
-        return np.abs(np.pi - np.mod(np.pi - th, 2.0 * np.pi)) <= self.catch_angle
+        return np.abs(wrap_angle(th)) <= self.catch_angle
 
     def inputs(self, states):
         """Head inputs [z g; g; z (1 - g)] (N, 2 d_in + 1) for states (N, 4)."""

@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from controller.checks import check_choice, check_int, check_positive, check_rng
+from controller.features import wrap_angle
 from sim.world import cartpole
 from sim.world.cartpole import SOURCE, SYSTEMS, CartPoleParams
 
@@ -33,11 +34,6 @@ __all__ = ["Task", "Episode", "BALANCE", "SWINGUP", "SWINGUP_TARGET", "SWINGUP_S
 
 #: |theta| <= 12 deg is "upright" (Gymnasium's bound)
 UPRIGHT = cartpole.THETA_THRESHOLD
-
-
-def wrap_angle(theta):
-    """Angles to (-pi, pi]."""
-    return np.pi - np.mod(np.pi - np.asarray(theta, dtype=float), 2.0 * np.pi)
 
 
 @dataclass(frozen=True)
