@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from controller import force_numba as fn
 from controller.checks import as_float_array
 from controller.force_head import ForceHead
 from controller.identity import check_close, digest
@@ -34,6 +35,7 @@ LABEL_MAX = 1.0e4
 
 
 _FLOAT64 = np.dtype(np.float64)
+_CHANGED = fn.CHANGED
 
 
 def as_state(state):
@@ -203,9 +205,9 @@ class ForceController:
         """
         s, x, y = self._valid_pair(state, expert_force)
         if self._kernels:
-            return self.head.count(self._observe_kernel(s, x, y))
+            return self._count(self._observe_kernel(s, x, y), s, x, y)
         z = self._inputs_one(s)
-        return self.head.count(self.head.update_reference(z, y, self._noise_scale(s, z, y)))
+        return self._count(self.head.update_reference(z, y, self._noise_scale(s, z, y)), s, x, y, z)
 
     def step(self, state, expert_force):
         """Act on a state, then learn its label: the force ``act(state)`` gave before the update.
@@ -218,12 +220,25 @@ class ForceController:
         s, x, y = self._valid_pair(state, expert_force)
         if self._kernels:
             u, status = self._tick_kernel(s, x, y)
-            self.head.count(status)
+            self._count(status, s, x, y)
             return u
         z = self._inputs_one(s)
         u = float(self.head.mean(z[None, :])[0])
-        self.head.count(self.head.update_reference(z, y, self._noise_scale(s, z, y)))
+        self._count(self.head.update_reference(z, y, self._noise_scale(s, z, y)), s, x, y, z)
         return u
+
+    def _count(self, status, s, x, y, z=None):
+        """The head's book-keeping of one update (``ForceHead.count``). Under
+        ``change_reset='prior'`` a detected change first starts the head afresh from its prior
+        and learns the same label again (``z``: its inputs on the NumPy path); the detector's
+        g is 0 then and no single label is a change, so the second update never detects one."""
+        if status == _CHANGED and self.head.restarts:
+            self.head.restart()
+            if self._kernels:
+                self._observe_kernel(s, x, y)
+            else:
+                self.head.update_reference(z, y, self._noise_scale(s, z, y))
+        return self.head.count(status)
 
     def _valid_pair(self, state, expert_force):
         """(s, s as four floats, y) of a (state, label) ``observe`` accepts; else ``_refuse``'s ValueError."""

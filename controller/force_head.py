@@ -118,6 +118,9 @@ class ForceHead:
         if self.prior_cov is not None:
             self.core.layers[0].S[0][...] = self.prior_cov
         self._prior_cov = [layer.S.copy() for layer in self.core.layers]
+        self._prior_means = [layer.M.copy() for layer in self.core.layers]
+        #: True when a detected change starts the head afresh from its prior (``restart``)
+        self.restarts = config.change_reset == "prior"
         #: the noise statistics' discount per sample (1: never forget)
         self.keep = 1.0 - 1.0 / config.noise_memory if config.noise_memory > 0 else 1.0
         #: True when updates and predictions run in the Numba kernel (L = 1)
@@ -226,6 +229,14 @@ class ForceHead:
         if self.learns_noise:
             _, a0, b0 = self.reopen_to
             self.noise[:3] = [b0 / a0, a0, b0]
+
+    def restart(self):
+        """A detected change under ``change_reset='prior'``: the whole head back to its prior
+        (every layer's mean and covariance, the noise statistics, the detector's g = 0), in place."""
+        for layer, M0 in zip(self.core.layers, self._prior_means):
+            layer.M[...] = M0
+        self._reopen()
+        self.noise[3] = 0.0
 
     def update_reference(self, z, y, noise_scale=1.0):
         """The NumPy reference of ``force_numba.force_update`` (any L); returns its status code.

@@ -90,6 +90,10 @@ class HeadConfig:
     change_ratio: float = 1000.0
     #: gaussian head: the change detector counts x = e^2 / (q + R) up to this clip
     change_clip: float = 256.0
+    #: gaussian head: what a detected change resets: 'covariance' (the weight covariance
+    #: and the noise statistics; the mean stays) or 'prior' (the whole head, mean too, then
+    #: the label that completed the detection is learned again; docs/change-reset.md)
+    change_reset: str = "covariance"
     #: gaussian head: memory of the learned noise in samples (its statistics are
     #: discounted by 1 - 1 / noise_memory per sample); 0: never forget
     noise_memory: float = 1000.0
@@ -137,6 +141,7 @@ class HeadConfig:
         if self.change_ratio <= 1:
             raise ValueError(f"change_ratio: expected a variance ratio above 1 but found {self.change_ratio}")
         check_positive("change_clip", self.change_clip)
+        check_choice("change_reset", self.change_reset, ("covariance", "prior"))
         check_positive("noise_memory", self.noise_memory, allow_zero=True)
         if 0 < self.noise_memory < 1:
             raise ValueError(f"noise_memory: expected 0 (never forget) or at least 1 sample but found {self.noise_memory}")

@@ -214,6 +214,9 @@ def test_export_refuses_what_it_cannot_run():
     deep = make_controller("kbt", TARGET, MethodSettings(head=HeadConfig(n_layers=2)))
     with pytest.raises(ValueError, match="one-layer"):
         export_params(deep)
+    resets = make_controller("kbt", TARGET, MethodSettings(head=HeadConfig(change_reset="prior")))
+    with pytest.raises(ValueError, match="change_reset='prior' is not exported"):
+        export_params(resets)
 
 
 @needs_cc

@@ -294,3 +294,35 @@ def test_state_file_round_trip_keeps_noise_and_counts(pretrained, tmp_path):
     r = RLSController(LQRController(SOURCE).K)
     with pytest.raises(ValueError):
         r.load_state(path)
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("call", ["observe", "step"])
+def test_change_reset_prior_starts_the_head_afresh_and_learns_the_detecting_label(pretrained, backend, call):
+    """Under change_reset='prior' the head after a detection is a fresh head from the prior that
+    learned that one label (mean, covariance, noise and g); under 'covariance' the mean stays."""
+    rng = np.random.default_rng(4)
+    S = rng.uniform(-0.05, 0.05, (40, 4))
+    Y = 20.0 * (-1.0) ** np.arange(40)
+    heads = {}
+    for reset in ("prior", "covariance"):
+        cfg = HeadConfig(change_reset=reset, change_threshold=5.0, backend=backend)
+        c, fresh = KBTController(pretrained, cfg), KBTController(pretrained, cfg)
+        for i in range(40):
+            getattr(c, call)(S[i], Y[i])
+            if c.n_changes:
+                break
+        assert c.n_changes == 1 and i < 39
+        fresh.observe(S[i], Y[i])
+        heads[reset] = [np.array(a) for a in (*c.head.kernel_arrays(), *fresh.head.kernel_arrays())]
+    m, P, noise, m1, P1, noise1 = heads["prior"]
+    np.testing.assert_allclose(m, m1, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(P, P1, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(noise, noise1, rtol=0, atol=1e-12)
+    m, _, _, m1, _, _ = heads["covariance"]
+    assert np.abs(m - m1).max() > 1e-3
+
+
+def test_change_reset_is_checked():
+    with pytest.raises(ValueError, match="change_reset"):
+        HeadConfig(change_reset="mean")

@@ -98,6 +98,9 @@ def _head_params(out, head):
     if cfg.n_layers != 1 or cfg.covariance != "block":
         raise ValueError(f"controller: the C export needs the one-layer force head but found "
                          f"n_layers={cfg.n_layers}, covariance={cfg.covariance!r}")
+    if cfg.change_reset != "covariance":
+        raise ValueError(f"controller: the C export's change detector re-opens the covariance only; "
+                         f"change_reset={cfg.change_reset!r} is not exported")
     m, P, noise = head.kernel_arrays()
     learn, floor, c2, jitter, keep, detector, prior, _ = head.kernel_settings()
     n1 = m.shape[0]
