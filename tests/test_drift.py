@@ -112,3 +112,25 @@ def test_plant_in_force_is_the_last_plant_change_due():
     changes = (Change(3, params=a), Change(5, sigma_data=4.0), Change(7, params=b))
     assert [plant_in_force(changes, t, SOURCE) for t in (0, 2, 3, 6, 7, 100)] == [SOURCE, SOURCE, a, a, b, b]
     assert plant_in_force((), 10, TARGET) is TARGET
+
+
+def test_a_change_between_episodes_starts_a_new_episode_at_its_tick():
+    from sim.experiments.drift import DriftSpec
+
+    episodes, states = [], []
+    for restart in (False, True):
+        seen = {}
+        cfg = DeployConfig(samples=60, episodes=2, seed=1, changes=(Change(40, params=P1, restart=restart),))
+        res = run_deployment(make_controller("lqr", TARGET), TARGET, cfg,
+                             on_tick=lambda state, force, r: seen.setdefault(r.ticks, state.copy()))
+        episodes.append(res.plant_episodes)
+        states.append(seen)
+    # one more episode, and the same ticks until the change (the new one draws from the plant's rng)
+    assert episodes[1] == episodes[0] + 1
+    np.testing.assert_array_equal(states[0][40], states[1][40])
+    assert np.abs(states[0][41] - states[1][41]).max() > 1e-3
+    assert "between episodes" in Change(40, params=P1, restart=True).describe()
+    spec = DriftSpec()
+    assert [c.restart for c in spec.schedule("swingup-swap")[3]] == [True]
+    assert [c.restart for c in spec.schedule("swingup")[3]] == [False]
+    assert "swingup-swap" not in spec.schedules

@@ -5,16 +5,24 @@ set's name, or ``shipped``: the task's shipped file and its default prior), the 
 and seeds for each (trial t: seed 1000 ``--seed`` + t). The command has no ``--weights``; the
 library's ``DriftSpec(settings=MethodSettings(weights=...))`` takes them.
 
+``--schedule swingup-swap``: the same plants with the change between episodes (a new episode
+starts hanging at the change); ``--change-reset prior``: a detected change starts the head
+afresh from its prior (``HeadConfig.change_reset``; default ``covariance``, as shipped).
+
 Writes ``results.json``, ``results.csv`` and ``drift.png`` (``write_drift``; the method is
-named ``kbt`` for ``shipped``, ``kbt@alpaca`` for ``swingup-alpaca``, else ``kbt@FILE``) and prints, per weights, the mean
-(worst) success at each checkpoint after the change.
+named ``kbt`` for ``shipped``, ``kbt@alpaca`` for ``swingup-alpaca``, else ``kbt@FILE``, with
+``+reset`` under ``--change-reset prior``) and prints, per weights, the mean (worst) success at
+each checkpoint after the change.
 
     python tools/drift_weights.py --weights swingup-alpaca shipped --trials 20 --out results/drift_swingup_alpaca
+    python tools/drift_weights.py --schedule swingup-swap --change-reset prior --weights swingup-alpaca --out results/drift_swap_reset
 """
 
 import argparse
 import os
 import time
+
+from dataclasses import replace
 
 import numpy as np
 
@@ -24,15 +32,17 @@ from sim.experiments.report_drift import format_drift, write_drift
 from sim.loops.methods import MethodSettings
 
 
-def label(weights):
+def label(weights, change_reset="covariance"):
     """The method's name in the files: ``kbt`` (shipped), the adapt variant of a weight set
-    (``kbt@alpaca``), else ``kbt@FILE`` (an ``@`` name keeps the robust head's columns)."""
+    (``kbt@alpaca``), else ``kbt@FILE`` (an ``@`` name keeps the robust head's columns);
+    ``+reset`` when a detected change resets the head to its prior."""
+    suffix = "" if change_reset == "covariance" else "+reset"
     if weights == "shipped":
-        return "kbt"
+        return "kbt" + suffix
     by_set = {}
     for variant, name in SET_VARIANTS.items():       # a set's first variant: its plain kbt
         by_set.setdefault(name, variant)
-    return by_set.get(weights, f"kbt@{os.path.basename(weights)}")
+    return by_set.get(weights, f"kbt@{os.path.basename(weights)}") + suffix
 
 
 def main():
@@ -41,32 +51,36 @@ def main():
     ap.add_argument("--trials", type=int, default=20)
     ap.add_argument("--episodes", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--schedule", choices=("swingup", "swingup-swap"), default="swingup")
+    ap.add_argument("--change-reset", choices=("covariance", "prior"), default="covariance")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     merged = None
     for w in a.weights:
         t0 = time.perf_counter()
         settings = MethodSettings(weights=None if w == "shipped" else w)
-        spec = DriftSpec(methods=("kbt",), schedules=("swingup",), trials=a.trials, swingup_trials=a.trials,
+        settings = replace(settings, head=replace(settings.head, change_reset=a.change_reset))
+        spec = DriftSpec(methods=("kbt",), schedules=(a.schedule,), trials=a.trials, swingup_trials=a.trials,
                          episodes=a.episodes, seed=a.seed, settings=settings)
         res = run_drift(spec, jobs=1, progress=False)
-        entry = res["schedules"]["swingup"]
-        entry["methods"] = {label(w): entry["methods"]["kbt"]}
+        entry = res["schedules"][a.schedule]
+        name = label(w, a.change_reset)
+        entry["methods"] = {name: entry["methods"]["kbt"]}
         if merged is None:
             merged = res
         else:
-            merged["schedules"]["swingup"]["methods"].update(entry["methods"])
-        succ = np.asarray(entry["methods"][label(w)]["success_rate"], dtype=float)
+            merged["schedules"][a.schedule]["methods"].update(entry["methods"])
+        succ = np.asarray(entry["methods"][name]["success_rate"], dtype=float)
         marks = entry["checkpoints"]
         at = entry["change_ticks"][0]
         cols = [j for j, m in enumerate(marks) if m > at]
-        print(f"{label(w)} ({time.perf_counter() - t0:.0f} s): labels after the change "
+        print(f"{name} ({time.perf_counter() - t0:.0f} s): labels after the change "
               + " ".join(f"+{marks[j] - at}: {succ[:, j].mean():.2f} ({succ[:, j].min():.2f})" for j in cols)
               + f"; before it, at {at}: {succ[:, marks.index(at)].mean():.2f} ({succ[:, marks.index(at)].min():.2f})",
               flush=True)
     merged["command"] = "python tools/drift_weights.py " + " ".join(
-        ["--weights", *a.weights, "--trials", str(a.trials), "--episodes", str(a.episodes), "--seed", str(a.seed),
-         "--out", a.out])
+        ["--schedule", a.schedule, "--change-reset", a.change_reset, "--weights", *a.weights, "--trials",
+         str(a.trials), "--episodes", str(a.episodes), "--seed", str(a.seed), "--out", a.out])
     rows = write_drift(merged, a.out)
     print(format_drift(rows))
     print(f"wrote {a.out}/results.json, results.csv and drift.png")

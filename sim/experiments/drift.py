@@ -14,6 +14,9 @@ Schedules (``SCHEDULES``):
   at 400, i.i.d.;
 * ``swingup``: the swing-up task's TARGET -> its second shift (3, 0.1, 0.5)
   at 1000, on-policy (``swingup_trials`` trials: each costs about five balance trials);
+  the change comes mid-episode, the pole balanced upright;
+* ``swingup-swap``: the same plants and ticks, the change between episodes (a swapped cart
+  and pole): a new episode starts hanging at 1000 (not run unless asked for);
 * ``noise``: balancing TARGET, label noise 0 -> 4 N^2 at 400 -> 0 at 1200, i.i.d.
 
 After each change: the samples until the mean success is >= 0.99 and stays so
@@ -31,15 +34,19 @@ from sim.loops.methods import MethodSettings, is_learner, make_controller, parse
 from sim.world.schedule import Change
 from sim.experiments.trial_store import JsonTrialStore, _spec_settings
 
-__all__ = ["DriftSpec", "SCHEDULES", "run_drift", "trial_store", "samples_to_level"]
+__all__ = ["DriftSpec", "SCHEDULES", "DEFAULT_SCHEDULES", "run_drift", "trial_store", "samples_to_level"]
 
-#: name -> (task, stream, samples, changes); plants are (m_c, m_p, l_p)
+#: name -> (task, stream, samples, changes); a change is (tick, plant (m_c, m_p, l_p) or None,
+#: label-noise variance or None[, True: between episodes])
 SCHEDULES = {
     "balance": ("balance", "iid", 1200, ((400, (1.0, 0.5, 2.0), None), (800, (1.0, 1.0, 5.0), None))),
     "balance-cart": ("balance", "iid", 800, ((400, (2.0, 0.5, 2.5), None),)),
     "swingup": ("swingup", "onpolicy", 2000, ((1000, (3.0, 0.1, 0.5), None),)),
     "noise": ("balance", "iid", 1600, ((400, None, 4.0), (1200, None, 0.0))),
+    "swingup-swap": ("swingup", "onpolicy", 2000, ((1000, (3.0, 0.1, 0.5), None, True),)),
 }
+#: the schedules a run has when not told
+DEFAULT_SCHEDULES = ("balance", "balance-cart", "swingup", "noise")
 DRIFT_METHODS = ("kbt", "kbt-softmax", "rls", "retrain-10", "blob-10")
 #: methods that cost about 10 ms or more per sample: they run ``heavy_trials``
 HEAVY = ("retrain", "blob")
@@ -52,7 +59,7 @@ class DriftSpec:
     """Settings of ``kbt experiment drift`` (validated on creation)."""
 
     methods: tuple = DRIFT_METHODS
-    schedules: tuple = tuple(SCHEDULES)
+    schedules: tuple = DEFAULT_SCHEDULES
     trials: int = 20
     heavy_trials: int = 3
     swingup_trials: int = 5     # a swing-up trial costs about five balance trials
@@ -95,10 +102,10 @@ class DriftSpec:
         base = task.params
         n = max(int(round(samples * self.scale)), 20)
         out, marks = [], set()
-        ticks = [0] + [max(int(round(at * self.scale)), 10) for at, _, _ in changes] + [n]
-        for (at, plant, noise), tick in zip(changes, ticks[1:-1]):
+        ticks = [0] + [max(int(round(c[0] * self.scale)), 10) for c in changes] + [n]
+        for (_, plant, noise, *swap), tick in zip(changes, ticks[1:-1]):
             params = None if plant is None else base.with_(m_c=plant[0], m_p=plant[1], l_p=plant[2])
-            out.append(Change(tick, params=params, sigma_data=noise))
+            out.append(Change(tick, params=params, sigma_data=noise, restart=bool(swap and swap[0])))
         for a, b in zip(ticks[:-1], ticks[1:]):
             marks.update(a + d for d in AFTER if a + d < b)
             marks.add(b)

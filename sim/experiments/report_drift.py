@@ -91,7 +91,8 @@ def _drift_figure(results, path):
     force (bottom) vs samples, every method (staggered markers), a dotted line and label per change."""
     pyplot = P.plt()
     names = list(results["schedules"])
-    fig, axes = pyplot.subplots(2, len(names), figsize=(4.3 * len(names), 7.0), squeeze=False)
+    # one column is as wide as two: the title and the legend below need the width
+    fig, axes = pyplot.subplots(2, len(names), figsize=(4.3 * max(len(names), 2), 7.0), squeeze=False)
     handles = {}
     for j, s in enumerate(names):
         entry = results["schedules"][s]

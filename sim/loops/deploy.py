@@ -199,8 +199,9 @@ class _Loop:
             on_checkpoint(row)
 
     def apply_changes(self):
-        """Changes due at this tick: the plant (the state carries over) and its expert, the
-        label noise; what is left of an i.i.d. stream is relabelled by the new expert."""
+        """Changes due at this tick: the plant (the state carries over, or a new episode starts
+        for a change between episodes) and its expert, the label noise; what is left of an
+        i.i.d. stream is relabelled by the new expert."""
         tick = self.res.ticks
         while self.pending and self.pending[0].at == tick:
             change = self.pending.pop(0)
@@ -210,6 +211,9 @@ class _Loop:
                 self.expert = expert_for(self.task)
             if change.sigma_data is not None:
                 self.sigma = change.sigma_data
+            if change.restart and self.cfg.plant:       # swapped between episodes: a new one starts
+                self.plant.reset()
+                self.last_good = self.plant.state.copy()
             if self.cfg.stream == "iid":
                 rest = self.S[tick:]
                 noise = np.random.default_rng([self.cfg.seed, 7, tick]).standard_normal(len(rest))

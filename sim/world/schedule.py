@@ -2,7 +2,8 @@
 
 ``Change(at=400, params=CartPoleParams(1, 0.5, 2))`` makes the plant that
 from tick 400 on (the state carries over; the task's rules and integrator
-stay); ``Change(at=800, sigma_data=4.0)`` makes the expert's labels noisy
+stay; with ``restart=True`` the change comes between episodes and a new one
+starts at tick 400); ``Change(at=800, sigma_data=4.0)`` makes the expert's labels noisy
 from tick 800 on. The deployed loop (``sim.loops.deploy``) applies each change
 before the tick's action, relabels what is left of an i.i.d. stream with the
 new plant's expert, and evaluates every checkpoint on the plant in force.
@@ -28,6 +29,9 @@ class Change:
     at: int
     params: CartPoleParams | None = None
     sigma_data: float | None = None
+    #: the change comes between episodes (a swapped pole or cart): the episode restarts at
+    #: ``at`` from the task's initial states; False: the state carries over mid-episode
+    restart: bool = False
 
     def __post_init__(self):
         check_int("at", self.at, low=1)
@@ -43,6 +47,8 @@ class Change:
             parts.append(f"plant ({p.m_c:g}, {p.m_p:g}, {p.l_p:g})")
         if self.sigma_data is not None:
             parts.append(f"label noise {self.sigma_data:g} N^2")
+        if self.restart:
+            parts.append("between episodes")
         return f"at {self.at}: " + ", ".join(parts)
 
 
