@@ -21,7 +21,6 @@ each checkpoint after the change.
 import argparse
 import os
 import time
-
 from dataclasses import replace
 
 import numpy as np
