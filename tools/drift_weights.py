@@ -7,7 +7,8 @@ library's ``DriftSpec(settings=MethodSettings(weights=...))`` takes them.
 
 ``--schedule swingup-swap``: the same plants with the change between episodes (a new episode
 starts hanging at the change); ``--change-reset prior``: a detected change starts the head
-afresh from its prior (``HeadConfig.change_reset``; default ``covariance``, as shipped).
+afresh from its prior (``HeadConfig.change_reset``; default ``covariance``, as shipped);
+``--detect H``: the change detector's threshold (default 400, as shipped).
 
 Writes ``results.json``, ``results.csv`` and ``drift.png`` (``write_drift``; the method is
 named ``kbt`` for ``shipped``, ``kbt@alpaca`` for ``swingup-alpaca``, else ``kbt@FILE``, with
@@ -25,6 +26,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from controller.kalman_head import HeadConfig
 from sim.experiments.adapt import SET_VARIANTS
 from sim.experiments.drift import DriftSpec, run_drift
 from sim.experiments.report_drift import format_drift, write_drift
@@ -52,13 +54,18 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--schedule", choices=("swingup", "swingup-swap"), default="swingup")
     ap.add_argument("--change-reset", choices=("covariance", "prior"), default="covariance")
+    ap.add_argument("--detect", type=float, default=HeadConfig().change_threshold,
+                    help="the change detector's threshold h (HeadConfig.change_threshold)")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
+    if not 0 <= a.detect < float("inf"):
+        ap.exit(2, f"--detect: expected a threshold >= 0 (0: no detector) but found {a.detect:g}\n")
     merged = None
     for w in a.weights:
         t0 = time.perf_counter()
         settings = MethodSettings(weights=None if w == "shipped" else w)
-        settings = replace(settings, head=replace(settings.head, change_reset=a.change_reset))
+        settings = replace(settings, head=replace(settings.head, change_reset=a.change_reset,
+                                                  change_threshold=a.detect))
         spec = DriftSpec(methods=("kbt",), schedules=(a.schedule,), trials=a.trials, swingup_trials=a.trials,
                          episodes=a.episodes, seed=a.seed, settings=settings)
         res = run_drift(spec, jobs=1, progress=False)
@@ -78,7 +85,7 @@ def main():
               + f"; before it, at {at}: {succ[:, marks.index(at)].mean():.2f} ({succ[:, marks.index(at)].min():.2f})",
               flush=True)
     merged["command"] = "python tools/drift_weights.py " + " ".join(
-        ["--schedule", a.schedule, "--change-reset", a.change_reset, "--weights", *a.weights, "--trials",
+        ["--schedule", a.schedule, "--change-reset", a.change_reset, "--detect", f"{a.detect:g}", "--weights", *a.weights, "--trials",
          str(a.trials), "--episodes", str(a.episodes), "--seed", str(a.seed), "--out", a.out])
     rows = write_drift(merged, a.out)
     print(format_drift(rows))
