@@ -205,9 +205,15 @@ class ForceController:
         """
         s, x, y = self._valid_pair(state, expert_force)
         if self._kernels:
-            return self._count(self._observe_kernel(s, x, y), s, x, y)
+            status = self._observe_kernel(s, x, y)
+            if status == _CHANGED:
+                self._after_change(s, x, y)
+            return self.head.count(status)
         z = self._inputs_one(s)
-        return self._count(self.head.update_reference(z, y, self._noise_scale(s, z, y)), s, x, y, z)
+        status = self.head.update_reference(z, y, self._noise_scale(s, z, y))
+        if status == _CHANGED:
+            self._after_change(s, x, y, z)
+        return self.head.count(status)
 
     def step(self, state, expert_force):
         """Act on a state, then learn its label: the force ``act(state)`` gave before the update.
@@ -220,25 +226,29 @@ class ForceController:
         s, x, y = self._valid_pair(state, expert_force)
         if self._kernels:
             u, status = self._tick_kernel(s, x, y)
-            self._count(status, s, x, y)
+            if status == _CHANGED:
+                self._after_change(s, x, y)
+            self.head.count(status)
             return u
         z = self._inputs_one(s)
         u = float(self.head.mean(z[None, :])[0])
-        self._count(self.head.update_reference(z, y, self._noise_scale(s, z, y)), s, x, y, z)
+        status = self.head.update_reference(z, y, self._noise_scale(s, z, y))
+        if status == _CHANGED:
+            self._after_change(s, x, y, z)
+        self.head.count(status)
         return u
 
-    def _count(self, status, s, x, y, z=None):
-        """The head's book-keeping of one update (``ForceHead.count``). Under
-        ``change_reset='prior'`` a detected change first starts the head afresh from its prior
-        and learns the same label again (``z``: its inputs on the NumPy path); the detector's
-        g is 0 then and no single label is a change, so the second update never detects one."""
-        if status == _CHANGED and self.head.restarts:
+    def _after_change(self, s, x, y, z=None):
+        """A label completed a detected change. Under ``change_reset='prior'`` the head starts
+        afresh from its prior and learns that label again (``z``: its inputs on the NumPy
+        path); the detector's g is 0 then and no single label is a change, so the second
+        update never detects one. Otherwise nothing: the update re-opened the covariance."""
+        if self.head.restarts:
             self.head.restart()
             if self._kernels:
                 self._observe_kernel(s, x, y)
             else:
                 self.head.update_reference(z, y, self._noise_scale(s, z, y))
-        return self.head.count(status)
 
     def _valid_pair(self, state, expert_force):
         """(s, s as four floats, y) of a (state, label) ``observe`` accepts; else ``_refuse``'s ValueError."""
