@@ -20,6 +20,10 @@ grid with TARGET's cart and the m_c line with TARGET's pole, every value inside
   ``--seed``) labelled by that expert, the standardised innovation e^2 / (q + R) of each label
   under the learned prior (no label learned) near upright and away from it: does a label's fit
   tell a plant whose swing-up must be learned from one whose swing-up must be left alone?
+* ``curve``: one plant (``--plant M_C M_P L_P``), success per trial at 0 and each of
+  ``--labels-at`` i.i.d. labels (the shift map's stream; tuning seed 5 by default) for
+  ``kbt@alpaca`` and each ``--regions FW:S`` read-out (``1e6:1e9``: the pumping labels all but
+  ignored, only the catch learned): does learning break a plant the prior already swings up?
 
     python tools/heldout_probe.py scale --seed 5 --episodes 30 --scales 1 2 3 5 10
     python tools/heldout_probe.py scale --seed 0 --scales 3
@@ -27,6 +31,7 @@ grid with TARGET's cart and the m_c line with TARGET's pole, every value inside
     python tools/heldout_probe.py target --seed 5 --episodes 50 --scales 1 3
     python tools/heldout_probe.py target --seed 5 --episodes 50 --scales 10 --regions 1:0
     python tools/heldout_probe.py innovations
+    python tools/heldout_probe.py curve --plant 1 0.2913 0.7746 --regions 30:9 1e6:1e9
 """
 
 from __future__ import annotations
@@ -175,6 +180,36 @@ def innovations(a):
               f"{np.mean(r[far] > 9):7.2f} {near}")
 
 
+def _curve_job(args):
+    """One trial of a learner on one plant -> (args, success at 0 labels and at each checkpoint)."""
+    from sim.loops.deploy import DeployConfig, run_deployment
+    from sim.world.experts import expert_for
+
+    cell, learner, marks, episodes, seed = args
+    task = _task(cell)
+    cfg = DeployConfig(samples=marks[-1], stream="iid", episodes=episodes, seed=seed, labels="always",
+                       checkpoints=marks)
+    rows = run_deployment(_controller(task, 1.0, learner, seed), task, cfg, expert=expert_for(task)).rows
+    return args, [r["success_rate"] for r in rows]
+
+
+def curve(a):
+    cell = tuple(a.plant)
+    learners = [None] + [_region_settings(a.parser, r) for r in a.regions]
+    marks = tuple(a.labels_at)
+    work = [(cell, ln, marks, a.episodes, 1000 * a.seed + t) for ln in learners for t in range(a.trials)]
+    res = run_jobs(_curve_job, work, workers=a.jobs, label="held-out curve", progress=not a.no_progress)
+    print(f"plant ({cell[0]:g}, {cell[1]:g}, {cell[2]:g}): success after 0 / " + " / ".join(map(str, marks))
+          + f" i.i.d. labels, {a.episodes} episodes, trials with seeds {1000 * a.seed}..")
+    for ln in learners:
+        name = "one read-out (kbt@alpaca)" if ln is None else f"regions {ln[0]:g}:{ln[1]:g}"
+        rows = np.array([s for (_, l, *_), s in res if l == ln])
+        for t, row in enumerate(rows):
+            print(f"  {name}, trial {t}: " + " ".join(f"{v:.2f}" for v in row))
+        print(f"  {name}: mean " + " ".join(f"{v:.2f}" for v in rows.mean(0)) + " | worst "
+              + " ".join(f"{v:.2f}" for v in rows.min(0)))
+
+
 def _region_settings(ap, text):
     """(far_weight, far_surprise) from ``--regions FW:S``, or a one-line usage error."""
     try:
@@ -202,7 +237,23 @@ def main():
     sc.add_argument("--labels", type=int, default=100)
     inn = sub.add_parser("innovations", help="how surprising each plant's labels are under the learned prior")
     inn.add_argument("--seed", type=int, default=7)
+    cv = sub.add_parser("curve", help="success against labels on one plant, per trial, for each read-out")
+    cv.add_argument("--plant", type=float, nargs=3, metavar=("M_C", "M_P", "L_P"), required=True)
+    cv.add_argument("--regions", nargs="*", default=[], help="FW:S for each region read-out beside kbt@alpaca")
+    cv.add_argument("--labels-at", type=int, nargs="+", default=[10, 25, 50, 75, 100, 200, 400])
+    cv.add_argument("--trials", type=int, default=5)
+    cv.add_argument("--episodes", type=int, default=20)
+    cv.add_argument("--seed", type=int, default=5)
+    cv.add_argument("--jobs", type=int, default=2)
+    cv.add_argument("--no-progress", action="store_true")
     a = ap.parse_args()
+    a.parser = ap
+    if a.probe == "curve":
+        if (a.trials < 1 or a.episodes < 1 or min(a.plant) <= 0 or min(a.labels_at) < 1
+                or list(a.labels_at) != sorted(set(a.labels_at))):
+            ap.error("curve: --plant values > 0, --labels-at increasing and >= 1, --trials and --episodes >= 1")
+        curve(a)
+        return
     if a.probe in ("scale", "target"):
         if min(a.scales) <= 0 or a.trials < 1 or a.episodes < 1 or getattr(a, "labels", 1) < 1:
             ap.error("--scales must be > 0; --labels, --trials and --episodes >= 1")
