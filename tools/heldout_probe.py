@@ -23,7 +23,9 @@ grid with TARGET's cart and the m_c line with TARGET's pole, every value inside
 * ``curve``: one plant (``--plant M_C M_P L_P``), success per trial at 0 and each of
   ``--labels-at`` i.i.d. labels (the shift map's stream; tuning seed 5 by default) for
   ``kbt@alpaca`` and each ``--regions FW:S`` read-out (``1e6:1e9``: the pumping labels all but
-  ignored, only the catch learned): does learning break a plant the prior already swings up?
+  ignored, only the catch learned) and, for each ``--ranks R``, ``kbt@alpaca`` with P0 cut to its
+  top R eigen-directions: does learning break a plant the prior already swings up, and along
+  which of the family's directions?
 
     python tools/heldout_probe.py scale --seed 5 --episodes 30 --scales 1 2 3 5 10
     python tools/heldout_probe.py scale --seed 0 --scales 3
@@ -32,6 +34,7 @@ grid with TARGET's cart and the m_c line with TARGET's pole, every value inside
     python tools/heldout_probe.py target --seed 5 --episodes 50 --scales 10 --regions 1:0
     python tools/heldout_probe.py innovations
     python tools/heldout_probe.py curve --plant 1 0.2913 0.7746 --regions 30:9 1e6:1e9
+    python tools/heldout_probe.py curve --plant 1 0.2913 0.7746 --ranks 1 2 3 5
 """
 
 from __future__ import annotations
@@ -62,14 +65,22 @@ def _task(cell):
     return base.on(base.params.with_(m_c=m_c, m_p=m_p, l_p=l_p))
 
 
-def _controller(task, scale, regions, seed=0):
+def top_directions(P0, rank):
+    """P0 cut to its ``rank`` largest eigen-directions (+ 1e-6 I): a read-out that can learn only
+    along the family's main modes of variation."""
+    w, V = np.linalg.eigh(P0)
+    top = np.argsort(w)[::-1][:rank]
+    return (V[:, top] * w[top]) @ V[:, top].T + 1e-6 * np.eye(len(w))
+
+
+def _controller(task, scale, regions, seed=0, rank=None):
     from controller.weight_sets import learned_prior
     from sim.loops.methods import MethodSettings, make_controller, make_region_kbt
 
     if regions is None:
         c = make_controller("kbt", task, MethodSettings(weights=WEIGHTS), seed=seed)
         m0, P0, _ = learned_prior(c, WEIGHTS)
-        c.use_prior(m0, scale * P0)
+        c.use_prior(m0, scale * (P0 if rank is None else top_directions(P0, rank)))
     else:
         c = make_region_kbt(task, WEIGHTS, far_weight=regions[0], far_surprise=regions[1])
         m0, P0, _ = learned_prior(c, WEIGHTS)
@@ -189,20 +200,30 @@ def _curve_job(args):
     task = _task(cell)
     cfg = DeployConfig(samples=marks[-1], stream="iid", episodes=episodes, seed=seed, labels="always",
                        checkpoints=marks)
-    rows = run_deployment(_controller(task, 1.0, learner, seed), task, cfg, expert=expert_for(task)).rows
-    return args, [r["success_rate"] for r in rows]
+    regions, rank = (None, learner[1]) if learner and learner[0] == "rank" else (learner, None)
+    c = _controller(task, 1.0, regions, seed, rank=rank)
+    return args, [r["success_rate"] for r in run_deployment(c, task, cfg, expert=expert_for(task)).rows]
+
+
+def _learner_name(ln):
+    if ln is None:
+        return "one read-out (kbt@alpaca)"
+    if ln[0] == "rank":
+        return f"one read-out, P0 cut to its top {ln[1]} directions"
+    return f"regions {ln[0]:g}:{ln[1]:g}"
 
 
 def curve(a):
     cell = tuple(a.plant)
-    learners = [None] + [_region_settings(a.parser, r) for r in a.regions]
+    learners = ([None] + [_region_settings(a.parser, r) for r in a.regions]
+                + [("rank", r) for r in a.ranks])
     marks = tuple(a.labels_at)
     work = [(cell, ln, marks, a.episodes, 1000 * a.seed + t) for ln in learners for t in range(a.trials)]
     res = run_jobs(_curve_job, work, workers=a.jobs, label="held-out curve", progress=not a.no_progress)
     print(f"plant ({cell[0]:g}, {cell[1]:g}, {cell[2]:g}): success after 0 / " + " / ".join(map(str, marks))
           + f" i.i.d. labels, {a.episodes} episodes, trials with seeds {1000 * a.seed}..")
     for ln in learners:
-        name = "one read-out (kbt@alpaca)" if ln is None else f"regions {ln[0]:g}:{ln[1]:g}"
+        name = _learner_name(ln)
         rows = np.array([s for (_, l, *_), s in res if l == ln])
         for t, row in enumerate(rows):
             print(f"  {name}, trial {t}: " + " ".join(f"{v:.2f}" for v in row))
@@ -240,6 +261,8 @@ def main():
     cv = sub.add_parser("curve", help="success against labels on one plant, per trial, for each read-out")
     cv.add_argument("--plant", type=float, nargs=3, metavar=("M_C", "M_P", "L_P"), required=True)
     cv.add_argument("--regions", nargs="*", default=[], help="FW:S for each region read-out beside kbt@alpaca")
+    cv.add_argument("--ranks", type=int, nargs="*", default=[],
+                    help="for each R, the one read-out with P0 cut to its top R eigen-directions")
     cv.add_argument("--labels-at", type=int, nargs="+", default=[10, 25, 50, 75, 100, 200, 400])
     cv.add_argument("--trials", type=int, default=5)
     cv.add_argument("--episodes", type=int, default=20)
@@ -250,8 +273,9 @@ def main():
     a.parser = ap
     if a.probe == "curve":
         if (a.trials < 1 or a.episodes < 1 or min(a.plant) <= 0 or min(a.labels_at) < 1
-                or list(a.labels_at) != sorted(set(a.labels_at))):
-            ap.error("curve: --plant values > 0, --labels-at increasing and >= 1, --trials and --episodes >= 1")
+                or list(a.labels_at) != sorted(set(a.labels_at)) or min(a.ranks, default=1) < 1):
+            ap.error("curve: --plant values > 0, --labels-at increasing and >= 1, --ranks, --trials and "
+                     "--episodes >= 1")
         curve(a)
         return
     if a.probe in ("scale", "target"):
