@@ -241,8 +241,10 @@ class ForceController:
     def _after_change(self, s, x, y, z=None):
         """A label completed a detected change. Under ``change_reset='prior'`` the head starts
         afresh from its prior and learns that label again (``z``: its inputs on the NumPy
-        path); the detector's g is 0 then and no single label is a change, so the second
-        update never detects one. Otherwise nothing: the update re-opened the covariance."""
+        path). The detector's g is 0 then and one label adds at most k kappa - nu (about 124)
+        to it, so above that threshold (400 by default) the second update detects nothing; below
+        it, a second detection re-opens a head already at its prior and is not counted.
+        Otherwise nothing: the update re-opened the covariance."""
         if self.head.restarts:
             self.head.restart()
             if self._kernels:
