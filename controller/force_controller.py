@@ -16,6 +16,8 @@ the state files and the JIT warm-up.
 
 from __future__ import annotations
 
+from collections import deque
+
 import numpy as np
 
 from controller import force_numba as fn
@@ -23,7 +25,7 @@ from controller.checks import as_float_array
 from controller.force_head import ForceHead
 from controller.identity import check_close, digest
 
-__all__ = ["ForceController", "STATE_RANGE", "LABEL_MAX"]
+__all__ = ["ForceController", "STATE_RANGE", "LABEL_MAX", "RUN_MAX"]
 
 #: valid states: ``|s_i| <= STATE_RANGE`` box scales (box_i / sqrt 3, the head's state
 #: normalisation) per component; a state outside is refused (``act`` NaN, ``observe``
@@ -32,6 +34,9 @@ __all__ = ["ForceController", "STATE_RANGE", "LABEL_MAX"]
 STATE_RANGE = 1000.0
 #: valid labels: ``|expert force| <= LABEL_MAX`` (N); beyond, a garbled frame, refused
 LABEL_MAX = 1.0e4
+#: under ``change_reset='prior'``: the most labels of the change detector's run kept to learn
+#: again after a detected change (the detector fires about 10 labels after a change)
+RUN_MAX = 64
 
 
 _FLOAT64 = np.dtype(np.float64)
@@ -206,13 +211,11 @@ class ForceController:
         s, x, y = self._valid_pair(state, expert_force)
         if self._kernels:
             status = self._observe_kernel(s, x, y)
-            if status == _CHANGED:
-                self._after_change(s, x, y)
-            return self.head.count(status)
-        z = self._inputs_one(s)
-        status = self.head.update_reference(z, y, self._noise_scale(s, z, y))
-        if status == _CHANGED:
-            self._after_change(s, x, y, z)
+        else:
+            z = self._inputs_one(s)
+            status = self.head.update_reference(z, y, self._noise_scale(s, z, y))
+        if self._restarts:
+            self._follow_run(s, y, status)
         return self.head.count(status)
 
     def step(self, state, expert_force):
@@ -226,31 +229,46 @@ class ForceController:
         s, x, y = self._valid_pair(state, expert_force)
         if self._kernels:
             u, status = self._tick_kernel(s, x, y)
-            if status == _CHANGED:
-                self._after_change(s, x, y)
-            self.head.count(status)
-            return u
-        z = self._inputs_one(s)
-        u = float(self.head.mean(z[None, :])[0])
-        status = self.head.update_reference(z, y, self._noise_scale(s, z, y))
-        if status == _CHANGED:
-            self._after_change(s, x, y, z)
+        else:
+            z = self._inputs_one(s)
+            u = float(self.head.mean(z[None, :])[0])
+            status = self.head.update_reference(z, y, self._noise_scale(s, z, y))
+        if self._restarts:
+            self._follow_run(s, y, status)
         self.head.count(status)
         return u
 
-    def _after_change(self, s, x, y, z=None):
-        """A label completed a detected change. Under ``change_reset='prior'`` the head starts
-        afresh from its prior and learns that label again (``z``: its inputs on the NumPy
-        path). The detector's g is 0 then and one label adds at most k kappa - nu (about 124)
-        to it, so above that threshold (400 by default) the second update detects nothing; below
-        it, a second detection re-opens a head already at its prior and is not counted.
-        Otherwise nothing: the update re-opened the covariance."""
-        if self.head.restarts:
-            self.head.restart()
-            if self._kernels:
-                self._observe_kernel(s, x, y)
+    def _learn_again(self, s, y):
+        """One more update from a label already taken in (a state ``observe`` accepted): its status."""
+        if self._kernels:
+            x = s.tolist()
+            return self._observe_kernel(s, x, y)
+        z = self._inputs_one(s)
+        return self.head.update_reference(z, y, self._noise_scale(s, z, y))
+
+    def _follow_run(self, s, y, status):
+        """Under ``change_reset='prior'``, after each update: keep the change detector's run, the
+        labels since its statistic g was last 0 (at most ``RUN_MAX``, the latest). A change
+        starts where the run does (the CUSUM's estimate of the change point), so when a label
+        completes a detection the head starts afresh from its prior and learns the run and that
+        label again, in order, without counting them twice. In the replay a label that detects
+        again (only a threshold below what a few labels add, about 124 each, allows it)
+        re-opens the covariance as the default reset does, and the run starts over there. State
+        files do not keep the run: a head resumed from one starts with an empty run."""
+        if status != _CHANGED:
+            if self.head.noise[3] > 0.0:
+                self._run.append((s.copy(), y))
             else:
-                self.head.update_reference(z, y, self._noise_scale(s, z, y))
+                self._run.clear()
+            return
+        run = [*self._run, (s.copy(), y)]
+        self._run.clear()
+        self.head.restart()
+        for s_i, y_i in run:
+            if self._learn_again(s_i, y_i) != _CHANGED and self.head.noise[3] > 0.0:
+                self._run.append((s_i, y_i))
+            else:
+                self._run.clear()
 
     def _valid_pair(self, state, expert_force):
         """(s, s as four floats, y) of a (state, label) ``observe`` accepts; else ``_refuse``'s ValueError."""
@@ -293,13 +311,15 @@ class ForceController:
 
     def warm_up(self):
         """Compile (or load) the Numba kernels on a throwaway copy, so the first
-        real call is not charged the JIT time."""
-        saved = self.head
+        real call is not charged the JIT time (the detector's run is set aside too)."""
+        saved, run = self.head, self._run
+        self._run = deque(maxlen=RUN_MAX)
         self._adopt(saved.copy())
         try:
             self.observe(np.zeros(4), 0.0)
             self.act(np.zeros(4))
         finally:
+            self._run = run
             self._adopt(saved)
 
     # ------------------------------------------------------------ files
@@ -382,6 +402,10 @@ class ForceController:
         self._head_settings = head.kernel_settings()
         self._zt, self._m = self._head_work[0], self._head_state[0]
         self._kernels = head.uses_numba
+        #: True when a detected change restarts the head from its prior (``_follow_run``)
+        self._restarts = head.restarts
+        if not hasattr(self, "_run"):
+            self._run = deque(maxlen=RUN_MAX)
 
     def _observe_kernel(self, s, x, y):  # pragma: no cover - interface
         """The fused ``observe`` kernel on the bound groups, for the state s (4,) (``x``: the same

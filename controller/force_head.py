@@ -119,6 +119,9 @@ class ForceHead:
             self.core.layers[0].S[0][...] = self.prior_cov
         self._prior_cov = [layer.S.copy() for layer in self.core.layers]
         self._prior_means = [layer.M.copy() for layer in self.core.layers]
+        #: what a detected change re-opens each layer's weight covariance to: the prior's,
+        #: times ``change_reset_scale`` (1 unless the whole head restarts)
+        self._reopen_cov = [config.change_reset_scale * S for S in self._prior_cov]
         #: True when a detected change starts the head afresh from its prior (``restart``)
         self.restarts = config.change_reset == "prior"
         #: the noise statistics' discount per sample (1: never forget)
@@ -174,7 +177,7 @@ class ForceHead:
         (the ``force_numba.HeadSettings`` group; P0 the covariance a change re-opens to)."""
         c = self.config
         return (self.learns_noise, c.noise_floor, c.robust ** 2, c.jitter, self.keep, self.detector, self.reopen_to,
-                self._prior_cov[0][0])
+                self._reopen_cov[0][0])
 
     # ------------------------------------------------------------ forward
     def predict(self, Z):
@@ -186,7 +189,7 @@ class ForceHead:
         """Epistemic variance q (N,) of the force for inputs Z (N, d_in) under the covariance
         a detected change re-opens to (the prior's; L = 1)."""
         Zt = np.hstack([np.asarray(Z, dtype=float), np.ones((len(Z), 1))])
-        return np.einsum("na,ab,nb->n", Zt, self._prior_cov[0][0], Zt)
+        return np.einsum("na,ab,nb->n", Zt, self._reopen_cov[0][0], Zt)
 
     def mean(self, Z):
         """The network at the mean weights (equals ``predict``'s mean for L = 1)."""
@@ -224,7 +227,7 @@ class ForceHead:
     def _reopen(self):
         """A detected change: every layer's weight covariance back to the prior's, the
         noise statistics to theirs (``force_numba._reopen``); the means stay."""
-        for layer, S0 in zip(self.core.layers, self._prior_cov):
+        for layer, S0 in zip(self.core.layers, self._reopen_cov):
             layer.S[...] = S0
         if self.learns_noise:
             _, a0, b0 = self.reopen_to

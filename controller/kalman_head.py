@@ -94,6 +94,10 @@ class HeadConfig:
     #: and the noise statistics; the mean stays) or 'prior' (the whole head, mean too, then
     #: the label that completed the detection is learned again; docs/change-reset.md)
     change_reset: str = "covariance"
+    #: gaussian head, under change_reset='prior': the weight covariance a detected change
+    #: restarts the head with, as a multiple of the prior's (above 1: the labels after a
+    #: change count for more than the family's spread allows; docs/change-reset.md)
+    change_reset_scale: float = 1.0
     #: gaussian head: memory of the learned noise in samples (its statistics are
     #: discounted by 1 - 1 / noise_memory per sample); 0: never forget
     noise_memory: float = 1000.0
@@ -142,6 +146,10 @@ class HeadConfig:
             raise ValueError(f"change_ratio: expected a variance ratio above 1 but found {self.change_ratio}")
         check_positive("change_clip", self.change_clip)
         check_choice("change_reset", self.change_reset, ("covariance", "prior"))
+        check_positive("change_reset_scale", self.change_reset_scale)
+        if self.change_reset_scale != 1.0 and self.change_reset != "prior":
+            raise ValueError(f"change_reset_scale: expected 1 unless change_reset='prior' but found "
+                             f"{self.change_reset_scale:g} with change_reset={self.change_reset!r}")
         check_positive("noise_memory", self.noise_memory, allow_zero=True)
         if 0 < self.noise_memory < 1:
             raise ValueError(f"noise_memory: expected 0 (never forget) or at least 1 sample but found {self.noise_memory}")

@@ -1,5 +1,7 @@
 """The Gaussian force head against closed forms, Monte Carlo and its NumPy reference."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -298,29 +300,60 @@ def test_state_file_round_trip_keeps_noise_and_counts(pretrained, tmp_path):
 
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
 @pytest.mark.parametrize("call", ["observe", "step"])
-def test_change_reset_prior_starts_the_head_afresh_and_learns_the_detecting_label(pretrained, backend, call):
-    """Under change_reset='prior' the head after a detection is a fresh head from the prior that
-    learned that one label (mean, covariance, noise and g); under 'covariance' the mean stays."""
+@pytest.mark.parametrize("scale", [1.0, 3.0])
+def test_change_reset_prior_starts_afresh_and_learns_the_detectors_run(pretrained, backend, call, scale):
+    """Under change_reset='prior' the head after a detection is a fresh head from the prior (its
+    covariance times change_reset_scale) that learned the detector's run, the labels since g was
+    last 0, detecting label included (mean, covariance, noise and g); not that label alone; under
+    'covariance' the mean stays."""
     rng = np.random.default_rng(4)
     S = rng.uniform(-0.05, 0.05, (40, 4))
     Y = 20.0 * (-1.0) ** np.arange(40)
     heads = {}
     for reset in ("prior", "covariance"):
-        cfg = HeadConfig(change_reset=reset, change_threshold=5.0, backend=backend)
-        c, fresh = KBTController(pretrained, cfg), KBTController(pretrained, cfg)
+        cfg = HeadConfig(change_reset=reset, change_threshold=300.0, noise="known", obs_noise=1.0,
+                         backend=backend, change_reset_scale=scale if reset == "prior" else 1.0)
+        c = KBTController(pretrained, cfg)
+        g = []
         for i in range(40):
             getattr(c, call)(S[i], Y[i])
+            g.append(c.head.noise[3])
             if c.n_changes:
                 break
-        assert c.n_changes == 1 and i < 39
-        fresh.observe(S[i], Y[i])
-        heads[reset] = [np.array(a) for a in (*c.head.kernel_arrays(), *fresh.head.kernel_arrays())]
-    m, P, noise, m1, P1, noise1 = heads["prior"]
+        start = max(j for j in range(i) if g[j] == 0.0) + 1          # the run: labels start..i
+        assert c.n_changes == 1 and i < 39 and i - start >= 2
+        fresh = {}
+        for first in (start, i):          # the run, and the detecting label alone
+            f = KBTController(pretrained, replace(cfg, change_reset="covariance", change_reset_scale=1.0))
+            f.use_prior_cov(scale * f.head.kernel_settings()[-1] if reset == "prior" else None)
+            for j in range(first, i + 1):
+                f.observe(S[j], Y[j])
+            fresh[first] = [np.array(a) for a in f.head.kernel_arrays()]
+        heads[reset] = [np.array(a) for a in c.head.kernel_arrays()], fresh[start], fresh[i]
+    (m, P, noise), (m1, P1, noise1), (m_one, _, _) = heads["prior"]
     np.testing.assert_allclose(m, m1, rtol=0, atol=1e-12)
     np.testing.assert_allclose(P, P1, rtol=0, atol=1e-12)
     np.testing.assert_allclose(noise, noise1, rtol=0, atol=1e-12)
-    m, _, _, m1, _, _ = heads["covariance"]
+    assert np.abs(m - m_one).max() > 1e-3
+    (m, _, _), (m1, _, _), _ = heads["covariance"]
     assert np.abs(m - m1).max() > 1e-3
+
+
+def test_warm_up_leaves_the_detectors_run_alone(pretrained):
+    c = KBTController(pretrained, HeadConfig(change_reset="prior", noise="known", obs_noise=1.0))
+    c.observe(np.zeros(4), 0.0)
+    c.observe(np.full(4, 0.01), 20.0)             # a surprising label: g > 0, a run of one
+    run = [(s.tolist(), y) for s, y in c._run]
+    assert c.head.noise[3] > 0 and len(run) == 1
+    c.warm_up()
+    assert [(s.tolist(), y) for s, y in c._run] == run
+
+
+def test_change_reset_scale_is_checked():
+    with pytest.raises(ValueError, match="change_reset_scale"):
+        HeadConfig(change_reset_scale=2.0)
+    with pytest.raises(ValueError, match="change_reset_scale"):
+        HeadConfig(change_reset="prior", change_reset_scale=0.0)
 
 
 def test_change_reset_is_checked():
