@@ -8,11 +8,13 @@ library's ``DriftSpec(settings=MethodSettings(weights=...))`` takes them.
 ``--schedule swingup-swap``: the same plants with the change between episodes (a new episode
 starts hanging at the change); ``--change-reset prior``: a detected change starts the head
 afresh from its prior (``HeadConfig.change_reset``; default ``covariance``, as shipped);
-``--detect H``: the change detector's threshold (default 400, as shipped).
+``--detect H``: the change detector's threshold (default 400, as shipped); ``--reset-scale S``:
+with ``--change-reset prior``, the head restarts with S times the prior's covariance
+(``HeadConfig.change_reset_scale``, default 1).
 
 Writes ``results.json``, ``results.csv`` and ``drift.png`` (``write_drift``; the method is
 named ``kbt`` for ``shipped``, ``kbt@alpaca`` for ``swingup-alpaca``, else ``kbt@FILE``, with
-``+reset`` under ``--change-reset prior``) and prints, per weights, the mean (worst) success at
+``+reset`` under ``--change-reset prior``, ``+resetS`` with ``--reset-scale S``) and prints, per weights, the mean (worst) success at
 each checkpoint after the change.
 
     python tools/drift_weights.py --weights swingup-alpaca shipped --trials 20 --out results/drift_swingup_alpaca
@@ -33,11 +35,12 @@ from sim.experiments.report_drift import format_drift, write_drift
 from sim.loops.methods import MethodSettings
 
 
-def label(weights, change_reset="covariance"):
+def label(weights, change_reset="covariance", scale=1.0):
     """The method's name in the files: ``kbt`` (shipped), the adapt variant of a weight set
     (``kbt@alpaca``), else ``kbt@FILE`` (an ``@`` name keeps the robust head's columns);
-    ``+reset`` when a detected change resets the head to its prior."""
-    suffix = "" if change_reset == "covariance" else "+reset"
+    ``+reset`` when a detected change resets the head to its prior (``+resetS``: with S times
+    its covariance)."""
+    suffix = "" if change_reset == "covariance" else "+reset" + ("" if scale == 1.0 else f"{scale:g}")
     if weights == "shipped":
         return "kbt" + suffix
     by_set = {}
@@ -56,21 +59,26 @@ def main():
     ap.add_argument("--change-reset", choices=("covariance", "prior"), default="covariance")
     ap.add_argument("--detect", type=float, default=HeadConfig().change_threshold,
                     help="the change detector's threshold h (HeadConfig.change_threshold)")
+    ap.add_argument("--reset-scale", type=float, default=1.0,
+                    help="with --change-reset prior: the covariance the head restarts with, times the prior's")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     if not 0 <= a.detect < float("inf"):
         ap.exit(2, f"--detect: expected a threshold >= 0 (0: no detector) but found {a.detect:g}\n")
+    if not (0 < a.reset_scale < float("inf") and (a.reset_scale == 1.0 or a.change_reset == "prior")):
+        ap.exit(2, f"--reset-scale: expected a factor > 0, and 1 unless --change-reset prior, but found "
+                   f"{a.reset_scale:g}\n")
     merged = None
     for w in a.weights:
         t0 = time.perf_counter()
         settings = MethodSettings(weights=None if w == "shipped" else w)
         settings = replace(settings, head=replace(settings.head, change_reset=a.change_reset,
-                                                  change_threshold=a.detect))
+                                                  change_threshold=a.detect, change_reset_scale=a.reset_scale))
         spec = DriftSpec(methods=("kbt",), schedules=(a.schedule,), trials=a.trials, swingup_trials=a.trials,
                          episodes=a.episodes, seed=a.seed, settings=settings)
         res = run_drift(spec, jobs=1, progress=False)
         entry = res["schedules"][a.schedule]
-        name = label(w, a.change_reset)
+        name = label(w, a.change_reset, a.reset_scale)
         entry["methods"] = {name: entry["methods"]["kbt"]}
         if merged is None:
             merged = res
@@ -85,7 +93,8 @@ def main():
               + f"; before it, at {at}: {succ[:, marks.index(at)].mean():.2f} ({succ[:, marks.index(at)].min():.2f})",
               flush=True)
     merged["command"] = "python tools/drift_weights.py " + " ".join(
-        ["--schedule", a.schedule, "--change-reset", a.change_reset, "--detect", f"{a.detect:g}", "--weights", *a.weights, "--trials",
+        ["--schedule", a.schedule, "--change-reset", a.change_reset, "--reset-scale", f"{a.reset_scale:g}",
+         "--detect", f"{a.detect:g}", "--weights", *a.weights, "--trials",
          str(a.trials), "--episodes", str(a.episodes), "--seed", str(a.seed), "--out", a.out])
     rows = write_drift(merged, a.out)
     print(format_drift(rows))

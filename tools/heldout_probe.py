@@ -94,13 +94,13 @@ def _job(args):
     from sim.loops.loop import evaluate_success
     from sim.world.experts import expert_for
 
-    cell, learner, labels, episodes, seed = args
+    cell, learner, labels, episodes, seed, stream = args
     task = _task(cell)
     expert = expert_for(task)
     if learner == "expert":
         return args, float(evaluate_success(expert, task, episodes, seed).success_rate)
     scale, regions = learner
-    cfg = DeployConfig(samples=labels, stream="iid", episodes=episodes, seed=seed, labels="always",
+    cfg = DeployConfig(samples=labels, stream=stream, episodes=episodes, seed=seed, labels="always",
                        checkpoints=(labels,))
     rows = run_deployment(_controller(task, scale, regions, seed), task, cfg, expert=expert).rows
     return args, float([r["success_rate"] for r in rows if r["labels"] == labels][0])
@@ -110,7 +110,7 @@ def scale(a):
     regions = a.region_settings
     learners = ["expert"] + [(s, regions) for s in a.scales]
     cells = inside_cells()
-    work = [(cell, ln, a.labels, a.episodes, 1000 * a.seed + t) for cell in cells for ln in learners
+    work = [(cell, ln, a.labels, a.episodes, 1000 * a.seed + t, a.stream) for cell in cells for ln in learners
             for t in range(1 if ln == "expert" else a.trials)]
     t0 = time.perf_counter()
     res = run_jobs(_job, work, workers=a.jobs, label="held-out probe", progress=not a.no_progress)
@@ -119,7 +119,8 @@ def scale(a):
         got.setdefault((cell, ln), []).append(s)
     feasible = [c for c in cells if got[(c, "expert")][0] >= 0.9]
     name = "prior" if regions is None else f"regions {a.regions}"
-    print(f"success after {a.labels} i.i.d. labels, {a.trials} trials (seeds {1000 * a.seed}..), "
+    stream = "i.i.d." if a.stream == "iid" else "on-policy"
+    print(f"success after {a.labels} {stream} labels, {a.trials} trials (seeds {1000 * a.seed}..), "
           f"{a.episodes} episodes; cells (m_c, m_p, l_p) where the expert swings up: "
           + ", ".join(f"({c[0]:g}, {c[1]:g}, {c[2]:g})" for c in feasible))
     for ln in learners[1:]:
@@ -256,6 +257,8 @@ def main():
         p.add_argument("--jobs", type=int, default=2)
         p.add_argument("--no-progress", action="store_true")
     sc.add_argument("--labels", type=int, default=100)
+    sc.add_argument("--stream", choices=("iid", "onpolicy"), default="iid",
+                    help="where the labels come from: the expert's states (the shift map's) or the controller's own")
     inn = sub.add_parser("innovations", help="how surprising each plant's labels are under the learned prior")
     inn.add_argument("--seed", type=int, default=7)
     cv = sub.add_parser("curve", help="success against labels on one plant, per trial, for each read-out")
