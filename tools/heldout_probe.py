@@ -11,7 +11,8 @@ grid with TARGET's cart and the m_c line with TARGET's pole, every value inside
   learned prior's covariance times each ``--scales`` factor, and, with ``--regions FW:S``, the
   region read-out (``kbt@alpaca-region``'s controller, far labels FW x noisier unless
   e^2 / (q + R) > S; ``1:0`` is a plain split) from the same scaled prior. Scale 1 without
-  regions is ``kbt@alpaca`` itself.
+  regions is ``kbt@alpaca`` itself. ``--stream onpolicy``: the labels come from the
+  controller's own states instead.
 * ``target``: the same learners on TARGET itself, both streams, as ``kbt experiment adapt`` runs
   a trial (trial t: seed 1000 ``--seed`` + t, controller seed t): success per checkpoint, the
   mean (worst) at 50 labels and the trials that break the per-trial rule (once at 0.95, never
@@ -29,6 +30,7 @@ grid with TARGET's cart and the m_c line with TARGET's pole, every value inside
 
     python tools/heldout_probe.py scale --seed 5 --episodes 30 --scales 1 2 3 5 10
     python tools/heldout_probe.py scale --seed 0 --scales 3
+    python tools/heldout_probe.py scale --seed 5 --episodes 30 --scales 1 --stream onpolicy
     python tools/heldout_probe.py scale --seed 5 --episodes 30 --scales 1 3 10 --regions 1:0
     python tools/heldout_probe.py target --seed 5 --episodes 50 --scales 1 3
     python tools/heldout_probe.py target --seed 5 --episodes 50 --scales 10 --regions 1:0
