@@ -90,6 +90,20 @@ def test_drift_experiment_quick_writes_its_files(tmp_path, capsys):
     assert "to 0.99" in text and "plant (1, 0.5, 2)" in text
 
 
+def test_drift_flags_reach_the_spec_and_the_head():
+    from sim.cli import build_parser
+    from sim.cli.experiment import _drift_spec
+
+    args = build_parser().parse_args(["experiment", "drift", "--schedules", "swingup-swap", "--methods", "kbt",
+                                      "--weights", "swingup-alpaca", "--change-reset", "prior", "--reset-scale", "10",
+                                      "--detect", "200", "--trials", "3", "--swingup-trials", "2"])
+    spec = _drift_spec(args)
+    head = spec.settings.head
+    assert spec.schedules == ("swingup-swap",) and spec.trials_of("kbt", "swingup-swap") == 2
+    assert spec.settings.weights == "swingup-alpaca"
+    assert (head.change_reset, head.change_reset_scale, head.change_threshold) == ("prior", 10.0, 200.0)
+
+
 def test_onpolicy_trials_differ_and_repeat(tmp_path):
     from sim.cli import main
 

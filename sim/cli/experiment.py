@@ -75,6 +75,7 @@ def add_arguments(p):
                    help="onpolicy: the task (default balance; swingup needs the swing-up weights); "
                         "adapt: one task (default both)")
     _add_adapt_arguments(p)
+    _add_drift_arguments(p)
     p.add_argument("--method", dest="fig5_method", choices=("kbt", "kbt-softmax"), default="kbt",
                    help="fig5: the head whose predicted variance is tracked (default kbt)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
@@ -92,8 +93,31 @@ def _add_adapt_arguments(p):
                    help="adapt: held-out expert-labelled states per trial for RMSE and NLL, 1..100000 "
                         "(default 500, --quick 200)")
     p.add_argument("--weights", metavar="PATH|NAME", default=None,
-                   help="adapt: transformer weights of the kbt and kbt-softmax variants, with --task: a file or a "
-                        "shipped weight set by name (swingup-alpaca) (default: the task's shipped file)")
+                   help="adapt: transformer weights of the kbt and kbt-softmax variants, with --task; drift: of kbt "
+                        "and kbt-softmax, with --schedules of one task: a file or a shipped weight set by name "
+                        "(swingup-alpaca) (default: the task's shipped file)")
+
+
+def _add_drift_arguments(p):
+    """The flags only ``kbt experiment drift`` reads."""
+    from controller.kalman_head import HeadConfig
+    from sim.experiments.drift import DEFAULT_SCHEDULES, SCHEDULES
+
+    p.add_argument("--schedules", nargs="+", default=None, metavar="NAME",
+                   help=f"drift: schedules among {', '.join(SCHEDULES)} (default {' '.join(DEFAULT_SCHEDULES)}; "
+                        "swingup-swap: swingup's plants with the change between episodes)")
+    p.add_argument("--swingup-trials", type=int, default=None,
+                   help="drift: trials on the swing-up schedules, at most --trials (default 5, --quick 1; each "
+                        "costs about five balance trials)")
+    p.add_argument("--detect", type=float, default=None,
+                   help=f"drift: threshold of kbt's and rls's change detector (default "
+                        f"{HeadConfig.change_threshold:g}; 0: off)")
+    p.add_argument("--change-reset", choices=("covariance", "prior"), default=None,
+                   help="drift: what a detected change resets in kbt's and rls's head: the covariance (default) or "
+                        "the whole head, which learns the detector's run again (docs/change-reset.md)")
+    p.add_argument("--reset-scale", type=float, default=None,
+                   help="drift, with --change-reset prior: the covariance the head restarts with, times the "
+                        "prior's (default 1)")
 
 
 def _adapt_variants():
@@ -105,13 +129,15 @@ def _adapt_variants():
 #: per experiment, the flags it has no use for
 _DEPLOYED = ("ask_above", "gated", "task", "every", "probe")
 _ADAPT = ("stream", "labels_at", "heldout", "weights")
-UNUSED = {"fig3": ("sigma_data", "fig5_method") + _DEPLOYED + _ADAPT,
-          "fig4": ("sigma_data", "fig5_method") + _DEPLOYED + _ADAPT,
-          "fig5": ("trials", "episodes", "methods", "epochs", "lr") + _DEPLOYED + _ADAPT,
-          "calibration": ("fig5_method",) + _DEPLOYED + _ADAPT, "onpolicy": ("sigma_data", "fig5_method") + _ADAPT,
-          "swingup": ("sigma_data", "task", "fig5_method") + _ADAPT,
-          "drift": ("sigma_data", "samples", "fig5_method") + _DEPLOYED + _ADAPT,
-          "adapt": ("sigma_data", "samples", "fig5_method", "ask_above", "gated", "every", "epochs", "lr")}
+_DRIFT = ("schedules", "swingup_trials", "detect", "change_reset", "reset_scale")
+UNUSED = {"fig3": ("sigma_data", "fig5_method") + _DEPLOYED + _ADAPT + _DRIFT,
+          "fig4": ("sigma_data", "fig5_method") + _DEPLOYED + _ADAPT + _DRIFT,
+          "fig5": ("trials", "episodes", "methods", "epochs", "lr") + _DEPLOYED + _ADAPT + _DRIFT,
+          "calibration": ("fig5_method",) + _DEPLOYED + _ADAPT + _DRIFT,
+          "onpolicy": ("sigma_data", "fig5_method") + _ADAPT + _DRIFT,
+          "swingup": ("sigma_data", "task", "fig5_method") + _ADAPT + _DRIFT,
+          "drift": ("sigma_data", "samples", "fig5_method") + _DEPLOYED + ("stream", "labels_at", "heldout"),
+          "adapt": ("sigma_data", "samples", "fig5_method", "ask_above", "gated", "every", "epochs", "lr") + _DRIFT}
 
 
 def check(args):
@@ -141,6 +167,8 @@ def check(args):
     fl.check_int("--every", args.every, 1, fl.MAX_SAMPLES)
     if args.name == "adapt":
         _check_adapt(args)
+    if args.name == "drift":
+        _check_drift(args)
 
 
 def _check_adapt(args):
@@ -166,6 +194,32 @@ def _check_adapt(args):
             raise ValueError("--weights: the family prior (kbt@family) belongs to the shipped weights; "
                              "give --methods without kbt@family")
     _adapt_spec(args)              # what is left (e.g. the combination) the spec checks
+
+
+def _check_drift(args):
+    """drift: the schedules, the weights (for one task) and the head's change settings."""
+    from sim.experiments.drift import SCHEDULES
+
+    fl.check_int("--swingup-trials", args.swingup_trials, 1, fl.MAX_TRIALS)
+    fl.check_real("--detect", args.detect, 0.0, 1e6)
+    fl.check_real("--reset-scale", args.reset_scale, 0.0, 1e6, low_open=True)
+    for name in args.schedules or ():
+        if name not in SCHEDULES:
+            raise ValueError(f"--schedules: expected among {', '.join(SCHEDULES)} but found {name!r}")
+    if args.reset_scale not in (None, 1.0) and args.change_reset != "prior":
+        raise ValueError("--reset-scale: applies only with --change-reset prior")
+    if args.weights is not None:
+        tasks = {SCHEDULES[name][0] for name in args.schedules or ()}
+        if len(tasks) != 1:
+            raise ValueError("--weights: give --schedules of one task (weights are pre-trained for one task)")
+        task = tasks.pop()
+        fl.check_weights(args.weights, "--weights")
+        ws = fl.weight_set(args.weights)
+        if ws is not None and ws.task != task:
+            of_task = " ".join(name for name, spec in SCHEDULES.items() if spec[0] == ws.task)
+            raise ValueError(f"--weights: {ws.name} is pre-trained for the {ws.task} task; give --schedules among "
+                             f"{of_task}")
+    _drift_spec(args)               # what is left (e.g. --reset-scale without --change-reset prior) the spec checks
 
 
 def _check_cluster_args(args, given):
@@ -297,11 +351,7 @@ def _drift(args, jobs):
     from sim.experiments import drift as ex
     from sim.experiments.report_drift import format_drift, write_drift
 
-    kw = _given(args, "trials", "seed", "episodes")
-    if args.methods:
-        kw["methods"] = tuple(args.methods)
-    kw["settings"] = _settings(args)
-    spec = ex.DriftSpec.quick(**kw) if args.quick else ex.DriftSpec(**kw)
+    spec = _drift_spec(args)
     results = _run_stored(args, jobs, spec, ex.trial_store, ex.run_drift)
     rows = write_drift(results, args.out)
     print(f"drift: mean success 10/25/50 samples after each change over the trials ({drift_trials(spec)}); "
@@ -310,6 +360,33 @@ def _drift(args, jobs):
     print(format_drift(rows))
     print(f"wrote {args.out}/results.json, results.csv and drift.png")
     return 0
+
+
+def _drift_spec(args):
+    """The ``DriftSpec`` the flags give: sizes, methods, schedules, and for the methods with the
+    force head the weights and the change detector's settings."""
+    from dataclasses import replace
+
+    from sim.experiments.drift import DriftSpec
+
+    kw = _given(args, "trials", "seed", "episodes", "swingup_trials")
+    if args.methods:
+        kw["methods"] = tuple(args.methods)
+    if args.schedules:
+        kw["schedules"] = tuple(dict.fromkeys(args.schedules))
+    settings = _settings(args)
+    head = {field: getattr(args, dest) for dest, field in (("detect", "change_threshold"),
+                                                           ("change_reset", "change_reset"),
+                                                           ("reset_scale", "change_reset_scale"))
+            if getattr(args, dest) is not None}
+    try:
+        kw["settings"] = replace(settings, weights=args.weights, head=replace(settings.head, **head))
+        return DriftSpec.quick(**kw) if args.quick else DriftSpec(**kw)
+    except ValueError as e:
+        names = {"change_threshold": "--detect", "change_reset": "--change-reset",
+                 "change_reset_scale": "--reset-scale", "swingup_trials": "--swingup-trials"}
+        name, sep, rest = str(e).partition(": ")
+        raise ValueError(f"{names.get(name, name)}{sep}{rest}") from None
 
 
 def _adapt_spec(args):
