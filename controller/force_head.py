@@ -187,7 +187,7 @@ class ForceHead:
 
     def reopened_variance(self, Z):
         """Epistemic variance q (N,) of the force for inputs Z (N, d_in) under the covariance
-        a detected change re-opens to (the prior's; L = 1)."""
+        a detected change re-opens to (the prior's, times ``change_reset_scale``; L = 1)."""
         Zt = np.hstack([np.asarray(Z, dtype=float), np.ones((len(Z), 1))])
         return np.einsum("na,ab,nb->n", Zt, self._reopen_cov[0][0], Zt)
 
@@ -225,8 +225,9 @@ class ForceHead:
         return True
 
     def _reopen(self):
-        """A detected change: every layer's weight covariance back to the prior's, the
-        noise statistics to theirs (``force_numba._reopen``); the means stay."""
+        """A detected change: every layer's weight covariance back to the prior's (times
+        ``change_reset_scale``), the noise statistics to theirs (``force_numba._reopen``); the
+        means stay."""
         for layer, S0 in zip(self.core.layers, self._reopen_cov):
             layer.S[...] = S0
         if self.learns_noise:
@@ -235,7 +236,8 @@ class ForceHead:
 
     def restart(self):
         """A detected change under ``change_reset='prior'``: the whole head back to its prior
-        (every layer's mean and covariance, the noise statistics, the detector's g = 0), in place."""
+        (every layer's mean, the covariance times ``change_reset_scale``, the noise statistics,
+        the detector's g = 0), in place."""
         for layer, M0 in zip(self.core.layers, self._prior_means):
             layer.M[...] = M0
         self._reopen()

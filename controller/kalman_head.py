@@ -92,7 +92,8 @@ class HeadConfig:
     change_clip: float = 256.0
     #: gaussian head: what a detected change resets: 'covariance' (the weight covariance
     #: and the noise statistics; the mean stays) or 'prior' (the whole head, mean too, then
-    #: the label that completed the detection is learned again; docs/change-reset.md)
+    #: the detector's run, the labels since its statistic was last 0, is learned again;
+    #: docs/change-reset.md)
     change_reset: str = "covariance"
     #: gaussian head, under change_reset='prior': the weight covariance a detected change
     #: restarts the head with, as a multiple of the prior's (above 1: the labels after a
