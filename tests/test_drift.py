@@ -92,12 +92,12 @@ def test_drift_experiment_quick_writes_its_files(tmp_path, capsys):
 
 def test_drift_flags_reach_the_spec_and_the_head():
     from sim.cli import build_parser
-    from sim.cli.experiment import _drift_spec
+    from sim.cli.experiment_specs import drift_spec
 
     args = build_parser().parse_args(["experiment", "drift", "--schedules", "swingup-swap", "--methods", "kbt",
                                       "--weights", "swingup-alpaca", "--change-reset", "prior", "--reset-scale", "10",
                                       "--detect", "200", "--trials", "3", "--swingup-trials", "2"])
-    spec = _drift_spec(args)
+    spec = drift_spec(args)
     head = spec.settings.head
     assert spec.schedules == ("swingup-swap",) and spec.trials_of("kbt", "swingup-swap") == 2
     assert spec.settings.weights == "swingup-alpaca"

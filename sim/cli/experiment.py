@@ -12,6 +12,8 @@ import os
 import sys
 
 from sim.cli import flags as fl
+from sim.cli.experiment_specs import (adapt_spec, add_spec_arguments, baseline_settings, check_adapt, check_drift,
+                                      drift_spec, given_sizes)
 
 HELP = "reproduce a figure of the paper (JSON, CSV, PNG)"
 OUTPUTS = (("--out", "out", "dir"),)
@@ -35,7 +37,7 @@ def add_arguments(p):
                    help="output directory (default kbt-results/NAME; the shipped results/ are written only when named)")
     p.add_argument("--quick", action="store_true", help="CI size (under 3 minutes)")
     p.add_argument("--trials", type=int, default=None,
-                   help="fig3/4: trials (default 10); adapt: trials (default 20, --quick 1)")
+                   help="fig3/4: trials (default 10); adapt, drift: the same (default 20; --quick: 1, 2)")
     p.add_argument("--samples", type=int, default=None, help="samples per trial (default fig3/4: 400, fig5: 20000)")
     p.add_argument("--episodes", type=int, default=None,
                    help="fig3/4: evaluation episodes per checkpoint (default 100, --quick 20); adapt: the same "
@@ -74,56 +76,10 @@ def add_arguments(p):
     p.add_argument("--task", choices=fl.TASK_NAMES, default=None,
                    help="onpolicy: the task (default balance; swingup needs the swing-up weights); "
                         "adapt: one task (default both)")
-    _add_adapt_arguments(p)
-    _add_drift_arguments(p)
+    add_spec_arguments(p)
     p.add_argument("--method", dest="fig5_method", choices=("kbt", "kbt-softmax"), default="kbt",
                    help="fig5: the head whose predicted variance is tracked (default kbt)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
-
-
-def _add_adapt_arguments(p):
-    """The flags only ``kbt experiment adapt`` reads."""
-    p.add_argument("--stream", choices=("iid", "onpolicy"), default=None,
-                   help="adapt: one stream (default both): iid, expert-labelled i.i.d. states (balance: the "
-                        "sampling box; swing-up: states the expert visits); onpolicy, the states the learner visits")
-    p.add_argument("--labels-at", type=int, nargs="+", default=None, metavar="N",
-                   help="adapt: label checkpoints, increasing, 0..%d (default 0 1 2 3 5 10 20 50 100 200; "
-                        "--quick 0 1 3 10 30); the last is the run's length" % fl.MAX_SAMPLES)
-    p.add_argument("--heldout", type=int, default=None, metavar="N",
-                   help="adapt: held-out expert-labelled states per trial for RMSE and NLL, 1..100000 "
-                        "(default 500, --quick 200)")
-    p.add_argument("--weights", metavar="PATH|NAME", default=None,
-                   help="adapt: transformer weights of the kbt and kbt-softmax variants, with --task; drift: of kbt "
-                        "and kbt-softmax, with --schedules of one task: a file or a shipped weight set by name "
-                        "(swingup-alpaca) (default: the task's shipped file)")
-
-
-def _add_drift_arguments(p):
-    """The flags only ``kbt experiment drift`` reads."""
-    from controller.kalman_head import HeadConfig
-    from sim.experiments.drift import DEFAULT_SCHEDULES, SCHEDULES
-
-    p.add_argument("--schedules", nargs="+", default=None, metavar="NAME",
-                   help=f"drift: schedules among {', '.join(SCHEDULES)} (default {' '.join(DEFAULT_SCHEDULES)}; "
-                        "swingup-swap: swingup's plants with the change between episodes)")
-    p.add_argument("--swingup-trials", type=int, default=None,
-                   help="drift: trials on the swing-up schedules, at most --trials (default 5, --quick 1; each "
-                        "costs about five balance trials)")
-    p.add_argument("--detect", type=float, default=None,
-                   help=f"drift: threshold of kbt's and rls's change detector (default "
-                        f"{HeadConfig.change_threshold:g}; 0: off)")
-    p.add_argument("--change-reset", choices=("covariance", "prior"), default=None,
-                   help="drift: what a detected change resets in kbt's and rls's head: the covariance (default) or "
-                        "the whole head, which learns the detector's run again (docs/change-reset.md)")
-    p.add_argument("--reset-scale", type=float, default=None,
-                   help="drift, with --change-reset prior: the covariance the head restarts with, times the "
-                        "prior's (default 1)")
-
-
-def _adapt_variants():
-    from sim.experiments.adapt import VARIANTS
-
-    return VARIANTS
 
 
 #: per experiment, the flags it has no use for
@@ -166,60 +122,9 @@ def check(args):
     fl.check_real("--probe", args.probe, 0.0, 100.0)
     fl.check_int("--every", args.every, 1, fl.MAX_SAMPLES)
     if args.name == "adapt":
-        _check_adapt(args)
+        check_adapt(args)
     if args.name == "drift":
-        _check_drift(args)
-
-
-def _check_adapt(args):
-    """adapt: the label checkpoints, the held-out size, the variants and the weights."""
-    fl.check_int("--heldout", args.heldout, 1, 100_000)
-    if args.labels_at is not None:
-        for n in args.labels_at:
-            fl.check_int("--labels-at", n, 0, fl.MAX_SAMPLES)
-        if list(args.labels_at) != sorted(set(args.labels_at)) or max(args.labels_at) < 1:
-            raise ValueError(f"--labels-at: expected increasing label counts in 0..{fl.MAX_SAMPLES}, the last >= 1, "
-                             f"but found {' '.join(map(str, args.labels_at))}")
-    variants = _adapt_variants()
-    for m in args.methods or ():
-        if m not in variants:
-            raise ValueError(f"--methods: adapt expected variants among {', '.join(variants)} but found {m!r}")
-    if args.weights is not None:
-        if args.task is None:
-            raise ValueError("--weights: give --task too (weights are pre-trained for one task)")
-        fl.check_weights_arg(args)
-        from sim.experiments.adapt import DEFAULT_VARIANTS
-
-        if "kbt@family" in (args.methods or DEFAULT_VARIANTS):
-            raise ValueError("--weights: the family prior (kbt@family) belongs to the shipped weights; "
-                             "give --methods without kbt@family")
-    _adapt_spec(args)              # what is left (e.g. the combination) the spec checks
-
-
-def _check_drift(args):
-    """drift: the schedules, the weights (for one task) and the head's change settings."""
-    from sim.experiments.drift import SCHEDULES
-
-    fl.check_int("--swingup-trials", args.swingup_trials, 1, fl.MAX_TRIALS)
-    fl.check_real("--detect", args.detect, 0.0, 1e6)
-    fl.check_real("--reset-scale", args.reset_scale, 0.0, 1e6, low_open=True)
-    for name in args.schedules or ():
-        if name not in SCHEDULES:
-            raise ValueError(f"--schedules: expected among {', '.join(SCHEDULES)} but found {name!r}")
-    if args.reset_scale not in (None, 1.0) and args.change_reset != "prior":
-        raise ValueError("--reset-scale: applies only with --change-reset prior")
-    if args.weights is not None:
-        tasks = {SCHEDULES[name][0] for name in args.schedules or ()}
-        if len(tasks) != 1:
-            raise ValueError("--weights: give --schedules of one task (weights are pre-trained for one task)")
-        task = tasks.pop()
-        fl.check_weights(args.weights, "--weights")
-        ws = fl.weight_set(args.weights)
-        if ws is not None and ws.task != task:
-            of_task = " ".join(name for name, spec in SCHEDULES.items() if spec[0] == ws.task)
-            raise ValueError(f"--weights: {ws.name} is pre-trained for the {ws.task} task; give --schedules among "
-                             f"{of_task}")
-    _drift_spec(args)               # what is left (e.g. --reset-scale without --change-reset prior) the spec checks
+        check_drift(args)
 
 
 def _check_cluster_args(args, given):
@@ -272,19 +177,6 @@ def _kept(args):
 
 
 # ---------------------------------------------------------------- shared pieces
-def _settings(args):
-    """The baselines' settings the flags give: --epochs, and --lr for retraining and BLoB alike."""
-    from sim.loops.methods import MethodSettings
-
-    lr = {} if args.lr is None else {"lr": args.lr, "blob_lr": args.lr}
-    return MethodSettings(epochs=args.epochs, **lr)
-
-
-def _given(args, *names):
-    """``{name: value}`` of the experiment's size flags that were given (None: the spec's default)."""
-    return {k: getattr(args, k) for k in names if getattr(args, k) is not None}
-
-
 def _trial_store(args, spec):
     """The folder OUT/trials/ that keeps every finished trial; --resume reads it back."""
     from sim.experiments.offline import VarianceSpec
@@ -324,14 +216,14 @@ def _deployed(args, jobs):
     from sim.experiments import onpolicy as ex
     from sim.experiments.report_deployed import format_summary, write_deployed
 
-    kw = _given(args, "trials", "seed", "episodes", "ask_above", "every", "probe")
+    kw = given_sizes(args, "trials", "seed", "episodes", "ask_above", "every", "probe")
     if args.samples is not None:
         kw["ticks"] = args.samples
     if args.methods:
         kw["methods"] = tuple(args.methods)
     if args.gated is not None:
         kw["gated"] = tuple(args.gated)
-    kw["settings"] = _settings(args)
+    kw["settings"] = baseline_settings(args)
     if args.name == "swingup":
         spec = ex.swingup_spec(quick=args.quick, **kw)
     else:
@@ -351,7 +243,7 @@ def _drift(args, jobs):
     from sim.experiments import drift as ex
     from sim.experiments.report_drift import format_drift, write_drift
 
-    spec = _drift_spec(args)
+    spec = drift_spec(args)
     results = _run_stored(args, jobs, spec, ex.trial_store, ex.run_drift)
     rows = write_drift(results, args.out)
     print(f"drift: mean success 10/25/50 samples after each change over the trials ({drift_trials(spec)}); "
@@ -362,61 +254,12 @@ def _drift(args, jobs):
     return 0
 
 
-def _drift_spec(args):
-    """The ``DriftSpec`` the flags give: sizes, methods, schedules, and for the methods with the
-    force head the weights and the change detector's settings."""
-    from dataclasses import replace
-
-    from sim.experiments.drift import DriftSpec
-
-    kw = _given(args, "trials", "seed", "episodes", "swingup_trials")
-    if args.methods:
-        kw["methods"] = tuple(args.methods)
-    if args.schedules:
-        kw["schedules"] = tuple(dict.fromkeys(args.schedules))
-    settings = _settings(args)
-    head = {field: getattr(args, dest) for dest, field in (("detect", "change_threshold"),
-                                                           ("change_reset", "change_reset"),
-                                                           ("reset_scale", "change_reset_scale"))
-            if getattr(args, dest) is not None}
-    try:
-        kw["settings"] = replace(settings, weights=args.weights, head=replace(settings.head, **head))
-        return DriftSpec.quick(**kw) if args.quick else DriftSpec(**kw)
-    except ValueError as e:
-        names = {"change_threshold": "--detect", "change_reset": "--change-reset",
-                 "change_reset_scale": "--reset-scale", "swingup_trials": "--swingup-trials"}
-        name, sep, rest = str(e).partition(": ")
-        raise ValueError(f"{names.get(name, name)}{sep}{rest}") from None
-
-
-def _adapt_spec(args):
-    """The ``AdaptSpec`` the flags give (its own checks name the flag)."""
-    from sim.experiments.adapt import AdaptSpec
-
-    kw = _given(args, "trials", "seed", "episodes", "heldout", "probe", "weights")
-    if args.methods:
-        kw["variants"] = tuple(dict.fromkeys(args.methods))
-    if args.task:
-        kw["tasks"] = (args.task,)
-    if args.stream:
-        kw["streams"] = (args.stream,)
-    if args.labels_at:
-        kw["labels_at"] = tuple(args.labels_at)
-    try:
-        return AdaptSpec.quick(**kw) if args.quick else AdaptSpec(**kw)
-    except ValueError as e:
-        names = {"variants": "--methods", "tasks": "--task", "streams": "--stream", "labels_at": "--labels-at",
-                 "heldout": "--heldout"}
-        name, sep, rest = str(e).partition(": ")
-        raise ValueError(f"{names.get(name, name)}{sep}{rest}") from None
-
-
 def _adapt(args, jobs):
     """adapt: success, held-out RMSE and NLL against labels, per task, stream, variant and trial."""
     from sim.experiments import adapt as ex
     from sim.experiments.report_adapt import format_adapt, write_adapt
 
-    spec = _adapt_spec(args)
+    spec = adapt_spec(args)
     results = _run_stored(args, jobs, spec, ex.trial_store, ex.run_adapt)
     summary = write_adapt(results, args.out)
     first = 1000 * spec.seed
@@ -444,10 +287,10 @@ def drift_trials(spec):
 
 # ---------------------------------------------------------------- the paper's figures
 def _learning_kw(args):
-    kw = _given(args, "trials", "samples", "seed", "episodes")
+    kw = given_sizes(args, "trials", "samples", "seed", "episodes")
     if args.methods:
         kw["methods"] = tuple(args.methods)
-    kw["settings"] = _settings(args)
+    kw["settings"] = baseline_settings(args)
     return kw
 
 
@@ -520,7 +363,7 @@ def _variance(args, jobs):
     from sim.experiments import offline as ex
     from sim.experiments import report
 
-    kw = _given(args, "samples", "seed")
+    kw = given_sizes(args, "samples", "seed")
     if args.sigma_data:
         kw["sigma_data"] = tuple(dict.fromkeys(args.sigma_data))     # each variance once
     spec = (ex.VarianceSpec.quick if args.quick else ex.VarianceSpec)(method=args.fig5_method, **kw)
