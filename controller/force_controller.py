@@ -35,7 +35,8 @@ STATE_RANGE = 1000.0
 #: valid labels: ``|expert force| <= LABEL_MAX`` (N); beyond, a garbled frame, refused
 LABEL_MAX = 1.0e4
 #: under ``change_reset='prior'``: the most labels of the change detector's run kept to learn
-#: again after a detected change (the detector fires about 10 labels after a change)
+#: again after a detected change, before the detecting one (the detector fires about 10
+#: labels after a change)
 RUN_MAX = 64
 
 
@@ -251,10 +252,10 @@ class ForceController:
         labels since its statistic g was last 0 (at most ``RUN_MAX``, the latest). A change
         starts where the run does (the CUSUM's estimate of the change point), so when a label
         completes a detection the head starts afresh from its prior and learns the run and that
-        label again, in order, without counting them twice. In the replay a label that detects
-        again (only a threshold below what a few labels add, about 124 each, allows it)
-        re-opens the covariance as the default reset does, and the run starts over there. State
-        files do not keep the run: a head resumed from one starts with an empty run."""
+        label again, in order, without counting them twice. The replay adds to g from 0 again;
+        if it passes the threshold once more, the covariance re-opens as the default reset does
+        and the run starts over there. State files do not keep the run: a head loaded from one
+        (or given a new prior) starts with an empty run."""
         if status != _CHANGED:
             if self.head.noise[3] > 0.0:
                 self._run.append((s.copy(), y))
@@ -313,14 +314,13 @@ class ForceController:
         """Compile (or load) the Numba kernels on a throwaway copy, so the first
         real call is not charged the JIT time (the detector's run is set aside too)."""
         saved, run = self.head, self._run
-        self._run = deque(maxlen=RUN_MAX)
         self._adopt(saved.copy())
         try:
             self.observe(np.zeros(4), 0.0)
             self.act(np.zeros(4))
         finally:
-            self._run = run
             self._adopt(saved)
+            self._run = run
 
     # ------------------------------------------------------------ files
     def fingerprint(self):
@@ -388,8 +388,10 @@ class ForceController:
         self._bind()
 
     def _adopt(self, head):
-        """Use ``head`` from now on (the kernels' bound arrays follow it)."""
+        """Use ``head`` from now on (the kernels' bound arrays follow it); the detector's run
+        belonged to the head before, so it starts empty."""
         self.head = head
+        self._run = deque(maxlen=RUN_MAX)
         self._bind()
 
     def _bind(self):

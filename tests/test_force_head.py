@@ -349,6 +349,17 @@ def test_warm_up_leaves_the_detectors_run_alone(pretrained):
     assert [(s.tolist(), y) for s, y in c._run] == run
 
 
+def test_a_loaded_head_starts_with_an_empty_run(pretrained, tmp_path):
+    cfg = HeadConfig(change_reset="prior", noise="known", obs_noise=1.0)
+    a, b = KBTController(pretrained, cfg), KBTController(pretrained, cfg)
+    a.observe(np.zeros(4), 0.0)
+    a.save_state(tmp_path / "head.npz")
+    b.observe(np.full(4, 0.01), 20.0)             # a surprising label: g > 0, a run of one
+    assert len(b._run) == 1
+    b.load_state(tmp_path / "head.npz")
+    assert len(b._run) == 0
+
+
 def test_change_reset_scale_is_checked():
     with pytest.raises(ValueError, match="change_reset_scale"):
         HeadConfig(change_reset_scale=2.0)
