@@ -99,6 +99,7 @@ def check_adapt(args):
 def check_drift(args):
     """drift: the schedules, the weights (for one task) and the head's change settings."""
     from sim.experiments.drift import SCHEDULES
+    from sim.loops.methods import has_robust_head
 
     fl.check_int("--swingup-trials", args.swingup_trials, 1, fl.MAX_TRIALS)
     fl.check_real("--detect", args.detect, 0.0, 1e6)
@@ -119,7 +120,14 @@ def check_drift(args):
             of_task = " ".join(name for name, spec in SCHEDULES.items() if spec[0] == ws.task)
             raise ValueError(f"--weights: {ws.name} is pre-trained for the {ws.task} task; give --schedules among "
                              f"{of_task}")
-    drift_spec(args)               # what is left (e.g. the methods) the spec checks
+    spec = drift_spec(args)        # what is left (e.g. the methods) the spec checks
+    if args.swingup_trials is not None and args.swingup_trials > spec.trials:
+        raise ValueError(f"--swingup-trials: expected at most --trials ({spec.trials}) but found {args.swingup_trials}")
+    if not any(has_robust_head(m) for m in spec.methods):
+        for flag, value in (("--detect", args.detect), ("--change-reset", args.change_reset),
+                            ("--reset-scale", args.reset_scale)):
+            if value is not None:
+                raise ValueError(f"{flag}: applies to kbt and rls (the force head), and --methods gives neither")
 
 
 def adapt_spec(args):
