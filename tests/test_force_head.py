@@ -301,18 +301,20 @@ def test_state_file_round_trip_keeps_noise_and_counts(pretrained, tmp_path):
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
 @pytest.mark.parametrize("call", ["observe", "step"])
 @pytest.mark.parametrize("scale", [1.0, 3.0])
-def test_change_reset_prior_starts_afresh_and_learns_the_detectors_run(pretrained, backend, call, scale):
+@pytest.mark.parametrize("noise", [dict(noise="known", obs_noise=1.0, change_threshold=300.0),
+                                   dict(noise="learned", noise_prior_count=50.0, change_threshold=30.0)])
+def test_change_reset_prior_starts_afresh_and_learns_the_detectors_run(pretrained, backend, call, scale, noise):
     """Under change_reset='prior' the head after a detection is a fresh head from the prior (its
     covariance times change_reset_scale) that learned the detector's run, the labels since g was
-    last 0, detecting label included (mean, covariance, noise and g); not that label alone; under
-    'covariance' the mean stays."""
+    last 0, detecting label included (mean, covariance, noise and g; known and learned noise);
+    not that label alone; under 'covariance' the mean stays."""
     rng = np.random.default_rng(4)
     S = rng.uniform(-0.05, 0.05, (40, 4))
     Y = 20.0 * (-1.0) ** np.arange(40)
     heads = {}
     for reset in ("prior", "covariance"):
-        cfg = HeadConfig(change_reset=reset, change_threshold=300.0, noise="known", obs_noise=1.0,
-                         backend=backend, change_reset_scale=scale if reset == "prior" else 1.0)
+        cfg = HeadConfig(change_reset=reset, backend=backend, change_reset_scale=scale if reset == "prior" else 1.0,
+                         **noise)
         c = KBTController(pretrained, cfg)
         g = []
         for i in range(40):
