@@ -257,19 +257,22 @@ class ForceController:
         and the run starts over there. State files do not keep the run: a head loaded from one
         (or given a new prior) starts with an empty run."""
         if status != _CHANGED:
-            if self.head.noise[3] > 0.0:
-                self._run.append((s.copy(), y))
-            else:
-                self._run.clear()
+            self._extend_run((s.copy(), y))
             return
         run = [*self._run, (s.copy(), y)]
         self._run.clear()
         self.head.restart()
-        for s_i, y_i in run:
-            if self._learn_again(s_i, y_i) != _CHANGED and self.head.noise[3] > 0.0:
-                self._run.append((s_i, y_i))
-            else:
-                self._run.clear()
+        for label in run:
+            self._learn_again(*label)
+            self._extend_run(label)
+
+    def _extend_run(self, label):
+        """The run after an update: ``label`` joins it while g > 0; g = 0 (a label that fits, or
+        a detection, which sets g to 0) ends it."""
+        if self.head.noise[3] > 0.0:
+            self._run.append(label)
+        else:
+            self._run.clear()
 
     def _valid_pair(self, state, expert_force):
         """(s, s as four floats, y) of a (state, label) ``observe`` accepts; else ``_refuse``'s ValueError."""
