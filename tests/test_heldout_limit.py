@@ -62,7 +62,8 @@ def test_split_tells_the_left_out_plants_apart(tool, tmp_path, capsys):
 @pytest.mark.parametrize("args, name", [(["wide", "--priors", "eye:0"], "--priors"),
                                         (["wide", "--priors", "ridge:1"], "--priors"),
                                         (["wide", "--labels-at", "50", "10"], "--labels-at"),
-                                        (["limit", "--labels", "10"], "--labels")])
+                                        (["limit", "--labels", "10"], "--labels"),
+                                        (["limit", "--jobs", "0"], "--jobs")])
 def test_bad_arguments_are_one_line_exit_2(tool, capsys, args, name):
     with pytest.raises(SystemExit) as e:
         tool.main(args)
