@@ -39,11 +39,10 @@ import time
 
 import numpy as np
 from alpaca_readout import _Readout, _readout_inputs, _WideBLR
-from heldout_probe import inside_cells, _task
+from heldout_probe import WEIGHTS, inside_cells, _task
 
 from sim.experiments.trials import run_jobs
 
-WEIGHTS = "swingup-alpaca"
 #: the last block's activations a wide read-out adds to z~
 ADDED = ("hidden", "attention")
 #: ``wide``'s default checkpoints (labels)
