@@ -34,10 +34,11 @@ from controller.kbt import KBTController
 __all__ = ["RegionKBTController", "region_prior"]
 
 
-def region_prior(m0, P0):
+def region_prior(m0, P0, P0_far=None):
     """The prior of ``RegionKBTController``'s read-out from a prior N(m0, P0) of KBT's
-    (weights of [z; 1]): each region's (a, b) ~ N(m0, P0), the two independent, mapped to
-    the coefficients of [z g; g; z (1 - g); 1] = (a_n, b_n - b_f, a_f, b_f)."""
+    (weights of [z; 1]): each region's (a, b) ~ N(m0, P0) (away from upright N(m0, P0_far)
+    when given), the two independent, mapped to the coefficients of [z g; g; z (1 - g); 1]
+    = (a_n, b_n - b_f, a_f, b_f)."""
     m0 = np.asarray(m0, dtype=float)
     n = m0.size
     d = n - 1
@@ -46,7 +47,7 @@ def region_prior(m0, P0):
     T[d, 2 * n - 1] = -1.0
     P = np.zeros((2 * n, 2 * n))
     P[:n, :n] = P0
-    P[n:, n:] = P0
+    P[n:, n:] = P0 if P0_far is None else P0_far
     return T @ np.r_[m0, m0], T @ P @ T.T
 
 
@@ -88,9 +89,9 @@ class RegionKBTController(KBTController):
         g = self.near(states).astype(float)[:, None]
         return np.hstack([Z * g, g, Z * (1.0 - g)])
 
-    def use_region_prior(self, m0, P0):
-        """Start from ``region_prior(m0, P0)`` (m0, P0: a prior of KBT's [z; 1] weights)."""
-        self.use_prior(*region_prior(m0, P0))
+    def use_region_prior(self, m0, P0, P0_far=None):
+        """Start from ``region_prior(m0, P0, P0_far)`` (m0, P0: a prior of KBT's [z; 1] weights)."""
+        self.use_prior(*region_prior(m0, P0, P0_far))
 
     def _noise_scale(self, s, z, y):
         if self.near(s)[0]:

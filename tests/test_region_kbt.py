@@ -50,6 +50,23 @@ def test_each_region_starts_from_kbts_prior_mean_and_variance(policy):
     assert reg.near(np.array([[0, 0, np.pi - 0.1, 0], [0, 0, 2 * np.pi - 0.3, 0]])).tolist() == [False, True]
 
 
+def test_a_far_covariance_of_its_own_sets_only_the_far_regions_prior(policy):
+    base, _, m0, P0 = _pair(policy)
+    _, P_far = _prior(base.prior_mean.size, seed=1)
+    far_base = KBTController(policy, CFG)
+    far_base.use_prior(m0, P_far)
+    reg = RegionKBTController(policy, CFG, catch_angle=0.35)
+    reg.use_region_prior(m0, P0, P_far)
+    for s, ref in ((NEAR, base), (FAR, far_base)):
+        mb, _, qb = ref.predict_split(s[None, :])
+        mr, _, qr = reg.predict_split(s[None, :])
+        np.testing.assert_allclose(mr, mb, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(qr, qb, rtol=1e-10, atol=1e-12)
+    # P0_far = P0 is the one-covariance prior
+    for a, b in zip(region_prior(m0, P0, P0), region_prior(m0, P0)):
+        np.testing.assert_array_equal(a, b)
+
+
 def _blr(z, y, m, P, R):
     """One closed-form Bayesian linear-regression update (the independent reference)."""
     S = z @ P @ z + R

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 from shift_map import cells as map_cells
@@ -75,19 +76,42 @@ def top_directions(P0, rank):
     return (V[:, top] * w[top]) @ V[:, top].T + 1e-6 * np.eye(len(w))
 
 
-def _controller(task, scale, regions, seed=0, rank=None):
+def mirrored(c):
+    """``c`` with each label (s, u) also learned as (-s, -u): the cart-pole and its experts are odd
+    under x, x', theta, theta' -> their negatives, so the mirror image of a label is a label."""
+    observe = c.observe
+
+    def observe_both(state, force):
+        observe(state, force)
+        observe(-np.asarray(state, dtype=float), -float(force))
+
+    c.observe = observe_both
+    return c
+
+
+def _controller(task, scale, regions, seed=0, rank=None, variant=(None, 0, False, None)):
+    """The learner; ``variant`` = (near-upright P0 factor or None for ``scale``, rank of the far
+    region's P0 or 0 for all of it, mirror labels, a prior file): ``--near-scale``, ``--far-rank``,
+    ``--mirror``, ``--prior``."""
     from controller.weight_sets import learned_prior
     from sim.loops.methods import MethodSettings, make_controller, make_region_kbt
 
-    if regions is None:
+    near_scale, far_rank, mirror, prior_file = variant
+    if prior_file is not None:
+        from closed_loop_prior import load, region_controller
+
+        m_n, m_f, s_n, s_f, fw = load(prior_file)
+        c = region_controller(task, (m_n, m_f, scale * s_n, scale * s_f, fw))
+    elif regions is None:
         c = make_controller("kbt", task, MethodSettings(weights=WEIGHTS), seed=seed)
         m0, P0, _ = learned_prior(c, WEIGHTS)
         c.use_prior(m0, scale * (P0 if rank is None else top_directions(P0, rank)))
     else:
         c = make_region_kbt(task, WEIGHTS, far_weight=regions[0], far_surprise=regions[1])
         m0, P0, _ = learned_prior(c, WEIGHTS)
-        c.use_region_prior(m0, scale * P0)
-    return c
+        far = P0 if not far_rank else top_directions(P0, far_rank)
+        c.use_region_prior(m0, (scale if near_scale is None else near_scale) * P0, scale * far)
+    return mirrored(c) if mirror else c
 
 
 def _job(args):
@@ -96,7 +120,7 @@ def _job(args):
     from sim.loops.loop import evaluate_success
     from sim.world.experts import expert_for
 
-    cell, learner, labels, episodes, seed, stream = args
+    cell, learner, labels, episodes, seed, stream, variant = args
     task = _task(cell)
     expert = expert_for(task)
     if learner == "expert":
@@ -104,7 +128,7 @@ def _job(args):
     scale, regions = learner
     cfg = DeployConfig(samples=labels, stream=stream, episodes=episodes, seed=seed, labels="always",
                        checkpoints=(labels,))
-    rows = run_deployment(_controller(task, scale, regions, seed), task, cfg, expert=expert).rows
+    rows = run_deployment(_controller(task, scale, regions, seed, variant=variant), task, cfg, expert=expert).rows
     return args, float([r["success_rate"] for r in rows if r["labels"] == labels][0])
 
 
@@ -112,7 +136,7 @@ def scale(a):
     regions = a.region_settings
     learners = ["expert"] + [(s, regions) for s in a.scales]
     cells = inside_cells()
-    work = [(cell, ln, a.labels, a.episodes, 1000 * a.seed + t, a.stream) for cell in cells for ln in learners
+    work = [(cell, ln, a.labels, a.episodes, 1000 * a.seed + t, a.stream, a.variant) for cell in cells for ln in learners
             for t in range(1 if ln == "expert" else a.trials)]
     t0 = time.perf_counter()
     res = run_jobs(_job, work, workers=a.jobs, label="held-out probe", progress=not a.no_progress)
@@ -120,7 +144,7 @@ def scale(a):
     for (cell, ln, *_), s in res:
         got.setdefault((cell, ln), []).append(s)
     feasible = [c for c in cells if got[(c, "expert")][0] >= 0.9]
-    name = "prior" if regions is None else f"regions {a.regions}"
+    name = _variant_name(a)
     stream = "i.i.d." if a.stream == "iid" else "on-policy"
     print(f"success after {a.labels} {stream} labels, {a.trials} trials (seeds {1000 * a.seed}..), "
           f"{a.episodes} episodes; cells (m_c, m_p, l_p) where the expert swings up: "
@@ -138,11 +162,11 @@ def _target_job(args):
     from sim.experiments.adapt import _task as target_task
     from sim.loops.deploy import DeployConfig, run_deployment
 
-    learner, stream, marks, episodes, seed, trial = args
+    learner, stream, marks, episodes, seed, trial, variant = args
     task = target_task("swingup")
     cfg = DeployConfig(samples=marks[-1], stream=stream, episodes=episodes, seed=seed, labels="always",
                        checkpoints=tuple(m for m in marks if m > 0))
-    c = _controller(task, learner[0], learner[1], seed=trial)
+    c = _controller(task, learner[0], learner[1], seed=trial, variant=variant)
     return args, [r["success_rate"] for r in run_deployment(c, task, cfg).rows]
 
 
@@ -151,11 +175,11 @@ def target(a):
 
     regions = a.region_settings
     marks = (0, 10, 25, 50, 100, 200, 300, 500, 700, 1000)
-    work = [((sc, regions), stream, marks, a.episodes, 1000 * a.seed + t, t) for sc in a.scales
+    work = [((sc, regions), stream, marks, a.episodes, 1000 * a.seed + t, t, a.variant) for sc in a.scales
             for stream in ("iid", "onpolicy") for t in range(a.trials)]
     t0 = time.perf_counter()
     res = run_jobs(_target_job, work, workers=a.jobs, label="TARGET probe", progress=not a.no_progress)
-    name = "prior" if regions is None else f"regions {a.regions}"
+    name = _variant_name(a)
     print(f"TARGET, {a.trials} trials (seeds {1000 * a.seed}..), {a.episodes} episodes; mean success at "
           + " ".join(str(m) for m in marks) + " labels")
     for sc in a.scales:
@@ -234,6 +258,19 @@ def curve(a):
               + " ".join(f"{v:.2f}" for v in rows.min(0)))
 
 
+def _variant_name(a):
+    """The learner's name in ``scale``'s and ``target``'s output."""
+    near, rank, mirror, prior_file = a.variant
+    if prior_file is not None:
+        return f"the closed-loop prior {prior_file}" + (", mirrored labels" if mirror else "")
+    name = "prior" if a.regions is None else f"regions {a.regions}"
+    if near is not None:
+        name += f", near P0 x {near:g}"
+    if rank:
+        name += f", far P0 cut to {rank} directions"
+    return name + (", mirrored labels" if mirror else "")
+
+
 def _region_settings(ap, text):
     """(far_weight, far_surprise) from ``--regions FW:S``, or a one-line usage error."""
     try:
@@ -245,7 +282,7 @@ def _region_settings(ap, text):
     return fw, sur
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="probe", required=True)
     sc = sub.add_parser("scale", help="success on the held-out plants with the prior covariance scaled")
@@ -258,6 +295,13 @@ def main():
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--jobs", type=int, default=2)
         p.add_argument("--no-progress", action="store_true")
+        p.add_argument("--near-scale", type=float, default=None,
+                       help="with --regions: the near-upright region's P0 factor (default: each --scales)")
+        p.add_argument("--far-rank", type=int, default=0,
+                       help="with --regions: the far region's P0 cut to its top R directions (0: all)")
+        p.add_argument("--mirror", action="store_true", help="learn each label's mirror image (-s, -u) too")
+        p.add_argument("--prior", default=None, help="the region read-out from a tools/closed_loop_prior.py "
+                       "file (its means, widths x each --scales, and far weight)")
     sc.add_argument("--labels", type=int, default=100)
     sc.add_argument("--stream", choices=("iid", "onpolicy"), default="iid",
                     help="where the labels come from: the expert's states (the shift map's) or the controller's own")
@@ -274,7 +318,7 @@ def main():
     cv.add_argument("--seed", type=int, default=5)
     cv.add_argument("--jobs", type=int, default=2)
     cv.add_argument("--no-progress", action="store_true")
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
     a.parser = ap
     if a.probe == "curve":
         if (a.trials < 1 or a.episodes < 1 or min(a.plant) <= 0 or min(a.labels_at) < 1
@@ -286,6 +330,15 @@ def main():
     if a.probe in ("scale", "target"):
         if min(a.scales) <= 0 or a.trials < 1 or a.episodes < 1 or getattr(a, "labels", 1) < 1:
             ap.error("--scales must be > 0; --labels, --trials and --episodes >= 1")
+        if a.regions is None and (a.near_scale is not None or a.far_rank):
+            ap.error("--near-scale and --far-rank: need --regions FW:S")
+        if (a.near_scale is not None and a.near_scale <= 0) or a.far_rank < 0:
+            ap.error("--near-scale must be > 0 and --far-rank >= 0")
+        if a.prior is not None and (a.regions is not None or a.near_scale is not None or a.far_rank):
+            ap.error("--prior: a region read-out of its own; drop --regions, --near-scale and --far-rank")
+        if a.prior is not None and not Path(a.prior).is_file():
+            ap.error(f"--prior: no file {a.prior}")
+        a.variant = (a.near_scale, a.far_rank, a.mirror, a.prior)
         a.region_settings = None if a.regions is None else _region_settings(ap, a.regions)
         (scale if a.probe == "scale" else target)(a)
     else:

@@ -1,0 +1,75 @@
+"""tools/heldout_probe.py: the mirrored labels, the far region's own prior, and the refusals."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tool():
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        import heldout_probe
+        yield heldout_probe
+    finally:
+        sys.path.remove(str(ROOT / "tools"))
+
+
+@pytest.mark.parametrize("cell", [(1.0, 0.2, 1.0), (1.0, 0.2913, 0.3936), (0.6389, 0.2, 1.0)])
+def test_the_experts_are_odd_so_a_mirrored_label_is_a_label(tool, cell):
+    """The premise of ``--mirror``: the plant's own swing-up expert gives -u at -s, on the states
+    its i.i.d. stream labels (1e-9 N: the two are the same formula on negated inputs)."""
+    from sim.loops.deploy import iid_samples
+    from sim.world.experts import expert_for
+
+    task = tool._task(cell)
+    expert = expert_for(task)
+    S, F = iid_samples(expert, 1, 0, 200, task=task)
+    mirrored = np.array([expert.act(-s) for s in S]).ravel()
+    np.testing.assert_allclose(mirrored, -F, rtol=0, atol=1e-9)
+
+
+def test_mirror_learns_the_label_and_its_mirror_image(tool):
+    task = tool._task((1.0, 0.2913, 0.7746))
+    c = tool._controller(task, 1.0, None, variant=(None, 0, True, None))
+    ref = tool._controller(task, 1.0, None)
+    s = np.array([0.2, -0.5, 2.0, 1.5])
+    c.observe(s, 4.0)
+    ref.observe(s, 4.0), ref.observe(-s, -4.0)
+    X = np.random.default_rng(0).normal(size=(20, 4)) * [1.0, 1.0, 2.0, 2.0]
+    np.testing.assert_allclose(c.act(X), ref.act(X), rtol=1e-12, atol=1e-12)
+    # and not the label twice: the mirror's sign matters
+    twice = tool._controller(task, 1.0, None)
+    twice.observe(s, 4.0), twice.observe(s, 4.0)
+    assert np.max(np.abs(c.act(X) - twice.act(X))) > 1e-3
+
+
+def test_far_rank_narrows_only_the_far_region(tool):
+    task = tool._task((1.0, 0.2913, 0.7746))
+    full = tool._controller(task, 10.0, (1.0, 0.0))
+    cut = tool._controller(task, 10.0, (1.0, 0.0), variant=(None, 2, False, None))
+    near = np.array([[0.1, 0.0, 0.2, 0.1]])
+    far = np.array([[0.1, 0.0, 2.5, 0.1]])
+    np.testing.assert_allclose(cut.predict_split(near)[2], full.predict_split(near)[2], rtol=1e-9)
+    assert cut.predict_split(far)[2][0] < full.predict_split(far)[2][0]
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["scale", "--near-scale", "3"], "need --regions"),
+    (["scale", "--regions", "1:0", "--far-rank", "-1"], "--far-rank >= 0"),
+    (["target", "--regions", "1:0", "--near-scale", "0"], "--near-scale must be > 0"),
+    (["scale", "--prior", "no/such/file.npz"], "--prior: no file"),
+    (["scale", "--prior", __file__, "--regions", "1:0"], "drop --regions"),
+])
+def test_bad_options_are_one_line_and_exit_2(tool, argv, words, capsys):
+    with pytest.raises(SystemExit) as e:
+        tool.main(argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert words in err
