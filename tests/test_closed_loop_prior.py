@@ -1,0 +1,67 @@
+"""tools/closed_loop_prior.py: the prior a parameter vector makes, and the refusals."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+X = np.random.default_rng(0).normal(size=(40, 4)) * [1.0, 1.0, 2.0, 2.0]
+
+
+@pytest.fixture(scope="module")
+def tools():
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        import closed_loop_prior
+        import heldout_probe
+        yield closed_loop_prior, heldout_probe
+    finally:
+        sys.path.remove(str(ROOT / "tools"))
+
+
+def test_the_start_is_the_region_read_out_with_the_start_widths_and_far_weight(tools):
+    """theta's start (no mean shift, widths 3, FW 3) is ``kbt@alpaca-region``'s controller with
+    P0 x 3 and far weight 3, as heldout_probe builds it: same forces, variances and weighting."""
+    cl, hp = tools
+    task = hp._task((1.0, 0.2913, 0.7746))
+    theta = np.r_[np.zeros(2 * 5), cl.START_LOG]
+    c, ref = cl.region_controller(task, cl.prior_of(theta, 5)), hp._controller(task, 3.0, (3.0, 9.0))
+    np.testing.assert_allclose(c.act(X), ref.act(X), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(c.predict_split(X)[2], ref.predict_split(X)[2], rtol=1e-9)
+    assert (c.far_weight, c.far_surprise) == pytest.approx((ref.far_weight, ref.far_surprise))
+
+
+@pytest.mark.parametrize("index, moved", [(0, "near"), (5, "far")])
+def test_a_regions_mean_moves_only_that_regions_force(tools, index, moved):
+    cl, hp = tools
+    task = hp._task((1.0, 0.2913, 0.7746))
+    theta = np.r_[np.zeros(2 * 5), cl.START_LOG]
+    start = cl.region_controller(task, cl.prior_of(theta, 5))
+    theta[index] = 1.0
+    c = cl.region_controller(task, cl.prior_of(theta, 5))
+    near = c.near(X)
+    still, shifted = (~near, near) if moved == "near" else (near, ~near)
+    np.testing.assert_allclose(c.act(X[still]), start.act(X[still]), rtol=1e-12, atol=1e-12)
+    assert np.min(np.abs(c.act(X[shifted]) - start.act(X[shifted]))) > 1e-6
+
+
+def test_a_saved_prior_loads_back(tools, tmp_path):
+    cl, _ = tools
+    theta = np.r_[np.linspace(-1, 1, 6), np.log(2.0), np.log(5.0), np.log(0.5)]
+    np.savez(tmp_path / "p.npz", theta=theta, k=3, thetas=theta[None], history=np.zeros((1, 4)))
+    m_n, m_f, s_n, s_f, fw = cl.load(tmp_path / "p.npz")
+    assert (s_n, s_f, fw) == pytest.approx((2.0, 5.0, 1.0))      # a far weight below 1 is 1
+    assert np.max(np.abs(m_n - m_f)) > 0
+
+
+@pytest.mark.parametrize("argv", [["--population", "3"], ["--plants", "41"], ["--k", "0"], ["--sigma", "0"]])
+def test_bad_options_are_one_line_and_exit_2(tools, argv, capsys):
+    cl, _ = tools
+    with pytest.raises(SystemExit) as e:
+        cl.main(argv)
+    assert e.value.code == 2
+    assert "--population even >= 2" in capsys.readouterr().err.strip().splitlines()[-1]
