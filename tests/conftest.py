@@ -25,3 +25,17 @@ def pretrained():
     yield policy
     changed = [k for k, v in before.items() if not np.array_equal(policy.params[k], v)]
     assert not changed, f"a test modified the shared pre-trained policy: {changed}"
+
+
+@pytest.fixture(scope="module")
+def tools_on_path():
+    """``tools/`` on ``sys.path`` for one test module: the tools import one another by name."""
+    import sys
+    from pathlib import Path
+
+    path = str(Path(__file__).resolve().parents[1] / "tools")
+    sys.path.insert(0, path)
+    try:
+        yield
+    finally:
+        sys.path.remove(path)

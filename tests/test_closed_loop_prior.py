@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
 X = np.random.default_rng(0).normal(size=(40, 4)) * [1.0, 1.0, 2.0, 2.0]
 
 
 @pytest.fixture(scope="module")
-def tools():
-    sys.path.insert(0, str(ROOT / "tools"))
-    try:
-        import closed_loop_prior
-        import heldout_probe
-        yield closed_loop_prior, heldout_probe
-    finally:
-        sys.path.remove(str(ROOT / "tools"))
+def tools(tools_on_path):
+    import closed_loop_prior
+    import heldout_probe
+
+    return closed_loop_prior, heldout_probe
 
 
 def test_the_start_is_the_region_read_out_with_the_start_widths_and_far_weight(tools):

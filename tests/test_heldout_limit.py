@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(scope="module")
-def tool():
-    sys.path.insert(0, str(ROOT / "tools"))
-    try:
-        import heldout_limit
-        yield heldout_limit
-    finally:
-        sys.path.remove(str(ROOT / "tools"))
+def tool(tools_on_path):
+    import heldout_limit
+
+    return heldout_limit
 
 
 def test_the_wide_read_out_starts_where_kbt_alpaca_starts(tool):

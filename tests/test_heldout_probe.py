@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(scope="module")
-def tool():
-    sys.path.insert(0, str(ROOT / "tools"))
-    try:
-        import heldout_probe
-        yield heldout_probe
-    finally:
-        sys.path.remove(str(ROOT / "tools"))
+def tool(tools_on_path):
+    import heldout_probe
+
+    return heldout_probe
 
 
 @pytest.mark.parametrize("cell", [(1.0, 0.2, 1.0), (1.0, 0.2913, 0.3936), (0.6389, 0.2, 1.0)])
