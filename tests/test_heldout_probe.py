@@ -30,7 +30,7 @@ def test_the_experts_are_odd_so_a_mirrored_label_is_a_label(tool, cell):
 
 def test_mirror_learns_the_label_and_its_mirror_image(tool):
     task = tool._task((1.0, 0.2913, 0.7746))
-    c = tool._controller(task, 1.0, None, variant=(None, 0, True, None))
+    c = tool._controller(task, 1.0, None, variant=(None, 0, True, None, None))
     ref = tool._controller(task, 1.0, None)
     s = np.array([0.2, -0.5, 2.0, 1.5])
     c.observe(s, 4.0)
@@ -46,7 +46,7 @@ def test_mirror_learns_the_label_and_its_mirror_image(tool):
 def test_far_rank_narrows_only_the_far_region(tool):
     task = tool._task((1.0, 0.2913, 0.7746))
     full = tool._controller(task, 10.0, (1.0, 0.0))
-    cut = tool._controller(task, 10.0, (1.0, 0.0), variant=(None, 2, False, None))
+    cut = tool._controller(task, 10.0, (1.0, 0.0), variant=(None, 2, False, None, None))
     near = np.array([[0.1, 0.0, 0.2, 0.1]])
     far = np.array([[0.1, 0.0, 2.5, 0.1]])
     np.testing.assert_allclose(cut.predict_split(near)[2], full.predict_split(near)[2], rtol=1e-9)
@@ -59,6 +59,9 @@ def test_far_rank_narrows_only_the_far_region(tool):
     (["target", "--regions", "1:0", "--near-scale", "0"], "--near-scale must be > 0"),
     (["scale", "--prior", "no/such/file.npz"], "--prior: no file"),
     (["scale", "--prior", __file__, "--regions", "1:0"], "drop --regions"),
+    (["scale", "--bank", __file__], "--scales other than 1"),
+    (["target", "--bank", __file__, "--scales", "1", "--bank-select", "expert", "--bank-refine", "1"],
+     "0 with --bank-select expert"),
 ])
 def test_bad_options_are_one_line_and_exit_2(tool, argv, words, capsys):
     with pytest.raises(SystemExit) as e:

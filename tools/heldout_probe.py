@@ -89,15 +89,19 @@ def mirrored(c):
     return c
 
 
-def _controller(task, scale, regions, seed=0, rank=None, variant=(None, 0, False, None)):
+def _controller(task, scale, regions, seed=0, rank=None, variant=(None, 0, False, None, None)):
     """The learner; ``variant`` = (near-upright P0 factor or None for ``scale``, rank of the far
-    region's P0 or 0 for all of it, mirror labels, a prior file): ``--near-scale``, ``--far-rank``,
-    ``--mirror``, ``--prior``."""
+    region's P0 or 0 for all of it, mirror labels, a prior file, (bank file, selection, refine)
+    or None): ``--near-scale``, ``--far-rank``, ``--mirror``, ``--prior``, ``--bank``."""
     from controller.weight_sets import learned_prior
     from sim.loops.methods import MethodSettings, make_controller, make_region_kbt
 
-    near_scale, far_rank, mirror, prior_file = variant
-    if prior_file is not None:
+    near_scale, far_rank, mirror, prior_file, bank = variant
+    if bank is not None:
+        from family_bank import BankController
+
+        c = BankController(task, *bank)
+    elif prior_file is not None:
         from closed_loop_prior import load, region_controller
 
         m_n, m_f, s_n, s_f, fw = load(prior_file)
@@ -152,7 +156,7 @@ def scale(a):
     for ln in learners[1:]:
         means = [float(np.mean(got[(c, ln)])) for c in feasible]
         worst = [min(got[(c, ln)]) for c in feasible]
-        print(f"  {name}, P0 x {ln[0]:g}: mean {np.mean(means):.2f} | per cell "
+        print(f"  {name}, P0 x {ln[0]:g}: mean {np.mean(means):.3f} | per cell "
               + " ".join(f"{m:.2f}" for m in means) + " | worst trial per cell " + " ".join(f"{w:.2f}" for w in worst))
     print(f"({time.perf_counter() - t0:.0f} s)")
 
@@ -260,7 +264,9 @@ def curve(a):
 
 def _variant_name(a):
     """The learner's name in ``scale``'s and ``target``'s output."""
-    near, rank, mirror, prior_file = a.variant
+    near, rank, mirror, prior_file, bank = a.variant
+    if bank is not None:
+        return f"the bank {bank[0]}, {bank[1]} selection, refine {bank[2]:g}" + (", mirrored labels" if mirror else "")
     if prior_file is not None:
         return f"the closed-loop prior {prior_file}" + (", mirrored labels" if mirror else "")
     name = "prior" if a.regions is None else f"regions {a.regions}"
@@ -302,6 +308,11 @@ def main(argv=None):
         p.add_argument("--mirror", action="store_true", help="learn each label's mirror image (-s, -u) too")
         p.add_argument("--prior", default=None, help="the region read-out from a tools/closed_loop_prior.py "
                        "file (its means, widths x each --scales, and far weight)")
+        p.add_argument("--bank", default=None, help="a tools/family_bank.py file: act with the read-out the labels favour")
+        p.add_argument("--bank-select", choices=("readout", "expert"), default="readout",
+                       help="weigh a bank read-out by its own error on the labels, or by its plant's expert's")
+        p.add_argument("--bank-refine", type=float, default=0.0,
+                       help="refine each bank read-out as a Kalman filter from S x the region prior's P0 (0: fixed)")
     sc.add_argument("--labels", type=int, default=100)
     sc.add_argument("--stream", choices=("iid", "onpolicy"), default="iid",
                     help="where the labels come from: the expert's states (the shift map's) or the controller's own")
@@ -336,9 +347,15 @@ def main(argv=None):
             ap.error("--near-scale must be > 0 and --far-rank >= 0")
         if a.prior is not None and (a.regions is not None or a.near_scale is not None or a.far_rank):
             ap.error("--prior: a region read-out of its own; drop --regions, --near-scale and --far-rank")
-        if a.prior is not None and not Path(a.prior).is_file():
-            ap.error(f"--prior: no file {a.prior}")
-        a.variant = (a.near_scale, a.far_rank, a.mirror, a.prior)
+        for flag, path in (("--prior", a.prior), ("--bank", a.bank)):
+            if path is not None and not Path(path).is_file():
+                ap.error(f"{flag}: no file {path}")
+        if a.bank is not None and (a.prior is not None or a.regions is not None or a.scales != [1.0]):
+            ap.error("--bank: a learner of its own; drop --prior and --regions, and --scales other than 1")
+        if a.bank_refine < 0 or (a.bank_select == "expert" and a.bank_refine > 0):
+            ap.error("--bank-refine must be >= 0, and 0 with --bank-select expert")
+        bank = None if a.bank is None else (a.bank, a.bank_select, a.bank_refine)
+        a.variant = (a.near_scale, a.far_rank, a.mirror, a.prior, bank)
         a.region_settings = None if a.regions is None else _region_settings(ap, a.regions)
         (scale if a.probe == "scale" else target)(a)
     else:
