@@ -46,10 +46,22 @@ def test_a_regions_mean_moves_only_that_regions_force(tools, index, moved):
 def test_a_saved_prior_loads_back(tools, tmp_path):
     cl, _ = tools
     theta = np.r_[np.linspace(-1, 1, 6), np.log(2.0), np.log(5.0), np.log(0.5)]
-    np.savez(tmp_path / "p.npz", theta=theta, k=3, thetas=theta[None], history=np.zeros((1, 4)))
+    made = cl.prior_of(theta, 3)
+    np.savez(tmp_path / "p.npz", theta=theta, k=3, m_near=made[0], m_far=made[1], s_near=made[2],
+             s_far=made[3], far_weight=made[4])
     m_n, m_f, s_n, s_f, fw = cl.load(tmp_path / "p.npz")
     assert (s_n, s_f, fw) == pytest.approx((2.0, 5.0, 1.0))      # a far weight below 1 is 1
+    np.testing.assert_array_equal(m_n, made[0])
     assert np.max(np.abs(m_n - m_f)) > 0
+
+
+def test_the_directions_do_not_depend_on_lapacks_signs(tools):
+    """P0 = L L', and each column's largest entry is positive: flipping an eigenvector's sign
+    (which LAPACKs may do) cannot change what theta means."""
+    cl, _ = tools
+    m0, P0, L = cl._base()
+    np.testing.assert_allclose(L @ L.T, P0, rtol=1e-8, atol=1e-12)
+    assert np.all(L[np.argmax(np.abs(L), axis=0), np.arange(L.shape[1])] > 0)
 
 
 @pytest.mark.parametrize("argv", [["--population", "3"], ["--plants", "41"], ["--k", "0"], ["--sigma", "0"]])

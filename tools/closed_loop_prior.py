@@ -5,13 +5,14 @@ success after a few labels on the family's own plants, not by how well it fits t
 ``kbt@alpaca-region`` starts each region from the learned prior N(m0, P0) of ``swingup-alpaca``
 (fitted to the family's labels) and counts a label away from upright FW times noisier. Here the
 prior is  m_r = m0 + L_k a_r  per region r (near upright, away from it), with L_k the top ``--k``
-directions of P0 scaled by their standard deviations, the covariances s_n P0 and s_f P0, and the
+directions of P0 scaled by their standard deviations (each direction's sign fixed by its largest
+entry), the covariances s_n P0 and s_f P0, and the
 far weight FW: theta = (a_n, a_f, log s_n, log s_f, log FW), 2 k + 3 numbers. ``search`` runs an
 evolution strategy (antithetic pairs, rank-shaped fitness) on the closed-loop objective: the mean
 success, over ``--plants`` of the 40 training plants drawn afresh each generation, at 25, 50 and
 100 i.i.d. labels of the plant's expert (the shift map's stream, ``--episodes`` each), so a prior
 is scored by the controller its posterior makes, early and late. No held-out plant and no TARGET
-seed is seen. The search's final mean (theta) is written as a prior file that
+seed is seen. The search's final mean (theta) and the prior it makes are written to a file that
 ``tools/heldout_probe.py --prior FILE`` scores on the held-out plants and on TARGET.
 
     python tools/closed_loop_prior.py --generations 24 --population 12 --out results/closed_loop_prior/prior.npz
@@ -46,7 +47,10 @@ def _base():
     m0, P0, _ = learned_prior(c, WEIGHTS)
     w, V = np.linalg.eigh(P0)
     order = np.argsort(w)[::-1]
-    return m0, P0, V[:, order] * np.sqrt(np.maximum(w[order], 0.0))
+    V = V[:, order]
+    # each direction's sign fixed by its largest entry, so theta means the same on any LAPACK
+    V = V * np.sign(V[np.argmax(np.abs(V), axis=0), np.arange(V.shape[1])])
+    return m0, P0, V * np.sqrt(np.maximum(w[order], 0.0))
 
 
 def prior_of(theta, k, base=None):
@@ -115,14 +119,17 @@ def search(a):
               f"{time.perf_counter() - t0:.0f} s", flush=True)
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(out, theta=theta, k=a.k, thetas=np.array(thetas), history=np.array(history))
+    m_n, m_f, s_n, s_f, fw = prior_of(theta, a.k, base)
+    np.savez(out, theta=theta, k=a.k, thetas=np.array(thetas), history=np.array(history),
+             m_near=m_n, m_far=m_f, s_near=s_n, s_far=s_f, far_weight=fw)
     print(f"the search's final mean -> {out}")
 
 
 def load(path):
-    """The prior (``prior_of``'s tuple) in a file ``search`` wrote."""
+    """The prior (``prior_of``'s tuple) in a file the search wrote: its means and widths as
+    stored, not re-made from theta (the prior, not its coordinates, is the result)."""
     with np.load(path) as f:
-        return prior_of(f["theta"], int(f["k"]))
+        return f["m_near"], f["m_far"], float(f["s_near"]), float(f["s_far"]), float(f["far_weight"])
 
 
 def main(argv=None):

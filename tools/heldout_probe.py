@@ -28,6 +28,14 @@ grid with TARGET's cart and the m_c line with TARGET's pole, every value inside
   top R eigen-directions: does learning break a plant the prior already swings up, and along
   which of the family's directions?
 
+``scale`` and ``target`` also take other learners: with ``--regions``, ``--near-scale N`` (the
+near-upright region's P0 x N instead of each ``--scales``) and ``--far-rank R`` (the far region's
+P0 cut to its top R directions); ``--mirror`` (each label (s, u) also learned as (-s, -u), exact
+for the cart-pole's odd experts); ``--prior FILE`` (the region read-out from
+``tools/closed_loop_prior.py``'s prior); ``--bank FILE`` (``tools/family_bank.py``'s bank, with
+``--bank-select`` and ``--bank-refine``; ``--scales 1``). ``scale`` prints the mean to three
+decimals, the cells to two.
+
     python tools/heldout_probe.py scale --seed 5 --episodes 30 --scales 1 2 3 5 10
     python tools/heldout_probe.py scale --seed 0 --scales 3
     python tools/heldout_probe.py scale --seed 5 --episodes 30 --scales 1 --stream onpolicy
@@ -37,6 +45,10 @@ grid with TARGET's cart and the m_c line with TARGET's pole, every value inside
     python tools/heldout_probe.py innovations
     python tools/heldout_probe.py curve --plant 1 0.2913 0.7746 --regions 30:9 1e6:1e9
     python tools/heldout_probe.py curve --plant 1 0.2913 0.7746 --ranks 1 2 3 5
+    python tools/heldout_probe.py scale --seed 5 --episodes 30 --scales 10 --regions 1:0 --far-rank 5
+    python tools/heldout_probe.py scale --seed 5 --episodes 30 --scales 1 3 10 --mirror
+    python tools/heldout_probe.py scale --seed 0 --scales 1 --prior results/closed_loop_prior/prior.npz
+    python tools/heldout_probe.py scale --seed 0 --scales 1 --bank results/family_bank/bank.npz --bank-refine 10
 """
 
 from __future__ import annotations
