@@ -89,8 +89,7 @@ class BankController:
         if select == "expert":
             from sim.world.experts import expert_for
 
-            base = task
-            self.experts = [expert_for(base.on(base.params.with_(m_c=p[0], m_p=p[1], l_p=p[2]))) for p in plants]
+            self.experts = [expert_for(task.on(task.params.with_(m_c=p[0], m_p=p[1], l_p=p[2]))) for p in plants]
             self.logw[0] = -np.inf                # the prior's mean has no plant of its own
         self.best = int(np.argmax(self.logw))
 
