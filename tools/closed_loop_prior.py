@@ -10,12 +10,15 @@ entry), the covariances s_n P0 and s_f P0, and the
 far weight FW: theta = (a_n, a_f, log s_n, log s_f, log FW), 2 k + 3 numbers. ``search`` runs an
 evolution strategy (antithetic pairs, rank-shaped fitness) on the closed-loop objective: the mean
 success, over ``--plants`` of the 40 training plants drawn afresh each generation, at 25, 50 and
-100 i.i.d. labels of the plant's expert (the shift map's stream, ``--episodes`` each), so a prior
+100 labels of the plant's expert (``--streams``: i.i.d., the shift map's stream, and/or the
+controller's own states; ``--episodes`` each), so a prior
 is scored by the controller its posterior makes, early and late. No held-out plant and no TARGET
 seed is seen. The search's final mean (theta) and the prior it makes are written to a file that
 ``tools/heldout_probe.py --prior FILE`` scores on the held-out plants and on TARGET.
 
     python tools/closed_loop_prior.py --generations 24 --population 12 --out results/closed_loop_prior/prior.npz
+    python tools/closed_loop_prior.py --generations 20 --plants 6 --streams iid onpolicy \
+        --out results/closed_loop_prior/both_streams/prior.npz
 """
 
 from __future__ import annotations
@@ -82,8 +85,8 @@ def _job(args):
     """One candidate on one plant -> mean success at ``MARKS`` labels."""
     from sim.loops.deploy import DeployConfig, run_deployment
 
-    prior, member, expert, episodes, seed = args
-    cfg = DeployConfig(samples=MARKS[-1], stream="iid", episodes=episodes, seed=seed, labels="always",
+    prior, member, expert, episodes, seed, stream = args
+    cfg = DeployConfig(samples=MARKS[-1], stream=stream, episodes=episodes, seed=seed, labels="always",
                        checkpoints=MARKS)
     rows = run_deployment(region_controller(member, prior), member, cfg, expert=expert).rows
     return float(np.mean([r["success_rate"] for r in rows if r["labels"] in MARKS]))
@@ -105,9 +108,10 @@ def search(a):
         eps = rng.normal(size=(a.population // 2, dim))
         cands = [theta] + [theta + s * a.sigma * e for e in eps for s in (1.0, -1.0)]
         seed = int(rng.integers(1 << 30))
-        jobs = [(prior_of(c, a.k, base), *members[i], a.episodes, seed + i) for c in cands for i in picks]
+        jobs = [(prior_of(c, a.k, base), *members[i], a.episodes, seed + i, st) for c in cands for i in picks
+                for st in a.streams]
         res = np.array(run_jobs(_job, jobs, workers=a.jobs, label=f"generation {g}", progress=False))
-        score = res.reshape(len(cands), a.plants).mean(axis=1)
+        score = res.reshape(len(cands), -1).mean(axis=1)
         # rank-shaped fitness of the antithetic pairs -> a step along their weighted directions
         ranks = np.argsort(np.argsort(score[1:])) / (len(score) - 2) - 0.5
         grad = ((ranks[0::2] - ranks[1::2])[:, None] * eps).sum(axis=0) / (len(eps) * a.sigma)
@@ -139,6 +143,8 @@ def main(argv=None):
     ap.add_argument("--plants", type=int, default=8, help="training plants per generation")
     ap.add_argument("--episodes", type=int, default=10)
     ap.add_argument("--k", type=int, default=5, help="directions of P0 the means move along")
+    ap.add_argument("--streams", nargs="+", choices=("iid", "onpolicy"), default=["iid"],
+                    help="label streams the objective scores: the expert's states, the controller's own, or both")
     ap.add_argument("--sigma", type=float, default=0.3)
     ap.add_argument("--lr", type=float, default=0.3)
     ap.add_argument("--seed", type=int, default=0)
