@@ -25,7 +25,7 @@ def task():
 
 
 def _bank(tool, task, tmp_path, seed=0):
-    n = tool._inputs(tool._region(task), FAR).shape[1]
+    n = tool._readout_inputs(tool._region(task), ())(FAR).shape[1]
     W = np.random.default_rng(seed).normal(size=(len(PLANTS) + 1, n)) * 0.3
     path = tmp_path / "bank.npz"
     np.savez(path, W=W, plants=PLANTS)
@@ -35,7 +35,7 @@ def _bank(tool, task, tmp_path, seed=0):
 def test_fixed_read_outs_are_weighed_by_their_own_errors(tool, task, tmp_path):
     path, W = _bank(tool, task, tmp_path)
     c = tool.BankController(task, path)
-    z = tool._inputs(c.c, FAR)[0]
+    z = c.readout_inputs(FAR)[0]
     y = float(z @ W[2])                              # the label read-out 2 gives exactly
     c.observe(FAR, y)
     np.testing.assert_allclose(c.logw, -0.5 * (y - W @ z) ** 2 / tool.NOISE_VAR, rtol=1e-12)
@@ -51,7 +51,7 @@ def test_refined_read_outs_are_each_a_kalman_filter(tool, task, tmp_path):
     c = tool.BankController(task, path, refine=3.0)
     m0, P0, _ = learned_prior(c.c, tool.WEIGHTS)
     P = 3.0 * region_prior(m0, P0)[1]
-    z = tool._inputs(c.c, FAR)[0]
+    z = c.readout_inputs(FAR)[0]
     c.observe(FAR, 2.0)
     S = z @ P @ z + tool.NOISE_VAR
     for k in range(len(W)):                          # closed-form Bayesian linear regression, per component

@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from alpaca_readout import _Readout, _readout_inputs
 
 from sim.experiments.trials import run_jobs
 
@@ -43,12 +44,6 @@ def _region(task):
     return make_region_kbt(task, WEIGHTS)
 
 
-def _inputs(c, X):
-    """The region read-out's inputs with its 1: (N, n)."""
-    X = np.atleast_2d(X)
-    return np.hstack([c.inputs(X), np.ones((len(X), 1))])
-
-
 def build(a):
     """The bank file: W (41, n), the learned prior's mean first; the 40 plants (m_c, m_p, l_p)."""
     from controller.region_kbt import region_prior
@@ -61,7 +56,8 @@ def build(a):
     members = [(m, e) for _, m, e in family_members(SWINGUP, 40, 1)]
     data = family_trajectories(members, a.episodes, np.random.default_rng(a.seed))
     c = _region(SWINGUP)
-    W = [np.linalg.lstsq(_inputs(c, S), F, rcond=None)[0] for S, F, _ in data]
+    inputs = _readout_inputs(c, ())                 # the region read-out's inputs with its 1
+    W = [np.linalg.lstsq(inputs(S), F, rcond=None)[0] for S, F, _ in data]
     m0, P0, _ = learned_prior(c, WEIGHTS)
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -80,6 +76,7 @@ class BankController:
         with np.load(path) as f:
             self.W, plants = f["W"].copy(), f["plants"]
         self.c = _region(task)
+        self.readout_inputs = _readout_inputs(self.c, ())     # the region read-out's inputs with its 1
         self.logw = np.zeros(len(self.W))
         self.P = None
         if refine > 0:
@@ -94,16 +91,18 @@ class BankController:
         self.best = int(np.argmax(self.logw))
 
     def act(self, states):
-        f = _inputs(self.c, states) @ self.W[self.best]
+        f = self.readout_inputs(states) @ self.W[self.best]
         return float(f[0]) if np.ndim(states) == 1 else f
 
     def observe(self, state, force):
-        z = _inputs(self.c, state)[0]
         if self.experts is not None:
             # e_k: the k-th training plant's expert's error on this label
             e = force - np.array([float(np.ravel(x.act(state))[0]) for x in self.experts])
             self.logw[1:] += -0.5 * e ** 2 / NOISE_VAR
-        elif self.P is None:
+            self.best = int(np.argmax(self.logw))
+            return
+        z = self.readout_inputs(state)[0]
+        if self.P is None:
             self.logw += -0.5 * (force - self.W @ z) ** 2 / NOISE_VAR
         else:
             # one Kalman update per component, one shared gain: S = z' P z + R, K = P z / S
@@ -123,16 +122,8 @@ def _check_job(args):
 
     plant, W, episodes = args
     task = SWINGUP.on(SWINGUP.params.with_(m_c=plant[0], m_p=plant[1], l_p=plant[2]))
-    c = _region(task)
-
-    class Readout:
-        def __init__(self, w):
-            self.w = w
-
-        def act(self, X):
-            return _inputs(c, X) @ self.w
-
-    return [evaluate_success(Readout(w), task, episodes, 7).success_rate for w in W]
+    inputs = _readout_inputs(_region(task), ())
+    return [evaluate_success(_Readout(inputs, w), task, episodes, 7).success_rate for w in W]
 
 
 def check(a):
