@@ -64,7 +64,28 @@ def test_the_directions_do_not_depend_on_lapacks_signs(tools):
     assert np.all(L[np.argmax(np.abs(L), axis=0), np.arange(L.shape[1])] > 0)
 
 
-@pytest.mark.parametrize("argv", [["--population", "3"], ["--plants", "41"], ["--k", "0"], ["--sigma", "0"]])
+@pytest.mark.parametrize("success, weight, expected", [
+    ([0.2, 0.6, 1.0], 1.0, 0.6),                 # never worse: the mean
+    ([1.0, 0.0, 1.0], 0.0, 2 / 3),               # no weight: the mean
+    ([1.0, 0.0, 1.0], 1.0, 2 / 3 - 1 / 3),       # lost at the middle mark: its fall, over 3 marks
+    ([1.0, 0.5, 0.0], 2.0, 0.5 - 2 * 1.5 / 3),   # falls measured from the best earlier mark
+])
+def test_the_objective_is_the_mean_less_the_falls(tools, success, weight, expected):
+    cl, _ = tools
+    assert cl.score_of(success, weight) == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize("argv, message", [(["--marks", "50", "25"], "--marks"), (["--marks", "0"], "--marks"),
+                                           (["--marks", "25", "25"], "--marks"), (["--drop-weight", "-1"], "--drop-weight")])
+def test_bad_marks_and_drop_weight_are_one_line_and_exit_2(tools, argv, message, capsys):
+    cl, _ = tools
+    with pytest.raises(SystemExit) as e:
+        cl.main(argv)
+    assert e.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].split(": error: ")[1].startswith(message)
+
+
+@pytest.mark.parametrize("argv", [["--population", "3"], ["--plants", "41"], ["--k", "22"], ["--sigma", "0"]])
 def test_bad_options_are_one_line_and_exit_2(tools, argv, capsys):
     cl, _ = tools
     with pytest.raises(SystemExit) as e:

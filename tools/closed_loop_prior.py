@@ -81,15 +81,25 @@ def region_controller(task, prior):
     return c
 
 
+def score_of(success, drop_weight=0.0):
+    """Success at the label marks, in order -> the objective: their mean, less ``drop_weight``
+    times the mean fall below the best earlier mark (a controller that learns and then loses
+    it scores below one that keeps it)."""
+    s = np.asarray(success, float)
+    # fall_i = max_{j <= i} s_j - s_i  (0 for a trial that never gets worse)
+    return float(s.mean() - drop_weight * (np.maximum.accumulate(s) - s).mean())
+
+
 def _job(args):
-    """One candidate on one plant -> mean success at ``MARKS`` labels."""
+    """One candidate on one plant -> ``score_of`` its success at ``marks`` labels (0: the prior alone)."""
     from sim.loops.deploy import DeployConfig, run_deployment
 
-    prior, member, expert, episodes, seed, stream = args
-    cfg = DeployConfig(samples=MARKS[-1], stream=stream, episodes=episodes, seed=seed, labels="always",
-                       checkpoints=MARKS)
+    prior, member, expert, episodes, seed, stream, marks, drop_weight = args
+    cfg = DeployConfig(samples=marks[-1], stream=stream, episodes=episodes, seed=seed, labels="always",
+                       checkpoints=tuple(m for m in marks if m))
     rows = run_deployment(region_controller(member, prior), member, cfg, expert=expert).rows
-    return float(np.mean([r["success_rate"] for r in rows if r["labels"] in MARKS]))
+    success = {r["labels"]: r["success_rate"] for r in rows}
+    return score_of([success[m] for m in marks], drop_weight)
 
 
 def search(a):
@@ -108,8 +118,8 @@ def search(a):
         eps = rng.normal(size=(a.population // 2, dim))
         cands = [theta] + [theta + s * a.sigma * e for e in eps for s in (1.0, -1.0)]
         seed = int(rng.integers(1 << 30))
-        jobs = [(prior_of(c, a.k, base), *members[i], a.episodes, seed + i, st) for c in cands for i in picks
-                for st in a.streams]
+        jobs = [(prior_of(c, a.k, base), *members[i], a.episodes, seed + i, st, a.marks, a.drop_weight)
+                for c in cands for i in picks for st in a.streams]
         res = np.array(run_jobs(_job, jobs, workers=a.jobs, label=f"generation {g}", progress=False))
         score = res.reshape(len(cands), -1).mean(axis=1)
         # rank-shaped fitness of the antithetic pairs -> a step along their weighted directions
@@ -142,9 +152,13 @@ def main(argv=None):
     ap.add_argument("--population", type=int, default=12, help="candidates per generation (even)")
     ap.add_argument("--plants", type=int, default=8, help="training plants per generation")
     ap.add_argument("--episodes", type=int, default=10)
-    ap.add_argument("--k", type=int, default=5, help="directions of P0 the means move along")
+    ap.add_argument("--k", type=int, default=5, help="directions of P0 the means move along (0: the means stay the learned prior's)")
     ap.add_argument("--streams", nargs="+", choices=("iid", "onpolicy"), default=["iid"],
                     help="label streams the objective scores: the expert's states, the controller's own, or both")
+    ap.add_argument("--marks", type=int, nargs="+", default=list(MARKS),
+                    help="label counts the objective scores, rising (0: the prior alone, before any label)")
+    ap.add_argument("--drop-weight", type=float, default=0.0,
+                    help="weight of the mean fall below the best earlier mark (0: the marks' mean alone)")
     ap.add_argument("--sigma", type=float, default=0.3)
     ap.add_argument("--lr", type=float, default=0.3)
     ap.add_argument("--seed", type=int, default=0)
@@ -152,9 +166,14 @@ def main(argv=None):
     ap.add_argument("--out", default="results/closed_loop_prior/prior.npz")
     a = ap.parse_args(argv)
     if (a.generations < 1 or a.population < 2 or a.population % 2 or not 1 <= a.plants <= 40
-            or a.episodes < 1 or not 1 <= a.k <= 21 or a.sigma <= 0 or a.lr <= 0 or a.jobs < 1):
+            or a.episodes < 1 or not 0 <= a.k <= 21 or a.sigma <= 0 or a.lr <= 0 or a.jobs < 1):
         ap.error("--generations, --episodes, --jobs >= 1; --population even >= 2; --plants 1..40; "
-                 "--k 1..21; --sigma, --lr > 0")
+                 "--k 0..21; --sigma, --lr > 0")
+    if min(a.marks) < 0 or not 1 <= max(a.marks) <= 1000 or list(a.marks) != sorted(set(a.marks)):
+        ap.error("--marks: label counts 0..1000, rising, each once, one at least 1")
+    if not 0 <= a.drop_weight <= 100:
+        ap.error("--drop-weight: 0..100")
+    a.marks = tuple(a.marks)
     search(a)
 
 
