@@ -76,7 +76,8 @@ def test_the_objective_is_the_mean_less_the_falls(tools, success, weight, expect
 
 
 @pytest.mark.parametrize("argv, message", [(["--marks", "50", "25"], "--marks"), (["--marks", "0"], "--marks"),
-                                           (["--marks", "25", "25"], "--marks"), (["--drop-weight", "-1"], "--drop-weight")])
+                                           (["--marks", "25", "25"], "--marks"),
+                                           (["--drop-weight", "-1"], "--drop-weight")])
 def test_bad_marks_and_drop_weight_are_one_line_and_exit_2(tools, argv, message, capsys):
     cl, _ = tools
     with pytest.raises(SystemExit) as e:

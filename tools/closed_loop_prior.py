@@ -11,14 +11,20 @@ far weight FW: theta = (a_n, a_f, log s_n, log s_f, log FW), 2 k + 3 numbers. ``
 evolution strategy (antithetic pairs, rank-shaped fitness) on the closed-loop objective: the mean
 success, over ``--plants`` of the 40 training plants drawn afresh each generation, at 25, 50 and
 100 labels of the plant's expert (``--streams``: i.i.d., the shift map's stream, and/or the
-controller's own states; ``--episodes`` each), so a prior
-is scored by the controller its posterior makes, early and late. No held-out plant and no TARGET
+controller's own states; ``--episodes`` each), so a prior is scored by the controller its
+posterior makes, early and late. ``--marks`` changes the label counts
+scored (0: the prior alone, before any label, so that a search keeps what the prior already
+swings up) and ``--drop-weight`` subtracts that weight times the mean fall below the best earlier
+mark (a trial that learns and then loses it scores below one that keeps it); ``--k 0`` keeps both
+means at the learned prior's and searches the widths and far weight only. No held-out plant and no TARGET
 seed is seen. The search's final mean (theta) and the prior it makes are written to a file that
 ``tools/heldout_probe.py --prior FILE`` scores on the held-out plants and on TARGET.
 
     python tools/closed_loop_prior.py --generations 24 --population 12 --out results/closed_loop_prior/prior.npz
     python tools/closed_loop_prior.py --generations 20 --plants 6 --streams iid onpolicy \
         --out results/closed_loop_prior/both_streams/prior.npz
+    python tools/closed_loop_prior.py --generations 20 --plants 6 --streams iid onpolicy --marks 0 25 50 100 \
+        --drop-weight 1 --seed 1 --out results/closed_loop_prior/keep/seed1/prior.npz
 """
 
 from __future__ import annotations
@@ -152,7 +158,8 @@ def main(argv=None):
     ap.add_argument("--population", type=int, default=12, help="candidates per generation (even)")
     ap.add_argument("--plants", type=int, default=8, help="training plants per generation")
     ap.add_argument("--episodes", type=int, default=10)
-    ap.add_argument("--k", type=int, default=5, help="directions of P0 the means move along (0: the means stay the learned prior's)")
+    ap.add_argument("--k", type=int, default=5,
+                    help="directions of P0 the means move along (0: the means stay the learned prior's)")
     ap.add_argument("--streams", nargs="+", choices=("iid", "onpolicy"), default=["iid"],
                     help="label streams the objective scores: the expert's states, the controller's own, or both")
     ap.add_argument("--marks", type=int, nargs="+", default=list(MARKS),
