@@ -86,6 +86,27 @@ def test_bad_marks_and_drop_weight_are_one_line_and_exit_2(tools, argv, message,
     assert capsys.readouterr().err.strip().splitlines()[-1].split(": error: ")[1].startswith(message)
 
 
+def test_a_search_starts_from_an_earlier_searchs_final_mean(tools, tmp_path, monkeypatch):
+    cl, _ = tools
+    theta = np.r_[np.linspace(-1, 1, 10), cl.START_LOG]
+    np.savez(tmp_path / "p.npz", theta=theta, k=5)
+    seen = []
+    monkeypatch.setattr(cl, "search", seen.append)
+    cl.main(["--start", str(tmp_path / "p.npz")])
+    np.testing.assert_array_equal(seen[0].start, theta)
+
+
+@pytest.mark.parametrize("which", ["missing", "other k"])
+def test_a_bad_start_is_one_line_and_exit_2(tools, tmp_path, which, capsys):
+    cl, _ = tools
+    np.savez(tmp_path / "p.npz", theta=np.zeros(9), k=3)
+    path = tmp_path / ("p.npz" if which == "other k" else "none.npz")
+    with pytest.raises(SystemExit) as e:
+        cl.main(["--start", str(path)])
+    assert e.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].split(": error: ")[1].startswith("--start")
+
+
 @pytest.mark.parametrize("argv", [["--population", "3"], ["--plants", "41"], ["--k", "22"], ["--sigma", "0"]])
 def test_bad_options_are_one_line_and_exit_2(tools, argv, capsys):
     cl, _ = tools

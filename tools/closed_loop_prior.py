@@ -16,7 +16,8 @@ posterior makes, early and late. ``--marks`` changes the label counts
 scored (0: the prior alone, before any label, so that a search keeps what the prior already
 swings up) and ``--drop-weight`` subtracts that weight times the mean fall below the best earlier
 mark (a trial that learns and then loses it scores below one that keeps it); ``--k 0`` keeps both
-means at the learned prior's and searches the widths and far weight only. No held-out plant and no TARGET
+means at the learned prior's and searches the widths and far weight only; ``--start FILE`` starts
+from an earlier search's final mean. No held-out plant and no TARGET
 seed is seen. The search's final mean (theta) and the prior it makes are written to a file that
 ``tools/heldout_probe.py --prior FILE`` scores on the held-out plants and on TARGET.
 
@@ -115,7 +116,7 @@ def search(a):
     members = [(m, e) for _, m, e in family_members(SWINGUP, 40, 1)]
     base = _base()
     dim = 2 * a.k + 3
-    theta = np.r_[np.zeros(2 * a.k), START_LOG]
+    theta = np.r_[np.zeros(2 * a.k), START_LOG] if a.start is None else a.start
     rng = np.random.default_rng(a.seed)
     history, thetas = [], [theta.copy()]
     t0 = time.perf_counter()
@@ -166,6 +167,8 @@ def main(argv=None):
                     help="label counts the objective scores, rising (0: the prior alone, before any label)")
     ap.add_argument("--drop-weight", type=float, default=0.0,
                     help="weight of the mean fall below the best earlier mark (0: the marks' mean alone)")
+    ap.add_argument("--start", default=None,
+                    help="a file this tool wrote: the search starts from its final mean (same --k)")
     ap.add_argument("--sigma", type=float, default=0.3)
     ap.add_argument("--lr", type=float, default=0.3)
     ap.add_argument("--seed", type=int, default=0)
@@ -181,6 +184,14 @@ def main(argv=None):
     if not 0 <= a.drop_weight <= 100:
         ap.error("--drop-weight: 0..100")
     a.marks = tuple(a.marks)
+    if a.start is not None:
+        try:
+            with np.load(a.start) as f:
+                a.start, k = np.array(f["theta"], float), int(f["k"])
+        except (OSError, KeyError, ValueError) as e:
+            ap.error(f"--start: not a file this tool wrote ({e})")
+        if k != a.k:
+            ap.error(f"--start: its search had --k {k}, this one --k {a.k}")
     search(a)
 
 
