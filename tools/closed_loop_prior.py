@@ -26,6 +26,9 @@ seed is seen. The search's final mean (theta) and the prior it makes are written
         --out results/closed_loop_prior/both_streams/prior.npz
     python tools/closed_loop_prior.py --generations 20 --plants 6 --streams iid onpolicy --marks 0 25 50 100 \
         --drop-weight 1 --seed 1 --out results/closed_loop_prior/keep/seed1/prior.npz
+    python tools/closed_loop_prior.py --start results/closed_loop_prior/keep/seed3/prior.npz --generations 15 --plants 6 \
+        --streams iid onpolicy --marks 0 10 25 50 100 --drop-weight 1 --seed 5 \
+        --out results/closed_loop_prior/keep/from_seed3/prior.npz
 """
 
 from __future__ import annotations
