@@ -42,7 +42,7 @@ import numpy as np
 from sim.experiments.trials import run_jobs
 
 WEIGHTS = "swingup-alpaca"
-#: label checkpoints of the objective
+#: the objective's label checkpoints when ``--marks`` is not given
 MARKS = (25, 50, 100)
 #: theta's start: no mean shift, the shipped region read-out's widths and a far weight between
 #: the shipped 30 and the 1 that learns the held-out plants (docs/heldout-limit.md)
