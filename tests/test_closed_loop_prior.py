@@ -114,3 +114,43 @@ def test_bad_options_are_one_line_and_exit_2(tools, argv, capsys):
         cl.main(argv)
     assert e.value.code == 2
     assert "--population even >= 2" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+class _Counter:
+    """A controller that acts with its name and counts the labels it learned."""
+
+    def __init__(self, name):
+        self.name, self.labels = name, []
+
+    def act(self, states):
+        return self.name
+
+    def observe(self, state, force):
+        self.labels.append(force)
+        return len(self.labels)
+
+
+def test_a_hand_off_acts_with_first_until_switch_labels_and_both_learn_each(tools):
+    cl, _ = tools
+    first, then = _Counter("first"), _Counter("then")
+    c = cl.HandOff(first, then, switch=3)
+    seen = [c.act(None)]
+    for f in range(5):
+        c.observe(None, float(f))
+        seen.append(c.act(None))
+    assert seen == ["first"] * 3 + ["then"] * 3          # 0, 1, 2 labels learned: first; 3, 4, 5: then
+    assert first.labels == then.labels == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert c.name == "then" and c.learned == 5
+
+
+def test_a_hand_off_copies(tools):
+    """copy and pickle build a HandOff without __init__: its delegation must not recurse."""
+    import copy
+    import pickle
+
+    cl, _ = tools
+    c = pickle.loads(pickle.dumps(cl.HandOff(_Counter("a"), _Counter("b"), 1)))
+    assert c.act(None) == "a" and c.switch == 1
+    d = copy.deepcopy(c)
+    d.observe(None, 1.0)
+    assert (d.act(None), c.act(None)) == ("b", "a")

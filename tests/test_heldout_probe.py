@@ -30,7 +30,7 @@ def test_the_experts_are_odd_so_a_mirrored_label_is_a_label(tool, cell):
 
 def test_mirror_learns_the_label_and_its_mirror_image(tool):
     task = tool._task((1.0, 0.2913, 0.7746))
-    c = tool._controller(task, 1.0, None, variant=(None, 0, True, None, None))
+    c = tool._controller(task, 1.0, None, variant=(None, 0, True, None, None, None))
     ref = tool._controller(task, 1.0, None)
     s = np.array([0.2, -0.5, 2.0, 1.5])
     c.observe(s, 4.0)
@@ -46,7 +46,7 @@ def test_mirror_learns_the_label_and_its_mirror_image(tool):
 def test_far_rank_narrows_only_the_far_region(tool):
     task = tool._task((1.0, 0.2913, 0.7746))
     full = tool._controller(task, 10.0, (1.0, 0.0))
-    cut = tool._controller(task, 10.0, (1.0, 0.0), variant=(None, 2, False, None, None))
+    cut = tool._controller(task, 10.0, (1.0, 0.0), variant=(None, 2, False, None, None, None))
     near = np.array([[0.1, 0.0, 0.2, 0.1]])
     far = np.array([[0.1, 0.0, 2.5, 0.1]])
     np.testing.assert_allclose(cut.predict_split(near)[2], full.predict_split(near)[2], rtol=1e-9)
@@ -62,6 +62,9 @@ def test_far_rank_narrows_only_the_far_region(tool):
     (["scale", "--bank", __file__], "--scales other than 1"),
     (["target", "--bank", __file__, "--scales", "1", "--bank-select", "expert", "--bank-refine", "1"],
      "0 with --bank-select expert"),
+    (["scale", "--regions", "30:9", "--then", "no/such/file.npz"], "--then: no file"),
+    (["scale", "--then", __file__, "--switch", "0"], "--switch >= 1"),
+    (["target", "--bank", __file__, "--scales", "1", "--then", __file__], "not with --bank"),
 ])
 def test_bad_options_are_one_line_and_exit_2(tool, argv, words, capsys):
     with pytest.raises(SystemExit) as e:
@@ -69,3 +72,24 @@ def test_bad_options_are_one_line_and_exit_2(tool, argv, words, capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert words in err
+
+
+def test_then_hands_off_after_switch_labels_and_both_learn_every_label(tool):
+    """``--then F --switch 2``: the learner acts for the first label, the closed-loop prior's
+    read-out from the second on, and it has learned the first label too."""
+    from pathlib import Path
+
+    from closed_loop_prior import load, region_controller
+
+    prior = str(Path(__file__).resolve().parents[1] / "results/closed_loop_prior/keep/seed3/prior.npz")
+    task = tool._task((1.0, 0.2913, 0.7746))
+    c = tool._controller(task, 1.0, (30.0, 9.0), variant=(None, 0, False, None, None, (prior, 2)))
+    first, then = tool._controller(task, 1.0, (30.0, 9.0)), region_controller(task, load(prior))
+    X = np.random.default_rng(1).normal(size=(20, 4)) * [1.0, 1.0, 2.0, 2.0]
+    labels = [(np.array([0.2, -0.5, 2.0, 1.5]), 4.0), (np.array([0.0, 0.3, 0.1, -0.2]), -2.0)]
+    for k, (s, f) in enumerate(labels):
+        c.observe(s, f), first.observe(s, f), then.observe(s, f)
+        acting = first if k == 0 else then
+        np.testing.assert_allclose(c.act(X), acting.act(X), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(c.predict_split(X)[2], acting.predict_split(X)[2], rtol=1e-12)
+    assert np.max(np.abs(first.act(X) - then.act(X))) > 1e-3

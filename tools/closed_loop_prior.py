@@ -91,6 +91,35 @@ def region_controller(task, prior):
     return c
 
 
+class HandOff:
+    """Two controllers that learn every label; ``first`` acts until ``switch`` labels have been
+    learned, ``then`` from there on (each label is still ``first``'s to learn after the switch).
+
+    A prior that swings up the plants near the family's centre with no label (the learned
+    prior's mean) and one whose posterior swings up more of the family after many labels (a
+    closed-loop search's) disagree on the plants at the family's edge; no label-fit statistic
+    told the two kinds of plant apart (docs/heldout-limit.md, "A hand-off between two priors").
+    Everything but ``observe`` is the acting controller's."""
+
+    def __init__(self, first, then, switch):
+        self.heads, self.switch, self.learned = (first, then), int(switch), 0
+
+    @property
+    def acting(self):
+        return self.heads[self.learned >= self.switch]
+
+    def observe(self, state, force):
+        out = [c.observe(state, force) for c in self.heads]
+        self.learned += 1
+        return out[self.learned >= self.switch]
+
+    def __getattr__(self, name):
+        # only names HandOff lacks come here; before __init__ (copy, pickle) ``heads`` is one
+        if name.startswith("__") or name in ("heads", "switch", "learned", "acting"):
+            raise AttributeError(name)
+        return getattr(self.acting, name)
+
+
 def score_of(success, drop_weight=0.0):
     """Success at the label marks, in order -> the objective: their mean, less ``drop_weight``
     times the mean fall below the best earlier mark (a controller that learns and then loses

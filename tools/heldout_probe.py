@@ -15,8 +15,10 @@ grid with TARGET's cart and the m_c line with TARGET's pole, every value inside
   controller's own states instead.
 * ``target``: the same learners on TARGET itself, both streams, as ``kbt experiment adapt`` runs
   a trial (trial t: seed 1000 ``--seed`` + t, controller seed t): success per checkpoint, the
-  mean (worst) at 50 labels and the trials that break the per-trial rule (once at 0.95, never
-  below 0.9 later) from 10 labels on: what the setting costs where the prior is right.
+  mean (worst) at 50 labels, the trials that break the per-trial rule (once at 0.95, never
+  below 0.9 later) from 10 labels on at ``kbt experiment adapt``'s checkpoints (and with a
+  checkpoint at 75 labels too), and the worst trial per checkpoint: what the setting costs
+  where the prior is right.
 * ``innovations``: on TARGET and on each plant, 400 states the plant's expert visits (seed
   ``--seed``) labelled by that expert, the standardised innovation e^2 / (q + R) of each label
   under the learned prior (no label learned) near upright and away from it: does a label's fit
@@ -33,7 +35,9 @@ near-upright region's P0 x N instead of each ``--scales``) and ``--far-rank R`` 
 P0 cut to its top R directions); ``--mirror`` (each label (s, u) also learned as (-s, -u), exact
 for the cart-pole's odd experts); ``--prior FILE`` (the region read-out from
 ``tools/closed_loop_prior.py``'s prior); ``--bank FILE`` (``tools/family_bank.py``'s bank, with
-``--bank-select`` and ``--bank-refine``; ``--scales 1``). ``scale`` prints the mean to three
+``--bank-select`` and ``--bank-refine``; ``--scales 1``); ``--then FILE --switch N`` (a second
+read-out from a closed-loop prior file learns every label beside the learner and acts in its
+place from N labels on: ``closed_loop_prior.HandOff``). ``scale`` prints the mean to three
 decimals, the cells to two.
 
     python tools/heldout_probe.py scale --seed 5 --episodes 30 --scales 1 2 3 5 10
@@ -49,6 +53,8 @@ decimals, the cells to two.
     python tools/heldout_probe.py scale --seed 5 --episodes 30 --scales 1 3 10 --mirror
     python tools/heldout_probe.py scale --seed 0 --scales 1 --prior results/closed_loop_prior/prior.npz
     python tools/heldout_probe.py scale --seed 0 --scales 1 --bank results/family_bank/bank.npz --bank-refine 10
+    python tools/heldout_probe.py target --seed 0 --trials 20 --episodes 100 --scales 1 --regions 30:9 \
+        --then results/closed_loop_prior/keep/seed3/prior.npz --switch 51
 """
 
 from __future__ import annotations
@@ -101,14 +107,15 @@ def mirrored(c):
     return c
 
 
-def _controller(task, scale, regions, seed=0, rank=None, variant=(None, 0, False, None, None)):
+def _controller(task, scale, regions, seed=0, rank=None, variant=(None, 0, False, None, None, None)):
     """The learner; ``variant`` = (near-upright P0 factor or None for ``scale``, rank of the far
     region's P0 or 0 for all of it, mirror labels, a prior file, (bank file, selection, refine)
-    or None): ``--near-scale``, ``--far-rank``, ``--mirror``, ``--prior``, ``--bank``."""
+    or None, (prior file, labels) or None): ``--near-scale``, ``--far-rank``, ``--mirror``,
+    ``--prior``, ``--bank``, ``--then`` and ``--switch``."""
     from controller.weight_sets import learned_prior
     from sim.loops.methods import MethodSettings, make_controller, make_region_kbt
 
-    near_scale, far_rank, mirror, prior_file, bank = variant
+    near_scale, far_rank, mirror, prior_file, bank, handoff = variant
     if bank is not None:
         from family_bank import BankController
 
@@ -127,6 +134,10 @@ def _controller(task, scale, regions, seed=0, rank=None, variant=(None, 0, False
         m0, P0, _ = learned_prior(c, WEIGHTS)
         far = P0 if not far_rank else top_directions(P0, far_rank)
         c.use_region_prior(m0, (scale if near_scale is None else near_scale) * P0, scale * far)
+    if handoff is not None:
+        from closed_loop_prior import HandOff, load, region_controller
+
+        c = HandOff(c, region_controller(task, load(handoff[0])), handoff[1])
     return mirrored(c) if mirror else c
 
 
@@ -190,7 +201,9 @@ def target(a):
     from sim.experiments.adapt import non_monotone
 
     regions = a.region_settings
-    marks = (0, 10, 25, 50, 100, 200, 300, 500, 700, 1000)
+    # kbt experiment adapt's checkpoints, and 75 between its 50 and 100 (where --switch hands off)
+    marks = (0, 10, 25, 50, 75, 100, 200, 300, 500, 700, 1000)
+    rule = [i for i, m in enumerate(marks) if m >= 10 and m != 75]
     work = [((sc, regions), stream, marks, a.episodes, 1000 * a.seed + t, t, a.variant) for sc in a.scales
             for stream in ("iid", "onpolicy") for t in range(a.trials)]
     t0 = time.perf_counter()
@@ -202,10 +215,12 @@ def target(a):
         for stream in ("iid", "onpolicy"):
             runs = [r for (ln, st, *_), r in res if ln == (sc, regions) and st == stream]
             S = np.array(runs)
-            broken = sum(non_monotone(r[marks.index(10):]) for r in runs)
+            broken = sum(non_monotone([r[i] for i in rule]) for r in runs)
+            with75 = sum(non_monotone(r[marks.index(10):]) for r in runs)
             print(f"  {name}, P0 x {sc:g}, {stream:8}: " + " ".join(f"{v:.2f}" for v in S.mean(axis=0))
                   + f" | at 50: {S[:, marks.index(50)].mean():.2f} ({S[:, marks.index(50)].min():.2f})"
-                  + f" | rule broken {broken} / {len(runs)}")
+                  + f" | rule broken {broken} / {len(runs)} ({with75} with 75)"
+                  + " | worst trial " + " ".join(f"{v:.2f}" for v in S.min(axis=0)))
     print(f"({time.perf_counter() - t0:.0f} s)")
 
 
@@ -276,16 +291,19 @@ def curve(a):
 
 def _variant_name(a):
     """The learner's name in ``scale``'s and ``target``'s output."""
-    near, rank, mirror, prior_file, bank = a.variant
+    near, rank, mirror, prior_file, bank, handoff = a.variant
     if bank is not None:
         return f"the bank {bank[0]}, {bank[1]} selection, refine {bank[2]:g}" + (", mirrored labels" if mirror else "")
     if prior_file is not None:
-        return f"the closed-loop prior {prior_file}" + (", mirrored labels" if mirror else "")
-    name = "prior" if a.regions is None else f"regions {a.regions}"
+        name = f"the closed-loop prior {prior_file}"
+    else:
+        name = "prior" if a.regions is None else f"regions {a.regions}"
     if near is not None:
         name += f", near P0 x {near:g}"
     if rank:
         name += f", far P0 cut to {rank} directions"
+    if handoff is not None:
+        name += f" until {handoff[1]} labels, then the closed-loop prior {handoff[0]}"
     return name + (", mirrored labels" if mirror else "")
 
 
@@ -320,6 +338,9 @@ def main(argv=None):
         p.add_argument("--mirror", action="store_true", help="learn each label's mirror image (-s, -u) too")
         p.add_argument("--prior", default=None, help="the region read-out from a tools/closed_loop_prior.py "
                        "file (its means, widths x each --scales, and far weight)")
+        p.add_argument("--then", default=None, help="a tools/closed_loop_prior.py file (its widths as stored) whose "
+                       "read-out learns every label beside the learner and acts in its place from --switch labels on")
+        p.add_argument("--switch", type=int, default=100, help="with --then: the labels after which it acts")
         p.add_argument("--bank", default=None, help="a tools/family_bank.py file: act with the read-out the labels favour")
         p.add_argument("--bank-select", choices=("readout", "expert"), default="readout",
                        help="weigh a bank read-out by its own error on the labels, or by its plant's expert's")
@@ -359,7 +380,9 @@ def main(argv=None):
             ap.error("--near-scale must be > 0 and --far-rank >= 0")
         if a.prior is not None and (a.regions is not None or a.near_scale is not None or a.far_rank):
             ap.error("--prior: a region read-out of its own; drop --regions, --near-scale and --far-rank")
-        for flag, path in (("--prior", a.prior), ("--bank", a.bank)):
+        if a.then is not None and (a.bank is not None or a.switch < 1):
+            ap.error("--then: not with --bank, and --switch >= 1")
+        for flag, path in (("--prior", a.prior), ("--then", a.then), ("--bank", a.bank)):
             if path is not None and not Path(path).is_file():
                 ap.error(f"{flag}: no file {path}")
         if a.bank is not None and (a.prior is not None or a.regions is not None or a.scales != [1.0]):
@@ -367,7 +390,7 @@ def main(argv=None):
         if a.bank_refine < 0 or (a.bank_select == "expert" and a.bank_refine > 0):
             ap.error("--bank-refine must be >= 0, and 0 with --bank-select expert")
         bank = None if a.bank is None else (a.bank, a.bank_select, a.bank_refine)
-        a.variant = (a.near_scale, a.far_rank, a.mirror, a.prior, bank)
+        a.variant = (a.near_scale, a.far_rank, a.mirror, a.prior, bank, None if a.then is None else (a.then, a.switch))
         a.region_settings = None if a.regions is None else _region_settings(ap, a.regions)
         (scale if a.probe == "scale" else target)(a)
     else:
