@@ -192,3 +192,23 @@ def test_rls_family_prior_is_the_measured_balance_family():
     mean, P0 = rls_family_prior("balance")
     assert np.allclose(mean, W.mean(axis=0), rtol=1e-12, atol=1e-12)
     assert np.allclose(P0, prior_covariance(W), rtol=1e-12, atol=1e-12)
+
+
+def test_the_region_variant_counts_a_label_beyond_2_sigma_less():
+    """``kbt@alpaca-region``'s robust weight c = 2: a near-upright label at x = e^2 / S = 9 moves the
+    mean as a Kalman update with innovation variance S + e^2 / 4 (the tools' region read-out keeps
+    the head's c = 8)."""
+    from sim.experiments.adapt import _task, make_variant
+    from sim.loops.methods import make_region_kbt
+
+    c = make_variant("kbt@alpaca-region", "swingup")
+    assert c.head.config.robust == 2.0
+    assert make_region_kbt(_task("swingup"), "swingup-alpaca").head.config.robust == 8.0
+    s = np.array([0.1, 0.0, 0.05, 0.1])
+    assert c.near(s[None, :])[0]
+    m, P = c.head.kernel_arrays()[0].copy(), c.head.kernel_arrays()[1].copy()
+    z = np.r_[c.inputs(s[None, :])[0], 1.0]
+    S = z @ P @ z + c.head.noise_var
+    e = 3.0 * np.sqrt(S)
+    c.observe(s, float(z @ m) + e)
+    np.testing.assert_allclose(c.head.kernel_arrays()[0], m + P @ z * e / (S + e ** 2 / 4.0), rtol=1e-8, atol=1e-10)

@@ -76,7 +76,7 @@ def prior_of(theta, k, base=None):
 
 def region_controller(task, prior):
     """``kbt@alpaca-region``'s controller on ``task`` from ``prior`` = ``prior_of``'s tuple
-    (its surprise clause as shipped)."""
+    (its surprise clause as shipped; the head's robust weight c = 8, as when the searches ran)."""
     from controller.region_kbt import region_prior
     from controller.weight_sets import learned_prior
     from sim.loops.methods import make_region_kbt

@@ -9,7 +9,8 @@ grid with TARGET's cart and the m_c line with TARGET's pole, every value inside
 * ``scale``: success after ``--labels`` i.i.d. labels (the shift map's stream, episodes and seeds:
   trial t of a cell runs with seed 1000 ``--seed`` + t) for KBT on ``swingup-alpaca`` with the
   learned prior's covariance times each ``--scales`` factor, and, with ``--regions FW:S``, the
-  region read-out (``kbt@alpaca-region``'s controller, far labels FW x noisier unless
+  region read-out (``kbt@alpaca-region``'s controller with the head's robust c = 8 where the
+  variant now has 2, far labels FW x noisier unless
   e^2 / (q + R) > S; ``1:0`` is a plain split) from the same scaled prior. Scale 1 without
   regions is ``kbt@alpaca`` itself. ``--stream onpolicy``: the labels come from the
   controller's own states instead.

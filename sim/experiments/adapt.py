@@ -56,8 +56,9 @@ VARIANTS = {
                   "swing-up only",
     "kbt@alpaca-region": "kbt@alpaca with a read-out of its own near upright (within the expert's hand-over "
                          "angle) and away from it, each from the learned prior, and the labels away from "
-                         "upright 30x noisier unless e^2 / (q + R) > 9; NumPy only (no kernel, no C export); "
-                         "swing-up only",
+                         "upright 30x noisier unless e^2 / (q + R) > 9, a label beyond 2 sigma of the "
+                         "prediction counting less (robust weight c = 2); NumPy only (no kernel, no C "
+                         "export); swing-up only",
 }
 #: the variants a run has when not told (``--methods``); the others are asked for by name
 DEFAULT_VARIANTS = ("kbt", "kbt@family", "rls", "rls@family", "kbt-softmax")
@@ -206,9 +207,9 @@ def make_variant(variant, task_name, weights=None, seed=0, task=None):
 
     task = _task(task_name) if task is None else task
     if variant == "kbt@alpaca-region":
-        from sim.loops.methods import make_region_kbt
+        from sim.loops.methods import REGION_ROBUST, make_region_kbt
 
-        return make_region_kbt(task, SET_VARIANTS[variant])
+        return make_region_kbt(task, SET_VARIANTS[variant], robust=REGION_ROBUST)
     if variant in SET_VARIANTS:          # the set's learned prior and head noise (sim.loops.methods.kbt_head)
         return make_controller("kbt", task, MethodSettings(weights=SET_VARIANTS[variant]), seed=seed)
     method, _, prior = variant.partition("@")

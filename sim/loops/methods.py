@@ -227,12 +227,16 @@ def make_controller(method, task, settings: MethodSettings | None = None, seed=0
 #: the region read-out's settings, chosen on swing-up tuning trials (docs/region-readout.md): labels
 #: away from upright count 30x noisier unless e^2 / (q + R) > 9
 REGION_FAR_WEIGHT, REGION_FAR_SURPRISE = 30.0, 9.0
+#: ``kbt@alpaca-region``'s robust weight c (the head's is 8): a label beyond 2 sigma of the prediction
+#: counts less, so that the first catch's few labels do not unlearn a working catch (docs/region-readout.md)
+REGION_ROBUST = 2.0
 
 
-def make_region_kbt(task, weights, far_weight=REGION_FAR_WEIGHT, far_surprise=REGION_FAR_SURPRISE):
+def make_region_kbt(task, weights, far_weight=REGION_FAR_WEIGHT, far_surprise=REGION_FAR_SURPRISE, robust=None):
     """``RegionKBTController`` on the weight set ``weights`` (one with a learned prior): its
     transformer, fixed head noise and learned prior, each region starting from that prior;
-    near upright is within the task's swing-up expert's hand-over angle."""
+    near upright is within the task's swing-up expert's hand-over angle. ``robust``: the head's
+    robust weight c (None: the head settings' own)."""
     from controller.region_kbt import RegionKBTController
     from sim.world.experts import expert_for
 
@@ -243,7 +247,10 @@ def make_region_kbt(task, weights, far_weight=REGION_FAR_WEIGHT, far_surprise=RE
         raise ValueError(f"task: the region read-out needs a swing-up expert's hand-over angle; "
                          f"{as_task(task).name} has none")
     policy = make_controller("pretrained", task, s)    # the set's transformer, checked against the task
-    c = RegionKBTController(policy, *kbt_head(s), catch_angle=catch, far_weight=far_weight,
+    head, sigma_data = kbt_head(s)
+    if robust is not None:
+        head = replace(head, robust=robust)
+    c = RegionKBTController(policy, head, sigma_data, catch_angle=catch, far_weight=far_weight,
                             far_surprise=far_surprise)
     # the learned prior of KBT's [z; 1] (kbt_prior reads only the feature standardiser, c's own)
     m0, P0, _ = learned_prior(c, weights)
