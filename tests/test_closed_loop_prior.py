@@ -154,3 +154,32 @@ def test_a_hand_off_copies(tools):
     d = copy.deepcopy(c)
     d.observe(None, 1.0)
     assert (d.act(None), c.act(None)) == ("b", "a")
+
+
+def test_a_hand_off_search_scores_what_the_probes_then_runs(tools):
+    """``--handoff N`` scores a candidate as ``heldout_probe.py --regions 30:9 --then FILE --switch N``
+    runs it: the same forces after each label, before and after the switch."""
+    from pathlib import Path
+
+    cl, probe = tools
+    path = str(Path(__file__).resolve().parents[1] / "results/closed_loop_prior/keep/seed3/prior.npz")
+    task = probe._task((1.0, 0.2913, 0.7746))
+    ours = cl._learner(task, cl.load(path), handoff=2)
+    theirs = probe._controller(task, 1.0, (30.0, 9.0), variant=(None, 0, False, None, None, (path, 2)))
+    labels = [(np.array([0.2, -0.5, 2.0, 1.5]), 4.0), (np.array([0.0, 0.3, 0.1, -0.2]), -2.0),
+              (np.array([0.1, 0.0, 3.0, 0.5]), 1.0)]
+    forces = []
+    for s, f in labels:
+        ours.observe(s, f), theirs.observe(s, f)
+        np.testing.assert_allclose(ours.act(X), theirs.act(X), rtol=1e-12, atol=1e-12)
+        forces.append(ours.act(X))
+    assert np.max(np.abs(forces[0] - forces[1])) > 1e-3       # the switch changed the acting read-out
+
+
+@pytest.mark.parametrize("argv", [["--handoff", "0"], ["--handoff", "100"], ["--handoff", "200", "--marks", "50", "200"]])
+def test_a_bad_handoff_is_one_line_and_exit_2(tools, argv, capsys):
+    cl, _ = tools
+    with pytest.raises(SystemExit) as e:
+        cl.main(argv)
+    assert e.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].split(": error: ")[1].startswith("--handoff")

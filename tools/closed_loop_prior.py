@@ -17,7 +17,9 @@ scored (0: the prior alone, before any label, so that a search keeps what the pr
 swings up) and ``--drop-weight`` subtracts that weight times the mean fall below the best earlier
 mark (a trial that learns and then loses it scores below one that keeps it); ``--k 0`` keeps both
 means at the learned prior's and searches the widths and far weight only; ``--start FILE`` starts
-from an earlier search's final mean. No held-out plant and no TARGET
+from an earlier search's final mean; ``--handoff N`` scores each candidate as the second
+read-out of ``HandOff``, taking over from the tool's region read-out at N labels (as
+``tools/heldout_probe.py --regions 30:9 --then FILE --switch N`` runs it). No held-out plant and no TARGET
 seed is seen. The search's final mean (theta) and the prior it makes are written to a file that
 ``tools/heldout_probe.py --prior FILE`` scores on the held-out plants and on TARGET.
 
@@ -29,6 +31,9 @@ seed is seen. The search's final mean (theta) and the prior it makes are written
     python tools/closed_loop_prior.py --start results/closed_loop_prior/keep/seed3/prior.npz --generations 15 --plants 6 \
         --streams iid onpolicy --marks 0 10 25 50 100 --drop-weight 1 --seed 5 \
         --out results/closed_loop_prior/keep/from_seed3/prior.npz
+    python tools/closed_loop_prior.py --start results/closed_loop_prior/keep/seed3/prior.npz --handoff 51 \
+        --generations 12 --plants 6 --streams iid onpolicy --marks 25 50 75 100 200 --drop-weight 1 --seed 6 \
+        --out results/closed_loop_prior/handoff/search/prior.npz
 """
 
 from __future__ import annotations
@@ -129,14 +134,24 @@ def score_of(success, drop_weight=0.0):
     return float(s.mean() - drop_weight * (np.maximum.accumulate(s) - s).mean())
 
 
+def _learner(member, prior, handoff=None):
+    """The candidate's region read-out on ``member``, or with ``handoff`` = N labels the hand-off to
+    it from the tool's region read-out (the learned prior, far weight 30, surprise 9, the head's
+    c = 8: ``tools/heldout_probe.py --regions 30:9``), as ``--then FILE --switch N`` runs it."""
+    from sim.loops.methods import make_region_kbt
+
+    c = region_controller(member, prior)
+    return c if handoff is None else HandOff(make_region_kbt(member, WEIGHTS, 30.0, 9.0), c, handoff)
+
+
 def _job(args):
     """One candidate on one plant -> ``score_of`` its success at ``marks`` labels (0: the prior alone)."""
     from sim.loops.deploy import DeployConfig, run_deployment
 
-    prior, member, expert, episodes, seed, stream, marks, drop_weight = args
+    prior, member, expert, episodes, seed, stream, marks, drop_weight, handoff = args
     cfg = DeployConfig(samples=marks[-1], stream=stream, episodes=episodes, seed=seed, labels="always",
                        checkpoints=tuple(m for m in marks if m))
-    rows = run_deployment(region_controller(member, prior), member, cfg, expert=expert).rows
+    rows = run_deployment(_learner(member, prior, handoff), member, cfg, expert=expert).rows
     success = {r["labels"]: r["success_rate"] for r in rows}
     return score_of([success[m] for m in marks], drop_weight)
 
@@ -157,7 +172,7 @@ def search(a):
         eps = rng.normal(size=(a.population // 2, dim))
         cands = [theta] + [theta + s * a.sigma * e for e in eps for s in (1.0, -1.0)]
         seed = int(rng.integers(1 << 30))
-        jobs = [(prior_of(c, a.k, base), *members[i], a.episodes, seed + i, st, a.marks, a.drop_weight)
+        jobs = [(prior_of(c, a.k, base), *members[i], a.episodes, seed + i, st, a.marks, a.drop_weight, a.handoff)
                 for c in cands for i in picks for st in a.streams]
         res = np.array(run_jobs(_job, jobs, workers=a.jobs, label=f"generation {g}", progress=False))
         score = res.reshape(len(cands), -1).mean(axis=1)
@@ -201,6 +216,9 @@ def main(argv=None):
                     help="weight of the mean fall below the best earlier mark (0: the marks' mean alone)")
     ap.add_argument("--start", default=None,
                     help="a file this tool wrote: the search starts from its final mean (same --k)")
+    ap.add_argument("--handoff", type=int, default=None,
+                    help="score each candidate as the second read-out of a hand-off from the region "
+                         "read-out at N labels (heldout_probe.py's --then FILE --switch N)")
     ap.add_argument("--sigma", type=float, default=0.3)
     ap.add_argument("--lr", type=float, default=0.3)
     ap.add_argument("--seed", type=int, default=0)
@@ -215,6 +233,8 @@ def main(argv=None):
         ap.error("--marks: label counts 0..1000, rising, each once, one at least 1")
     if not 0 <= a.drop_weight <= 100:
         ap.error("--drop-weight: 0..100")
+    if a.handoff is not None and not 1 <= a.handoff < max(a.marks):
+        ap.error(f"--handoff: 1 .. {max(a.marks) - 1} labels (before the last of --marks)")
     a.marks = tuple(a.marks)
     if a.start is not None:
         try:
