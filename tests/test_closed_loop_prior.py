@@ -183,3 +183,28 @@ def test_a_bad_handoff_is_one_line_and_exit_2(tools, argv, capsys):
         cl.main(argv)
     assert e.value.code == 2
     assert capsys.readouterr().err.strip().splitlines()[-1].split(": error: ")[1].startswith("--handoff")
+
+
+@pytest.mark.parametrize("robust", [None, 2.0])
+def test_a_files_robust_weight_builds_the_probes_read_outs(tools, tmp_path, robust):
+    """A search run with ``--robust C`` stores C, and heldout_probe's ``--prior`` and ``--then``
+    read-outs are built with it; a file without it keeps the head's own c = 8."""
+    cl, probe = tools
+    theta = np.r_[np.zeros(6), cl.START_LOG]
+    made = cl.prior_of(theta, 3)
+    np.savez(tmp_path / "p.npz", m_near=made[0], m_far=made[1], s_near=made[2], s_far=made[3],
+             far_weight=made[4], **({} if robust is None else {"robust": robust}))
+    path = str(tmp_path / "p.npz")
+    assert cl.robust_of(path) == robust
+    task = probe._task((1.0, 0.2, 1.0))
+    alone = probe._controller(task, 1.0, None, variant=(None, 0, False, path, None, None))
+    then = probe._controller(task, 1.0, (30.0, 9.0), variant=(None, 0, False, None, None, (path, 1))).heads[1]
+    assert alone.head.config.robust == then.head.config.robust == (8.0 if robust is None else robust)
+
+
+def test_a_bad_robust_is_one_line_and_exit_2(tools, capsys):
+    cl, _ = tools
+    with pytest.raises(SystemExit) as e:
+        cl.main(["--robust", "0"])
+    assert e.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].split(": error: ")[1].startswith("--robust")

@@ -79,15 +79,16 @@ def prior_of(theta, k, base=None):
         float(max(1.0, np.exp(lfw)))
 
 
-def region_controller(task, prior):
+def region_controller(task, prior, robust=None):
     """``kbt@alpaca-region``'s controller on ``task`` from ``prior`` = ``prior_of``'s tuple
-    (its surprise clause as shipped; the head's robust weight c = 8, as when the searches ran)."""
+    (its surprise clause as shipped; ``robust``: the head's robust weight c, None for the head's
+    own c = 8, as when the first searches ran)."""
     from controller.region_kbt import region_prior
     from controller.weight_sets import learned_prior
     from sim.loops.methods import make_region_kbt
 
     m_n, m_f, s_n, s_f, fw = prior
-    c = make_region_kbt(task, WEIGHTS, far_weight=fw)
+    c = make_region_kbt(task, WEIGHTS, far_weight=fw, robust=robust)
     m0, P0, _ = learned_prior(c, WEIGHTS)
     _, P = region_prior(m0, s_n * P0, s_f * P0)
     # region_prior's coefficients (a_n, b_n - b_f, a_f, b_f), from each region's own mean
@@ -134,13 +135,13 @@ def score_of(success, drop_weight=0.0):
     return float(s.mean() - drop_weight * (np.maximum.accumulate(s) - s).mean())
 
 
-def _learner(member, prior, handoff=None):
+def _learner(member, prior, handoff=None, robust=None):
     """The candidate's region read-out on ``member``, or with ``handoff`` = N labels the hand-off to
     it from the tool's region read-out (the learned prior, far weight 30, surprise 9, the head's
     c = 8: ``tools/heldout_probe.py --regions 30:9``), as ``--then FILE --switch N`` runs it."""
     from sim.loops.methods import make_region_kbt
 
-    c = region_controller(member, prior)
+    c = region_controller(member, prior, robust)
     return c if handoff is None else HandOff(make_region_kbt(member, WEIGHTS, 30.0, 9.0), c, handoff)
 
 
@@ -148,10 +149,10 @@ def _job(args):
     """One candidate on one plant -> ``score_of`` its success at ``marks`` labels (0: the prior alone)."""
     from sim.loops.deploy import DeployConfig, run_deployment
 
-    prior, member, expert, episodes, seed, stream, marks, drop_weight, handoff = args
+    prior, member, expert, episodes, seed, stream, marks, drop_weight, handoff, robust = args
     cfg = DeployConfig(samples=marks[-1], stream=stream, episodes=episodes, seed=seed, labels="always",
                        checkpoints=tuple(m for m in marks if m))
-    rows = run_deployment(_learner(member, prior, handoff), member, cfg, expert=expert).rows
+    rows = run_deployment(_learner(member, prior, handoff, robust), member, cfg, expert=expert).rows
     success = {r["labels"]: r["success_rate"] for r in rows}
     return score_of([success[m] for m in marks], drop_weight)
 
@@ -172,7 +173,8 @@ def search(a):
         eps = rng.normal(size=(a.population // 2, dim))
         cands = [theta] + [theta + s * a.sigma * e for e in eps for s in (1.0, -1.0)]
         seed = int(rng.integers(1 << 30))
-        jobs = [(prior_of(c, a.k, base), *members[i], a.episodes, seed + i, st, a.marks, a.drop_weight, a.handoff)
+        jobs = [(prior_of(c, a.k, base), *members[i], a.episodes, seed + i, st, a.marks, a.drop_weight, a.handoff,
+                 a.robust)
                 for c in cands for i in picks for st in a.streams]
         res = np.array(run_jobs(_job, jobs, workers=a.jobs, label=f"generation {g}", progress=False))
         score = res.reshape(len(cands), -1).mean(axis=1)
@@ -189,7 +191,8 @@ def search(a):
     out.parent.mkdir(parents=True, exist_ok=True)
     m_n, m_f, s_n, s_f, fw = prior_of(theta, a.k, base)
     np.savez(out, theta=theta, k=a.k, thetas=np.array(thetas), history=np.array(history),
-             m_near=m_n, m_far=m_f, s_near=s_n, s_far=s_f, far_weight=fw)
+             m_near=m_n, m_far=m_f, s_near=s_n, s_far=s_f, far_weight=fw,
+             **({} if a.robust is None else {"robust": a.robust}))
     print(f"the search's final mean -> {out}")
 
 
@@ -198,6 +201,13 @@ def load(path):
     stored, not re-made from theta (the prior, not its coordinates, is the result)."""
     with np.load(path) as f:
         return f["m_near"], f["m_far"], float(f["s_near"]), float(f["s_far"]), float(f["far_weight"])
+
+
+def robust_of(path):
+    """The robust weight c a file's search ran its read-out with (``--robust``), None for the
+    head's own (files written before the option, or without it)."""
+    with np.load(path) as f:
+        return float(f["robust"]) if "robust" in f.files else None
 
 
 def main(argv=None):
@@ -219,6 +229,9 @@ def main(argv=None):
     ap.add_argument("--handoff", type=int, default=None,
                     help="score each candidate as the second read-out of a hand-off from the region "
                          "read-out at N labels (heldout_probe.py's --then FILE --switch N)")
+    ap.add_argument("--robust", type=float, default=None,
+                    help="the candidate read-out's robust weight c (default: the head's own, 8); stored "
+                         "in the file, and heldout_probe.py builds its read-out with it")
     ap.add_argument("--sigma", type=float, default=0.3)
     ap.add_argument("--lr", type=float, default=0.3)
     ap.add_argument("--seed", type=int, default=0)
@@ -233,6 +246,8 @@ def main(argv=None):
         ap.error("--marks: label counts 0..1000, rising, each once, one at least 1")
     if not 0 <= a.drop_weight <= 100:
         ap.error("--drop-weight: 0..100")
+    if a.robust is not None and not a.robust > 0:
+        ap.error(f"--robust: expected c > 0 but found {a.robust:g}")
     if a.handoff is not None and not 1 <= a.handoff < max(a.marks):
         ap.error(f"--handoff: 1 .. {max(a.marks) - 1} labels (before the last of --marks)")
     a.marks = tuple(a.marks)
