@@ -34,6 +34,9 @@ seed is seen. The search's final mean (theta) and the prior it makes are written
     python tools/closed_loop_prior.py --start results/closed_loop_prior/keep/seed3/prior.npz --handoff 51 \
         --generations 12 --plants 6 --streams iid onpolicy --marks 25 50 75 100 200 --drop-weight 1 --seed 6 \
         --out results/closed_loop_prior/handoff/search/prior.npz
+    python tools/closed_loop_prior.py --start results/closed_loop_prior/handoff/search/prior.npz --handoff 51 \
+        --robust 2 --generations 10 --plants 6 --streams iid onpolicy --marks 25 50 75 100 200 400 \
+        --drop-weight 1 --seed 8 --out results/closed_loop_prior/handoff/search_late/prior.npz
 """
 
 from __future__ import annotations
