@@ -199,18 +199,30 @@ def search(a):
     print(f"the search's final mean -> {out}")
 
 
+def _read(path):
+    """(``load``'s prior, ``robust_of``'s c) from one read of a file the search wrote."""
+    with np.load(path) as f:
+        prior = f["m_near"], f["m_far"], float(f["s_near"]), float(f["s_far"]), float(f["far_weight"])
+        return prior, (float(f["robust"]) if "robust" in f.files else None)
+
+
 def load(path):
     """The prior (``prior_of``'s tuple) in a file the search wrote: its means and widths as
     stored, not re-made from theta (the prior, not its coordinates, is the result)."""
-    with np.load(path) as f:
-        return f["m_near"], f["m_far"], float(f["s_near"]), float(f["s_far"]), float(f["far_weight"])
+    return _read(path)[0]
 
 
 def robust_of(path):
     """The robust weight c a file's search ran its read-out with (``--robust``), None for the
     head's own (files written before the option, or without it)."""
-    with np.load(path) as f:
-        return float(f["robust"]) if "robust" in f.files else None
+    return _read(path)[1]
+
+
+def region_controller_from(task, path, scale=1.0):
+    """``region_controller`` on ``task`` from a file the search wrote: its prior with both widths
+    x ``scale``, and its robust weight."""
+    (m_n, m_f, s_n, s_f, fw), robust = _read(path)
+    return region_controller(task, (m_n, m_f, scale * s_n, scale * s_f, fw), robust)
 
 
 def main(argv=None):

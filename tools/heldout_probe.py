@@ -122,10 +122,9 @@ def _controller(task, scale, regions, seed=0, rank=None, variant=(None, 0, False
 
         c = BankController(task, *bank)
     elif prior_file is not None:
-        from closed_loop_prior import load, region_controller, robust_of
+        from closed_loop_prior import region_controller_from
 
-        m_n, m_f, s_n, s_f, fw = load(prior_file)
-        c = region_controller(task, (m_n, m_f, scale * s_n, scale * s_f, fw), robust_of(prior_file))
+        c = region_controller_from(task, prior_file, scale)
     elif regions is None:
         c = make_controller("kbt", task, MethodSettings(weights=WEIGHTS), seed=seed)
         m0, P0, _ = learned_prior(c, WEIGHTS)
@@ -136,9 +135,9 @@ def _controller(task, scale, regions, seed=0, rank=None, variant=(None, 0, False
         far = P0 if not far_rank else top_directions(P0, far_rank)
         c.use_region_prior(m0, (scale if near_scale is None else near_scale) * P0, scale * far)
     if handoff is not None:
-        from closed_loop_prior import HandOff, load, region_controller, robust_of
+        from closed_loop_prior import HandOff, region_controller_from
 
-        c = HandOff(c, region_controller(task, load(handoff[0]), robust_of(handoff[0])), handoff[1])
+        c = HandOff(c, region_controller_from(task, handoff[0]), handoff[1])
     return mirrored(c) if mirror else c
 
 
