@@ -14,7 +14,17 @@ to (-pi, pi]), so near upright the force is z a_n + b_n and away from it z a_f +
 upright counts as ``far_weight`` times noisier (R_eff = far_weight R) unless its
 standardised innovation e^2 / (q + R) exceeds ``far_surprise`` (> 0): a pumping
 label the read-out already predicts is mostly the read-out's misfit; a surprising
-one is news about the plant.
+one is news about the plant. Two refinements (both off by default):
+
+- ``far_run`` = k > 1: a surprising far label counts fully only when it ends a run of k
+  surprising far labels (near labels neither extend nor end the run). The expert's pump
+  switches sign across a surface; the one label that straddles it is surprising once, while
+  news about the plant keeps being surprising.
+- ``rest_weight`` > 1: a label while the pole hangs near rest (abs(theta - pi) <
+  ``rest_angle`` wrapped, abs(theta_dot) < ``rest_speed``) counts ``rest_weight`` times
+  noisier, surprising or not. There a kick of either sign starts a swing-up, so the expert's
+  sign carries little about the plant, and a prior that kicks the other way would be taught
+  to mix two pumps.
 
 The update is the head's NumPy reference (``ForceHead.update_reference``): this
 controller has no Numba kernel and no C export (``firmware_profile.export`` refuses it).
@@ -64,17 +74,31 @@ class RegionKBTController(KBTController):
         A label away from upright counts as this many times noisier, >= 1.
     far_surprise : float
         Such a label counts as any label when e^2 / (q + R) exceeds this, >= 0 (0: never).
+    far_run : int
+        ... and only when it ends a run of this many surprising far labels, >= 1.
+    rest_weight, rest_angle, rest_speed : float
+        A label with abs(theta - pi) < ``rest_angle`` (rad, wrapped) and abs(theta_dot) <
+        ``rest_speed`` (rad/s) counts ``rest_weight`` times noisier, >= 1 (1: as any far label).
     """
 
     name = "kbt"
 
     def __init__(self, policy, head_config: HeadConfig | None = None, sigma_data=None, *, catch_angle,
-                 far_weight=1.0, far_surprise=0.0):
+                 far_weight=1.0, far_surprise=0.0, far_run=1, rest_weight=1.0, rest_angle=0.5, rest_speed=2.0):
         self.catch_angle = check_positive("catch_angle", catch_angle)
         self.far_weight = check_positive("far_weight", far_weight)
         if self.far_weight < 1.0:
             raise ValueError(f"far_weight: expected >= 1 but found {far_weight!r}")
         self.far_surprise = check_positive("far_surprise", far_surprise, allow_zero=True)
+        if isinstance(far_run, bool) or not isinstance(far_run, (int, np.integer)) or far_run < 1:
+            raise ValueError(f"far_run: expected an integer >= 1 but found {far_run!r}")
+        self.far_run = int(far_run)
+        self.rest_weight = check_positive("rest_weight", rest_weight)
+        if self.rest_weight < 1.0:
+            raise ValueError(f"rest_weight: expected >= 1 but found {rest_weight!r}")
+        self.rest_angle = check_positive("rest_angle", rest_angle)
+        self.rest_speed = check_positive("rest_speed", rest_speed)
+        self._surprises = 0                 # surprising far labels in a row so far
         cfg = HeadConfig() if head_config is None else head_config
         super().__init__(policy, replace(cfg, backend="numpy"), sigma_data)
 
@@ -82,6 +106,12 @@ class RegionKBTController(KBTController):
         """True per state (N,) when abs(theta) <= ``catch_angle`` (theta wrapped to (-pi, pi])."""
         th = np.atleast_2d(states)[:, 2]
         return np.abs(wrap_angle(th)) <= self.catch_angle
+
+    def at_rest(self, states):
+        """True per state (N,) when the pole hangs near rest: abs(theta - pi) < ``rest_angle``
+        (wrapped to (-pi, pi]) and abs(theta_dot) < ``rest_speed``."""
+        s = np.atleast_2d(states)
+        return (np.abs(wrap_angle(s[:, 2] - np.pi)) < self.rest_angle) & (np.abs(s[:, 3]) < self.rest_speed)
 
     def inputs(self, states):
         """Head inputs [z g; g; z (1 - g)] (N, 2 d_in + 1) for states (N, 4)."""
@@ -96,8 +126,14 @@ class RegionKBTController(KBTController):
     def _noise_scale(self, s, z, y):
         if self.near(s)[0]:
             return 1.0
+        surprising = False
         if self.far_surprise > 0.0:
             mu, q = self.head.predict(z[None, :])
-            if (y - mu[0]) ** 2 / (q[0] + self.head.noise_var) > self.far_surprise:
-                return 1.0
+            # the standardised innovation e^2 / (q + R) against the prediction before this label
+            surprising = (y - mu[0]) ** 2 / (q[0] + self.head.noise_var) > self.far_surprise
+            self._surprises = self._surprises + 1 if surprising else 0
+        if self.rest_weight > 1.0 and self.at_rest(s)[0]:
+            return self.rest_weight
+        if surprising and self._surprises >= self.far_run:
+            return 1.0
         return self.far_weight

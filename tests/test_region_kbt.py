@@ -127,9 +127,51 @@ def test_the_regions_are_two_independent_kbt_readouts(policy):
     assert reg.act(NEAR) == pytest.approx(near.act(NEAR), abs=1e-8)
     assert reg.act(FAR) == pytest.approx(far.act(FAR), abs=1e-8)
 
+REST = np.array([0.2, -0.1, np.pi - 0.3, 1.5])       # hanging near rest
+
+
+def _label_with(reg, s, x):
+    """(z with its 1, the head's mean and covariance, a label at s whose e^2 / (q + R) is x)."""
+    m, P = reg.head.kernel_arrays()[0].copy(), reg.head.kernel_arrays()[1].copy()
+    z = np.r_[reg.inputs(s[None, :])[0], 1.0]
+    return z, m, P, float(z @ m) + np.sqrt(x * (z @ P @ z + 3.0))
+
+
+def test_a_label_at_the_hanging_rest_counts_rest_weight_noisier_even_when_surprising(policy):
+    _, reg, _, _ = _pair(policy, far_weight=30.0, far_surprise=4.0, rest_weight=1000.0)
+    assert reg.at_rest(np.array([REST, [0, 0, -np.pi + 0.4, -1.9], [0, 0, np.pi - 0.6, 0.0],
+                                 [0, 0, np.pi, 2.5], FAR])).tolist() == [True, True, False, False, False]
+    z, m, P, y = _label_with(reg, REST, 50.0)
+    reg.observe(REST, y)
+    m_ref, P_ref = _blr(z, y, m, P, 1000.0 * 3.0)
+    np.testing.assert_allclose(reg.head.kernel_arrays()[0], m_ref, rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(reg.head.kernel_arrays()[1], P_ref, rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.parametrize("far_run", [1, 2, 3])
+def test_a_surprising_far_label_counts_fully_only_at_the_end_of_a_run_of_far_run(policy, far_run):
+    """Far labels with e^2 / (q + R) = 9, 9, (a near label), 9, 1, 9 against surprise 4: the
+    k-th surprising one in a row counts as any label when k >= far_run, else far_weight noisier;
+    the near label leaves the run alone and the unsurprising one ends it."""
+    _, reg, _, _ = _pair(policy, far_weight=30.0, far_surprise=4.0, far_run=far_run)
+    run = 0
+    for s, x in ((FAR, 9.0), (FAR, 9.0), (NEAR, 9.0), (FAR, 9.0), (FAR, 1.0), (FAR, 9.0)):
+        z, m, P, y = _label_with(reg, s, x)
+        reg.observe(s, y)
+        if not reg.near(s)[0]:
+            run = run + 1 if x > 4.0 else 0
+        scale = 1.0 if reg.near(s)[0] or (run >= far_run and x > 4.0) else 30.0
+        m_ref, _ = _blr(z, y, m, P, scale * 3.0)
+        np.testing.assert_allclose(reg.head.kernel_arrays()[0], m_ref, rtol=1e-9, atol=1e-10)
+
+
 def test_settings_are_checked_and_the_c_export_refuses_it(policy):
     for kw, word in (({"catch_angle": 0.0}, "catch_angle"), ({"catch_angle": 0.3, "far_weight": 0.5}, "far_weight"),
-                     ({"catch_angle": 0.3, "far_surprise": -1.0}, "far_surprise")):
+                     ({"catch_angle": 0.3, "far_surprise": -1.0}, "far_surprise"),
+                     ({"catch_angle": 0.3, "far_run": 0}, "far_run"), ({"catch_angle": 0.3, "far_run": 1.5}, "far_run"),
+                     ({"catch_angle": 0.3, "rest_weight": 0.5}, "rest_weight"),
+                     ({"catch_angle": 0.3, "rest_angle": 0.0}, "rest_angle"),
+                     ({"catch_angle": 0.3, "rest_speed": -1.0}, "rest_speed")):
         with pytest.raises(ValueError, match=word):
             RegionKBTController(policy, CFG, **kw)
     from firmware_profile.export import export_params
