@@ -11,7 +11,10 @@ grid with TARGET's cart and the m_c line with TARGET's pole, every value inside
   learned prior's covariance times each ``--scales`` factor, and, with ``--regions FW:S``, the
   region read-out (``kbt@alpaca-region``'s controller with the head's robust c = 8 where the
   variant now has 2, far labels FW x noisier unless
-  e^2 / (q + R) > S; ``1:0`` is a plain split) from the same scaled prior. Scale 1 without
+  e^2 / (q + R) > S; ``1:0`` is a plain split) from the same scaled prior. ``FW:S:C:K:RW``
+  also sets the robust weight C, the run K of surprising far labels that counts fully and the
+  weight RW of labels at the hanging rest (``RegionKBTController``'s far_run and rest_weight);
+  ``30:9:2`` is ``kbt@alpaca-region``. Scale 1 without
   regions is ``kbt@alpaca`` itself. ``--stream onpolicy``: the labels come from the
   controller's own states instead.
 * ``target``: the same learners on TARGET itself, both streams, as ``kbt experiment adapt`` runs
@@ -130,7 +133,9 @@ def _controller(task, scale, regions, seed=0, rank=None, variant=(None, 0, False
         m0, P0, _ = learned_prior(c, WEIGHTS)
         c.use_prior(m0, scale * (P0 if rank is None else top_directions(P0, rank)))
     else:
-        c = make_region_kbt(task, WEIGHTS, far_weight=regions[0], far_surprise=regions[1])
+        fw, sur, robust, far_run, rest_weight = tuple(regions) + (None, 1, 1.0)[len(regions) - 2:]
+        c = make_region_kbt(task, WEIGHTS, far_weight=fw, far_surprise=sur, robust=robust, far_run=far_run,
+                            rest_weight=rest_weight)
         m0, P0, _ = learned_prior(c, WEIGHTS)
         far = P0 if not far_rank else top_directions(P0, far_rank)
         c.use_region_prior(m0, (scale if near_scale is None else near_scale) * P0, scale * far)
@@ -268,7 +273,14 @@ def _learner_name(ln):
         return "one read-out (kbt@alpaca)"
     if ln[0] == "rank":
         return f"one read-out, P0 cut to its top {ln[1]} directions"
-    return f"regions {ln[0]:g}:{ln[1]:g}"
+    return f"regions {_regions_text(ln)}"
+
+
+def _regions_text(regions):
+    """``--regions``' FW:S, with :C:K:RW when any of those is not its default (C '-': the head's)."""
+    fw, sur, c, k, rw = regions
+    more = "" if (c, k, rw) == (None, 1, 1.0) else f":{'-' if c is None else f'{c:g}'}:{k}:{rw:g}"
+    return f"{fw:g}:{sur:g}{more}"
 
 
 def curve(a):
@@ -308,14 +320,19 @@ def _variant_name(a):
 
 
 def _region_settings(ap, text):
-    """(far_weight, far_surprise) from ``--regions FW:S``, or a one-line usage error."""
+    """(far_weight, far_surprise, robust or None, far_run, rest_weight) from ``--regions
+    FW:S[:C[:K[:RW]]]``, or a one-line usage error."""
     try:
-        fw, sur = (float(v) for v in text.split(":"))
+        vals = [float(v) for v in text.split(":")]
     except ValueError:
-        ap.error(f"--regions: expected FW:S, two numbers, but found {text!r}")
-    if not (fw >= 1 and sur >= 0):
-        ap.error(f"--regions: expected FW >= 1 and S >= 0 but found {text!r}")
-    return fw, sur
+        vals = []
+    if not 2 <= len(vals) <= 5:
+        ap.error(f"--regions: expected FW:S[:C[:K[:RW]]], two to five numbers, but found {text!r}")
+    fw, sur, c, k, rw = vals + [None, 1.0, 1.0][len(vals) - 2:]
+    if not (fw >= 1 and sur >= 0 and (c is None or c > 0) and k >= 1 and k == int(k) and rw >= 1):
+        ap.error(f"--regions: expected FW >= 1, S >= 0, C > 0, K a whole number >= 1 and RW >= 1 "
+                 f"but found {text!r}")
+    return fw, sur, c, int(k), rw
 
 
 def main(argv=None):
