@@ -220,11 +220,13 @@ def target(a):
         for stream in ("iid", "onpolicy"):
             runs = [r for (ln, st, *_), r in res if ln == (sc, regions) and st == stream]
             S = np.array(runs)
-            broken = sum(non_monotone([r[i] for i in rule]) for r in runs)
+            breakers = [t for t, r in enumerate(runs) if non_monotone([r[i] for i in rule])]
+            broken = len(breakers)
             with75 = sum(non_monotone(r[marks.index(10):]) for r in runs)
             print(f"  {name}, P0 x {sc:g}, {stream:8}: " + " ".join(f"{v:.2f}" for v in S.mean(axis=0))
                   + f" | at 50: {S[:, marks.index(50)].mean():.2f} ({S[:, marks.index(50)].min():.2f})"
                   + f" | rule broken {broken} / {len(runs)} ({with75} with 75)"
+                  + (f" (trials {', '.join(map(str, breakers))})" if breakers else "")
                   + " | worst trial " + " ".join(f"{v:.2f}" for v in S.min(axis=0)))
     print(f"({time.perf_counter() - t0:.0f} s)")
 
