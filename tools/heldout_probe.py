@@ -21,8 +21,8 @@ grid with TARGET's cart and the m_c line with TARGET's pole, every value inside
   a trial (trial t: seed 1000 ``--seed`` + t, controller seed t): success per checkpoint, the
   mean (worst) at 50 labels, the trials that break the per-trial rule (once at 0.95, never
   below 0.9 later) from 10 labels on at ``kbt experiment adapt``'s checkpoints (and with a
-  checkpoint at 75 labels too), and the worst trial per checkpoint: what the setting costs
-  where the prior is right.
+  checkpoint at 75 labels too), and the worst trial per checkpoint (``--per-trial``: every
+  trial's row): what the setting costs where the prior is right.
 * ``innovations``: on TARGET and on each plant, 400 states the plant's expert visits (seed
   ``--seed``) labelled by that expert, the standardised innovation e^2 / (q + R) of each label
   under the learned prior (no label learned) near upright and away from it: does a label's fit
@@ -228,6 +228,8 @@ def target(a):
                   + f" | rule broken {broken} / {len(runs)} ({with75} with 75)"
                   + (f" (trials {', '.join(map(str, breakers))})" if breakers else "")
                   + " | worst trial " + " ".join(f"{v:.2f}" for v in S.min(axis=0)))
+            for t, r in enumerate(runs if a.per_trial else []):
+                print(f"    trial {t:2d}: " + " ".join(f"{v:.2f}" for v in r))
     print(f"({time.perf_counter() - t0:.0f} s)")
 
 
@@ -365,6 +367,7 @@ def main(argv=None):
                        help="weigh a bank read-out by its own error on the labels, or by its plant's expert's")
         p.add_argument("--bank-refine", type=float, default=0.0,
                        help="refine each bank read-out as a Kalman filter from S x the region prior's P0 (0: fixed)")
+    tg.add_argument("--per-trial", action="store_true", help="print each trial's success per checkpoint too")
     sc.add_argument("--labels", type=int, default=100)
     sc.add_argument("--stream", choices=("iid", "onpolicy"), default="iid",
                     help="where the labels come from: the expert's states (the shift map's) or the controller's own")
