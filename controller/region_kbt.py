@@ -24,7 +24,8 @@ one is news about the plant. Two refinements (both off by default):
   ``rest_angle`` wrapped, abs(theta_dot) < ``rest_speed``) counts ``rest_weight`` times
   noisier, surprising or not. There a kick of either sign starts a swing-up, so the expert's
   sign carries little about the plant, and a prior that kicks the other way would be taught
-  to mix two pumps.
+  to mix two pumps. With ``rest_against`` only such a label whose sign is opposite to the
+  read-out's prediction counts so (the kick the read-out did not choose).
 
 The update is the head's NumPy reference (``ForceHead.update_reference``): this
 controller has no Numba kernel and no C export (``firmware_profile.export`` refuses it).
@@ -79,12 +80,15 @@ class RegionKBTController(KBTController):
     rest_weight, rest_angle, rest_speed : float
         A label with abs(theta - pi) < ``rest_angle`` (rad, wrapped) and abs(theta_dot) <
         ``rest_speed`` (rad/s) counts ``rest_weight`` times noisier, >= 1 (1: as any far label).
+    rest_against : bool
+        Only when its sign is opposite to the prediction's (the kick the read-out did not choose).
     """
 
     name = "kbt"
 
     def __init__(self, policy, head_config: HeadConfig | None = None, sigma_data=None, *, catch_angle,
-                 far_weight=1.0, far_surprise=0.0, far_run=1, rest_weight=1.0, rest_angle=0.5, rest_speed=2.0):
+                 far_weight=1.0, far_surprise=0.0, far_run=1, rest_weight=1.0, rest_angle=0.5, rest_speed=2.0,
+                 rest_against=False):
         self.catch_angle = check_positive("catch_angle", catch_angle)
         self.far_weight = check_positive("far_weight", far_weight)
         if self.far_weight < 1.0:
@@ -98,6 +102,7 @@ class RegionKBTController(KBTController):
             raise ValueError(f"rest_weight: expected >= 1 but found {rest_weight!r}")
         self.rest_angle = check_positive("rest_angle", rest_angle)
         self.rest_speed = check_positive("rest_speed", rest_speed)
+        self.rest_against = bool(rest_against)
         self._surprises = 0                 # surprising far labels in a row so far
         cfg = HeadConfig() if head_config is None else head_config
         super().__init__(policy, replace(cfg, backend="numpy"), sigma_data)
@@ -123,6 +128,10 @@ class RegionKBTController(KBTController):
         """Start from ``region_prior(m0, P0, P0_far)`` (m0, P0: a prior of KBT's [z; 1] weights)."""
         self.use_prior(*region_prior(m0, P0, P0_far))
 
+    def _against(self, z, y):
+        """Whether the label y has the opposite sign to the prediction at inputs z."""
+        return np.sign(y) != np.sign(self.head.mean(z[None, :])[0])
+
     def _noise_scale(self, s, z, y):
         if self.near(s)[0]:
             return 1.0
@@ -132,7 +141,7 @@ class RegionKBTController(KBTController):
             # the standardised innovation e^2 / (q + R) against the prediction before this label
             surprising = (y - mu[0]) ** 2 / (q[0] + self.head.noise_var) > self.far_surprise
             self._surprises = self._surprises + 1 if surprising else 0
-        if self.rest_weight > 1.0 and self.at_rest(s)[0]:
+        if self.rest_weight > 1.0 and self.at_rest(s)[0] and (not self.rest_against or self._against(z, y)):
             return self.rest_weight
         if surprising and self._surprises >= self.far_run:
             return 1.0

@@ -65,9 +65,10 @@ def test_far_rank_narrows_only_the_far_region(tool):
     (["scale", "--regions", "30:9", "--then", "no/such/file.npz"], "--then: no file"),
     (["scale", "--then", __file__, "--switch", "0"], "--switch >= 1"),
     (["target", "--bank", __file__, "--scales", "1", "--then", __file__], "not with --bank"),
-    (["target", "--regions", "30"], "two to five numbers"),
-    (["target", "--regions", "30:9:2:2:1000:1"], "two to five numbers"),
-    (["target", "--regions", "30:9:x"], "two to five numbers"),
+    (["target", "--regions", "30"], "two to six numbers"),
+    (["target", "--regions", "30:9:2:2:1000:1:1"], "two to six numbers"),
+    (["target", "--regions", "30:9:x"], "two to six numbers"),
+    (["target", "--regions", "30:9:2:2:1000:0.5"], "A 0 or 1"),
     (["target", "--regions", "30:9:0"], "C > 0"),
     (["target", "--regions", "30:9:2:1.5"], "K a whole number >= 1"),
     (["target", "--regions", "30:9:2:0"], "K a whole number >= 1"),
@@ -83,14 +84,19 @@ def test_bad_options_are_one_line_and_exit_2(tool, argv, words, capsys):
 
 def test_regions_sets_the_robust_weight_the_run_and_the_rest_weight(tool, capsys):
     ap = __import__("argparse").ArgumentParser()
-    assert tool._region_settings(ap, "30:9") == (30.0, 9.0, None, 1, 1.0)
-    assert tool._region_settings(ap, "30:9:2") == (30.0, 9.0, 2.0, 1, 1.0)
+    assert tool._region_settings(ap, "30:9") == (30.0, 9.0, None, 1, 1.0, False)
+    assert tool._region_settings(ap, "30:9:2") == (30.0, 9.0, 2.0, 1, 1.0, False)
     settings = tool._region_settings(ap, "30:9:1:2:1000")
-    assert tool._regions_text(settings) == "30:9:1:2:1000" and tool._regions_text((30.0, 9.0, None, 1, 1.0)) == "30:9"
+    assert tool._regions_text(settings) == "30:9:1:2:1000"
+    assert tool._regions_text((30.0, 9.0, None, 1, 1.0, False)) == "30:9"
+    assert tool._regions_text(tool._region_settings(ap, "30:9:2:1:1000:1")) == "30:9:2:1:1000:1"
     c = tool._controller(tool._task((1.0, 0.2913, 0.7746)), 1.0, settings)
     assert (c.head.config.robust, c.far_run, c.rest_weight, c.far_weight, c.far_surprise) == (1.0, 2, 1000.0, 30.0, 9.0)
+    assert not c.rest_against
+    against = tool._region_settings(ap, "30:9:2:1:1000:1")
+    assert tool._controller(tool._task((1.0, 0.2913, 0.7746)), 1.0, against).rest_against
     plain = tool._controller(tool._task((1.0, 0.2913, 0.7746)), 1.0, (30.0, 9.0))
-    assert (plain.head.config.robust, plain.far_run, plain.rest_weight) == (8.0, 1, 1.0)
+    assert (plain.head.config.robust, plain.far_run, plain.rest_weight, plain.rest_against) == (8.0, 1, 1.0, False)
 
 
 def test_then_hands_off_after_switch_labels_and_both_learn_every_label(tool):

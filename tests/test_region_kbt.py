@@ -148,6 +148,20 @@ def test_a_label_at_the_hanging_rest_counts_rest_weight_noisier_even_when_surpri
     np.testing.assert_allclose(reg.head.kernel_arrays()[1], P_ref, rtol=1e-9, atol=1e-10)
 
 
+@pytest.mark.parametrize("against", [1.0, -1.0])
+def test_rest_against_counts_only_a_rest_label_opposite_to_the_prediction_noisier(policy, against):
+    """With rest_against, a rest label of the prediction's sign is any far label (here surprising:
+    counted fully); one of the other sign counts rest_weight noisier."""
+    _, reg, _, _ = _pair(policy, far_weight=30.0, far_surprise=4.0, rest_weight=1000.0, rest_against=True)
+    m, P = reg.head.kernel_arrays()[0].copy(), reg.head.kernel_arrays()[1].copy()
+    z = np.r_[reg.inputs(REST[None, :])[0], 1.0]
+    mu = float(z @ m)
+    y = against * np.sign(mu) * (abs(mu) + 3.0 * np.sqrt(z @ P @ z + 3.0))     # e^2 / (q + R) >= 9
+    reg.observe(REST, y)
+    m_ref, _ = _blr(z, y, m, P, (1.0 if against > 0 else 1000.0) * 3.0)
+    np.testing.assert_allclose(reg.head.kernel_arrays()[0], m_ref, rtol=1e-9, atol=1e-10)
+
+
 @pytest.mark.parametrize("far_run", [1, 2, 3])
 def test_a_surprising_far_label_counts_fully_only_at_the_end_of_a_run_of_far_run(policy, far_run):
     """Far labels with e^2 / (q + R) = 9, 9, (a near label), 9, 1, 9 against surprise 4: the

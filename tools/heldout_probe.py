@@ -13,7 +13,8 @@ grid with TARGET's cart and the m_c line with TARGET's pole, every value inside
   variant now has 2, far labels FW x noisier unless
   e^2 / (q + R) > S; ``1:0`` is a plain split) from the same scaled prior. ``FW:S:C:K:RW``
   also sets the robust weight C, the run K of surprising far labels that counts fully and the
-  weight RW of labels at the hanging rest (``RegionKBTController``'s far_run and rest_weight);
+  weight RW of labels at the hanging rest (``RegionKBTController``'s far_run and rest_weight;
+  a sixth field A = 1: only rest labels against the prediction's sign, rest_against);
   ``30:9:2`` is ``kbt@alpaca-region``. Scale 1 without
   regions is ``kbt@alpaca`` itself. ``--stream onpolicy``: the labels come from the
   controller's own states instead.
@@ -133,9 +134,10 @@ def _controller(task, scale, regions, seed=0, rank=None, variant=(None, 0, False
         m0, P0, _ = learned_prior(c, WEIGHTS)
         c.use_prior(m0, scale * (P0 if rank is None else top_directions(P0, rank)))
     else:
-        fw, sur, robust, far_run, rest_weight = tuple(regions) + (None, 1, 1.0)[len(regions) - 2:]
+        full = tuple(regions) + (None, 1, 1.0, False)[len(regions) - 2:]
+        fw, sur, robust, far_run, rest_weight, against = full
         c = make_region_kbt(task, WEIGHTS, far_weight=fw, far_surprise=sur, robust=robust, far_run=far_run,
-                            rest_weight=rest_weight)
+                            rest_weight=rest_weight, rest_against=against)
         m0, P0, _ = learned_prior(c, WEIGHTS)
         far = P0 if not far_rank else top_directions(P0, far_rank)
         c.use_region_prior(m0, (scale if near_scale is None else near_scale) * P0, scale * far)
@@ -281,10 +283,10 @@ def _learner_name(ln):
 
 
 def _regions_text(regions):
-    """``--regions``' FW:S, with :C:K:RW when any of those is not its default (C '-': the head's)."""
-    fw, sur, c, k, rw = regions
-    more = "" if (c, k, rw) == (None, 1, 1.0) else f":{'-' if c is None else f'{c:g}'}:{k}:{rw:g}"
-    return f"{fw:g}:{sur:g}{more}"
+    """``--regions``' FW:S, with :C:K:RW[:1] when any of those is not its default (C '-': the head's)."""
+    fw, sur, c, k, rw, against = regions
+    more = "" if (c, k, rw, against) == (None, 1, 1.0, False) else f":{'-' if c is None else f'{c:g}'}:{k}:{rw:g}"
+    return f"{fw:g}:{sur:g}{more}{':1' if against else ''}"
 
 
 def curve(a):
@@ -324,19 +326,20 @@ def _variant_name(a):
 
 
 def _region_settings(ap, text):
-    """(far_weight, far_surprise, robust or None, far_run, rest_weight) from ``--regions
-    FW:S[:C[:K[:RW]]]``, or a one-line usage error."""
+    """(far_weight, far_surprise, robust or None, far_run, rest_weight, rest_against) from
+    ``--regions FW:S[:C[:K[:RW[:A]]]]``, or a one-line usage error."""
     try:
         vals = [float(v) for v in text.split(":")]
     except ValueError:
         vals = []
-    if not 2 <= len(vals) <= 5:
-        ap.error(f"--regions: expected FW:S[:C[:K[:RW]]], two to five numbers, but found {text!r}")
-    fw, sur, c, k, rw = vals + [None, 1.0, 1.0][len(vals) - 2:]
-    if not (fw >= 1 and sur >= 0 and (c is None or c > 0) and k >= 1 and k == int(k) and rw >= 1):
-        ap.error(f"--regions: expected FW >= 1, S >= 0, C > 0, K a whole number >= 1 and RW >= 1 "
+    if not 2 <= len(vals) <= 6:
+        ap.error(f"--regions: expected FW:S[:C[:K[:RW[:A]]]], two to six numbers, but found {text!r}")
+    fw, sur, c, k, rw, against = vals + [None, 1.0, 1.0, 0.0][len(vals) - 2:]
+    if not (fw >= 1 and sur >= 0 and (c is None or c > 0) and k >= 1 and k == int(k) and rw >= 1
+            and against in (0, 1)):
+        ap.error(f"--regions: expected FW >= 1, S >= 0, C > 0, K a whole number >= 1, RW >= 1 and A 0 or 1 "
                  f"but found {text!r}")
-    return fw, sur, c, int(k), rw
+    return fw, sur, c, int(k), rw, bool(against)
 
 
 def main(argv=None):

@@ -233,12 +233,12 @@ REGION_ROBUST = 2.0
 
 
 def make_region_kbt(task, weights, far_weight=REGION_FAR_WEIGHT, far_surprise=REGION_FAR_SURPRISE, robust=None,
-                    far_run=1, rest_weight=1.0):
+                    far_run=1, rest_weight=1.0, rest_against=False):
     """``RegionKBTController`` on the weight set ``weights`` (one with a learned prior): its
     transformer, fixed head noise and learned prior, each region starting from that prior;
     near upright is within the task's swing-up expert's hand-over angle. ``robust``: the head's
-    robust weight c (None: the head settings' own); ``far_run``, ``rest_weight``: as the
-    controller's (the defaults: off)."""
+    robust weight c (None: the head settings' own); ``far_run``, ``rest_weight``,
+    ``rest_against``: as the controller's (the defaults: off)."""
     from controller.region_kbt import RegionKBTController
     from sim.world.experts import expert_for
 
@@ -253,7 +253,8 @@ def make_region_kbt(task, weights, far_weight=REGION_FAR_WEIGHT, far_surprise=RE
     if robust is not None:
         head = replace(head, robust=robust)
     c = RegionKBTController(policy, head, sigma_data, catch_angle=catch, far_weight=far_weight,
-                            far_surprise=far_surprise, far_run=far_run, rest_weight=rest_weight)
+                            far_surprise=far_surprise, far_run=far_run, rest_weight=rest_weight,
+                            rest_against=rest_against)
     # the learned prior of KBT's [z; 1] (kbt_prior reads only the feature standardiser, c's own)
     m0, P0, _ = learned_prior(c, weights)
     c.use_region_prior(m0, P0)
