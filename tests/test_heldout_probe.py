@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 
 import numpy as np
 import pytest
@@ -82,8 +83,8 @@ def test_bad_options_are_one_line_and_exit_2(tool, argv, words, capsys):
     assert words in err
 
 
-def test_regions_sets_the_robust_weight_the_run_and_the_rest_weight(tool, capsys):
-    ap = __import__("argparse").ArgumentParser()
+def test_regions_sets_the_robust_weight_the_run_and_the_rest_weight(tool):
+    ap = argparse.ArgumentParser()
     assert tool._region_settings(ap, "30:9") == (30.0, 9.0, None, 1, 1.0, False)
     assert tool._region_settings(ap, "30:9:2") == (30.0, 9.0, 2.0, 1, 1.0, False)
     settings = tool._region_settings(ap, "30:9:1:2:1000")

@@ -127,6 +127,7 @@ def test_the_regions_are_two_independent_kbt_readouts(policy):
     assert reg.act(NEAR) == pytest.approx(near.act(NEAR), abs=1e-8)
     assert reg.act(FAR) == pytest.approx(far.act(FAR), abs=1e-8)
 
+
 REST = np.array([0.2, -0.1, np.pi - 0.3, 1.5])       # hanging near rest
 
 
