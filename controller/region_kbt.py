@@ -128,20 +128,18 @@ class RegionKBTController(KBTController):
         """Start from ``region_prior(m0, P0, P0_far)`` (m0, P0: a prior of KBT's [z; 1] weights)."""
         self.use_prior(*region_prior(m0, P0, P0_far))
 
-    def _against(self, z, y):
-        """Whether the label y has the opposite sign to the prediction at inputs z."""
-        return np.sign(y) != np.sign(self.head.mean(z[None, :])[0])
-
     def _noise_scale(self, s, z, y):
         if self.near(s)[0]:
             return 1.0
-        surprising = False
+        surprising, against = False, True
+        if self.far_surprise > 0.0 or self.rest_against:
+            mu, q = self.head.predict(z[None, :])        # the prediction before this label
+            against = not self.rest_against or np.sign(y) != np.sign(mu[0])
         if self.far_surprise > 0.0:
-            mu, q = self.head.predict(z[None, :])
-            # the standardised innovation e^2 / (q + R) against the prediction before this label
+            # the standardised innovation e^2 / (q + R)
             surprising = (y - mu[0]) ** 2 / (q[0] + self.head.noise_var) > self.far_surprise
             self._surprises = self._surprises + 1 if surprising else 0
-        if self.rest_weight > 1.0 and self.at_rest(s)[0] and (not self.rest_against or self._against(z, y)):
+        if self.rest_weight > 1.0 and against and self.at_rest(s)[0]:
             return self.rest_weight
         if surprising and self._surprises >= self.far_run:
             return 1.0
