@@ -76,6 +76,8 @@ from sim.pretraining.family import FAMILY_RANGE
 from sim.world.task import PLANTS, TASKS
 
 WEIGHTS = "swingup-alpaca"
+#: --regions' C, K, RW and A when not given: the head's robust weight, no run, no rest rule
+REGION_DEFAULTS = (None, 1, 1.0, False)
 
 
 def inside_cells():
@@ -134,7 +136,7 @@ def _controller(task, scale, regions, seed=0, rank=None, variant=(None, 0, False
         m0, P0, _ = learned_prior(c, WEIGHTS)
         c.use_prior(m0, scale * (P0 if rank is None else top_directions(P0, rank)))
     else:
-        full = tuple(regions) + (None, 1, 1.0, False)[len(regions) - 2:]
+        full = tuple(regions) + REGION_DEFAULTS[len(regions) - 2:]
         fw, sur, robust, far_run, rest_weight, against = full
         c = make_region_kbt(task, WEIGHTS, far_weight=fw, far_surprise=sur, robust=robust, far_run=far_run,
                             rest_weight=rest_weight, rest_against=against)
@@ -285,7 +287,7 @@ def _learner_name(ln):
 def _regions_text(regions):
     """``--regions``' FW:S, with :C:K:RW[:1] when any of those is not its default (C '-': the head's)."""
     fw, sur, c, k, rw, against = regions
-    more = "" if (c, k, rw, against) == (None, 1, 1.0, False) else f":{'-' if c is None else f'{c:g}'}:{k}:{rw:g}"
+    more = "" if (c, k, rw, against) == REGION_DEFAULTS else f":{'-' if c is None else f'{c:g}'}:{k}:{rw:g}"
     return f"{fw:g}:{sur:g}{more}{':1' if against else ''}"
 
 
@@ -334,7 +336,7 @@ def _region_settings(ap, text):
         vals = []
     if not 2 <= len(vals) <= 6:
         ap.error(f"--regions: expected FW:S[:C[:K[:RW[:A]]]], two to six numbers, but found {text!r}")
-    fw, sur, c, k, rw, against = vals + [None, 1.0, 1.0, 0.0][len(vals) - 2:]
+    fw, sur, c, k, rw, against = vals + list(REGION_DEFAULTS)[len(vals) - 2:]
     if not (fw >= 1 and sur >= 0 and (c is None or c > 0) and k >= 1 and k == int(k) and rw >= 1
             and against in (0, 1)):
         ap.error(f"--regions: expected FW >= 1, S >= 0, C > 0, K a whole number >= 1, RW >= 1 and A 0 or 1 "
