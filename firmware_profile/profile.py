@@ -257,7 +257,8 @@ def run_profile(cfg: ProfileConfig, work: Workload, progress=None):
         t0 = time.perf_counter()
         c.act(states[0])
         first = time.perf_counter() - t0
-        infer = timing.time_calls(lambda i: c.act(states[i]), infer_calls)
+        # infer_calls may exceed the ``calls`` sampled states (BLoB's count is its own): cycle them
+        infer = timing.time_calls(lambda i: c.act(states[i % len(states)]), infer_calls)
         upd = timing.time_calls(lambda i: c.observe(S[cap + i], F[cap + i]), cfg.retrain_calls, warmup=1)
         return infer, upd, first, _memory_entry(c, lambda: c.observe(S[0], F[0]))
 

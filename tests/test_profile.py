@@ -432,7 +432,8 @@ def test_profile_command_json_schema(tmp_path, capsys, pretrained):
     from sim.cli import main
 
     path = tmp_path / "p.json"
-    assert main(["profile", "--quick", "--calls", "50", "--budget-kib", "64", "--no-progress",
+    # --calls 10, the fewest allowed: fewer states than BLoB's 20 inference calls under --quick
+    assert main(["profile", "--quick", "--calls", "10", "--budget-kib", "64", "--no-progress",
                  "--json", str(path), "--markdown"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("| method |") and "custom 64 KiB" in out
@@ -443,7 +444,7 @@ def test_profile_command_json_schema(tmp_path, capsys, pretrained):
                                                     "retrain-10", "blob-10"]
     for m in res["methods"]:
         assert set(m) == METHOD_KEYS
-        assert m["inference_us"]["calls"] == (20 if m["method"].startswith("blob") else 50)
+        assert m["inference_us"]["calls"] == (20 if m["method"].startswith("blob") else 10)
         assert m["memory"]["float32"]["total"] * 2 == m["memory"]["float64"]["total"]
     by = {m["method"]: m for m in res["methods"]}
     cfg = pretrained.config
@@ -472,7 +473,7 @@ def test_profile_command_json_schema(tmp_path, capsys, pretrained):
                 assert b["est_tick_ms"] == pytest.approx(tick / (dev["clock_mhz"] * 1e3))
     if c_rows:
         host = res["c_export"]["kbt"]["host"]
-        assert host["allocations_per_call"] == 0 and host["observe_us"]["calls"] == 50
+        assert host["allocations_per_call"] == 0 and host["observe_us"]["calls"] == 10
         assert host["max_force_diff_vs_python_N"] < 1e-4
         assert by["kbt-c"]["flops_update"] == by["kbt"]["flops_update"]
         assert "kbt C export, host, timed in C: observe p50 " in out
