@@ -214,6 +214,28 @@ def test_cli_resume_and_scheduler_flags(tmp_path, capsys):
     assert e.value.code == 2 and "--resume: does not apply with --from" in capsys.readouterr().err
 
 
+def test_a_bad_scheduler_loses_no_stored_trial(tmp_path, capsys):
+    """The scheduler is reached before the trial store replaces anything: a malformed address is one
+    line naming --scheduler (exit 2), an unreachable one exits 1, and the finished trials stay."""
+    from sim.cli import main
+
+    out = tmp_path / "fig3"
+    base = ["experiment", "fig3", "--methods", "rls", "--trials", "1", "--samples", "10", "--episodes", "2",
+            "--no-progress", "--out", str(out)]
+    assert main(base + ["--jobs", "1"]) == 0
+    kept = sorted(os.listdir(out / "trials"))
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        main(base + ["--scheduler", "foo"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.startswith("kbt experiment: error: --scheduler: ") and err.count("\n") == 1
+    # a port nothing listens on: given up after the connect timeout (10 s)
+    with pytest.raises(SystemExit) as e:
+        main(base + ["--scheduler", "tcp://127.0.0.1:1"])
+    assert e.value.code == 1 and capsys.readouterr().err.count("\n") == 1
+    assert sorted(os.listdir(out / "trials")) == kept and "rls-0.json" in kept
+
+
 def test_a_store_written_by_other_code_is_refused_in_one_line(tmp_path, capsys):
     """Every trial records the code it ran; a resume across code versions is refused (exit 2, one line)."""
     from sim.cli import main

@@ -149,12 +149,14 @@ def prepare(args):
 def run(args):
     """Run the experiment; a trial that raises ends it with one line on stderr and exit 1
     (the trials finished before it stay in OUT/trials/, and ``--resume`` runs only the rest)."""
-    from sim.experiments.trials import JobError
+    from sim.experiments.trials import JobError, check_scheduler
 
     jobs = args.jobs or (os.cpu_count() or 1)
     run_named = {"onpolicy": _deployed, "swingup": _deployed, "drift": _drift, "fig3": _learning,
                  "fig4": _learning, "calibration": _calibration, "fig5": _variance, "adapt": _adapt}[args.name]
     try:
+        if args.scheduler is not None:      # before the trial store replaces anything
+            check_scheduler(args.scheduler)
         return run_named(args, jobs)
     except JobError as e:
         print(f"kbt experiment: error: {e}{_where(e.__cause__)}; {_kept(args)}", file=sys.stderr)

@@ -215,12 +215,31 @@ def _run_pool(fn, jobs, todo, names, finished, *, workers, label):
         pool.shutdown(wait=clean, cancel_futures=True)
 
 
+def check_scheduler(scheduler):
+    """Connect to the Dask scheduler at ``scheduler`` once and disconnect: what a caller does
+    before it changes anything (e.g. replaces stored trials), so a bad address loses nothing.
+
+    Raises
+    ------
+    ValueError
+        ``scheduler`` is not an address (e.g. no port).
+    OSError
+        The scheduler cannot be reached within ``CONNECT_TIMEOUT``.
+    """
+    with _client(scheduler):
+        pass
+
+
 @contextlib.contextmanager
 def _client(scheduler):
     """A ``distributed.Client`` on the Dask scheduler at ``scheduler``; closed at exit."""
     from distributed import Client
 
-    with Client(scheduler, timeout=CONNECT_TIMEOUT) as client:
+    try:
+        client = Client(scheduler, timeout=CONNECT_TIMEOUT)
+    except ValueError as e:         # distributed's words for a malformed address, e.g. no port
+        raise ValueError(f"scheduler: {e}; expected an address such as tcp://127.0.0.1:8786") from e
+    with client:
         yield client
 
 
