@@ -32,6 +32,11 @@ def test_run_gated_labels_reports_takeovers(tmp_path, capsys):
     (["run", "--stream", "onpolicy", "--labels", "uncertain", "--ask-above", "-1"], "--ask-above"),
     (["run", "--method", "lqr", "--labels", "random"], "--labels"),
     (["experiment", "fig3", "--ask-above", "1"], "--ask-above"),
+    # a setting of the other label mode, or of none, would be silently ignored
+    (["run", "--ask-above", "1"], "--ask-above: applies only with --labels uncertain"),
+    (["run", "--stream", "onpolicy", "--labels", "random", "--ask-above", "1"], "--labels uncertain"),
+    (["run", "--stream", "onpolicy", "--label-rate", "0.3"], "--label-rate: applies only with --labels random"),
+    (["run", "--prior-var", "1", "2"], "--prior-var: expected one variance"),
 ])
 def test_bad_label_flags_fail_before_work(argv, words, capsys):
     with pytest.raises(SystemExit) as e:

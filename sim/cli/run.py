@@ -142,6 +142,9 @@ def _check_learning_args(args):
     fl.check_real("--label-rate", args.label_rate, 0.0, 1.0, low_open=True)
     if args.labels != "always" and args.stream != "onpolicy":
         raise ValueError(f"--labels: {args.labels} means the expert takes over some ticks; it needs --stream onpolicy")
+    for dest, mode in (("ask_above", "uncertain"), ("label_rate", "random")):
+        if dest in args.given and args.labels != mode:
+            raise ValueError(f"{args.given[dest]}: applies only with --labels {mode} (here --labels {args.labels})")
     fl.check_real("--probe", args.probe, 0.0, 100.0)
     fl.check_real("--probe-memory", args.probe_memory, 1.0, 1e6)
     fl.check_real("--probe-max", args.probe_max, 0.0, 1e3, low_open=True)
