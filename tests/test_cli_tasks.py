@@ -37,6 +37,8 @@ def test_run_gated_labels_reports_takeovers(tmp_path, capsys):
     (["run", "--stream", "onpolicy", "--labels", "random", "--ask-above", "1"], "--labels uncertain"),
     (["run", "--stream", "onpolicy", "--label-rate", "0.3"], "--label-rate: applies only with --labels random"),
     (["run", "--prior-var", "1", "2"], "--prior-var: expected one variance"),
+    (["experiment", "onpolicy", "--quick", "--methods", "foo"], "--methods: expected one of"),
+    (["experiment", "fig3", "--quick", "--methods", "blob-x"], "--methods: expected blob-C"),
 ])
 def test_bad_label_flags_fail_before_work(argv, words, capsys):
     with pytest.raises(SystemExit) as e:

@@ -22,6 +22,8 @@ def test_parse_change_forms_and_errors():
     for bad in ("400", "x:1,2,3", "400:1,2", "400:1,-2,3", "400:noise=-1", "0:1,1,1"):
         with pytest.raises(ValueError):
             parse_change(bad, TARGET)
+    with pytest.raises(ValueError, match="found noise 'abc'"):       # the form, not Python's float() text
+        parse_change("400:noise=abc", TARGET)
     with pytest.raises(ValueError, match="past the run"):
         check_schedule([Change(500, sigma_data=1.0)], 400)
     with pytest.raises(ValueError, match="two changes"):

@@ -158,6 +158,10 @@ def run(args):
         if args.scheduler is not None:      # before the trial store replaces anything
             check_scheduler(args.scheduler)
         return run_named(args, jobs)
+    except ValueError as e:                 # a spec's check of one --methods entry names the library argument
+        if str(e).startswith("method: "):
+            raise ValueError(f"--methods: {str(e).removeprefix('method: ')}") from None
+        raise
     except JobError as e:
         print(f"kbt experiment: error: {e}{_where(e.__cause__)}; {_kept(args)}", file=sys.stderr)
         return 1

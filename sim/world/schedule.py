@@ -64,8 +64,13 @@ def parse_change(text, base: CartPoleParams):
     except ValueError:
         raise ValueError(f"{form}, but found tick {tick!r}") from None
     if what.startswith("noise="):
+        value = what[len("noise="):]
         try:
-            return Change(at, sigma_data=float(what[len("noise="):]))
+            var = float(value)
+        except ValueError:
+            raise ValueError(f"{form}, but found noise {value!r}") from None
+        try:
+            return Change(at, sigma_data=var)
         except ValueError as e:
             raise ValueError(f"{text!r}: {e}") from None
     try:
