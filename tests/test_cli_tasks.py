@@ -39,6 +39,9 @@ def test_run_gated_labels_reports_takeovers(tmp_path, capsys):
     (["run", "--prior-var", "1", "2"], "--prior-var: expected one variance"),
     (["experiment", "onpolicy", "--quick", "--methods", "foo"], "--methods: expected one of"),
     (["experiment", "fig3", "--quick", "--methods", "blob-x"], "--methods: expected blob-C"),
+    # a picture's name is checked before the run it would draw
+    (["run", "--plot", "run.txt"], "--plot: expected a file name ending in"),
+    (["view", "--screenshot", "view.txt", "--seconds", "0.1"], "--screenshot: expected a file name ending in .png"),
 ])
 def test_bad_label_flags_fail_before_work(argv, words, capsys):
     with pytest.raises(SystemExit) as e:

@@ -128,12 +128,34 @@ def check_output_dir(flag, path):
         raise ValueError(f"{flag}: cannot create {p}: {ancestor} is not writable")
 
 
+#: the formats pygame.image.save writes, by the name's ending (any other name gets a TGA file)
+SCREENSHOT_FORMATS = ("png", "jpg", "jpeg", "bmp", "tga")
+
+
 def check_outputs(args, outputs):
-    """``outputs``: (flag, dest, "file" or "dir") of a command's output paths."""
+    """``outputs``: (flag, dest, kind) of a command's output paths; kind "dir", "file", or "plot" /
+    "screenshot": a file whose name ends in a format matplotlib / pygame writes."""
     for flag, dest, kind in outputs:
         path = getattr(args, dest, None)
-        if path is not None:
-            (check_output_file if kind == "file" else check_output_dir)(flag, path)
+        if path is None:
+            continue
+        (check_output_dir if kind == "dir" else check_output_file)(flag, path)
+        if kind in ("plot", "screenshot"):
+            check_image_format(flag, path, plot_formats() if kind == "plot" else SCREENSHOT_FORMATS)
+
+
+def plot_formats():
+    """The file formats matplotlib saves a figure in (png, pdf, svg, ...)."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    return tuple(sorted(FigureCanvasBase.get_supported_filetypes()))
+
+
+def check_image_format(flag, path, formats):
+    """Checked before the work, so a long run is not lost to the name of its picture."""
+    ending = os.path.splitext(os.fspath(path))[1].lower().lstrip(".")
+    if ending not in formats:
+        raise ValueError(f"{flag}: expected a file name ending in .{', .'.join(formats)} but found {path}")
 
 
 

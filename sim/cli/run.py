@@ -14,7 +14,7 @@ from sim.world.cartpole import SYSTEMS
 
 HELP = "run a controller in the closed loop"
 OUTPUTS = (("--json", "json", "file"), ("--save-state", "save_state", "file"), ("--csv", "csv", "file"),
-           ("--plot", "plot", "file"), ("--frames", "frames", "dir"))
+           ("--plot", "plot", "plot"), ("--frames", "frames", "dir"))
 MEMORY = ("retrain", "blob")
 
 

@@ -9,7 +9,7 @@ from sim.cli import flags as fl
 from sim.cli.resume import load_state, restore_run_settings, stream_position
 
 HELP = "watch a controller live in a pygame window"
-OUTPUTS = (("--screenshot", "screenshot", "file"), ("--frames", "frames", "dir"))
+OUTPUTS = (("--screenshot", "screenshot", "screenshot"), ("--frames", "frames", "dir"))
 OFFSCREEN_SECONDS = 10.0          # off-screen (--frames/--screenshot/--headless) without --seconds
 
 
