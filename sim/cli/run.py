@@ -46,7 +46,8 @@ def add_arguments(p):
     p.add_argument("--view", action="store_true", help="watch the run in a pygame window")
     p.add_argument("--frames", metavar="DIR", help="with --view: render off-screen and save every frame as PNG "
                                                    "into DIR, no window needed (default: no frames saved)")
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
+    p.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="learning methods: hide the progress bar (the fixed ones have none)")
 
 
 def _add_deployment_args(g):

@@ -35,7 +35,8 @@ def add_arguments(p):
     p.add_argument("--weights", metavar="PATH|NAME", help=fl.WEIGHTS_HELP)
     p.add_argument("--load-state", metavar="PATH", help="start from a saved head (default: the pre-trained prior)")
     p.add_argument("--allow-prior", action="store_true", help="if --load-state cannot be read, use the prior")
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
+    p.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="learning methods: hide the progress bar (the fixed ones have none)")
     p.set_defaults(save_state=None)
 
 
