@@ -151,6 +151,9 @@ class BLoBController:
         seen so far -- the memory stands in for all of them, so the likelihood
         of everything seen is ``seen / n`` times the memory's; or ``"memory"``,
         the n samples in the memory (the ELBO of the memory alone). docs/blob.md.
+    kl_lr : float
+        Step size of the plain SGD on the KL (complexity) term, >= 0, kept apart from
+        the likelihood's Adam as in BLoB (docs/blob.md); 0 leaves the KL out.
     seed : int
     """
 

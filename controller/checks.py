@@ -28,6 +28,8 @@ def as_float_array(name, value, shape=None, *, finite=True, dtype=np.float64):
         With a list, any one of the shapes is accepted.
     finite : bool
         Reject NaN and infinite entries.
+    dtype : numpy dtype
+        The array's float type (default float64).
 
     Returns
     -------

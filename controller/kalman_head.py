@@ -280,7 +280,10 @@ class KalmanHead:
             scale, docs/output-update.md); added to R in the kalman update, the posterior covariance in
             the paper's update. Default zero.
 
-        The head is unchanged when an input is rejected (ValueError).
+        Raises
+        ------
+        ValueError
+            An input is rejected; the head is unchanged.
         """
         H, Y, C = self._check_sample(h, y, data_cov)
         for b in range(H.shape[0]):

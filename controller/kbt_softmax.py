@@ -20,7 +20,7 @@ import numpy as np
 from controller.kalman_head import HeadConfig, KalmanHead
 from controller.transformer_numba import FastInference
 from controller.model import TransformerPolicy
-from controller.checks import as_float_array, check_positive
+from controller.checks import as_float_array, check_choice, check_positive
 from controller.features import feature_standardiser
 from controller.identity import digest
 
@@ -46,6 +46,10 @@ class SoftmaxKBTController:
     head_config : HeadConfig, optional
     sigma_data : float
         Variance (N^2) of the label noise the data are believed to carry, >= 0.
+    standardise : bool or "whiten"
+        True (default): the head reads the features standardised per coordinate
+        (``feature_standardiser``), its prior mean rewritten so that the logits are the
+        pre-trained ones; "whiten": decorrelated as well; False: the raw features.
     """
 
     name = "kbt-softmax"
@@ -60,7 +64,7 @@ class SoftmaxKBTController:
         if self.head_config.output != "softmax":
             raise ValueError("head_config.output: the controller needs output='softmax'")
         self.sigma_data = check_positive("sigma_data", sigma_data, allow_zero=True)
-        self.standardise = standardise
+        self.standardise = check_choice("standardise", standardise, (True, False, "whiten"))
         W_O = policy.head_weights
         d = W_O.shape[0] - 1
         if standardise:
