@@ -243,6 +243,9 @@ def test_library_messages_are_mapped_to_flags(capsys):
     assert cli_flags.flag_message("prior_var[1]: expected > 0") == "--prior-var[1]: expected > 0"
     assert cli_flags.flag_message("--seed: unchanged") == "--seed: unchanged"
     assert cli_flags.flag_message("somefile.npz: corrupt") == "somefile.npz: corrupt"
+    # a command's own names (kbt experiment checks each --methods entry as the library's ``method``)
+    assert cli_flags.flag_message("method: unknown", {"method": "--methods"}) == "--methods: unknown"
+    assert cli_flags.flag_message("method: unknown") == "method: unknown"
 
 
 # ------------------------------------------------------------------ 5. state files

@@ -3,7 +3,8 @@
 Each command module (``lqr``, ``run``, ``view``, ``profile``, ``experiment``,
 ``pretrain``, ``family``, ``export``, ``pil``) owns its options and its work: ``HELP``,
 ``add_arguments(parser)``, ``run(args) -> exit code``, and optionally
-``OUTPUTS`` (the output paths to check), ``prepare(args)`` (defaults that depend
+``OUTPUTS`` (the output paths to check), ``FLAG_NAMES`` (its own library-name ->
+flag entries for error messages), ``prepare(args)`` (defaults that depend
 on other flags) and ``check(args)`` (every check that needs no work).
 ``flags`` holds the flags and checks several commands share, ``resume`` the
 state-file flags, ``parser`` the scaffolding. ``main`` runs the checks before
@@ -67,7 +68,7 @@ def main(argv=None):
         _prepare_and_check(args, module)     # before any work
         return module.run(args)
     except ValueError as e:
-        parser.exit(2, f"{prog}: error: {flag_message(str(e))}\n")
+        parser.exit(2, f"{prog}: error: {flag_message(str(e), getattr(module, 'FLAG_NAMES', None))}\n")
     except KeyboardInterrupt:
         after = getattr(args, "interrupted_after", None)
         parser.exit(130, f"{prog}: interrupted" + (f" after {after}" if after else "") + "\n")

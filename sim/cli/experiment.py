@@ -17,6 +17,7 @@ from sim.cli.experiment_specs import (adapt_spec, add_spec_arguments, baseline_s
 
 HELP = "reproduce a figure of the paper (JSON, CSV, PNG)"
 OUTPUTS = (("--out", "out", "dir"),)
+FLAG_NAMES = {"method": "--methods"}      # a spec checks each --methods entry as the library's ``method``
 NAMES = ("fig3", "fig4", "fig5", "calibration", "onpolicy", "swingup", "drift", "adapt")
 
 
@@ -158,10 +159,6 @@ def run(args):
         if args.scheduler is not None:      # before the trial store replaces anything
             check_scheduler(args.scheduler)
         return run_named(args, jobs)
-    except ValueError as e:                 # a spec's check of one --methods entry names the library argument
-        if str(e).startswith("method: "):
-            raise ValueError(f"--methods: {str(e).removeprefix('method: ')}") from None
-        raise
     except JobError as e:
         print(f"kbt experiment: error: {e}{_where(e.__cause__)}; {_kept(args)}", file=sys.stderr)
         return 1

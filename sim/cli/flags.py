@@ -48,11 +48,13 @@ FLAG_NAMES = {
 }
 
 
-def flag_message(text):
-    """``"n_episodes: expected ..."`` -> ``"--episodes: expected ..."`` (messages naming a flag stay as they are)."""
+def flag_message(text, names=None):
+    """``"n_episodes: expected ..."`` -> ``"--episodes: expected ..."`` (messages naming a flag stay as they are).
+    ``names``: a command's own library-name -> flag entries, over ``FLAG_NAMES``."""
+    names = FLAG_NAMES if names is None else {**FLAG_NAMES, **names}
     m = re.match(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[[^\]]*\])?): ", text)
-    if m and m.group(1) in FLAG_NAMES:
-        return FLAG_NAMES[m.group(1)] + m.group(2) + text[m.end() - 2:]
+    if m and m.group(1) in names:
+        return names[m.group(1)] + m.group(2) + text[m.end() - 2:]
     return text
 
 
