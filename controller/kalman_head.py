@@ -132,10 +132,8 @@ class HeadConfig:
         check_choice("covariance", self.covariance, ("block", "dense"))
         pv = DEFAULT_PRIOR_VAR[self.output] if self.prior_var is None else self.prior_var
         pv = pv if isinstance(pv, (tuple, list)) else (pv,)
-        if not 1 <= len(pv) <= self.n_layers:       # one for every layer, or fewer: the last repeats
-            many = "one variance" if self.n_layers == 1 else f"1 to {self.n_layers} variances"
-            raise ValueError(f"prior_var: expected {many} (one per head layer; {self.n_layers} here) "
-                             f"but found {len(pv)}")
+        if not pv:
+            raise ValueError("prior_var: expected at least one variance")
         object.__setattr__(self, "prior_var", tuple(check_positive("prior_var", v) for v in pv))
         r = DEFAULT_OBS_NOISE[self.output] if self.obs_noise is None else self.obs_noise
         object.__setattr__(self, "obs_noise", check_positive("obs_noise", r, allow_zero=True))

@@ -282,6 +282,12 @@ def check_head_args(args):
                          "std is about 200 N (forces are clipped at 30 N) and it does not learn TARGET in 100 samples "
                          "(docs/head-layers.md). Only kbt-softmax takes --head-layers >= 2")
     check_real("--prior-var", getattr(args, "prior_var", None), 0.0, 1e6, low_open=True)
+    layers = getattr(args, "head_layers", None) or 1
+    resumed = getattr(args, "load_state", None) and args.head_layers is None   # the file's layers, read later
+    if len(getattr(args, "prior_var", None) or ()) > layers and not resumed:   # one per layer is read, no more
+        many = "one variance" if layers == 1 else f"1 to {layers} variances"
+        raise ValueError(f"--prior-var: expected {many} (one per head layer, --head-layers {layers}) "
+                         f"but found {len(args.prior_var)}")
     check_real("--obs-noise", getattr(args, "obs_noise", None), 1e-8, 1e6)
     check_real("--robust", getattr(args, "robust", None), 0.0, 1e3)
     check_real("--detect", getattr(args, "detect", None), 0.0, 1e6)
