@@ -283,7 +283,7 @@ def check_head_args(args):
                          "(docs/head-layers.md). Only kbt-softmax takes --head-layers >= 2")
     check_real("--prior-var", getattr(args, "prior_var", None), 0.0, 1e6, low_open=True)
     layers = getattr(args, "head_layers", None) or 1
-    resumed = getattr(args, "load_state", None) and args.head_layers is None   # the file's layers, read later
+    resumed = getattr(args, "load_state", None) and getattr(args, "head_layers", None) is None   # file's layers
     if len(getattr(args, "prior_var", None) or ()) > layers and not resumed:   # one per layer is read, no more
         many = "one variance" if layers == 1 else f"1 to {layers} variances"
         raise ValueError(f"--prior-var: expected {many} (one per head layer, --head-layers {layers}) "
